@@ -1,0 +1,1 @@
+"""rsl_rl agent configurations of RoArm tasks."""

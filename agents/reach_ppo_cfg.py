@@ -1,0 +1,16 @@
+"""PPO for RoArm-Reach-v0, sized to train on a 2-core laptop in under ten minutes."""
+
+from roarm_lab.compat import configclass
+from roarm_lab.rl.runner_cfg import RslRlMlpModelCfg, RslRlOnPolicyRunnerCfg
+
+
+@configclass
+class RoArmReachPPORunnerCfg(RslRlOnPolicyRunnerCfg):
+    experiment_name: str = "roarm_reach"
+    max_iterations: int = 300
+    num_steps_per_env: int = 24
+    save_interval: int = 50
+    actor: RslRlMlpModelCfg = RslRlMlpModelCfg(
+        hidden_dims=[128, 128], distribution_cfg={"class_name": "rsl_rl.modules.GaussianDistribution",
+                                                  "init_std": 1.0, "std_type": "log"})
+    critic: RslRlMlpModelCfg = RslRlMlpModelCfg(hidden_dims=[128, 128])

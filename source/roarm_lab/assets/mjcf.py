@@ -1,0 +1,82 @@
+"""Compile the project's URDF into a MuJoCo model with ``mujoco.MjSpec`` and add what URDF cannot say.
+
+Added here, all read from the joint table: position actuators that behave like the serial bus servos
+(kp, kv, force range), joint armature and friction loss, contact excludes for the pairs that touch by
+construction, a table plane, the base height, and a ``hand_tcp`` site (MuJoCo would merge the fixed
+TCP link into ``link5``).
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from roarm_lab.assets.joint_table import BASE_HEIGHT_M, JOINTS, TCP_FRAME, TCP_LINK
+from roarm_lab.assets.links import DISABLED_COLLISIONS
+from roarm_lab.assets.urdf import URDF_PATH
+
+DEFAULT_PHYSICS_DT = 1.0 / 60.0
+TABLE_GEOM = "table"
+DISTAL_LINKS = ("link3", "link4", "link5", "gripper_link")
+
+
+def build_spec(physics_dt: float = DEFAULT_PHYSICS_DT) -> mujoco.MjSpec:
+    """An editable MjSpec of the arm on a table; compile it with ``.compile()``."""
+    spec = mujoco.MjSpec.from_file(str(URDF_PATH))
+    spec.modelname = "roarm_m3"
+    spec.compiler.fusestatic = False  # keep base_link and hand_tcp as frames we can address
+    spec.compiler.discardvisual = False
+    spec.option.timestep = physics_dt
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    spec.option.cone = mujoco.mjtCone.mjCONE_PYRAMIDAL
+
+    spec.body("base_link").pos = [0.0, 0.0, BASE_HEIGHT_M]
+
+    # The fixed TCP link becomes a site on link5 with the same pose.
+    tcp_body = spec.body(TCP_FRAME)
+    tcp_pos, tcp_quat = np.array(tcp_body.pos), np.array(tcp_body.quat)
+    spec.delete(tcp_body)
+    spec.body(TCP_LINK).add_site(name=TCP_FRAME, pos=tcp_pos, quat=tcp_quat, size=[0.008, 0.008, 0.008],
+                                 rgba=[1.0, 0.3, 0.1, 1.0])
+
+    spec.worldbody.add_geom(name=TABLE_GEOM, type=mujoco.mjtGeom.mjGEOM_PLANE, size=[1.0, 1.0, 0.05],
+                            rgba=[0.35, 0.38, 0.42, 1.0])
+
+    for j in JOINTS:
+        jnt = spec.joint(j.name)
+        jnt.armature = j.armature
+        # damping and friction loss come from the URDF's <dynamics>; armature has no URDF field
+        act = spec.add_actuator(name=j.short, target=j.name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
+        act.set_to_position(kp=j.kp, kv=j.kv)
+        act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+        act.ctrlrange = [j.lower, j.upper]
+        act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+        act.forcerange = [-j.effort, j.effort]
+
+    for a, b in DISABLED_COLLISIONS:
+        spec.add_exclude(bodyname1=a, bodyname2=b)
+    # Contacts that can happen within the safe joint box: the forearm, wrist and hand against the table
+    # and against the base. Bit 1 marks obstacles (table, base), bit 2 the links that can hit them;
+    # the upper arm and link1 cannot reach either, so they skip collision detection entirely.
+    for geom in spec.geoms:
+        geom.contype, geom.conaffinity = 0, 0
+    for name in (TABLE_GEOM, "base_link_collision"):
+        spec.geom(name).contype, spec.geom(name).conaffinity = 1, 0
+    for body in DISTAL_LINKS:
+        spec.geom(f"{body}_collision").contype, spec.geom(f"{body}_collision").conaffinity = 0, 1
+
+    home = [j.home for j in JOINTS]
+    spec.add_key(name="home", qpos=home, ctrl=home)
+    return spec
+
+
+def build_model(physics_dt: float = DEFAULT_PHYSICS_DT) -> mujoco.MjModel:
+    """The compiled MuJoCo model of the arm."""
+    return build_spec(physics_dt).compile()
+
+
+def model_to_xml(physics_dt: float = DEFAULT_PHYSICS_DT) -> str:
+    """MJCF text of the compiled model (for viewers and for users who want a file)."""
+    spec = build_spec(physics_dt)
+    spec.compile()
+    return spec.to_xml()

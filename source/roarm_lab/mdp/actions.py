@@ -1,0 +1,94 @@
+"""The arm's action term: joint position targets around home, clamped to the safe box, optionally delayed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from roarm_lab.compat import ActionTerm, ActionTermCfg, MISSING, configclass
+
+
+class ServoJointPositionAction(ActionTerm):
+    """``target = offset + scale * action``, clamped to the safe joint box, sent after ``latency`` steps.
+
+    Absolute targets (offset = home) rather than relative increments: a lost message or a restart can
+    never integrate into drift on the real arm, and the bridge sends exactly what the simulator applied.
+    """
+
+    cfg: "ServoJointPositionActionCfg"
+
+    def __init__(self, cfg: "ServoJointPositionActionCfg", env: Any):
+        super().__init__(cfg, env)
+        self._joint_ids, self._joint_names = self._asset.find_joints(cfg.joint_names, preserve_order=True)
+        n, k = env.num_envs, len(self._joint_ids)
+        dev = env.device
+        self._scale = torch.tensor([cfg.scale[j] if isinstance(cfg.scale, dict) else cfg.scale
+                                    for j in self._joint_names], device=dev)
+        self._offset = self._asset.data.default_joint_pos[:, self._joint_ids].clone() if cfg.use_default_offset \
+            else torch.zeros(n, k, device=dev)
+        limits = self._asset.data.soft_joint_pos_limits[0, self._joint_ids]
+        self._lower, self._upper = limits[:, 0].clone(), limits[:, 1].clone()
+        self._raw = torch.zeros(n, k, device=dev)
+        self._processed = self._offset.clone()
+        self._history = self._offset.unsqueeze(1).repeat(1, cfg.max_latency_steps + 1, 1)
+        self._latency = torch.zeros(n, dtype=torch.long, device=dev)
+        self._rows = torch.arange(n, device=dev)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self._joint_ids)
+
+    @property
+    def joint_names(self) -> list[str]:
+        return list(self._joint_names)
+
+    @property
+    def raw_actions(self) -> torch.Tensor:
+        return self._raw
+
+    @property
+    def processed_actions(self) -> torch.Tensor:
+        return self._processed
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self._scale
+
+    @property
+    def offset(self) -> torch.Tensor:
+        return self._offset[0]
+
+    @property
+    def limits(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._lower, self._upper
+
+    def set_latency(self, steps: torch.Tensor, env_ids: torch.Tensor) -> None:
+        if int(steps.max()) > self.cfg.max_latency_steps:
+            raise ValueError(f"latency {int(steps.max())} exceeds max_latency_steps={self.cfg.max_latency_steps}")
+        self._latency[env_ids] = steps
+
+    def process_actions(self, actions: torch.Tensor) -> None:
+        self._raw.copy_(actions)
+        target = torch.clamp(self._offset + self._scale * actions, self._lower, self._upper)
+        self._history = torch.roll(self._history, 1, dims=1)
+        self._history[:, 0] = target
+        self._processed = self._history[self._rows, self._latency]
+
+    def apply_actions(self) -> None:
+        self._asset.set_joint_position_target(self._processed, joint_ids=self._joint_ids)
+
+    def reset(self, env_ids: torch.Tensor | None = None) -> None:
+        ids = slice(None) if env_ids is None else env_ids
+        self._raw[ids] = 0.0
+        self._history[ids] = self._offset[ids].unsqueeze(1)
+        self._processed[ids] = self._offset[ids]
+
+
+@configclass
+class ServoJointPositionActionCfg(ActionTermCfg):
+    class_type: type = ServoJointPositionAction
+    joint_names: list[str] = MISSING
+    scale: float | dict[str, float] = 1.0
+    use_default_offset: bool = True
+    max_latency_steps: int = 2

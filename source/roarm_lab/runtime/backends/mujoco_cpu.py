@@ -1,0 +1,172 @@
+"""The MuJoCo C engine stepping every environment in native threads (``mujoco.batch.Batch``).
+
+One ``MjModel`` is compiled; the fields that domain randomization changes (masses, armature, passive
+damping, servo gains and calibration offsets) are expanded per simulation, so each environment has its
+own physical parameters without one Python object per environment. State lives in the batch's rows and
+is exposed as numpy views; the articulation copies it into torch tensors once per control step.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+from mujoco import batch as mjbatch
+
+from roarm_lab.assets.joint_table import JOINTS, TCP_FRAME
+from roarm_lab.assets.mjcf import build_spec
+from roarm_lab.runtime.backends.base import PhysicsBackend
+
+_DIVERGENCE_WARNINGS = [
+    mujoco.mjtWarning.mjWARN_BADQPOS.value,
+    mujoco.mjtWarning.mjWARN_BADQVEL.value,
+    mujoco.mjtWarning.mjWARN_BADQACC.value,
+]
+
+
+class MujocoCpuBackend(PhysicsBackend):
+    """N simulations of the RoArm-M3 model on ``nthread`` native threads."""
+
+    name = "mujoco-cpu"
+
+    def __init__(self, num_envs: int, physics_dt: float, nthread: int = 0, friction_velocity_eps: float = 0.05):
+        spec = build_spec(physics_dt)
+        # Coulomb friction is applied as a smooth torque at the control rate (see apply_joint_friction),
+        # not as MuJoCo friction-loss constraints, which cost ~40 % of the step for a 6-dof arm.
+        for j in JOINTS:
+            spec.joint(j.name).frictionloss = 0.0
+        self.model = spec.compile()
+        self.num_envs = num_envs
+        self.physics_dt = physics_dt
+        self.batch = mjbatch.Batch(self.model, num_envs, nthread=nthread)
+        self.batch.reset(keyframe=np.zeros(num_envs, dtype=np.int32))
+        m = self.model
+        self.joint_names = [m.joint(i).name for i in range(m.njnt)]
+        bodies = [m.body(i).name for i in range(1, m.nbody)]
+        self.body_names = bodies + [TCP_FRAME]
+        self._tcp_site = m.site(TCP_FRAME).id
+        self.qpos = self.batch.bind("qpos")
+        self.qvel = self.batch.bind("qvel")
+        self.ctrl = self.batch.bind("ctrl")
+        self.qfrc_applied = self.batch.bind("qfrc_applied")
+        self._xpos = self.batch.bind("xpos")
+        self._xquat = self.batch.bind("xquat")
+        self._site_xpos = self.batch.bind("site_xpos")
+        self._site_xmat = self.batch.bind("site_xmat")
+        self._warnings = self.batch.warning
+        self._friction_eps = friction_velocity_eps
+        nj = m.njnt
+        self.friction = np.tile(np.array([j.friction for j in JOINTS]), (num_envs, 1))
+        self.calibration_offset = np.zeros((num_envs, nj))
+        # per-simulation copies of the fields randomization writes
+        self._mass = self.batch.expand("body_mass")
+        self._inertia = self.batch.expand("body_inertia")
+        self._armature = self.batch.expand("dof_armature")
+        self._damping = self.batch.expand("dof_damping")
+        self._gainprm = self.batch.expand("actuator_gainprm")
+        self._biasprm = self.batch.expand("actuator_biasprm")
+        self.default_mass = m.body_mass[1:].copy()
+        self.default_inertia = m.body_inertia[1:].copy()
+        self.default_armature = m.dof_armature.copy()
+        self.default_damping = m.dof_damping.copy()
+        self.default_kp = m.actuator_gainprm[:, 0].copy()
+        self.default_kv = -m.actuator_biasprm[:, 2].copy()
+        self.default_friction = self.friction[0].copy()
+        self.joint_limits = m.jnt_range.copy()
+        self.forward()
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, nstep: int) -> np.ndarray:
+        """Advance all simulations ``nstep`` physics steps; return the mask of simulations that diverged.
+
+        A diverged simulation (non-finite state, or MuJoCo's own bad-qpos/qvel/qacc reset) is put back at
+        its home keyframe here; the caller resets its episode and counts it.
+        """
+        before = self._warnings[:, _DIVERGENCE_WARNINGS, 1].sum(axis=1)
+        bad_in = ~np.isfinite(self.qpos).all(axis=1) | ~np.isfinite(self.qvel).all(axis=1)
+        try:
+            self.batch.step(nstep=nstep, stage=mujoco.mjtStage.mjSTAGE_POS.value)
+            failed = np.zeros(self.num_envs, dtype=bool)
+        except mjbatch.SimulationError as err:
+            failed = np.zeros(self.num_envs, dtype=bool)
+            failed[np.asarray(err.ids)] = True
+        after = self._warnings[:, _DIVERGENCE_WARNINGS, 1].sum(axis=1)
+        bad = bad_in | failed | (after > before) | ~np.isfinite(self.qpos).all(axis=1) | ~np.isfinite(self.qvel).all(axis=1)
+        if bad.any():
+            ids = np.flatnonzero(bad)
+            self.batch.reset(ids, keyframe=np.zeros(len(ids), dtype=np.int32))
+        return bad
+
+    def forward(self, env_ids: np.ndarray | None = None) -> None:
+        self.batch.forward(env_ids, stage=mujoco.mjtStage.mjSTAGE_POS.value)
+
+    # ------------------------------------------------------------------ state
+    def frame_positions(self) -> np.ndarray:
+        """(N, nbody-1+1, 3): world positions of every body after the world, then the TCP site."""
+        return np.concatenate([self._xpos[:, 1:], self._site_xpos[:, self._tcp_site: self._tcp_site + 1]], axis=1)
+
+    def frame_quats(self) -> np.ndarray:
+        """(N, nbody, 4) wxyz world orientations, the TCP's from its site matrix."""
+        tcp = np.empty((self.num_envs, 1, 4))
+        mats = self._site_xmat[:, self._tcp_site]
+        for i in range(self.num_envs):  # only used for logging and recording, never in the step path
+            mujoco.mju_mat2Quat(tcp[i, 0], mats[i])
+        return np.concatenate([self._xquat[:, 1:], tcp], axis=1)
+
+    def write_joint_state(self, env_ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        """Teleport joints; the reported position includes each env's calibration offset, so remove it."""
+        self.qpos[env_ids] = qpos + self.calibration_offset[env_ids]
+        self.qvel[env_ids] = qvel
+        self.forward(env_ids)
+
+    def set_targets(self, targets: np.ndarray) -> None:
+        """Servo targets in the reported (calibrated) joint frame, all envs, all joints."""
+        self.ctrl[:] = targets
+
+    def apply_joint_friction(self) -> None:
+        """Coulomb friction as a smooth torque ``-f tanh(qd / eps)``, held over the control period."""
+        np.multiply(-self.friction, np.tanh(self.qvel / self._friction_eps), out=self.qfrc_applied)
+
+    # ------------------------------------------------------------------ per-environment parameters
+    def set_masses(self, env_ids: np.ndarray, body_ids: np.ndarray, masses: np.ndarray) -> None:
+        """Body masses; inertias scale with them so the radius of gyration is kept."""
+        idx = np.ix_(env_ids, body_ids + 1)
+        ratio = masses / self._mass[idx]
+        self._mass[idx] = masses
+        self._inertia[idx] = self._inertia[idx] * ratio[..., None]
+
+    def set_gains(self, env_ids: np.ndarray, joint_ids: np.ndarray, kp: np.ndarray, kv: np.ndarray) -> None:
+        idx = np.ix_(env_ids, joint_ids)
+        self._gainprm[idx + (0,)] = kp
+        self._biasprm[idx + (1,)] = -kp
+        self._biasprm[idx + (2,)] = -kv
+        self._biasprm[idx + (0,)] = kp * self.calibration_offset[idx]
+
+    def set_armature(self, env_ids: np.ndarray, joint_ids: np.ndarray, armature: np.ndarray) -> None:
+        self._armature[np.ix_(env_ids, joint_ids)] = armature
+
+    def set_damping(self, env_ids: np.ndarray, joint_ids: np.ndarray, damping: np.ndarray) -> None:
+        self._damping[np.ix_(env_ids, joint_ids)] = damping
+
+    def set_friction(self, env_ids: np.ndarray, joint_ids: np.ndarray, friction: np.ndarray) -> None:
+        self.friction[np.ix_(env_ids, joint_ids)] = friction
+
+    def set_calibration_offset(self, env_ids: np.ndarray, joint_ids: np.ndarray, offset: np.ndarray) -> None:
+        """A servo whose zero is off by ``offset``: it drives the joint to target + offset and reports q - offset.
+
+        Realised as a bias in the position actuator (``kp * offset``) and in the reported position.
+        """
+        idx = np.ix_(env_ids, joint_ids)
+        self.calibration_offset[idx] = offset
+        self._biasprm[idx + (0,)] = self._gainprm[idx + (0,)] * offset
+
+    def gains(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._gainprm[:, :, 0].copy(), -self._biasprm[:, :, 2].copy()
+
+    def masses(self) -> np.ndarray:
+        return self._mass[:, 1:].copy()
+
+    def armature(self) -> np.ndarray:
+        return self._armature.copy()
+
+    def damping(self) -> np.ndarray:
+        return self._damping.copy()

@@ -1,0 +1,183 @@
+"""The subset of Isaac Lab's configuration classes that RoArm tasks use, under the same names and fields.
+
+Used only when ``isaaclab`` cannot be imported (see ``roarm_lab.compat``). A test parses Isaac Lab's
+source (the ``isaaclab`` wheel) and checks that every class and field declared here exists there, so a
+task written against these classes is a valid Isaac Lab task.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal
+
+from roarm_lab.runtime.configclass import MISSING, configclass
+from roarm_lab.runtime import noise as noise_fns
+
+
+# ----------------------------------------------------------------------------- scene entities
+@configclass
+class SceneEntityCfg:
+    """Names an asset of the scene and, optionally, some of its joints or bodies (resolved to ids)."""
+
+    name: str = MISSING
+    joint_names: str | list[str] | None = None
+    joint_ids: list[int] | slice = slice(None)
+    body_names: str | list[str] | None = None
+    body_ids: list[int] | slice = slice(None)
+    preserve_order: bool = False
+
+    def resolve(self, scene: Any) -> None:
+        """Fill ``joint_ids`` / ``body_ids`` from the names (errors name the asset and the choices)."""
+        asset = scene[self.name]
+        if self.joint_names is not None:
+            ids, _ = asset.find_joints(self.joint_names, preserve_order=self.preserve_order)
+            self.joint_ids = slice(None) if len(ids) == asset.num_joints and ids == list(range(len(ids))) else ids
+        if self.body_names is not None:
+            ids, _ = asset.find_bodies(self.body_names, preserve_order=self.preserve_order)
+            self.body_ids = ids
+
+
+# ----------------------------------------------------------------------------- noise
+@configclass
+class NoiseCfg:
+    func: Callable = MISSING
+    operation: Literal["add", "scale", "abs"] = "add"
+
+
+@configclass
+class UniformNoiseCfg(NoiseCfg):
+    func: Callable = noise_fns.uniform_noise
+    n_min: float = -1.0
+    n_max: float = 1.0
+
+
+@configclass
+class GaussianNoiseCfg(NoiseCfg):
+    func: Callable = noise_fns.gaussian_noise
+    mean: float = 0.0
+    std: float = 1.0
+
+
+AdditiveUniformNoiseCfg = UniformNoiseCfg
+AdditiveGaussianNoiseCfg = GaussianNoiseCfg
+
+
+# ----------------------------------------------------------------------------- manager terms
+@configclass
+class ManagerTermBaseCfg:
+    func: Any = MISSING
+    params: dict[str, Any] = dict()
+
+
+@configclass
+class ObservationTermCfg(ManagerTermBaseCfg):
+    noise: NoiseCfg | None = None
+    clip: tuple[float, float] | None = None
+    scale: tuple[float, ...] | float | None = None
+
+
+@configclass
+class ObservationGroupCfg:
+    concatenate_terms: bool = True
+    enable_corruption: bool = False
+
+
+@configclass
+class RewardTermCfg(ManagerTermBaseCfg):
+    weight: float = MISSING
+
+
+@configclass
+class TerminationTermCfg(ManagerTermBaseCfg):
+    time_out: bool = False
+
+
+@configclass
+class EventTermCfg(ManagerTermBaseCfg):
+    mode: str = MISSING
+    """"startup" (once, at construction), "reset" (every reset) or "interval"."""
+    interval_range_s: tuple[float, float] | None = None
+
+
+@configclass
+class CurriculumTermCfg(ManagerTermBaseCfg):
+    pass
+
+
+@configclass
+class ActionTermCfg:
+    class_type: type = MISSING
+    asset_name: str = MISSING
+    clip: dict[str, tuple] | None = None
+
+
+@configclass
+class CommandTermCfg:
+    class_type: type = MISSING
+    resampling_time_range: tuple[float, float] = MISSING
+    debug_vis: bool = False
+
+
+# ----------------------------------------------------------------------------- assets and scene
+@configclass
+class UrdfFileCfg:
+    asset_path: str = MISSING
+    fix_base: bool = True
+    merge_fixed_joints: bool = False
+
+
+@configclass
+class ImplicitActuatorCfg:
+    joint_names_expr: list[str] = MISSING
+    effort_limit_sim: dict[str, float] | float | None = None
+    velocity_limit_sim: dict[str, float] | float | None = None
+    stiffness: dict[str, float] | float | None = MISSING
+    damping: dict[str, float] | float | None = MISSING
+    armature: dict[str, float] | float | None = None
+    friction: dict[str, float] | float | None = None
+
+
+@configclass
+class ArticulationCfg:
+    @configclass
+    class InitialStateCfg:
+        pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        rot: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+        joint_pos: dict[str, float] = {".*": 0.0}
+        joint_vel: dict[str, float] = {".*": 0.0}
+
+    prim_path: str = MISSING
+    spawn: UrdfFileCfg | None = None
+    init_state: InitialStateCfg = InitialStateCfg()
+    actuators: dict[str, ImplicitActuatorCfg] = MISSING
+    soft_joint_pos_limit_factor: float = 1.0
+
+
+@configclass
+class InteractiveSceneCfg:
+    num_envs: int = MISSING
+    env_spacing: float = MISSING
+    replicate_physics: bool = True
+
+
+@configclass
+class SimulationCfg:
+    dt: float = 1.0 / 60.0
+    device: str = "cpu"
+    render_interval: int = 1
+
+
+@configclass
+class ManagerBasedRLEnvCfg:
+    sim: SimulationCfg = SimulationCfg()
+    seed: int | None = None
+    decimation: int = MISSING
+    scene: InteractiveSceneCfg = MISSING
+    observations: object = MISSING
+    actions: object = MISSING
+    events: object = None
+    is_finite_horizon: bool = False
+    episode_length_s: float = MISSING
+    rewards: object = MISSING
+    terminations: object = MISSING
+    curriculum: object | None = None
+    commands: object | None = None

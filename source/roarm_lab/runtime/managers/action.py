@@ -1,0 +1,86 @@
+"""Action manager: splits the policy's action vector among action terms and applies them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from roarm_lab.runtime.managers.base import iter_terms
+
+
+class ActionTerm:
+    """Base of action terms (Isaac Lab's interface: process once per policy step, apply per physics step)."""
+
+    def __init__(self, cfg: Any, env: Any):
+        self.cfg = cfg
+        self._env = env
+        self._asset = env.scene[cfg.asset_name]
+
+    @property
+    def action_dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def raw_actions(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def processed_actions(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def process_actions(self, actions: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def apply_actions(self) -> None:
+        raise NotImplementedError
+
+    def reset(self, env_ids: torch.Tensor | None = None) -> None:
+        pass
+
+
+class ActionManager:
+    def __init__(self, cfg: Any, env: Any):
+        self._env = env
+        self._terms: dict[str, ActionTerm] = {}
+        for name, term_cfg in iter_terms(cfg):
+            self._terms[name] = term_cfg.class_type(term_cfg, env)
+        self.total_action_dim = sum(t.action_dim for t in self._terms.values())
+        self._action = torch.zeros(env.num_envs, self.total_action_dim, device=env.device)
+        self._prev_action = torch.zeros_like(self._action)
+
+    @property
+    def active_terms(self) -> list[str]:
+        return list(self._terms)
+
+    @property
+    def action(self) -> torch.Tensor:
+        return self._action
+
+    @property
+    def prev_action(self) -> torch.Tensor:
+        return self._prev_action
+
+    def get_term(self, name: str) -> ActionTerm:
+        return self._terms[name]
+
+    def process_action(self, action: torch.Tensor) -> None:
+        if action.shape != self._action.shape:
+            raise ValueError(f"action has shape {tuple(action.shape)}, expected {tuple(self._action.shape)}")
+        self._prev_action.copy_(self._action)
+        self._action.copy_(action)
+        start = 0
+        for term in self._terms.values():
+            term.process_actions(self._action[:, start: start + term.action_dim])
+            start += term.action_dim
+
+    def apply_action(self) -> None:
+        for term in self._terms.values():
+            term.apply_actions()
+
+    def reset(self, env_ids: torch.Tensor) -> dict[str, float]:
+        self._prev_action[env_ids] = 0.0
+        self._action[env_ids] = 0.0
+        for term in self._terms.values():
+            term.reset(env_ids)
+        return {}

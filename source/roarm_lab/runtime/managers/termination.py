@@ -1,0 +1,46 @@
+"""Termination manager: ORs the done terms; time-out terms are reported apart (they are not failures)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from roarm_lab.runtime.managers.base import iter_terms, resolve_term
+
+
+class TerminationManager:
+    def __init__(self, cfg: Any, env: Any):
+        self._env = env
+        self._terms = [(name, t, resolve_term(name, t, env, "termination")) for name, t in iter_terms(cfg)]
+        n = env.num_envs
+        self._term_dones = {name: torch.zeros(n, dtype=torch.bool, device=env.device) for name, _, _ in self._terms}
+        self.terminated = torch.zeros(n, dtype=torch.bool, device=env.device)
+        self.time_outs = torch.zeros(n, dtype=torch.bool, device=env.device)
+
+    @property
+    def active_terms(self) -> list[str]:
+        return [name for name, _, _ in self._terms]
+
+    @property
+    def dones(self) -> torch.Tensor:
+        return self.terminated | self.time_outs
+
+    def compute(self) -> torch.Tensor:
+        self.terminated.zero_()
+        self.time_outs.zero_()
+        for name, cfg, fn in self._terms:
+            value = fn(self._env, **cfg.params)
+            self._term_dones[name] = value
+            if cfg.time_out:
+                self.time_outs |= value
+            else:
+                self.terminated |= value
+        return self.dones
+
+    def get_term(self, name: str) -> torch.Tensor:
+        return self._term_dones[name]
+
+    def reset(self, env_ids: torch.Tensor) -> dict[str, float]:
+        return {f"Episode_Termination/{name}": self._term_dones[name][env_ids].sum().item()
+                for name in self._term_dones}

@@ -1,0 +1,167 @@
+"""RoArm-Reach-v0 in Isaac Lab's manager-based form: every term names a function and its parameters.
+
+Policy at 30 Hz (physics 60 Hz, decimation 2), as the real arm is streamed. Targets are hand positions in
+the base frame drawn from the model-checked reachable workspace; actions are absolute joint targets
+around home for the five arm joints; observations are what the arm's T:1051 feedback can supply.
+"""
+
+from __future__ import annotations
+
+from roarm_lab.assets.joint_table import ARM_JOINTS, TCP_FRAME
+from roarm_lab.assets.links import LINKS
+from roarm_lab.assets.roarm_m3_cfg import ROARM_M3_CFG
+from roarm_lab.compat import (AdditiveUniformNoiseCfg as Unoise, ArticulationCfg, CurriculumTermCfg as CurrTerm,
+                              EventTermCfg as EventTerm, InteractiveSceneCfg, ManagerBasedRLEnvCfg,
+                              ObservationGroupCfg as ObsGroup, ObservationTermCfg as ObsTerm,
+                              RewardTermCfg as RewTerm, SceneEntityCfg, TerminationTermCfg as DoneTerm, configclass)
+from roarm_lab import mdp
+
+ARM = [j.name for j in ARM_JOINTS]
+LINK_NAMES = [link.name for link in LINKS]
+ARM_CFG = SceneEntityCfg("robot", joint_names=ARM, preserve_order=True)
+TCP_CFG = SceneEntityCfg("robot", body_names=[TCP_FRAME])
+
+
+@configclass
+class RoArmSceneCfg(InteractiveSceneCfg):
+    robot: ArticulationCfg = ROARM_M3_CFG
+
+
+@configclass
+class CommandsCfg:
+    ee_pose = mdp.ReachableTargetCommandCfg(
+        asset_name="robot",
+        body_name=TCP_FRAME,
+        resampling_time_range=(3.0, 3.0),
+        joint_box={"base": (-2.6, 2.6), "shoulder": (-1.0, 1.0), "elbow": (0.0, 2.6), "wrist": (-0.8, 1.2),
+                   "roll": (0.0, 0.0)},
+        min_height_above_table_m=0.04,
+        min_radius_m=0.12,
+    )
+
+
+@configclass
+class ActionsCfg:
+    arm_action = mdp.ServoJointPositionActionCfg(
+        asset_name="robot", joint_names=ARM, scale={name: (1.0 if name == ARM[0] else 0.5) for name in ARM},
+        use_default_offset=True, max_latency_steps=2)
+
+
+@configclass
+class ObservationsCfg:
+    @configclass
+    class PolicyCfg(ObsGroup):
+        joint_pos = ObsTerm(func=mdp.joint_pos_rel, params={"asset_cfg": ARM_CFG}, noise=Unoise(n_min=-0.005, n_max=0.005))
+        joint_vel = ObsTerm(func=mdp.joint_vel_finite_difference, params={"asset_cfg": ARM_CFG},
+                            noise=Unoise(n_min=-0.05, n_max=0.05))
+        pose_command = ObsTerm(func=mdp.generated_commands, params={"command_name": "ee_pose"})
+        actions = ObsTerm(func=mdp.last_action)
+
+        def __post_init__(self):
+            self.enable_corruption = True
+            self.concatenate_terms = True
+
+    @configclass
+    class CriticCfg(ObsGroup):
+        """Privileged: noiseless state plus the hand's error vector (the real arm never needs it)."""
+
+        joint_pos = ObsTerm(func=mdp.joint_pos_rel, params={"asset_cfg": ARM_CFG})
+        joint_vel = ObsTerm(func=mdp.joint_vel_finite_difference, params={"asset_cfg": ARM_CFG})
+        pose_command = ObsTerm(func=mdp.generated_commands, params={"command_name": "ee_pose"})
+        actions = ObsTerm(func=mdp.last_action)
+        ee_error = ObsTerm(func=mdp.ee_position_error_b, params={"command_name": "ee_pose", "asset_cfg": TCP_CFG})
+
+    policy: PolicyCfg = PolicyCfg()
+    critic: CriticCfg = CriticCfg()
+
+
+@configclass
+class EventCfg:
+    # startup: the physical arm this environment simulates
+    link_masses = EventTerm(func=mdp.randomize_rigid_body_mass, mode="startup",
+                            params={"asset_cfg": SceneEntityCfg("robot", body_names=LINK_NAMES),
+                                    "mass_distribution_params": (0.7, 2.5)})
+    # reset: what changes between sessions and warm-ups of the same arm
+    servo_gains = EventTerm(func=mdp.randomize_actuator_gains, mode="reset",
+                            params={"asset_cfg": ARM_CFG, "stiffness_distribution_params": (0.7, 1.3),
+                                    "damping_distribution_params": (0.7, 1.3)})
+    joint_dynamics = EventTerm(func=mdp.randomize_joint_parameters, mode="reset",
+                               params={"asset_cfg": ARM_CFG, "friction_distribution_params": (0.0, 0.05),
+                                       "armature_distribution_params": (0.7, 1.5),
+                                       "damping_distribution_params": (0.5, 2.0)})
+    calibration = EventTerm(func=mdp.randomize_calibration_offset, mode="reset",
+                            params={"asset_cfg": ARM_CFG, "offset_range": (-0.01, 0.01)})
+    action_latency = EventTerm(func=mdp.randomize_action_latency, mode="reset",
+                               params={"action_name": "arm_action", "latency_range": (0, 2)})
+    reset_robot_joints = EventTerm(func=mdp.reset_joints_by_offset, mode="reset",
+                                   params={"asset_cfg": ARM_CFG, "position_range": (-0.3, 0.3),
+                                           "velocity_range": (0.0, 0.0)})
+
+
+RANDOMIZATION_EVENTS = ("link_masses", "servo_gains", "joint_dynamics", "calibration", "action_latency")
+"""Event terms that are domain randomization (switched off for nominal evaluation)."""
+
+
+@configclass
+class RewardsCfg:
+    tracking = RewTerm(func=mdp.position_command_error, weight=-1.0,
+                       params={"command_name": "ee_pose", "asset_cfg": TCP_CFG})
+    tracking_fine = RewTerm(func=mdp.position_command_error_tanh, weight=1.0,
+                            params={"std": 0.02, "command_name": "ee_pose", "asset_cfg": TCP_CFG})
+    goal = RewTerm(func=mdp.position_goal_bonus, weight=1.0,
+                   params={"tolerance": 0.01, "command_name": "ee_pose", "asset_cfg": TCP_CFG})
+    action_rate = RewTerm(func=mdp.action_rate_l2, weight=-0.005)
+    joint_vel = RewTerm(func=mdp.joint_vel_l2, weight=-0.001, params={"asset_cfg": ARM_CFG})
+
+
+@configclass
+class TerminationsCfg:
+    time_out = DoneTerm(func=mdp.time_out, time_out=True)
+    diverged = DoneTerm(func=mdp.joint_velocity_diverged, params={"max_velocity": 50.0, "asset_cfg": ARM_CFG})
+
+
+@configclass
+class CurriculumCfg:
+    action_rate = CurrTerm(func=mdp.modify_reward_weight,
+                           params={"term_name": "action_rate", "weight": -0.02, "num_steps": 3000})
+    joint_vel = CurrTerm(func=mdp.modify_reward_weight,
+                         params={"term_name": "joint_vel", "weight": -0.005, "num_steps": 3000})
+
+
+@configclass
+class RoArmReachEnvCfg(ManagerBasedRLEnvCfg):
+    scene: RoArmSceneCfg = RoArmSceneCfg(num_envs=1024, env_spacing=1.0)
+    observations: ObservationsCfg = ObservationsCfg()
+    actions: ActionsCfg = ActionsCfg()
+    commands: CommandsCfg = CommandsCfg()
+    rewards: RewardsCfg = RewardsCfg()
+    terminations: TerminationsCfg = TerminationsCfg()
+    events: EventCfg = EventCfg()
+    curriculum: CurriculumCfg = CurriculumCfg()
+
+    def __post_init__(self):
+        self.decimation = 2
+        self.sim.dt = 1.0 / 60.0
+        self.sim.render_interval = self.decimation
+        self.episode_length_s = 6.0
+
+
+def configure_for_evaluation(cfg: RoArmReachEnvCfg, randomize: bool) -> RoArmReachEnvCfg:
+    """Held-out targets, one target per episode (success = the final error), nominal or randomized arm."""
+    cfg.commands.ee_pose.held_out = True
+    cfg.commands.ee_pose.resampling_time_range = (1e9, 1e9)
+    cfg.episode_length_s = 3.0
+    cfg.curriculum = None
+    if not randomize:
+        cfg.observations.policy.enable_corruption = False
+        for name in RANDOMIZATION_EVENTS:
+            setattr(cfg.events, name, None)
+    return cfg
+
+
+@configclass
+class RoArmReachEnvCfg_PLAY(RoArmReachEnvCfg):
+    def __post_init__(self):
+        super().__post_init__()
+        self.scene.num_envs = 64
+        configure_for_evaluation(self, randomize=False)
