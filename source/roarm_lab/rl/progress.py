@@ -1,0 +1,60 @@
+"""A progress bar for rsl_rl training: ETA, success rate, error; the full per-iteration report goes to a file."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from rsl_rl.utils.logger import Logger
+from tqdm import tqdm
+
+SUCCESS_KEY = "Metrics/ee_pose/success_rate"
+ERROR_KEY = "Metrics/ee_pose/position_error"
+
+
+def _mean(ep_extras: list[dict], key: str) -> float | None:
+    values = [float(torch.as_tensor(e[key]).float().mean()) for e in ep_extras if key in e]
+    return sum(values) / len(values) if values else None
+
+
+class ProgressLogger(Logger):
+    """rsl_rl's logger (TensorBoard and all) with its console block replaced by a tqdm bar."""
+
+    def __init__(self, *args: Any, total_iterations: int, start_iteration: int = 0, show: bool = True, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.bar = tqdm(total=total_iterations, initial=start_iteration, desc="train", unit="it", disable=not show,
+                        dynamic_ncols=True)
+        self.latest: dict[str, float] = {}
+
+    def log(self, *args: Any, **kwargs: Any) -> None:
+        success = _mean(self.ep_extras, SUCCESS_KEY)
+        error = _mean(self.ep_extras, ERROR_KEY)
+        report = io.StringIO()
+        with contextlib.redirect_stdout(report):
+            super().log(*args, **kwargs)
+        if self.log_dir is not None:
+            with open(Path(self.log_dir) / "train_console.log", "a", encoding="utf-8") as handle:
+                handle.write(report.getvalue())
+        if success is not None:
+            self.latest["success_rate"] = success
+        if error is not None:
+            self.latest["position_error_m"] = error
+        if self.rewbuffer:
+            self.latest["mean_reward"] = sum(self.rewbuffer) / len(self.rewbuffer)
+        self.latest["iteration"] = kwargs.get("it", args[0] if args else 0)
+        postfix = {}
+        if "success_rate" in self.latest:
+            postfix["success"] = f"{self.latest['success_rate']:.2f}"
+        if "position_error_m" in self.latest:
+            postfix["err"] = f"{100 * self.latest['position_error_m']:.1f}cm"
+        if "mean_reward" in self.latest:
+            postfix["rew"] = f"{self.latest['mean_reward']:.1f}"
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(1)
+
+    def stop_logging_writer(self) -> None:
+        self.bar.close()
+        super().stop_logging_writer()

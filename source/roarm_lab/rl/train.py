@@ -1,0 +1,125 @@
+"""Train a RoArm task with rsl_rl PPO on the embedded runtime (``scripts/train.py`` calls ``main``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from roarm_lab.registry import make_env
+from roarm_lab.rl.checkpoints import CheckpointError, latest_checkpoint, latest_run_dir, load_checkpoint
+from roarm_lab.rl.cli import load_task_configs, parse_with_defaults, relative
+from roarm_lab.rl.overrides import OverrideError
+from roarm_lab.rl.runner import RoArmRunner
+from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
+from roarm_lab.runtime.configclass import to_dict
+from roarm_lab.utils.io import atomic_write_json, atomic_write_text
+from roarm_lab.utils.provenance import config_hash, git_hash
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train a RoArm task with rsl_rl PPO. Extra arguments env.a.b=v / "
+                                "agent.c=v override the task's configs (Hydra syntax; null removes a term).")
+    p.add_argument("--task", help="task id, e.g. RoArm-Reach-v0")
+    p.add_argument("--num_envs", type=int, help="number of parallel environments")
+    p.add_argument("--max_iterations", type=int, help="PPO iterations")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="torch device for the policy update (cpu, cuda:0)")
+    p.add_argument("--resume", nargs="?", const="latest", default=None,
+                   help="continue the latest run of the experiment, or the run folder / checkpoint given")
+    p.add_argument("--run_name", default="", help="suffix of the run folder")
+    p.add_argument("--log_root", help="root of the run folders")
+    p.add_argument("--physics_threads", type=int, help="MuJoCo threads (0 = all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
+    return p
+
+
+def _resume_point(arg: str, experiment_dir: Path) -> tuple[Path, Path]:
+    if arg == "latest":
+        run_dir = latest_run_dir(experiment_dir)
+        return run_dir, latest_checkpoint(run_dir)
+    path = Path(arg)
+    if path.is_dir():
+        return path, latest_checkpoint(path)
+    if path.is_file():
+        return path.parent, path
+    raise CheckpointError(f"--resume {arg}: no such run folder or checkpoint")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, overrides = parse_with_defaults(build_parser(), "train", argv)
+    try:
+        env_cfg, agent_cfg, applied = load_task_configs(args.task, overrides)
+    except (OverrideError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.num_envs:
+        env_cfg.scene.num_envs = args.num_envs
+    if args.max_iterations:
+        agent_cfg.max_iterations = args.max_iterations
+    agent_cfg.seed = args.seed
+    agent_cfg.device = args.device
+    agent_cfg.run_name = args.run_name or agent_cfg.run_name
+    env_cfg.seed = args.seed
+    env_cfg.sim.device = "cpu"  # the MuJoCo CPU backend keeps state on the host
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+
+    experiment_dir = Path(args.log_root) / agent_cfg.experiment_name
+    try:
+        if args.resume:
+            run_dir, ckpt_path = _resume_point(args.resume, experiment_dir)
+            checkpoint = load_checkpoint(ckpt_path)
+        else:
+            stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+            run_dir = experiment_dir / (stamp + (f"_{agent_cfg.run_name}" if agent_cfg.run_name else ""))
+            checkpoint = None
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    env = make_env(args.task, env_cfg, num_threads=args.physics_threads)
+    vec_env = RslRlVecEnvWrapper(env)
+    env_hash, agent_hash = config_hash(env_cfg), config_hash(agent_cfg)
+    atomic_write_text(run_dir / "env.yaml", yaml.safe_dump(to_dict(env_cfg), sort_keys=False))
+    atomic_write_text(run_dir / "agent.yaml", yaml.safe_dump(to_dict(agent_cfg), sort_keys=False))
+
+    total = agent_cfg.max_iterations
+    runner = RoArmRunner(vec_env, to_rsl_rl_dict(agent_cfg), log_dir=str(run_dir), device=args.device,
+                         total_iterations=total, show_progress=not args.no_progress,
+                         checkpoint_infos={"task": args.task, "env_cfg_hash": env_hash, "agent_cfg_hash": agent_hash})
+    runner.add_git_repo_to_log(__file__)
+    start = 0
+    if checkpoint is not None:
+        runner.load(str(ckpt_path))
+        start = int(checkpoint["iter"]) + 1
+        runner.current_learning_iteration = start
+        runner.logger.bar.n = start
+        print(f"resuming {relative(run_dir)} from {ckpt_path.name} (iteration {start} of {total})")
+    print(f"training {args.task}: {env_cfg.scene.num_envs} envs, {total} iterations -> {relative(run_dir)}")
+    if applied:
+        print("overrides: " + ", ".join(applied))
+
+    began = time.time()
+    runner.learn(num_learning_iterations=max(total - start, 0), init_at_random_ep_len=checkpoint is None)
+    elapsed = time.time() - began
+    final = latest_checkpoint(run_dir)
+    info = {
+        "task": args.task, "git": git_hash(), "env_cfg_hash": env_hash, "agent_cfg_hash": agent_hash,
+        "seed": args.seed, "num_envs": env_cfg.scene.num_envs, "iterations": total, "resumed_from": start or None,
+        "wall_time_s": round(elapsed, 1), "final_checkpoint": final.name, "overrides": applied,
+        "command": " ".join(sys.argv), "final_metrics": runner.logger.latest,
+        "sim_diverged_resets": env.sim_diverged_count,
+    }
+    atomic_write_json(run_dir / "run.json", info)
+    print(f"done in {elapsed / 60:.1f} min; checkpoint {relative(final)}")
+    print(f"evaluate: python scripts/play.py --task {args.task} --checkpoint {relative(final)}")
+    return 0
