@@ -1,7 +1,7 @@
 """PPO for RoArm-Reach-v0, sized to train on a 2-core laptop in under ten minutes."""
 
 from roarm_lab.compat import configclass
-from roarm_lab.rl.runner_cfg import RslRlMlpModelCfg, RslRlOnPolicyRunnerCfg
+from roarm_lab.rl.runner_cfg import RslRlMlpModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
 
 
 @configclass
@@ -14,3 +14,4 @@ class RoArmReachPPORunnerCfg(RslRlOnPolicyRunnerCfg):
         hidden_dims=[128, 128], distribution_cfg={"class_name": "rsl_rl.modules.GaussianDistribution",
                                                   "init_std": 1.0, "std_type": "log"})
     critic: RslRlMlpModelCfg = RslRlMlpModelCfg(hidden_dims=[128, 128])
+    algorithm: RslRlPpoAlgorithmCfg = RslRlPpoAlgorithmCfg(num_learning_epochs=5, num_mini_batches=4)

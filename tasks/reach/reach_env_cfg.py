@@ -1,7 +1,7 @@
 """RoArm-Reach-v0 in Isaac Lab's manager-based form: every term names a function and its parameters.
 
 Policy at 30 Hz (physics 60 Hz, decimation 2), as the real arm is streamed. Targets are hand positions in
-the base frame drawn from the model-checked reachable workspace; actions are absolute joint targets
+the base frame drawn from the model-checked reachable workspace; actions are relative joint targets
 around home for the five arm joints; observations are what the arm's T:1051 feedback can supply.
 """
 
@@ -43,7 +43,7 @@ class CommandsCfg:
 @configclass
 class ActionsCfg:
     arm_action = mdp.ServoJointPositionActionCfg(
-        asset_name="robot", joint_names=ARM, scale={name: (1.0 if name == ARM[0] else 0.5) for name in ARM},
+        asset_name="robot", joint_names=ARM, scale=0.05, mode="relative",
         use_default_offset=True, max_latency_steps=2)
 
 
@@ -55,6 +55,8 @@ class ObservationsCfg:
         joint_vel = ObsTerm(func=mdp.joint_vel_finite_difference, params={"asset_cfg": ARM_CFG},
                             noise=Unoise(n_min=-0.05, n_max=0.05))
         pose_command = ObsTerm(func=mdp.generated_commands, params={"command_name": "ee_pose"})
+        ee_position = ObsTerm(func=mdp.ee_position_b, params={"asset_cfg": TCP_CFG},
+                              noise=Unoise(n_min=-0.002, n_max=0.002))
         actions = ObsTerm(func=mdp.last_action)
 
         def __post_init__(self):
@@ -68,6 +70,7 @@ class ObservationsCfg:
         joint_pos = ObsTerm(func=mdp.joint_pos_rel, params={"asset_cfg": ARM_CFG})
         joint_vel = ObsTerm(func=mdp.joint_vel_finite_difference, params={"asset_cfg": ARM_CFG})
         pose_command = ObsTerm(func=mdp.generated_commands, params={"command_name": "ee_pose"})
+        ee_position = ObsTerm(func=mdp.ee_position_b, params={"asset_cfg": TCP_CFG})
         actions = ObsTerm(func=mdp.last_action)
         ee_error = ObsTerm(func=mdp.ee_position_error_b, params={"command_name": "ee_pose", "asset_cfg": TCP_CFG})
 
@@ -85,7 +88,7 @@ class EventCfg:
     servo_gains = EventTerm(func=mdp.randomize_actuator_gains, mode="reset",
                             params={"asset_cfg": ARM_CFG, "stiffness_distribution_params": (0.7, 1.3),
                                     "damping_distribution_params": (0.7, 1.3)})
-    joint_dynamics = EventTerm(func=mdp.randomize_joint_parameters, mode="reset",
+    joint_dynamics = EventTerm(func=mdp.randomize_joint_dynamics, mode="reset",
                                params={"asset_cfg": ARM_CFG, "friction_distribution_params": (0.0, 0.05),
                                        "armature_distribution_params": (0.7, 1.5),
                                        "damping_distribution_params": (0.5, 2.0)})
@@ -104,11 +107,13 @@ RANDOMIZATION_EVENTS = ("link_masses", "servo_gains", "joint_dynamics", "calibra
 
 @configclass
 class RewardsCfg:
-    tracking = RewTerm(func=mdp.position_command_error, weight=-1.0,
+    tracking = RewTerm(func=mdp.position_command_error, weight=-2.0,
                        params={"command_name": "ee_pose", "asset_cfg": TCP_CFG})
-    tracking_fine = RewTerm(func=mdp.position_command_error_tanh, weight=1.0,
+    tracking_coarse = RewTerm(func=mdp.position_command_error_tanh, weight=1.0,
+                              params={"std": 0.1, "command_name": "ee_pose", "asset_cfg": TCP_CFG})
+    tracking_fine = RewTerm(func=mdp.position_command_error_tanh, weight=2.0,
                             params={"std": 0.02, "command_name": "ee_pose", "asset_cfg": TCP_CFG})
-    goal = RewTerm(func=mdp.position_goal_bonus, weight=1.0,
+    goal = RewTerm(func=mdp.position_goal_bonus, weight=2.0,
                    params={"tolerance": 0.01, "command_name": "ee_pose", "asset_cfg": TCP_CFG})
     action_rate = RewTerm(func=mdp.action_rate_l2, weight=-0.005)
     joint_vel = RewTerm(func=mdp.joint_vel_l2, weight=-0.001, params={"asset_cfg": ARM_CFG})

@@ -10,16 +10,21 @@ from roarm_lab.compat import ActionTerm, ActionTermCfg, MISSING, configclass
 
 
 class ServoJointPositionAction(ActionTerm):
-    """``target = offset + scale * action``, clamped to the safe joint box, sent after ``latency`` steps.
+    """Joint position targets for the servos, clamped to the safe joint box, sent after ``latency`` steps.
 
-    Absolute targets (offset = home) rather than relative increments: a lost message or a restart can
-    never integrate into drift on the real arm, and the bridge sends exactly what the simulator applied.
+    ``mode="relative"`` (the reach task's choice): ``target_t = clamp(target_{t-1} + scale * action)``,
+    starting from the measured joint positions at reset. The target integrates the policy's output, so a
+    heavier-than-modelled arm's sag is removed by the loop (integral action) instead of by memorised
+    offsets; zero action holds the pose. ``mode="absolute"``: ``target = clamp(offset + scale * action)``.
+    Either way the bridge to the real arm applies the convention exported in ``policy.json``.
     """
 
     cfg: "ServoJointPositionActionCfg"
 
     def __init__(self, cfg: "ServoJointPositionActionCfg", env: Any):
         super().__init__(cfg, env)
+        if cfg.mode not in ("relative", "absolute"):
+            raise ValueError(f"action mode '{cfg.mode}' is not one of ['relative', 'absolute']")
         self._joint_ids, self._joint_names = self._asset.find_joints(cfg.joint_names, preserve_order=True)
         n, k = env.num_envs, len(self._joint_ids)
         dev = env.device
@@ -60,6 +65,10 @@ class ServoJointPositionAction(ActionTerm):
         return self._offset[0]
 
     @property
+    def mode(self) -> str:
+        return self.cfg.mode
+
+    @property
     def limits(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self._lower, self._upper
 
@@ -70,7 +79,8 @@ class ServoJointPositionAction(ActionTerm):
 
     def process_actions(self, actions: torch.Tensor) -> None:
         self._raw.copy_(actions)
-        target = torch.clamp(self._offset + self._scale * actions, self._lower, self._upper)
+        base = self._history[:, 0] if self.cfg.mode == "relative" else self._offset
+        target = torch.clamp(base + self._scale * actions, self._lower, self._upper)
         self._history = torch.roll(self._history, 1, dims=1)
         self._history[:, 0] = target
         self._processed = self._history[self._rows, self._latency]
@@ -81,8 +91,10 @@ class ServoJointPositionAction(ActionTerm):
     def reset(self, env_ids: torch.Tensor | None = None) -> None:
         ids = slice(None) if env_ids is None else env_ids
         self._raw[ids] = 0.0
-        self._history[ids] = self._offset[ids].unsqueeze(1)
-        self._processed[ids] = self._offset[ids]
+        # relative mode starts from where the arm is (the reset event has already placed it)
+        start = self._asset.data.joint_pos[:, self._joint_ids][ids] if self.cfg.mode == "relative" else self._offset[ids]
+        self._history[ids] = start.unsqueeze(1)
+        self._processed[ids] = start
 
 
 @configclass
@@ -91,4 +103,6 @@ class ServoJointPositionActionCfg(ActionTermCfg):
     joint_names: list[str] = MISSING
     scale: float | dict[str, float] = 1.0
     use_default_offset: bool = True
+    mode: str = "relative"
+    """"relative" (target integrates scale * action) or "absolute" (target = offset + scale * action)."""
     max_latency_steps: int = 2

@@ -54,7 +54,7 @@ def randomize_actuator_gains(env: Any, env_ids: torch.Tensor, asset_cfg: SceneEn
     asset.write_joint_stiffness_and_damping_to_sim(kp, kv, joints, env_ids)
 
 
-def randomize_joint_parameters(env: Any, env_ids: torch.Tensor, asset_cfg: SceneEntityCfg,
+def randomize_joint_dynamics(env: Any, env_ids: torch.Tensor, asset_cfg: SceneEntityCfg,
                                friction_distribution_params: tuple[float, float],
                                armature_distribution_params: tuple[float, float],
                                damping_distribution_params: tuple[float, float]) -> None:

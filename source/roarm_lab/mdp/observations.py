@@ -52,6 +52,12 @@ def last_action(env: Any, action_name: str | None = None) -> torch.Tensor:
     return env.action_manager.get_term(action_name).raw_actions
 
 
+def ee_position_b(env: Any, asset_cfg: SceneEntityCfg) -> torch.Tensor:
+    """Hand position in the base frame (m). The arm reports it too: T:1051 x, y, z (the firmware's FK)."""
+    asset = env.scene[asset_cfg.name]
+    return asset.data.body_pos_w[:, asset_cfg.body_ids[0]] - asset.data.root_pos_w
+
+
 def ee_position_error_b(env: Any, command_name: str, asset_cfg: SceneEntityCfg) -> torch.Tensor:
     """Target minus end-effector position in the base frame (privileged: for the critic only)."""
     asset = env.scene[asset_cfg.name]

@@ -1,0 +1,102 @@
+"""Evaluate and export a checkpoint (``scripts/play.py`` calls ``main``).
+
+Exports ``exported/policy.{onnx,pt,json}`` beside the checkpoint, then evaluates the exported ONNX policy
+on held-out targets (one target per episode; success = final error under 2 cm) and writes
+``metrics.json`` and ``error_over_time.png`` there too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+
+from roarm_lab.registry import make_env, task_spec
+from roarm_lab.rl.checkpoints import CheckpointError, check_compatible, load_checkpoint
+from roarm_lab.rl.cli import load_task_configs, parse_with_defaults, relative
+from roarm_lab.rl.evaluate import evaluate, plot_errors
+from roarm_lab.rl.export import OnnxPolicy, export_policy
+from roarm_lab.rl.overrides import OverrideError
+from roarm_lab.rl.runner import RoArmRunner
+from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
+from roarm_lab.utils.io import atomic_write_json
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Export a checkpoint and evaluate it on held-out targets.")
+    p.add_argument("--task")
+    p.add_argument("--checkpoint", required=True, help="path to model_XXX.pt")
+    p.add_argument("--episodes", type=int)
+    p.add_argument("--num_envs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device")
+    p.add_argument("--randomize", action="store_true", help="keep domain randomization and observation noise on")
+    p.add_argument("--policy", choices=["onnx", "torchscript", "checkpoint"], default="onnx",
+                   help="which form of the policy to evaluate (default: the exported ONNX file)")
+    p.add_argument("--export-dir", help="where to export (default: <checkpoint dir>/exported)")
+    p.add_argument("--record-rollouts", metavar="DIR", help="write one .npz per episode and meta.json here")
+    p.add_argument("--physics_threads", type=int)
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, overrides = parse_with_defaults(build_parser(), "play", argv)
+    try:
+        task_spec(args.task)
+        env_cfg, agent_cfg, applied = load_task_configs(args.task, overrides)
+        checkpoint = load_checkpoint(args.checkpoint)
+    except (OverrideError, CheckpointError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from roarm_lab.tasks.reach.reach_env_cfg import configure_for_evaluation
+
+    configure_for_evaluation(env_cfg, randomize=args.randomize)
+    env_cfg.scene.num_envs = min(args.num_envs, args.episodes)
+    env_cfg.seed = args.seed
+    env_cfg.sim.device = "cpu"
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    env = make_env(args.task, env_cfg, num_threads=args.physics_threads)
+    vec_env = RslRlVecEnvWrapper(env)
+    try:
+        check_compatible(checkpoint, args.checkpoint, args.task, int(env.observation_manager.group_obs_dim["policy"][0]),
+                         env.action_manager.total_action_dim)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    runner = RoArmRunner(vec_env, to_rsl_rl_dict(agent_cfg), log_dir=None, device=args.device, total_iterations=0,
+                         show_progress=False)
+    runner.load(args.checkpoint, load_cfg={"actor": True}, map_location="cpu")
+    actor = runner.get_inference_policy("cpu")
+
+    ckpt_dir = Path(args.checkpoint).resolve().parent
+    export_dir = Path(args.export_dir) if args.export_dir else ckpt_dir / "exported"
+    files = export_policy(actor, env, args.task, export_dir)
+    print(f"exported {', '.join(relative(p) for p in files.values())}")
+
+    if args.policy == "onnx":
+        policy = OnnxPolicy(files["onnx"])
+    elif args.policy == "torchscript":
+        policy = torch.jit.load(str(files["torchscript"]))
+    else:
+        policy = lambda obs: actor(TensorDict({"policy": obs}, batch_size=[obs.shape[0]]))  # noqa: E731
+    record = Path(args.record_rollouts) if args.record_rollouts else None
+    metrics, traces = evaluate(env, policy, args.episodes, record_dir=record, task=args.task,
+                               show_progress=not args.no_progress)
+    metrics.update({"task": args.task, "checkpoint": str(Path(args.checkpoint)), "randomize": args.randomize,
+                    "policy": args.policy, "seed": args.seed, "overrides": applied})
+    suffix = "_randomized" if args.randomize else ""
+    atomic_write_json(export_dir / f"metrics{suffix}.json", metrics)
+    plot = plot_errors(traces, env.step_dt, export_dir / f"error_over_time{suffix}.png",
+                       f"{args.task}: {metrics['episodes']} held-out targets"
+                       + (" (randomized)" if args.randomize else ""))
+    print(f"success_rate {metrics['success_rate']:.3f}  mean_final_error {100 * metrics['mean_final_error_m']:.2f} cm  "
+          f"p95 {100 * metrics['p95_final_error_m']:.2f} cm  mean_action_rate {metrics['mean_action_rate']:.4f}")
+    print(f"wrote {relative(export_dir / f'metrics{suffix}.json')} and {relative(plot)}")
+    return 0

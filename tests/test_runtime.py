@@ -1,0 +1,175 @@
+"""The embedded runtime on the real MuJoCo engine: stepping, resets, NaN recovery, randomization effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from roarm_lab.assets.joint_table import ARM_JOINTS
+
+
+def test_step_returns_isaac_lab_shapes_and_logs_episode_sums(make_reach_env):
+    env = make_reach_env(num_envs=6)
+    obs, _ = env.reset()
+    assert obs["policy"].shape == (6, 21) and obs["critic"].shape == (6, 24)
+    assert env.step_dt == pytest.approx(1 / 30) and env.max_episode_length == 180
+    zeros = torch.zeros(6, 5)
+    logs = {}
+    for _ in range(env.max_episode_length):
+        obs, rew, terminated, truncated, extras = env.step(zeros)
+        logs.update(extras["log"])
+    assert truncated.all() and not terminated.any()
+    for key in ("Episode_Reward/tracking", "Episode_Reward/goal", "Metrics/ee_pose/success_rate",
+                "Episode_Termination/time_out"):
+        assert key in logs
+    assert logs["Episode_Reward/tracking"] < 0.0
+    assert (env.episode_length_buf == 0).all()
+
+
+def test_holding_the_commanded_joint_targets_reaches_the_target(make_reach_env):
+    """Steer with the model's own IK answer (the joints that produced the target): the error becomes small."""
+    def absolute(cfg):
+        cfg.events = None
+        cfg.actions.arm_action.mode = "absolute"
+        cfg.actions.arm_action.scale = 1.0
+
+    env = make_reach_env(num_envs=4, edit=absolute)
+    env.reset()
+    term = env.action_manager.get_term("arm_action")
+    command = env.command_manager.get_term("ee_pose")
+    q = torch.tensor([[0.4, 0.3, 1.2, 0.2, 0.0]]).repeat(4, 1)
+    from roarm_lab.assets.kinematics import tcp_positions_base
+    command.pos_command_b[:] = torch.as_tensor(tcp_positions_base(q.numpy()), dtype=torch.float32)
+    action = (q - term.offset) / term.scale
+    for _ in range(60):
+        env.step(action)
+    err = command.metrics["position_error"]
+    assert (err < 0.01).all(), err
+
+
+def test_nan_in_the_simulation_resets_only_that_env_and_is_counted(make_reach_env):
+    env = make_reach_env(num_envs=4)
+    env.reset()
+    for _ in range(5):
+        env.step(torch.zeros(4, 5))
+    before = env.episode_length_buf.clone()
+    env.sim.qvel[2] = np.nan  # corrupt one simulation in the engine's own state
+    obs, rew, terminated, truncated, extras = env.step(torch.zeros(4, 5))
+    assert terminated[2] and not terminated[[0, 1, 3]].any()
+    assert extras["log"]["Episode_Termination/sim_diverged"] == 1 and env.sim_diverged_count == 1
+    assert torch.isfinite(obs["policy"]).all() and torch.isfinite(rew).all()
+    assert env.episode_length_buf[2] == 0 and (env.episode_length_buf[[0, 1, 3]] == before[[0, 1, 3]] + 1).all()
+
+
+def test_link_mass_randomization_is_per_environment_and_changes_dynamics(make_reach_env):
+    env = make_reach_env(num_envs=8)
+    masses = env.sim.masses()
+    assert masses.std(axis=0).max() > 0  # environments differ
+    nominal = env.scene["robot"].data.default_mass[0].numpy()
+    assert (masses / nominal).min() >= 0.7 - 1e-6 and (masses / nominal).max() <= 2.5 + 1e-6
+    # heavier arms sag more under the same servo gains: sag correlates with the mass scale
+    env_nom = make_reach_env(num_envs=2, edit=lambda c: setattr(c, "events", None))
+    env_nom.sim.set_masses(np.array([1]), np.arange(7), env_nom.sim.masses()[1:2] * 3.0)
+    env_nom.reset()
+    for _ in range(60):
+        env_nom.step(torch.zeros(2, 5))
+    sag = (env_nom.scene["robot"].data.joint_pos[:, 1] - 0.0).abs()
+    assert sag[1] > 1.5 * sag[0]
+
+
+def test_calibration_offset_shifts_true_pose_but_not_the_reading(make_reach_env):
+    env = make_reach_env(num_envs=2, edit=lambda c: setattr(c, "events", None))
+    env.reset()
+    robot = env.scene["robot"]
+    robot.write_joint_calibration_offset_to_sim(torch.tensor([[0.0], [0.05]]), [0])
+    for _ in range(60):
+        env.step(torch.zeros(2, 5))
+    reported = robot.data.joint_pos[:, 0]
+    true = torch.from_numpy(env.sim.qpos[:, 0]).float()
+    assert reported.abs().max() < 0.005  # both servos report the home target
+    assert true[1] == pytest.approx(0.05, abs=0.005) and true[0] == pytest.approx(0.0, abs=0.005)
+
+
+def test_action_latency_delays_the_target_by_whole_control_steps(make_reach_env):
+    env = make_reach_env(num_envs=3, edit=lambda c: setattr(c, "events", None))
+    env.reset()
+    term = env.action_manager.get_term("arm_action")
+    term.set_latency(torch.tensor([0, 1, 2]), torch.arange(3))
+    applied = []
+    for t in range(6):
+        env.step(torch.full((3, 5), float(t + 1)))
+        applied.append(env.scene["robot"].data.joint_pos_target[:, :5].clone())
+    # env 1 applies what env 0 applied one step earlier, env 2 two steps earlier
+    for t in range(2, 6):
+        torch.testing.assert_close(applied[t][1], applied[t - 1][0])
+        torch.testing.assert_close(applied[t][2], applied[t - 2][0])
+    assert not torch.allclose(applied[3][0], applied[2][0])
+    with pytest.raises(ValueError, match="max_latency_steps"):
+        term.set_latency(torch.tensor([3]), torch.tensor([0]))
+
+
+def test_relative_actions_integrate_and_zero_action_holds(make_reach_env):
+    env = make_reach_env(num_envs=2, edit=lambda c: setattr(c, "events", None))
+    env.reset()
+    target0 = env.scene["robot"].data.joint_pos_target[:, :5].clone()
+    action = torch.zeros(2, 5)
+    action[0, 0] = 1.0
+    for _ in range(4):
+        env.step(action)
+    target = env.scene["robot"].data.joint_pos_target[:, :5]
+    assert target[0, 0] == pytest.approx(target0[0, 0] + 4 * 0.05, abs=1e-6)
+    torch.testing.assert_close(target[1], target0[1])
+
+
+def test_actions_are_clamped_to_the_safe_joint_box(make_reach_env):
+    env = make_reach_env(num_envs=2, edit=lambda c: setattr(c, "events", None))
+    env.reset()
+    env.step(torch.full((2, 5), 100.0))
+    target = env.scene["robot"].data.joint_pos_target[:, :5]
+    upper = torch.tensor([j.upper for j in ARM_JOINTS])
+    assert torch.allclose(target, upper.expand(2, 5))
+
+
+def test_finite_difference_velocity_matches_position_change(make_reach_env):
+    env = make_reach_env(num_envs=2, edit=lambda c: (setattr(c, "events", None),
+                                                     setattr(c.observations.policy, "enable_corruption", False)))
+    obs, _ = env.reset()
+    q_prev = env.scene["robot"].data.joint_pos[:, :5].clone()
+    obs, *_ = env.step(torch.full((2, 5), 0.5))
+    q = env.scene["robot"].data.joint_pos[:, :5]
+    layout = {"joint_vel": slice(5, 10)}
+    torch.testing.assert_close(obs["policy"][:, layout["joint_vel"]], (q - q_prev) / env.step_dt)
+
+
+def test_command_targets_are_reachable_above_the_table_and_held_out_differs(make_reach_env):
+    from roarm_lab.mdp.commands import reachable_target_bank
+
+    box = {"roll": (0.0, 0.0)}
+    train = reachable_target_bank(box, 500, seed=0, min_height_above_table_m=0.04, min_radius_m=0.12)
+    held = reachable_target_bank(box, 500, seed=1_000_003, min_height_above_table_m=0.04, min_radius_m=0.12)
+    assert (train[:, 2] + 0.0701 >= 0.04).all() and (np.hypot(train[:, 0], train[:, 1]) >= 0.12).all()
+    assert np.linalg.norm(train, axis=1).max() < 0.5  # the arm's reach
+    dists = np.linalg.norm(held[:, None] - train[None], axis=-1).min(axis=1)
+    assert (dists > 1e-6).all()
+    with pytest.raises(ValueError, match="inside the safe box"):
+        reachable_target_bank({"shoulder": (-2.0, 0.0)}, 10, 0, 0.0, 0.0)
+
+
+def test_partial_reset_leaves_other_envs_untouched(make_reach_env):
+    env = make_reach_env(num_envs=3, edit=lambda c: setattr(c, "events", None))
+    env.reset()
+    for _ in range(10):
+        env.step(torch.full((3, 5), 0.3))
+    q_before = env.scene["robot"].data.joint_pos.clone()
+    env._reset_idx(torch.tensor([1]))
+    q_after = env.scene["robot"].data.joint_pos
+    torch.testing.assert_close(q_after[[0, 2]], q_before[[0, 2]])
+    torch.testing.assert_close(q_after[1], env.scene["robot"].data.default_joint_pos[1])
+
+
+def test_missing_config_field_is_reported_by_name(make_reach_env):
+    from dataclasses import MISSING
+
+    with pytest.raises(ValueError, match="episode_length_s"):
+        make_reach_env(num_envs=2, edit=lambda c: setattr(c, "episode_length_s", MISSING))

@@ -1,0 +1,113 @@
+"""train.py and play.py end to end on tiny budgets: run folder, resume, export, metrics, rollouts, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from roarm_lab.rl.play import main as play_main
+from roarm_lab.rl.train import main as train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--num_envs", "16", "--no-progress", "agent.num_steps_per_env=8", "agent.save_interval=1",
+        "agent.actor.hidden_dims=[16,16]", "agent.critic.hidden_dims=[16,16]"]
+
+
+def _train(log_root: Path, *extra: str) -> int:
+    return train_main(["--task", "RoArm-Reach-v0", "--log_root", str(log_root), *TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    log_root = tmp_path_factory.mktemp("logs")
+    assert _train(log_root, "--max_iterations", "3", "--run_name", "tiny") == 0
+    (run_dir,) = list((log_root / "roarm_reach").iterdir())
+    return run_dir
+
+
+def test_train_writes_configs_checkpoints_events_and_run_json(trained_run):
+    names = {p.name for p in trained_run.iterdir()}
+    assert {"env.yaml", "agent.yaml", "run.json", "model_2.pt"} <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    assert not [n for n in names if n.endswith(".tmp")]
+    agent = yaml.safe_load((trained_run / "agent.yaml").read_text())
+    assert agent["num_steps_per_env"] == 8 and agent["actor"]["hidden_dims"] == [16, 16]
+    env = yaml.safe_load((trained_run / "env.yaml").read_text())
+    assert env["scene"]["num_envs"] == 16 and env["rewards"]["tracking"]["weight"] == -2.0
+    run = json.loads((trained_run / "run.json").read_text())
+    assert run["task"] == "RoArm-Reach-v0" and len(run["env_cfg_hash"]) == 16 and run["git"]
+    assert run["final_checkpoint"] == "model_2.pt" and "mean_reward" in run["final_metrics"]
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path):
+    assert _train(tmp_path, "--max_iterations", "2") == 0
+    (run_dir,) = list((tmp_path / "roarm_reach").iterdir())
+    (run_dir / "model_1.pt").unlink()  # as if killed after saving model_0
+    assert _train(tmp_path, "--max_iterations", "4", "--resume") == 0
+    assert (run_dir / "model_3.pt").is_file() and len(list((tmp_path / "roarm_reach").iterdir())) == 1
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["resumed_from"] == 1 and run["iterations"] == 4
+
+
+def test_play_exports_evaluates_records_and_plots(trained_run, tmp_path):
+    ckpt = trained_run / "model_2.pt"
+    rec = tmp_path / "rollouts"
+    code = play_main(["--task", "RoArm-Reach-v0", "--checkpoint", str(ckpt), "--episodes", "6", "--num_envs", "4",
+                      "--no-progress", "--record-rollouts", str(rec)])
+    assert code == 0
+    out = trained_run / "exported"
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("success_rate", "mean_final_error_m", "p95_final_error_m", "mean_action_rate", "episodes"):
+        assert key in metrics
+    assert metrics["episodes"] == 6 and 0.0 <= metrics["success_rate"] <= 1.0
+    assert metrics["p95_final_error_m"] >= metrics["median_final_error_m"] > 0
+    assert (out / "error_over_time.png").read_bytes()[:4] == b"\x89PNG"
+    episodes = sorted(rec.glob("episode_*.npz"))
+    assert len(episodes) == 6
+    ep = np.load(episodes[0])
+    assert ep["obs"].shape == (90, 21) and ep["actions"].shape == (90, 5) and ep["target_pos"].shape == (90, 3)
+    assert json.loads(str(ep["randomization"]))["link_masses_kg"]
+    meta = json.loads((rec / "meta.json").read_text())
+    assert meta["task"] == "RoArm-Reach-v0" and "tracking" in meta["reward_terms"]
+    # the final error recorded in the episode file is the one the metrics used
+    assert ep["error"][-1] < 1.0
+
+
+def test_play_randomized_writes_its_own_metrics(trained_run):
+    code = play_main(["--task", "RoArm-Reach-v0", "--checkpoint", str(trained_run / "model_2.pt"), "--episodes", "4",
+                      "--num_envs", "4", "--no-progress", "--randomize", "--policy", "torchscript"])
+    assert code == 0
+    metrics = json.loads((trained_run / "exported" / "metrics_randomized.json").read_text())
+    assert metrics["randomize"] is True and metrics["episodes"] == 4
+
+
+def test_missing_checkpoint_is_named(capsys, tmp_path):
+    code = play_main(["--task", "RoArm-Reach-v0", "--checkpoint", str(tmp_path / "nope.pt"), "--episodes", "2"])
+    assert code == 2 and "checkpoint not found" in capsys.readouterr().err
+
+
+def test_mismatched_checkpoint_says_what_differs(tmp_path, capsys):
+    assert _train(tmp_path, "--max_iterations", "1", "env.observations.policy.actions=null") == 0
+    (run_dir,) = list((tmp_path / "roarm_reach").iterdir())
+    code = play_main(["--task", "RoArm-Reach-v0", "--checkpoint", str(run_dir / "model_0.pt"), "--episodes", "2",
+                      "--no-progress"])
+    assert code == 2
+    assert "expects 16 observations" in capsys.readouterr().err
+
+
+def test_bad_override_and_unknown_task_fail_with_a_message(tmp_path, capsys):
+    assert _train(tmp_path, "env.rewards.trackng.weight=1") == 2
+    assert "env.rewards.trackng" in capsys.readouterr().err
+    assert train_main(["--task", "RoArm-Nope-v0", "--log_root", str(tmp_path)]) == 2
+    assert "RoArm-Reach-v0" in capsys.readouterr().err
+
+
+def test_scripts_are_thin_entry_points():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--resume" in out.stdout and "env.a.b" in out.stdout
