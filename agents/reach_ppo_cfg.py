@@ -7,7 +7,7 @@ from roarm_lab.rl.runner_cfg import RslRlMlpModelCfg, RslRlOnPolicyRunnerCfg, Rs
 @configclass
 class RoArmReachPPORunnerCfg(RslRlOnPolicyRunnerCfg):
     experiment_name: str = "roarm_reach"
-    max_iterations: int = 300
+    max_iterations: int = 450
     num_steps_per_env: int = 24
     save_interval: int = 50
     actor: RslRlMlpModelCfg = RslRlMlpModelCfg(

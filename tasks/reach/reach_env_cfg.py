@@ -33,10 +33,10 @@ class CommandsCfg:
         asset_name="robot",
         body_name=TCP_FRAME,
         resampling_time_range=(3.0, 3.0),
-        joint_box={"base": (-2.6, 2.6), "shoulder": (-1.0, 1.0), "elbow": (0.0, 2.6), "wrist": (-0.8, 1.2),
+        joint_box={"base": (-2.2, 2.2), "shoulder": (-1.0, 1.0), "elbow": (0.0, 2.6), "wrist": (-0.8, 1.2),
                    "roll": (0.0, 0.0)},
         min_height_above_table_m=0.04,
-        min_radius_m=0.12,
+        min_radius_m=0.15,
     )
 
 
@@ -116,6 +116,8 @@ class RewardsCfg:
     goal = RewTerm(func=mdp.position_goal_bonus, weight=2.0,
                    params={"tolerance": 0.01, "command_name": "ee_pose", "asset_cfg": TCP_CFG})
     action_rate = RewTerm(func=mdp.action_rate_l2, weight=-0.005)
+    roll_home = RewTerm(func=mdp.joint_deviation_l1, weight=-0.2,
+                        params={"asset_cfg": SceneEntityCfg("robot", joint_names=[ARM_JOINTS[4].name])})
     joint_vel = RewTerm(func=mdp.joint_vel_l2, weight=-0.001, params={"asset_cfg": ARM_CFG})
 
 

@@ -1,0 +1,96 @@
+"""Benchmarks: raw MuJoCo stepping vs full environment stepping vs PPO training, per ``num_envs``.
+
+*raw*: the task's model in the same ``mujoco.batch`` threads, ``decimation`` substeps per env-step, the
+same kinematics stage, random servo targets written from numpy: the engine's floor. *full*: the whole
+``RoArm-Reach-v0`` step (actions, physics, managers, resets, observations) with random actions.
+*train*: rsl_rl PPO iterations (collection + update). Each figure is the median over repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+
+import mujoco
+import numpy as np
+import torch
+
+from roarm_lab.registry import load_cfg_from_registry, make_env
+from roarm_lab.rl.runner import RoArmRunner
+from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
+
+TASK = "RoArm-Reach-v0"
+
+
+def _rate(fn, steps_per_call: int, seconds: float, repeats: int) -> float:
+    rates = []
+    for _ in range(repeats):
+        fn()  # warm-up
+        calls, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / repeats:
+            fn()
+            calls += 1
+        rates.append(calls * steps_per_call / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def bench_raw(env, seconds: float, repeats: int) -> float:
+    sim, n, dec = env.sim, env.num_envs, env.cfg.decimation
+    lo, hi = sim.model.actuator_ctrlrange[:, 0], sim.model.actuator_ctrlrange[:, 1]
+    rng = np.random.default_rng(0)
+    targets = rng.uniform(lo, hi, size=(64, n, len(lo)))
+    i = [0]
+
+    def step():
+        sim.ctrl[:] = targets[i[0] % 64]
+        sim.batch.step(nstep=dec, stage=mujoco.mjtStage.mjSTAGE_POS.value)
+        i[0] += 1
+
+    return _rate(step, n, seconds, repeats)
+
+
+def bench_full(env, seconds: float, repeats: int) -> float:
+    env.reset()
+    actions = torch.randn(64, env.num_envs, env.action_manager.total_action_dim)
+    i = [0]
+
+    def step():
+        env.step(actions[i[0] % 64])
+        i[0] += 1
+
+    return _rate(step, env.num_envs, seconds, repeats)
+
+
+def bench_train(env, iterations: int) -> float:
+    agent = load_cfg_from_registry(TASK, "rsl_rl_cfg_entry_point")
+    runner = RoArmRunner(RslRlVecEnvWrapper(env), to_rsl_rl_dict(agent), log_dir=None, device="cpu",
+                         total_iterations=iterations, show_progress=False)
+    runner.learn(1)
+    start = time.perf_counter()
+    runner.learn(iterations)
+    return iterations * agent.num_steps_per_env * env.num_envs / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num_envs", type=int, nargs="+", default=[512, 2048, 4096])
+    p.add_argument("--seconds", type=float, default=6.0, help="measuring time per figure")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--train_iterations", type=int, default=3, help="PPO iterations timed (0 to skip)")
+    args = p.parse_args(argv)
+    print(f"{'num_envs':>8} {'raw env-steps/s':>16} {'full env-steps/s':>17} {'full/raw time':>14} "
+          f"{'train env-steps/s':>18} {'max RSS MB':>11}")
+    for n in args.num_envs:
+        cfg = load_cfg_from_registry(TASK, "env_cfg_entry_point")
+        cfg.scene.num_envs = n
+        env = make_env(TASK, cfg)
+        raw = bench_raw(env, args.seconds, args.repeats)
+        full = bench_full(env, args.seconds, args.repeats)
+        train = bench_train(env, args.train_iterations) if args.train_iterations else float("nan")
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{n:>8} {raw:>16,.0f} {full:>17,.0f} {raw / full:>14.2f} {train:>18,.0f} {rss:>11,.0f}", flush=True)
+        env.close()
+    return 0
