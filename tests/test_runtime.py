@@ -149,7 +149,9 @@ def test_command_targets_are_reachable_above_the_table_and_held_out_differs(make
     train = reachable_target_bank(box, 500, seed=0, min_height_above_table_m=0.04, min_radius_m=0.12)
     held = reachable_target_bank(box, 500, seed=1_000_003, min_height_above_table_m=0.04, min_radius_m=0.12)
     assert (train[:, 2] + 0.0701 >= 0.04).all() and (np.hypot(train[:, 0], train[:, 1]) >= 0.12).all()
-    assert np.linalg.norm(train, axis=1).max() < 0.5  # the arm's reach
+    shoulder = np.array([0.0, 0.0, 0.051959])
+    chain = 0.2388 + 0.1446 + 0.0557 + 0.1154  # upper arm + forearm + wrist offset + hand, from the URDF origins
+    assert np.linalg.norm(train - shoulder, axis=1).max() <= chain
     dists = np.linalg.norm(held[:, None] - train[None], axis=-1).min(axis=1)
     assert (dists > 1e-6).all()
     with pytest.raises(ValueError, match="inside the safe box"):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from tensordict import TensorDict
 
 from roarm_lab.registry import make_env, task_spec
@@ -70,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    runner = RoArmRunner(vec_env, to_rsl_rl_dict(agent_cfg), log_dir=None, device=args.device, total_iterations=0,
+    train_cfg = to_rsl_rl_dict(agent_cfg)
+    run_agent = Path(args.checkpoint).resolve().parent / "agent.yaml"
+    if run_agent.is_file():  # build the networks the checkpoint was trained with
+        saved = yaml.safe_load(run_agent.read_text())
+        train_cfg.update({k: saved[k] for k in ("actor", "critic", "obs_groups") if k in saved})
+    runner = RoArmRunner(vec_env, train_cfg, log_dir=None, device=args.device, total_iterations=0,
                          show_progress=False)
     runner.load(args.checkpoint, load_cfg={"actor": True}, map_location="cpu")
     actor = runner.get_inference_policy("cpu")
