@@ -9,6 +9,8 @@ same kinematics stage, random servo targets written from numpy: the engine's flo
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import resource
 import statistics
 import time
@@ -25,23 +27,20 @@ from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 TASK = "RoArm-Reach-v0"
 
 
-def _rate(fn, steps_per_call: int, seconds: float, repeats: int) -> float:
-    rates = []
-    for _ in range(repeats):
-        fn()  # warm-up
-        calls, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds / repeats:
-            fn()
-            calls += 1
-        rates.append(calls * steps_per_call / (time.perf_counter() - start))
-    return statistics.median(rates)
+def _rate(fn, steps_per_call: int, seconds: float) -> float:
+    fn()  # warm-up
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        calls += 1
+    return calls * steps_per_call / (time.perf_counter() - start)
 
 
-def bench_raw(env, seconds: float, repeats: int) -> float:
+def raw_stepper(env):
+    """The engine alone: same batch, threads, substeps and kinematics stage; targets written from numpy."""
     sim, n, dec = env.sim, env.num_envs, env.cfg.decimation
     lo, hi = sim.model.actuator_ctrlrange[:, 0], sim.model.actuator_ctrlrange[:, 1]
-    rng = np.random.default_rng(0)
-    targets = rng.uniform(lo, hi, size=(64, n, len(lo)))
+    targets = np.random.default_rng(0).uniform(lo, hi, size=(64, n, len(lo)))
     i = [0]
 
     def step():
@@ -49,10 +48,11 @@ def bench_raw(env, seconds: float, repeats: int) -> float:
         sim.batch.step(nstep=dec, stage=mujoco.mjtStage.mjSTAGE_POS.value)
         i[0] += 1
 
-    return _rate(step, n, seconds, repeats)
+    return step
 
 
-def bench_full(env, seconds: float, repeats: int) -> float:
+def full_stepper(env):
+    """The whole environment step with random policy actions."""
     env.reset()
     actions = torch.randn(64, env.num_envs, env.action_manager.total_action_dim)
     i = [0]
@@ -61,13 +61,27 @@ def bench_full(env, seconds: float, repeats: int) -> float:
         env.step(actions[i[0] % 64])
         i[0] += 1
 
-    return _rate(step, env.num_envs, seconds, repeats)
+    return step
+
+
+def bench_env(env, seconds: float, repeats: int) -> tuple[float, float, float]:
+    """Median raw and full rates, alternating the two so that machine noise hits both alike."""
+    raw, full = raw_stepper(env), full_stepper(env)
+    raws, fulls, ratios = [], [], []
+    for _ in range(repeats):
+        r = _rate(raw, env.num_envs, seconds / repeats)
+        f = _rate(full, env.num_envs, seconds / repeats)
+        raws.append(r)
+        fulls.append(f)
+        ratios.append(r / f)
+    return statistics.median(raws), statistics.median(fulls), statistics.median(ratios)
 
 
 def bench_train(env, iterations: int) -> float:
     agent = load_cfg_from_registry(TASK, "rsl_rl_cfg_entry_point")
-    runner = RoArmRunner(RslRlVecEnvWrapper(env), to_rsl_rl_dict(agent), log_dir=None, device="cpu",
-                         total_iterations=iterations, show_progress=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # rsl_rl prints the networks
+        runner = RoArmRunner(RslRlVecEnvWrapper(env), to_rsl_rl_dict(agent), log_dir=None, device="cpu",
+                             total_iterations=iterations, show_progress=False)
     runner.learn(1)
     start = time.perf_counter()
     runner.learn(iterations)
@@ -77,8 +91,8 @@ def bench_train(env, iterations: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num_envs", type=int, nargs="+", default=[512, 2048, 4096])
-    p.add_argument("--seconds", type=float, default=6.0, help="measuring time per figure")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=10.0, help="measuring time per figure and num_envs")
+    p.add_argument("--repeats", type=int, default=5, help="alternating raw/full rounds (medians are printed)")
     p.add_argument("--train_iterations", type=int, default=3, help="PPO iterations timed (0 to skip)")
     args = p.parse_args(argv)
     print(f"{'num_envs':>8} {'raw env-steps/s':>16} {'full env-steps/s':>17} {'full/raw time':>14} "
@@ -87,10 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_cfg_from_registry(TASK, "env_cfg_entry_point")
         cfg.scene.num_envs = n
         env = make_env(TASK, cfg)
-        raw = bench_raw(env, args.seconds, args.repeats)
-        full = bench_full(env, args.seconds, args.repeats)
+        raw, full, ratio = bench_env(env, args.seconds, args.repeats)
         train = bench_train(env, args.train_iterations) if args.train_iterations else float("nan")
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{n:>8} {raw:>16,.0f} {full:>17,.0f} {raw / full:>14.2f} {train:>18,.0f} {rss:>11,.0f}", flush=True)
+        print(f"{n:>8} {raw:>16,.0f} {full:>17,.0f} {ratio:>14.2f} {train:>18,.0f} {rss:>11,.0f}", flush=True)
         env.close()
     return 0

@@ -16,11 +16,8 @@ from roarm_lab.assets.joint_table import JOINTS, TCP_FRAME
 from roarm_lab.assets.mjcf import build_spec
 from roarm_lab.runtime.backends.base import PhysicsBackend
 
-_DIVERGENCE_WARNINGS = [
-    mujoco.mjtWarning.mjWARN_BADQPOS.value,
-    mujoco.mjtWarning.mjWARN_BADQVEL.value,
-    mujoco.mjtWarning.mjWARN_BADQACC.value,
-]
+_DIVERGENCE_SLICE = slice(mujoco.mjtWarning.mjWARN_BADQPOS.value, mujoco.mjtWarning.mjWARN_BADQACC.value + 1)
+assert _DIVERGENCE_SLICE.stop - _DIVERGENCE_SLICE.start == 3  # BADQPOS, BADQVEL, BADQACC are contiguous
 
 
 class MujocoCpuBackend(PhysicsBackend):
@@ -53,6 +50,7 @@ class MujocoCpuBackend(PhysicsBackend):
         self._site_xpos = self.batch.bind("site_xpos")
         self._site_xmat = self.batch.bind("site_xmat")
         self._warnings = self.batch.warning
+        self._divergence_counts = self._warnings[:, _DIVERGENCE_SLICE, 1].sum(axis=1)
         self._friction_eps = friction_velocity_eps
         nj = m.njnt
         self.friction = np.tile(np.array([j.friction for j in JOINTS]), (num_envs, 1))
@@ -78,22 +76,26 @@ class MujocoCpuBackend(PhysicsBackend):
     def step(self, nstep: int) -> np.ndarray:
         """Advance all simulations ``nstep`` physics steps; return the mask of simulations that diverged.
 
-        A diverged simulation (non-finite state, or MuJoCo's own bad-qpos/qvel/qacc reset) is put back at
-        its home keyframe here; the caller resets its episode and counts it.
+        MuJoCo checks every substep for non-finite or huge positions, velocities and accelerations, resets
+        such a simulation itself and counts a warning; a rise in those counters (or an error raised by the
+        batch) marks the simulation diverged. It is put back at its home keyframe here; the caller resets
+        its episode and counts it.
         """
-        before = self._warnings[:, _DIVERGENCE_WARNINGS, 1].sum(axis=1)
-        bad_in = ~np.isfinite(self.qpos).all(axis=1) | ~np.isfinite(self.qvel).all(axis=1)
+        failed = None
         try:
             self.batch.step(nstep=nstep, stage=mujoco.mjtStage.mjSTAGE_POS.value)
-            failed = np.zeros(self.num_envs, dtype=bool)
         except mjbatch.SimulationError as err:
             failed = np.zeros(self.num_envs, dtype=bool)
             failed[np.asarray(err.ids)] = True
-        after = self._warnings[:, _DIVERGENCE_WARNINGS, 1].sum(axis=1)
-        bad = bad_in | failed | (after > before) | ~np.isfinite(self.qpos).all(axis=1) | ~np.isfinite(self.qvel).all(axis=1)
+        counts = self._warnings[:, _DIVERGENCE_SLICE, 1].sum(axis=1)
+        bad = counts > self._divergence_counts
+        if failed is not None:
+            bad |= failed
         if bad.any():
+            self._divergence_counts = counts
             ids = np.flatnonzero(bad)
-            self.batch.reset(ids, keyframe=np.zeros(len(ids), dtype=np.int32))
+            self.batch.reset(ids, keyframe=np.zeros(len(ids), dtype=np.int32),
+                             stage=mujoco.mjtStage.mjSTAGE_POS.value)
         return bad
 
     def forward(self, env_ids: np.ndarray | None = None) -> None:
