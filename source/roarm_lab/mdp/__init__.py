@@ -10,3 +10,32 @@ from roarm_lab.mdp.observations import (ee_position_b, ee_position_error_b, gene
 from roarm_lab.mdp.rewards import (action_rate_l2, joint_deviation_l1, joint_vel_l2, position_command_error,
                                    position_command_error_tanh, position_goal_bonus)
 from roarm_lab.mdp.terminations import joint_velocity_diverged, time_out
+
+__all__ = [
+    "ServoJointPositionAction",
+    "ServoJointPositionActionCfg",
+    "ReachableTargetCommand",
+    "ReachableTargetCommandCfg",
+    "reachable_target_bank",
+    "modify_reward_weight",
+    "randomize_action_latency",
+    "randomize_actuator_gains",
+    "randomize_calibration_offset",
+    "randomize_joint_dynamics",
+    "randomize_rigid_body_mass",
+    "reset_joints_by_offset",
+    "ee_position_b",
+    "ee_position_error_b",
+    "generated_commands",
+    "joint_pos_rel",
+    "joint_vel_finite_difference",
+    "last_action",
+    "action_rate_l2",
+    "joint_deviation_l1",
+    "joint_vel_l2",
+    "position_command_error",
+    "position_command_error_tanh",
+    "position_goal_bonus",
+    "joint_velocity_diverged",
+    "time_out",
+]

@@ -102,9 +102,6 @@ class Articulation:
         self.data.joint_vel.copy_(torch.from_numpy(b.qvel))
         self.data.body_pos_w.copy_(torch.from_numpy(b.frame_positions()))
 
-    def body_quat_w(self) -> torch.Tensor:
-        return torch.as_tensor(self.backend.frame_quats(), dtype=torch.float32, device=self.device)
-
     def set_joint_position_target(self, target: torch.Tensor, joint_ids: Sequence[int] | slice | None = None,
                                   env_ids: torch.Tensor | None = None) -> None:
         rows = slice(None) if env_ids is None else env_ids

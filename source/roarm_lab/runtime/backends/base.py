@@ -37,9 +37,6 @@ class PhysicsBackend(ABC):
     def frame_positions(self) -> np.ndarray: ...
 
     @abstractmethod
-    def frame_quats(self) -> np.ndarray: ...
-
-    @abstractmethod
     def write_joint_state(self, env_ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None: ...
 
     @abstractmethod

@@ -48,7 +48,6 @@ class MujocoCpuBackend(PhysicsBackend):
         self._xpos = self.batch.bind("xpos")
         self._xquat = self.batch.bind("xquat")
         self._site_xpos = self.batch.bind("site_xpos")
-        self._site_xmat = self.batch.bind("site_xmat")
         self._warnings = self.batch.warning
         self._divergence_counts = self._warnings[:, _DIVERGENCE_SLICE, 1].sum(axis=1)
         self._friction_eps = friction_velocity_eps
@@ -105,14 +104,6 @@ class MujocoCpuBackend(PhysicsBackend):
     def frame_positions(self) -> np.ndarray:
         """(N, nbody-1+1, 3): world positions of every body after the world, then the TCP site."""
         return np.concatenate([self._xpos[:, 1:], self._site_xpos[:, self._tcp_site: self._tcp_site + 1]], axis=1)
-
-    def frame_quats(self) -> np.ndarray:
-        """(N, nbody, 4) wxyz world orientations, the TCP's from its site matrix."""
-        tcp = np.empty((self.num_envs, 1, 4))
-        mats = self._site_xmat[:, self._tcp_site]
-        for i in range(self.num_envs):  # only used for logging and recording, never in the step path
-            mujoco.mju_mat2Quat(tcp[i, 0], mats[i])
-        return np.concatenate([self._xquat[:, 1:], tcp], axis=1)
 
     def write_joint_state(self, env_ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
         """Teleport joints; the reported position includes each env's calibration offset, so remove it."""
