@@ -1,0 +1,174 @@
+"""``GatewayClient``: hello with a spec check, ``infer`` with a deadline and a timeout, Lazy Pirate recovery.
+
+A DEALER socket with LINGER 0. After a timeout the socket is closed and rebuilt (a new identity, so a
+late reply to the old request can never be mistaken for a new one), ``hello`` is repeated, and the request
+is retried a bounded number of times. Replies whose sequence number is not the one awaited are dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import numpy as np
+import zmq
+
+from roarm_lab.gateway.protocol import PROTOCOL_VERSION, decode_reply, encode, pack_array, unpack_array
+
+
+class GatewayError(RuntimeError):
+    """The server answered with an error (its code and message are kept)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class GatewayTimeout(TimeoutError):
+    pass
+
+
+class GatewaySpecError(ValueError):
+    """The served policy is not the one the caller expects."""
+
+
+class GatewayClient:
+    def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", *, expected: dict[str, Any] | None = None,
+                 timeout_ms: float = 1000.0, retries: int = 2, name: str = "roarm-lab-client",
+                 config_hash: str | None = None, server_public_key: bytes | None = None,
+                 client_keys: tuple[bytes, bytes] | None = None):
+        self.endpoint = endpoint
+        self.expected = expected or {}
+        self.timeout_ms = timeout_ms
+        self.retries = retries
+        self.name = name
+        self.config_hash = config_hash
+        self._server_key = server_public_key
+        self._client_keys = client_keys
+        self.ctx = zmq.Context()
+        self.socket: zmq.Socket | None = None
+        self._seq = itertools.count(1)
+        self.spec: dict[str, Any] = {}
+        self.stale_replies = 0
+        self.reconnects = 0
+
+    # ------------------------------------------------------------------ connection
+    def __enter__(self) -> "GatewayClient":
+        return self.connect()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def connect(self) -> "GatewayClient":
+        self._open()
+        self.spec = self._hello()
+        self._check_spec(self.spec)
+        return self
+
+    def _open(self) -> None:
+        if self.socket is not None:
+            self.socket.close(linger=0)
+        self.socket = self.ctx.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        if self._server_key is not None:
+            public, secret = self._client_keys or zmq.curve_keypair()
+            self.socket.curve_serverkey = self._server_key
+            self.socket.curve_publickey = public
+            self.socket.curve_secretkey = secret
+        self.socket.connect(self.endpoint)
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close(linger=0)
+            self.socket = None
+        self.ctx.term()
+
+    def _hello(self) -> dict[str, Any]:
+        reply = self._call({"type": "hello", "protocol_version": PROTOCOL_VERSION, "client": self.name}, key="id")
+        return reply["spec"]
+
+    def _check_spec(self, spec: dict[str, Any]) -> None:
+        checks = {
+            "obs_size": spec["observation"]["size"], "action_size": spec["action"]["size"],
+            "task": spec.get("task"), "config_hash": spec.get("config_hash"),
+            "control_period_s": spec.get("control_period_s"), "action_names": spec["action"]["names"],
+        }
+        wrong = [f"{k}: server has {checks[k]!r}, expected {v!r}" for k, v in self.expected.items()
+                 if k in checks and checks[k] != v]
+        unknown = [k for k in self.expected if k not in checks]
+        if unknown:
+            raise GatewaySpecError(f"cannot check {unknown}; checkable: {sorted(checks)}")
+        if wrong:
+            raise GatewaySpecError("the gateway serves a different policy: " + "; ".join(wrong))
+
+    # ------------------------------------------------------------------ requests
+    def _call(self, message: dict[str, Any], key: str, timeout_ms: float | None = None) -> dict[str, Any]:
+        """Send and wait for the reply whose ``key`` (id or seq) matches; rebuild and retry on timeout."""
+        timeout_ms = self.timeout_ms if timeout_ms is None else timeout_ms
+        token = next(self._seq)
+        message = {**message, key: token} if key == "id" else {**message, "id": token}
+        match_key, match = (key, message[key])
+        for attempt in range(self.retries + 1):
+            self.socket.send(encode(message))
+            end = time.monotonic() + timeout_ms / 1000.0
+            while True:
+                left = (end - time.monotonic()) * 1000.0
+                if left <= 0 or not self.socket.poll(left):
+                    break
+                reply = decode_reply(self.socket.recv())
+                if reply.get(match_key) != match:
+                    self.stale_replies += 1
+                    continue
+                if not reply.get("ok"):
+                    err = reply.get("error", {})
+                    raise GatewayError(err.get("code", "unknown"), err.get("message", ""))
+                return reply
+            if attempt < self.retries:  # Lazy Pirate: new socket, new identity, hello again, resend
+                self.reconnects += 1
+                self._open()
+                if message["type"] != "hello":
+                    self.spec = self._hello_raw(timeout_ms)
+        raise GatewayTimeout(f"no reply from {self.endpoint} to {message['type']} after {self.retries + 1} attempts "
+                             f"of {timeout_ms:.0f} ms")
+
+    def _hello_raw(self, timeout_ms: float) -> dict[str, Any]:
+        saved, self.retries = self.retries, 0
+        try:
+            return self._call({"type": "hello", "protocol_version": PROTOCOL_VERSION, "client": self.name}, "id",
+                              timeout_ms)["spec"]
+        finally:
+            self.retries = saved
+
+    def infer(self, obs: np.ndarray | dict[str, np.ndarray], deadline_ms: float | None = None,
+              timeout_ms: float | None = None) -> dict[str, Any]:
+        """Joint targets for one observation; returns target, action, seq, flags and server timings."""
+        if isinstance(obs, dict):
+            payload: Any = {k: pack_array(np.asarray(v).reshape(-1)) for k, v in obs.items()}
+        else:
+            payload = pack_array(np.asarray(obs).reshape(-1))
+        message: dict[str, Any] = {"type": "infer", "seq": next(self._seq), "obs": payload}
+        if deadline_ms is not None:
+            message["deadline_ms"] = deadline_ms
+        if self.config_hash is not None:
+            message["config_hash"] = self.config_hash
+        reply = self._call(message, key="seq", timeout_ms=timeout_ms)
+        reply["target"] = unpack_array(reply["target"], "target")
+        reply["action"] = unpack_array(reply["action"], "action")
+        return reply
+
+    def ping(self, timeout_ms: float | None = None) -> dict[str, Any]:
+        return self._call({"type": "ping"}, key="id", timeout_ms=timeout_ms)
+
+    def stats(self) -> dict[str, Any]:
+        return self._call({"type": "stats"}, key="id")["stats"]
+
+    def reset(self) -> None:
+        self._call({"type": "reset"}, key="id")
+
+    def reload(self, path: str) -> dict[str, Any]:
+        return self._call({"type": "reload", "path": str(path)}, key="id", timeout_ms=max(self.timeout_ms, 10000))["spec"]
+
+    def shutdown(self) -> None:
+        self._call({"type": "shutdown"}, key="id")

@@ -1,0 +1,105 @@
+"""Gateway wire protocol v1: msgpack maps over ZeroMQ, arrays as raw little-endian float32 bytes.
+
+No pickle anywhere. Every request is a map with ``type`` (hello, infer, ping, stats, reset, reload,
+shutdown) and optional ``id`` (a correlation id echoed back). Every reply has ``ok``; errors carry
+``error: {code, message}``. See docs/gateway.md.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import Any
+
+import msgpack
+import numpy as np
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_ARRAY_LEN = 4096
+REQUEST_TYPES = ("hello", "infer", "ping", "stats", "reset", "reload", "shutdown")
+
+
+class ErrorCode(str, Enum):
+    BAD_MSGPACK = "bad_msgpack"
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_TYPE = "unknown_type"
+    BAD_ARRAY = "bad_array"
+    WRONG_SIZE = "wrong_size"
+    NOT_FINITE = "not_finite"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    NO_HELLO = "no_hello"
+    FORBIDDEN = "forbidden"
+    RELOAD_FAILED = "reload_failed"
+    INTERNAL = "internal"
+
+
+class ProtocolError(Exception):
+    """A request the server refuses; becomes an error reply, never a traceback on the wire."""
+
+    def __init__(self, code: ErrorCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def pack_array(values: np.ndarray) -> dict[str, Any]:
+    arr = np.ascontiguousarray(values, dtype="<f4")
+    return {"dtype": "<f4", "shape": list(arr.shape), "data": arr.tobytes()}
+
+
+def unpack_array(obj: Any, name: str = "array") -> np.ndarray:
+    """Decode and check an array map: dtype, shape, byte count, size cap, finiteness."""
+    if not isinstance(obj, dict) or not {"dtype", "shape", "data"} <= set(obj):
+        raise ProtocolError(ErrorCode.BAD_ARRAY, f"{name} must be a map with dtype, shape and data")
+    if obj["dtype"] != "<f4":
+        raise ProtocolError(ErrorCode.BAD_ARRAY, f"{name} dtype must be '<f4' (little-endian float32), got {obj['dtype']!r}")
+    shape = obj["shape"]
+    if not isinstance(shape, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                       for s in shape) or len(shape) > 2:
+        raise ProtocolError(ErrorCode.BAD_ARRAY, f"{name} shape must be a list of up to 2 non-negative ints")
+    count = math.prod(shape)
+    if count > MAX_ARRAY_LEN:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"{name} has {count} values; the limit is {MAX_ARRAY_LEN}")
+    data = obj["data"]
+    if not isinstance(data, (bytes, bytearray)) or len(data) != 4 * count:
+        raise ProtocolError(ErrorCode.BAD_ARRAY, f"{name} data must be {4 * count} bytes for shape {list(shape)}")
+    arr = np.frombuffer(data, dtype="<f4").reshape(shape).astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise ProtocolError(ErrorCode.NOT_FINITE, f"{name} contains NaN or Inf")
+    return arr
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return msgpack.packb(message, use_bin_type=True)
+
+
+def decode(frame: bytes) -> dict[str, Any]:
+    """Decode one request frame; any malformation becomes a ProtocolError with its code."""
+    if len(frame) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"message of {len(frame)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+    try:
+        msg = msgpack.unpackb(frame, raw=False, strict_map_key=True, max_bin_len=MAX_MESSAGE_BYTES,
+                              max_str_len=MAX_MESSAGE_BYTES, max_array_len=MAX_ARRAY_LEN, max_map_len=64)
+    except Exception as err:  # msgpack raises several types for malformed input
+        raise ProtocolError(ErrorCode.BAD_MSGPACK, f"not a valid msgpack message ({type(err).__name__})") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "a request must be a msgpack map")
+    kind = msg.get("type")
+    if kind not in REQUEST_TYPES:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown request type {kind!r}; valid: {list(REQUEST_TYPES)}")
+    return msg
+
+
+def error_reply(code: ErrorCode, message: str, request_id: Any = None) -> dict[str, Any]:
+    return {"ok": False, "id": request_id, "error": {"code": code.value, "message": message}}
+
+
+def decode_reply(frame: bytes) -> dict[str, Any]:
+    """Decode a reply frame (client side)."""
+    reply = msgpack.unpackb(frame, raw=False)
+    if not isinstance(reply, dict):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "a reply must be a msgpack map")
+    return reply

@@ -1,0 +1,135 @@
+"""Latency statistics (all requests and a sliding window), error counts, per-client counters, SLA alerts."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+PERCENTILES = (50, 90, 95, 99)
+# all-time histogram: log-spaced bins from 1 us to 100 s (about 2 % wide)
+_EDGES = np.logspace(0, 8, 801)
+
+
+class LatencyStats:
+    """Percentiles of one latency (microseconds) over all samples (histogram) and the last ``window``."""
+
+    def __init__(self, window: int = 1000):
+        self.counts = np.zeros(len(_EDGES) + 1, dtype=np.int64)
+        self.recent: deque[float] = deque(maxlen=window)
+        self.total = 0
+
+    def add(self, micros: float) -> None:
+        self.counts[int(np.searchsorted(_EDGES, micros))] += 1
+        self.recent.append(micros)
+        self.total += 1
+
+    def all_time(self) -> dict[str, float]:
+        if self.total == 0:
+            return {}
+        cum = np.cumsum(self.counts)
+        out = {}
+        for p in PERCENTILES:
+            idx = int(np.searchsorted(cum, p / 100.0 * self.total))
+            out[f"p{p}"] = float(_EDGES[min(idx, len(_EDGES) - 1)])
+        return out
+
+    def window(self) -> dict[str, float]:
+        if not self.recent:
+            return {}
+        values = np.percentile(np.fromiter(self.recent, float), PERCENTILES)
+        return {f"p{p}": float(v) for p, v in zip(PERCENTILES, values)}
+
+    def reset(self) -> None:
+        self.recent.clear()
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    errors: int = 0
+    deadline_misses: int = 0
+    hash_mismatches: int = 0
+    total: LatencyStats = field(default_factory=LatencyStats)
+
+
+class GatewayStats:
+    def __init__(self, window: int = 1000):
+        self.queue = LatencyStats(window)
+        self.inference = LatencyStats(window)
+        self.total = LatencyStats(window)
+        self.errors: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
+        self.infers = 0
+        self.deadline_misses = 0
+        self.late_results = 0
+        self.recent_misses: deque[bool] = deque(maxlen=window)
+        self.clients: dict[bytes, ClientStats] = {}
+        self.started = time.time()
+
+    def client(self, identity: bytes) -> ClientStats:
+        return self.clients.setdefault(identity, ClientStats())
+
+    def record_infer(self, identity: bytes, queue_us: float, inference_us: float, total_us: float, missed: bool) -> None:
+        self.infers += 1
+        self.queue.add(queue_us)
+        if not missed:
+            self.inference.add(inference_us)
+        self.total.add(total_us)
+        self.recent_misses.append(missed)
+        c = self.client(identity)
+        c.requests += 1
+        c.total.add(total_us)
+        if missed:
+            self.deadline_misses += 1
+            c.deadline_misses += 1
+
+    def window_miss_rate(self) -> float:
+        return sum(self.recent_misses) / len(self.recent_misses) if self.recent_misses else 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "uptime_s": time.time() - self.started,
+            "requests": dict(self.requests),
+            "infers": self.infers,
+            "deadline_misses": self.deadline_misses,
+            "deadline_miss_rate": self.deadline_misses / self.infers if self.infers else 0.0,
+            "window_deadline_miss_rate": self.window_miss_rate(),
+            "late_results_dropped": self.late_results,
+            "errors": dict(self.errors),
+            "latency_us": {name: {"all": s.all_time(), "window": s.window()}
+                           for name, s in (("queue", self.queue), ("inference", self.inference), ("total", self.total))},
+            "clients": {ident.hex(): {"requests": c.requests, "errors": c.errors, "deadline_misses": c.deadline_misses,
+                                      "hash_mismatches": c.hash_mismatches, "total_us": c.total.window()}
+                        for ident, c in self.clients.items()},
+        }
+
+
+class SlaMonitor:
+    """Raises an alert when the window's p95 total latency or miss rate is over its threshold; then waits."""
+
+    def __init__(self, p95_us: float, miss_rate: float, cooldown_s: float, min_samples: int = 50):
+        self.p95_us = p95_us
+        self.miss_rate = miss_rate
+        self.cooldown_s = cooldown_s
+        self.min_samples = min_samples
+        self._last = -float("inf")
+
+    def check(self, stats: GatewayStats, now: float | None = None) -> dict[str, Any] | None:
+        now = time.monotonic() if now is None else now
+        if now - self._last < self.cooldown_s or len(stats.total.recent) < self.min_samples:
+            return None
+        p95 = stats.total.window().get("p95", 0.0)
+        miss = stats.window_miss_rate()
+        reasons = []
+        if p95 > self.p95_us:
+            reasons.append(f"p95 total latency {p95:.0f} us > {self.p95_us:.0f} us")
+        if miss > self.miss_rate:
+            reasons.append(f"deadline miss rate {miss:.3f} > {self.miss_rate:.3f}")
+        if not reasons:
+            return None
+        self._last = now
+        return {"p95_us": p95, "miss_rate": miss, "reasons": reasons}
