@@ -111,6 +111,14 @@ class GatewayClient:
         message = {**message, key: token} if key == "id" else {**message, "id": token}
         match_key, match = (key, message[key])
         for attempt in range(self.retries + 1):
+            if attempt > 0:  # Lazy Pirate: new socket (new identity), hello again, then resend
+                self.reconnects += 1
+                self._open()
+                if message["type"] != "hello":
+                    try:
+                        self.spec = self._hello_raw(timeout_ms)
+                    except GatewayTimeout:
+                        continue
             self.socket.send(encode(message))
             end = time.monotonic() + timeout_ms / 1000.0
             while True:
@@ -125,11 +133,6 @@ class GatewayClient:
                     err = reply.get("error", {})
                     raise GatewayError(err.get("code", "unknown"), err.get("message", ""))
                 return reply
-            if attempt < self.retries:  # Lazy Pirate: new socket, new identity, hello again, resend
-                self.reconnects += 1
-                self._open()
-                if message["type"] != "hello":
-                    self.spec = self._hello_raw(timeout_ms)
         raise GatewayTimeout(f"no reply from {self.endpoint} to {message['type']} after {self.retries + 1} attempts "
                              f"of {timeout_ms:.0f} ms")
 

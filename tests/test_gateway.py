@@ -1,0 +1,361 @@
+"""The policy gateway over real ZeroMQ sockets, serving a policy exported by the project's own exporter."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+import urllib.request
+
+import msgpack
+import numpy as np
+import pytest
+import torch
+import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from roarm_lab.gateway.client import GatewayClient, GatewayError, GatewaySpecError, GatewayTimeout
+from roarm_lab.gateway.policy import LoadedPolicy
+from roarm_lab.gateway.protocol import encode, pack_array
+from roarm_lab.gateway.server import GatewayConfig, GatewayServer
+from roarm_lab.gateway.stats import LatencyStats
+from roarm_lab.registry import load_cfg_from_registry
+from roarm_lab.rl.export import export_policy
+from roarm_lab.rl.runner import RoArmRunner
+from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
+
+TASK = "RoArm-Reach-v0"
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    from roarm_lab.registry import make_env
+
+    cfg = load_cfg_from_registry(TASK, "env_cfg_entry_point")
+    cfg.scene.num_envs = 4
+    env = make_env(TASK, cfg, num_threads=1)
+    agent = load_cfg_from_registry(TASK, "rsl_rl_cfg_entry_point")
+    agent.actor.hidden_dims = [32, 32]
+    runner = RoArmRunner(RslRlVecEnvWrapper(env), to_rsl_rl_dict(agent), log_dir=None, device="cpu",
+                         total_iterations=0, show_progress=False)
+    out = tmp_path_factory.mktemp("export") / "exported"
+    export_policy(runner.alg.get_policy(), env, TASK, out)
+    return out
+
+
+@pytest.fixture
+def server(export_dir, tmp_path):
+    srv = GatewayServer(LoadedPolicy.load(export_dir), GatewayConfig(bind="tcp://127.0.0.1:0", deadline_ms=200,
+                                                                     event_log=str(tmp_path / "events.jsonl"))).start()
+    yield srv
+    srv.stop()
+
+
+def _obs(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=21).astype(np.float32) * 0.1
+
+
+def test_hello_infer_and_relative_targets_follow_policy_json(server, export_dir):
+    policy = LoadedPolicy.load(export_dir)
+    meta = policy.meta
+    with GatewayClient(server.endpoint, expected={"obs_size": 21, "action_size": 5, "task": TASK}) as client:
+        assert client.spec["action"]["mode"] == "relative" and client.spec["config_hash"] == meta["config_hash"]
+        obs = _obs(1)
+        r1 = client.infer(obs)
+        action = policy.infer(obs)
+        np.testing.assert_allclose(r1["action"], action, atol=1e-6)
+        measured = obs[:5] + np.array([meta["default_joint_pos"][j] for j in meta["action"]["joint_names"]])
+        expected = np.clip(measured + np.array(meta["action"]["scale"]) * action, meta["action"]["lower"],
+                           meta["action"]["upper"])
+        np.testing.assert_allclose(r1["target"], expected, atol=1e-5)
+        r2 = client.infer(obs)  # relative: integrates from the previous target
+        np.testing.assert_allclose(r2["target"], np.clip(r1["target"] + np.array(meta["action"]["scale"]) * action,
+                                                         meta["action"]["lower"], meta["action"]["upper"]), atol=1e-5)
+        client.reset()
+        np.testing.assert_allclose(client.infer(obs)["target"], expected, atol=1e-5)
+        assert r2["seq"] > r1["seq"] and not r1["flags"]["deadline_miss"]
+
+
+def test_named_observation_parts_equal_the_flat_vector(server, export_dir):
+    terms = LoadedPolicy.load(export_dir).meta["observation"]["terms"]
+    obs = _obs(2)
+    with GatewayClient(server.endpoint) as client:
+        flat = client.infer(obs)
+        client.reset()
+        named = client.infer({t["name"]: obs[t["start"]: t["stop"]] for t in terms})
+    np.testing.assert_allclose(flat["target"], named["target"])
+
+
+def test_clipping_is_flagged_per_joint(server):
+    with GatewayClient(server.endpoint) as client:
+        obs = _obs(3)
+        obs[2] = 50.0  # the elbow is read far outside its box: the target clamps there
+        reply = client.infer(obs)
+    assert reply["flags"]["clipped"][2] and reply["flags"]["any_clipped"]
+    assert reply["target"][2] == pytest.approx(2.73, abs=1e-5)
+
+
+def test_spec_mismatch_fails_fast_with_a_readable_error(server):
+    with pytest.raises(GatewaySpecError, match="obs_size: server has 21, expected 30"):
+        GatewayClient(server.endpoint, expected={"obs_size": 30}).connect()
+
+
+def _raw(endpoint: str) -> zmq.Socket:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    return sock
+
+
+def _ask(sock: zmq.Socket, payload: bytes, timeout_ms: int = 2000) -> dict:
+    sock.send(payload)
+    assert sock.poll(timeout_ms), "the server did not answer"
+    return msgpack.unpackb(sock.recv(), raw=False)
+
+
+@pytest.mark.parametrize("payload, code", [
+    (b"\xc1\xff not msgpack", "bad_msgpack"),
+    (encode({"type": "fly"}), "unknown_type"),
+    (encode([1, 2, 3]), "bad_request"),
+    (encode({"type": "hello", "protocol_version": 99}), "unsupported_version"),
+    (encode({"type": "infer", "seq": 1, "obs": pack_array(np.zeros(21))}), "no_hello"),
+    (b"\x00" * 70000, "too_large"),
+])
+def test_malformed_requests_get_coded_errors_and_the_server_keeps_serving(server, payload, code):
+    sock = _raw(server.endpoint)
+    reply = _ask(sock, payload)
+    assert reply["ok"] is False and reply["error"]["code"] == code and reply["error"]["message"]
+    assert "Traceback" not in reply["error"]["message"]
+    assert _ask(sock, encode({"type": "ping"}))["type"] == "pong"
+    sock.close()
+
+
+@pytest.mark.parametrize("obs, code", [
+    (pack_array(np.zeros(20)), "wrong_size"),
+    ({**pack_array(np.zeros(21)), "dtype": "<f8"}, "bad_array"),
+    (pack_array(np.full(21, np.nan)), "not_finite"),
+    ({"dtype": "<f4", "shape": [21], "data": b"123"}, "bad_array"),
+    ({"joint_pos": pack_array(np.zeros(5))}, "wrong_size"),
+])
+def test_bad_observations_are_refused_with_their_code(server, obs, code):
+    sock = _raw(server.endpoint)
+    _ask(sock, encode({"type": "hello", "protocol_version": 1}))
+    reply = _ask(sock, encode({"type": "infer", "seq": 7, "obs": obs}))
+    assert reply["error"]["code"] == code and reply["seq"] == 7
+    sock.close()
+
+
+def test_slow_policy_gets_the_safe_action_and_ping_still_answers(export_dir, tmp_path):
+    policy = LoadedPolicy.load(export_dir)
+    fast = policy._run
+    policy._run = lambda obs: (time.sleep(0.3), fast(obs))[1]  # a model that takes 300 ms
+    srv = GatewayServer(policy, GatewayConfig(bind="tcp://127.0.0.1:0", deadline_ms=20,
+                                              event_log=str(tmp_path / "ev.jsonl"))).start()
+    try:
+        with GatewayClient(srv.endpoint, timeout_ms=2000) as client:
+            obs = _obs(4)
+            reply = client.infer(obs, deadline_ms=20)
+            assert reply["flags"]["deadline_miss"] is True
+            measured = policy.measured_joint_pos(obs)
+            np.testing.assert_allclose(reply["target"], measured, atol=1e-6)  # hold where the arm is
+            assert reply["timings"]["total_us"] < 300_000
+            assert client.ping(timeout_ms=200)["type"] == "pong"  # the loop answers while inference runs
+            time.sleep(0.7)
+            stats = client.stats()
+        assert stats["deadline_misses"] >= 1 and stats["late_results_dropped"] >= 1
+    finally:
+        srv.stop()
+    events = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "deadline_miss" for e in events)
+
+
+def test_config_hash_mismatch_is_flagged_and_logged(server, tmp_path):
+    with GatewayClient(server.endpoint, config_hash="not-the-export") as client:
+        reply = client.infer(_obs(5))
+    assert reply["flags"]["hash_mismatch"] is True
+    time.sleep(0.05)
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    mismatch = [e for e in events if e["event"] == "hash_mismatch"]
+    assert mismatch and mismatch[0]["client_hash"] == "not-the-export" and mismatch[0]["policy_hash"]
+
+
+def test_reload_under_load_loses_no_request(server, export_dir):
+    results, errors = [], []
+
+    def hammer():
+        try:
+            with GatewayClient(server.endpoint, timeout_ms=3000) as client:
+                for i in range(300):
+                    results.append(client.infer(_obs(i))["seq"])
+        except Exception as err:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(err)
+
+    workers = [threading.Thread(target=hammer) for _ in range(3)]
+    for w in workers:
+        w.start()
+    with GatewayClient(server.endpoint, timeout_ms=10000) as admin:
+        for _ in range(3):
+            assert admin.reload(str(export_dir))["observation"]["size"] == 21
+    for w in workers:
+        w.join(30)
+    assert not errors and len(results) == 900
+
+
+def test_reload_of_a_missing_export_is_refused_and_serving_continues(server, tmp_path):
+    with GatewayClient(server.endpoint) as client:
+        with pytest.raises(GatewayError, match="reload_failed"):
+            client.reload(str(tmp_path / "nowhere"))
+        assert client.infer(_obs(6))["target"].shape == (5,)
+
+
+def test_shutdown_is_refused_unless_enabled(server):
+    with GatewayClient(server.endpoint) as client:
+        with pytest.raises(GatewayError, match="forbidden"):
+            client.shutdown()
+        assert client.ping()["type"] == "pong"
+
+
+def test_client_recovers_when_the_server_restarts(export_dir):
+    policy = LoadedPolicy.load(export_dir)
+    srv = GatewayServer(policy, GatewayConfig(bind="tcp://127.0.0.1:0")).start()
+    endpoint = srv.endpoint
+    client = GatewayClient(endpoint, timeout_ms=300, retries=10).connect()
+    assert client.infer(_obs(7))["target"].shape == (5,)
+    srv.stop()
+    restarted = {}
+
+    def restart():
+        time.sleep(0.5)
+        restarted["srv"] = GatewayServer(policy, GatewayConfig(bind=endpoint)).start()
+
+    t = threading.Thread(target=restart)
+    t.start()
+    reply = client.infer(_obs(8))
+    t.join()
+    assert reply["target"].shape == (5,) and client.reconnects >= 1
+    client.close()
+    restarted["srv"].stop()
+
+
+def test_timeout_is_bounded_and_close_does_not_hang():
+    client = GatewayClient("tcp://127.0.0.1:1", timeout_ms=50, retries=2)
+    start = time.monotonic()
+    with pytest.raises(GatewayTimeout, match="3 attempts"):
+        client.connect()
+    client.close()
+    assert time.monotonic() - start < 2.0
+
+
+def test_a_client_killed_mid_request_does_not_disturb_others(server):
+    sock = _raw(server.endpoint)
+    _ask(sock, encode({"type": "hello", "protocol_version": 1}))
+    sock.send(encode({"type": "infer", "seq": 1, "obs": pack_array(_obs(9))}))
+    sock.close(linger=0)  # gone before its reply
+    with GatewayClient(server.endpoint) as client:
+        for i in range(20):
+            assert client.infer(_obs(i))["seq"] > 0
+
+
+@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(st.one_of(
+    st.binary(max_size=256),
+    st.dictionaries(st.sampled_from(["type", "seq", "obs", "id", "deadline_ms", "protocol_version", "path", "x"]),
+                    st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(), st.text(max_size=8),
+                              st.binary(max_size=96), st.sampled_from(["hello", "infer", "ping", "stats", "reset"]),
+                              st.fixed_dictionaries({"dtype": st.sampled_from(["<f4", "<f8", "x"]),
+                                                     "shape": st.lists(st.integers(-2, 30), max_size=3),
+                                                     "data": st.binary(max_size=96)})), max_size=6).map(encode),
+))
+def test_fuzzed_messages_never_kill_the_server(fuzz_server, payload):
+    reply = _ask(fuzz_server, payload, timeout_ms=5000)
+    assert isinstance(reply.get("ok"), bool)
+    if not reply["ok"]:
+        assert reply["error"]["code"] and isinstance(reply["error"]["message"], str)
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(export_dir):
+    srv = GatewayServer(LoadedPolicy.load(export_dir), GatewayConfig(bind="tcp://127.0.0.1:0",
+                                                                     allow_admin=False)).start()
+    sock = _raw(srv.endpoint)
+    _ask(sock, encode({"type": "hello", "protocol_version": 1}))
+    yield sock
+    assert _ask(sock, encode({"type": "ping"}))["type"] == "pong"  # still serving after the fuzzing
+    sock.close()
+    srv.stop()
+
+
+def test_non_loopback_bind_requires_curve_keys_and_curve_works(export_dir, tmp_path):
+    import zmq.auth
+
+    policy = LoadedPolicy.load(export_dir)
+    with pytest.raises(ValueError, match="CURVE"):
+        GatewayServer(policy, GatewayConfig(bind="tcp://0.0.0.0:0"))
+    public_file, secret_file = zmq.auth.create_certificates(str(tmp_path), "server")
+    srv = GatewayServer(policy, GatewayConfig(bind="tcp://127.0.0.1:0", curve_secret_key_file=secret_file)).start()
+    try:
+        server_public, _ = zmq.auth.load_certificate(public_file)
+        with GatewayClient(srv.endpoint, server_public_key=server_public) as client:
+            assert client.infer(_obs(10))["target"].shape == (5,)
+        with pytest.raises(GatewayTimeout):  # a client without the server key gets nothing
+            GatewayClient(srv.endpoint, timeout_ms=100, retries=0).connect()
+    finally:
+        srv.stop()
+
+
+def test_prometheus_endpoint_serves_a_valid_exposition(export_dir):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = GatewayServer(LoadedPolicy.load(export_dir), GatewayConfig(bind="tcp://127.0.0.1:0",
+                                                                     metrics_port=port)).start()
+    try:
+        with GatewayClient(srv.endpoint) as client:
+            for i in range(5):
+                client.infer(_obs(i))
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        assert families["roarm_gateway_infer_latency_seconds"].samples
+        infer = [s for s in families["roarm_gateway_requests"].samples if s.labels.get("type") == "infer"]
+        assert infer and infer[0].value == 5
+    finally:
+        srv.stop()
+
+
+def test_event_log_rotates_into_gzip_files(tmp_path):
+    from roarm_lab.gateway.eventlog import EventLog
+
+    log = EventLog(tmp_path / "ev.jsonl", max_bytes=2000, backups=3)
+    for i in range(200):
+        log.write("tick", id=i, pad="x" * 40)
+    log.close()
+    rotated = sorted(tmp_path.glob("ev.jsonl.*.gz"))
+    assert len(rotated) == 3
+    lines = gzip.open(rotated[0], "rt").read().splitlines()
+    assert all(json.loads(line)["event"] == "tick" for line in lines)
+
+
+def test_latency_percentiles_all_time_and_window():
+    stats = LatencyStats(window=100)
+    for v in range(1, 1001):
+        stats.add(float(v))
+    assert stats.all_time()["p50"] == pytest.approx(500, rel=0.03)
+    assert stats.all_time()["p99"] == pytest.approx(990, rel=0.03)
+    assert stats.window()["p50"] == pytest.approx(950.5)
+
+
+def test_sla_alert_fires_once_per_cooldown():
+    from roarm_lab.gateway.stats import GatewayStats, SlaMonitor
+
+    stats = GatewayStats(window=100)
+    for _ in range(100):
+        stats.record_infer(b"c", 10.0, 10.0, 5000.0, missed=False)
+    sla = SlaMonitor(p95_us=1000.0, miss_rate=0.5, cooldown_s=60.0)
+    assert sla.check(stats, now=0.0)["reasons"]
+    assert sla.check(stats, now=30.0) is None and sla.check(stats, now=61.0) is not None
