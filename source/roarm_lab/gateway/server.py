@@ -47,6 +47,8 @@ class GatewayConfig:
     sla_miss_rate: float = 0.01
     sla_cooldown_s: float = 60.0
     window: int = 1000
+    debug_inference_delay_ms: float = 0.0
+    """Added to every inference (benchmarks of the deadline watchdog only)."""
 
 
 @dataclass
@@ -193,6 +195,8 @@ class GatewayServer:
             pending, policy = job
             start = time.monotonic()
             try:
+                if self.cfg.debug_inference_delay_ms:
+                    time.sleep(self.cfg.debug_inference_delay_ms / 1000.0)
                 action = policy.infer(pending.obs)
                 error = None
             except Exception as err:  # a broken model must not kill the worker

@@ -1,0 +1,157 @@
+"""Gateway benchmark: the server in its own process, clients in others, a REQ/REP echo as the floor.
+
+1. one client at 1 kHz: round-trip p50/p99 (gateway and echo, and their ratio);
+2. four client processes as fast as they can: requests/s;
+3. 100k requests: replies lost or out of order (the client checks every sequence number);
+4. deadline misses: a server whose inference takes 30 ms, deadline 5 ms: what a miss costs the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import zmq
+
+from roarm_lab.gateway.client import GatewayClient
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_gateway(policy: str, port: int, *extra: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "roarm_lab.gateway.cli", "--policy", policy, "--bind",
+                             f"tcp://127.0.0.1:{port}", "--event-log", "", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc.stdout.readline()  # "serving ..." once it is bound
+    return proc
+
+
+def _echo_server(port: int) -> None:
+    ctx = zmq.Context()
+    rep = ctx.socket(zmq.REP)
+    rep.bind(f"tcp://127.0.0.1:{port}")
+    while True:
+        msg = rep.recv()
+        rep.send(msg)
+        if msg == b"quit":
+            return
+
+
+def _paced(fn, n: int, rate_hz: float) -> np.ndarray:
+    period = 1.0 / rate_hz
+    lat = np.empty(n)
+    next_t = time.perf_counter()
+    for i in range(n):
+        while time.perf_counter() < next_t:
+            pass
+        t = time.perf_counter()
+        fn(i)
+        lat[i] = time.perf_counter() - t
+        next_t += period
+    return lat * 1e6
+
+
+def _obs() -> np.ndarray:
+    return np.zeros(21, np.float32)
+
+
+def _throughput_worker(endpoint: str, seconds: float, out: mp.Queue) -> None:
+    with GatewayClient(endpoint, timeout_ms=2000) as client:
+        obs, n, end = _obs(), 0, time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            client.infer(obs)
+            n += 1
+    out.put(n)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--policy", required=True)
+    p.add_argument("--requests", type=int, default=5000, help="paced requests at 1 kHz")
+    p.add_argument("--order-requests", type=int, default=100_000)
+    p.add_argument("--seconds", type=float, default=5.0, help="throughput test duration")
+    args = p.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    port = _port()
+    gateway = _start_gateway(args.policy, port)
+    endpoint = f"tcp://127.0.0.1:{port}"
+    try:
+        # 1. latency at 1 kHz
+        with GatewayClient(endpoint) as client:
+            obs = _obs()
+            _paced(lambda i: client.infer(obs), 500, 1000.0)  # warm-up
+            lat = _paced(lambda i: client.infer(obs), args.requests, 1000.0)
+        echo_port = _port()
+        echo = mp.Process(target=_echo_server, args=(echo_port,), daemon=True)
+        echo.start()
+        ctx = zmq.Context()
+        req = ctx.socket(zmq.REQ)
+        req.connect(f"tcp://127.0.0.1:{echo_port}")
+        payload = os.urandom(150)
+
+        def ask(_: int) -> None:
+            req.send(payload)
+            req.recv()
+
+        _paced(ask, 500, 1000.0)
+        echo_lat = _paced(ask, args.requests, 1000.0)
+        req.send(b"quit")
+        req.recv()
+        req.close(0)
+        ctx.term()
+        g50, g99 = np.percentile(lat, [50, 99])
+        e50, e99 = np.percentile(echo_lat, [50, 99])
+        print(f"1 client @ 1 kHz, {args.requests} requests: gateway p50 {g50:.0f} us p99 {g99:.0f} us | "
+              f"REQ/REP echo p50 {e50:.0f} us p99 {e99:.0f} us | ratio p50 {g50 / e50:.2f} p99 {g99 / e99:.2f}")
+
+        # 2. throughput with 4 client processes
+        out: mp.Queue = mp.Queue()
+        procs = [mp.Process(target=_throughput_worker, args=(endpoint, args.seconds, out)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        total = sum(out.get() for _ in procs)
+        for proc in procs:
+            proc.join()
+        print(f"4 clients, {args.seconds:.0f} s: {total / args.seconds:,.0f} requests/s")
+
+        # 3. lost or misordered replies
+        with GatewayClient(endpoint, timeout_ms=2000) as client:
+            obs, last, bad = _obs(), 0, 0
+            for _ in range(args.order_requests):
+                seq = client.infer(obs)["seq"]
+                bad += seq <= last
+                last = seq
+            print(f"{args.order_requests} requests: {bad} misordered, {client.stale_replies} stale dropped, "
+                  f"{client.reconnects} reconnects (a lost reply would raise)")
+    finally:
+        gateway.terminate()
+        gateway.wait(10)
+
+    # 4. deadline misses
+    port = _port()
+    slow = _start_gateway(args.policy, port, "--debug-inference-delay-ms", "30", "--deadline-ms", "5")
+    try:
+        with GatewayClient(f"tcp://127.0.0.1:{port}", timeout_ms=2000) as client:
+            costs, flagged = [], 0
+            for _ in range(50):
+                t = time.perf_counter()
+                flagged += client.infer(_obs(), deadline_ms=5)["flags"]["deadline_miss"]
+                costs.append((time.perf_counter() - t) * 1e3)
+                time.sleep(0.035)  # let the slow inference finish
+            print(f"deadline 5 ms, inference 30 ms: {flagged}/50 flagged deadline_miss, client cost p50 "
+                  f"{np.percentile(costs, 50):.2f} ms max {max(costs):.2f} ms (deadline + 1 ms = 6 ms)")
+    finally:
+        slow.terminate()
+        slow.wait(10)
+    return 0

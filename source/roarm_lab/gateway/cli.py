@@ -1,0 +1,65 @@
+"""``roarm-gateway`` / ``scripts/gateway.py``: serve an exported policy until Ctrl-C (or an allowed shutdown)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from roarm_lab.gateway.policy import LoadedPolicy, PolicyLoadError
+from roarm_lab.gateway.server import GatewayConfig, GatewayServer
+from roarm_lab.rl.cli import script_defaults
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Serve an exported RoArm policy over ZeroMQ (protocol: docs/gateway.md).")
+    p.add_argument("--policy", help="exported/ folder (policy.json, policy.onnx, policy.pt)")
+    p.add_argument("--backend", choices=["onnx", "torchscript"])
+    p.add_argument("--bind")
+    p.add_argument("--deadline-ms", dest="deadline_ms", type=float)
+    p.add_argument("--no-admin", dest="allow_admin", action="store_false", default=None)
+    p.add_argument("--allow-shutdown", dest="allow_shutdown", action="store_true", default=None)
+    p.add_argument("--curve-secret-key", dest="curve_secret_key", help="server .key_secret file (zmq.auth)")
+    p.add_argument("--event-log", dest="event_log")
+    p.add_argument("--metrics-port", dest="metrics_port", type=int)
+    p.add_argument("--metrics-textfile", dest="metrics_textfile")
+    p.add_argument("--debug-inference-delay-ms", dest="debug_inference_delay_ms", type=float,
+                   help="add this delay to every inference (to measure the deadline watchdog)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    defaults = script_defaults("gateway")
+    args = parser.parse_args(argv)
+    opts = {**defaults, **{k: v for k, v in vars(args).items() if v is not None}}
+    if not opts.get("policy"):
+        parser.error("--policy is required (an exported/ folder written by scripts/play.py)")
+    try:
+        policy = LoadedPolicy.load(opts["policy"], opts.get("backend", "onnx"))
+        server = GatewayServer(policy, GatewayConfig(
+            bind=opts["bind"], deadline_ms=float(opts["deadline_ms"]), allow_admin=bool(opts["allow_admin"]),
+            allow_shutdown=bool(opts["allow_shutdown"]), curve_secret_key_file=opts.get("curve_secret_key"),
+            event_log=opts.get("event_log"), metrics_port=opts.get("metrics_port"),
+            metrics_textfile=opts.get("metrics_textfile"), sla_p95_us=float(opts["sla_p95_us"]),
+            sla_miss_rate=float(opts["sla_miss_rate"]), sla_cooldown_s=float(opts["sla_cooldown_s"]),
+            debug_inference_delay_ms=float(opts.get("debug_inference_delay_ms") or 0.0)))
+    except (PolicyLoadError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    spec = policy.spec()
+    print(f"serving {spec['task']} ({spec['observation']['size']} obs -> {spec['action']['size']} actions, "
+          f"{policy.backend}) on {server.endpoint}; deadline {opts['deadline_ms']} ms; Ctrl-C to stop", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "_running", False))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server._close()
+    print("gateway stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
