@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import itertools
+import math
 import queue
 import threading
 import time
@@ -165,9 +166,12 @@ class GatewayServer:
         poller.register(self._wake_rx, zmq.POLLIN)
         last_tick = time.monotonic()
         while self._running:
-            timeout = 100.0
-            if self._deadlines:
-                timeout = max(0.0, min(timeout, (self._deadlines[0][0] - time.monotonic()) * 1000.0))
+            # answered requests leave their deadline in the heap: drop them so they never set the timeout
+            while self._deadlines and self._deadlines[0][2] not in self._pending:
+                heapq.heappop(self._deadlines)
+            timeout = 100
+            if self._deadlines:  # whole milliseconds, rounded up: never a busy spin before a deadline
+                timeout = max(0, min(timeout, math.ceil((self._deadlines[0][0] - time.monotonic()) * 1000.0)))
             events = dict(poller.poll(timeout))
             if self._wake_rx in events:
                 while self._wake_rx.poll(0):
