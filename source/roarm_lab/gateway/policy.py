@@ -34,6 +34,11 @@ class LoadedPolicy:
     meta: dict[str, Any]
     backend: str
     _run: Any = field(repr=False, default=None)
+    _scale: np.ndarray = field(repr=False, default=None)
+    _lower: np.ndarray = field(repr=False, default=None)
+    _upper: np.ndarray = field(repr=False, default=None)
+    _offset: np.ndarray = field(repr=False, default=None)
+    _relative: bool = False
 
     @classmethod
     def load(cls, export_dir: str | Path, backend: str = "onnx") -> "LoadedPolicy":
@@ -68,6 +73,12 @@ class LoadedPolicy:
         else:
             raise PolicyLoadError(f"unknown inference backend '{backend}'; choose onnx or torchscript")
         policy = cls(path=folder, meta=meta, backend=backend, _run=run)
+        act = meta["action"]
+        policy._scale = np.asarray(act["scale"], dtype=np.float32)
+        policy._lower = np.asarray(act["lower"], dtype=np.float32)
+        policy._upper = np.asarray(act["upper"], dtype=np.float32)
+        policy._offset = np.asarray(act["offset"], dtype=np.float32)
+        policy._relative = act.get("mode", "absolute") == "relative"
         run(np.zeros((1, policy.obs_size), dtype=np.float32))  # fail at load, not at the first request
         return policy
 
@@ -136,17 +147,14 @@ class LoadedPolicy:
 
     def to_targets(self, action: np.ndarray, obs: np.ndarray, state: ClientTargets) -> tuple[np.ndarray, list[bool]]:
         """Joint targets from a raw action (the convention of policy.json), clamped; clipping flagged per joint."""
-        act = self.meta["action"]
-        scale = np.asarray(act["scale"], dtype=np.float32)
-        lower = np.asarray(act["lower"], dtype=np.float32)
-        upper = np.asarray(act["upper"], dtype=np.float32)
-        if act.get("mode", "absolute") == "relative":
+        scale, lower, upper = self._scale, self._lower, self._upper
+        if self._relative:
             if state.target is None:
                 measured = self.measured_joint_pos(obs)
-                state.target = measured if measured is not None else np.asarray(act["offset"], dtype=np.float32)
+                state.target = measured if measured is not None else self._offset
             desired = state.target + scale * action
         else:
-            desired = np.asarray(act["offset"], dtype=np.float32) + scale * action
+            desired = self._offset + scale * action
         target = np.clip(desired, lower, upper)
         clipped = [bool(c) for c in (desired < lower) | (desired > upper)]
         state.target = target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import numpy as np
 PERCENTILES = (50, 90, 95, 99)
 # all-time histogram: log-spaced bins from 1 us to 100 s (about 2 % wide)
 _EDGES = np.logspace(0, 8, 801)
+_EDGE_LIST = _EDGES.tolist()  # bisect on a list: ~20x faster than numpy for one value
 
 
 class LatencyStats:
@@ -23,7 +25,7 @@ class LatencyStats:
         self.total = 0
 
     def add(self, micros: float) -> None:
-        self.counts[int(np.searchsorted(_EDGES, micros))] += 1
+        self.counts[bisect.bisect_left(_EDGE_LIST, micros)] += 1
         self.recent.append(micros)
         self.total += 1
 
