@@ -11,7 +11,6 @@ import urllib.request
 import msgpack
 import numpy as np
 import pytest
-import torch
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
