@@ -358,3 +358,25 @@ def test_sla_alert_fires_once_per_cooldown():
     sla = SlaMonitor(p95_us=1000.0, miss_rate=0.5, cooldown_s=60.0)
     assert sla.check(stats, now=0.0)["reasons"]
     assert sla.check(stats, now=30.0) is None and sla.check(stats, now=61.0) is not None
+
+
+def test_a_seq_already_in_flight_is_refused_and_the_first_is_still_answered(export_dir):
+    policy = LoadedPolicy.load(export_dir)
+    fast = policy._run
+    policy._run = lambda obs: (time.sleep(0.1), fast(obs))[1]
+    srv = GatewayServer(policy, GatewayConfig(bind="tcp://127.0.0.1:0", deadline_ms=1000)).start()
+    try:
+        sock = _raw(srv.endpoint)
+        _ask(sock, encode({"type": "hello", "protocol_version": 1}))
+        request = encode({"type": "infer", "seq": 5, "obs": pack_array(_obs(11))})
+        sock.send(request)
+        sock.send(request)
+        replies = []
+        for _ in range(2):
+            assert sock.poll(3000)
+            replies.append(msgpack.unpackb(sock.recv(), raw=False))
+        assert replies[0]["ok"] is False and "in flight" in replies[0]["error"]["message"]
+        assert replies[1]["ok"] is True and replies[1]["seq"] == 5 and not replies[1]["flags"]["deadline_miss"]
+        sock.close()
+    finally:
+        srv.stop()

@@ -316,9 +316,11 @@ class GatewayServer:
             self.stats.client(identity).hash_mismatches += 1
             self.events.write("hash_mismatch", id=msg.get("id"), client=identity.hex(), seq=seq,
                               client_hash=str(client_hash)[:64], policy_hash=self.policy.config_hash)
+        key = (identity, seq)
+        if key in self._pending:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"seq {seq} is already in flight on this connection")
         now = time.monotonic()
         pending = _Pending(envelope, identity, seq, msg.get("id"), obs, now, now + deadline_ms / 1000.0, mismatch)
-        key = (identity, seq)
         self._pending[key] = pending
         heapq.heappush(self._deadlines, (pending.deadline, next(self._tie), key))
         self._jobs.put((pending, self.policy))  # the policy of this moment: a reload does not affect it

@@ -60,6 +60,4 @@ def ee_position_b(env: Any, asset_cfg: SceneEntityCfg) -> torch.Tensor:
 
 def ee_position_error_b(env: Any, command_name: str, asset_cfg: SceneEntityCfg) -> torch.Tensor:
     """Target minus end-effector position in the base frame (privileged: for the critic only)."""
-    asset = env.scene[asset_cfg.name]
-    ee_b = asset.data.body_pos_w[:, asset_cfg.body_ids[0]] - asset.data.root_pos_w
-    return env.command_manager.get_command(command_name)[:, :3] - ee_b
+    return env.command_manager.get_command(command_name)[:, :3] - ee_position_b(env, asset_cfg)

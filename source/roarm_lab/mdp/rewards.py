@@ -7,11 +7,11 @@ from typing import Any
 import torch
 
 from roarm_lab.compat import SceneEntityCfg
+from roarm_lab.mdp.observations import ee_position_b
 
 
 def _position_error(env: Any, command_name: str, asset_cfg: SceneEntityCfg) -> torch.Tensor:
-    asset = env.scene[asset_cfg.name]
-    ee_b = asset.data.body_pos_w[:, asset_cfg.body_ids[0]] - asset.data.root_pos_w
+    ee_b = ee_position_b(env, asset_cfg)
     return torch.linalg.vector_norm(env.command_manager.get_command(command_name)[:, :3] - ee_b, dim=-1)
 
 

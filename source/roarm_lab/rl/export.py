@@ -8,7 +8,6 @@ The observation normalizer is folded into both model files: they take raw observ
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +99,6 @@ def export_policy(actor: Any, env: Any, task: str, out_dir: str | Path) -> dict[
     meta["files"] = {"onnx": "policy.onnx", "torchscript": "policy.pt",
                      "onnx_input": onnx_model.input_names[0], "onnx_output": onnx_model.output_names[0]}
     atomic_write_json(out / "policy.json", meta)
-    os.sync()
     return {"onnx": out / "policy.onnx", "torchscript": out / "policy.pt", "metadata": out / "policy.json"}
 
 

@@ -141,7 +141,7 @@ class ManagerBasedRLEnv(gym.Env):
 
         self.episode_length_buf += 1
         self.common_step_counter += 1
-        self.reset_buf = self.termination_manager.compute()
+        self.termination_manager.compute()
         reset_terminated = self.termination_manager.terminated | diverged
         self.reset_buf = reset_terminated | self.termination_manager.time_outs
         reward = self.reward_manager.compute(dt=self.step_dt)

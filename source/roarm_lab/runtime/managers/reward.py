@@ -15,7 +15,6 @@ class RewardManager:
         self._terms = [(name, t, resolve_term(name, t, env, "reward")) for name, t in iter_terms(cfg)]
         n = env.num_envs
         self._reward_buf = torch.zeros(n, device=env.device)
-        self._step_reward = torch.zeros(n, len(self._terms), device=env.device)
         self._episode_sums = {name: torch.zeros(n, device=env.device) for name, _, _ in self._terms}
 
     @property
@@ -33,14 +32,12 @@ class RewardManager:
 
     def compute(self, dt: float) -> torch.Tensor:
         self._reward_buf.zero_()
-        for i, (name, cfg, fn) in enumerate(self._terms):
+        for name, cfg, fn in self._terms:
             if cfg.weight == 0.0:
-                self._step_reward[:, i] = 0.0
                 continue
             value = fn(self._env, **cfg.params) * (cfg.weight * dt)
             self._reward_buf += value
             self._episode_sums[name] += value
-            self._step_reward[:, i] = value / dt
         return self._reward_buf
 
     def reset(self, env_ids: torch.Tensor) -> dict[str, float]:
