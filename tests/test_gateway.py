@@ -363,14 +363,17 @@ def test_sla_alert_fires_once_per_cooldown():
 def test_a_seq_already_in_flight_is_refused_and_the_first_is_still_answered(export_dir):
     policy = LoadedPolicy.load(export_dir)
     fast = policy._run
-    policy._run = lambda obs: (time.sleep(0.1), fast(obs))[1]
+    policy._run = lambda obs: (time.sleep(0.3), fast(obs))[1]
     srv = GatewayServer(policy, GatewayConfig(bind="tcp://127.0.0.1:0", deadline_ms=1000)).start()
     try:
         sock = _raw(srv.endpoint)
         _ask(sock, encode({"type": "hello", "protocol_version": 1}))
+        # seq 1 misses its 20 ms deadline: the watchdog answers it and serves the socket while the policy runs
+        first = _ask(sock, encode({"type": "infer", "seq": 1, "obs": pack_array(_obs(10)), "deadline_ms": 20}))
+        assert first["flags"]["deadline_miss"] is True
         request = encode({"type": "infer", "seq": 5, "obs": pack_array(_obs(11))})
-        sock.send(request)
-        sock.send(request)
+        sock.send(request)  # queued behind the running inference
+        sock.send(request)  # the same seq again while the first is still waiting
         replies = []
         for _ in range(2):
             assert sock.poll(3000)

@@ -36,15 +36,39 @@ def _start_gateway(policy: str, port: int, *extra: str) -> subprocess.Popen:
     return proc
 
 
-def _echo_server(port: int) -> None:
+def _echo_server(port: int, kind: int) -> None:
+    """REP: the plain transport floor. ROUTER: the gateway's own socket type, echoing whole envelopes."""
     ctx = zmq.Context()
-    rep = ctx.socket(zmq.REP)
-    rep.bind(f"tcp://127.0.0.1:{port}")
+    sock = ctx.socket(kind)
+    sock.bind(f"tcp://127.0.0.1:{port}")
     while True:
-        msg = rep.recv()
-        rep.send(msg)
-        if msg == b"quit":
+        frames = sock.recv_multipart()
+        sock.send_multipart(frames)
+        if frames[-1] == b"quit":
             return
+
+
+def _echo_latency(kind: int, requests: int) -> np.ndarray:
+    port = _port()
+    server = mp.Process(target=_echo_server, args=(port, kind), daemon=True)
+    server.start()
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REQ if kind == zmq.REP else zmq.DEALER)
+    sock.connect(f"tcp://127.0.0.1:{port}")
+    payload = os.urandom(150)
+
+    def ask(_: int) -> None:
+        sock.send(payload)
+        sock.recv()
+
+    _paced(ask, 500, 1000.0)
+    lat = _paced(ask, requests, 1000.0)
+    sock.send(b"quit")
+    sock.recv()
+    sock.close(0)
+    ctx.term()
+    server.join(5)
+    return lat
 
 
 def _paced(fn, n: int, rate_hz: float) -> np.ndarray:
@@ -92,28 +116,14 @@ def main(argv: list[str] | None = None) -> int:
             obs = _obs()
             _paced(lambda i: client.infer(obs), 500, 1000.0)  # warm-up
             lat = _paced(lambda i: client.infer(obs), args.requests, 1000.0)
-        echo_port = _port()
-        echo = mp.Process(target=_echo_server, args=(echo_port,), daemon=True)
-        echo.start()
-        ctx = zmq.Context()
-        req = ctx.socket(zmq.REQ)
-        req.connect(f"tcp://127.0.0.1:{echo_port}")
-        payload = os.urandom(150)
-
-        def ask(_: int) -> None:
-            req.send(payload)
-            req.recv()
-
-        _paced(ask, 500, 1000.0)
-        echo_lat = _paced(ask, args.requests, 1000.0)
-        req.send(b"quit")
-        req.recv()
-        req.close(0)
-        ctx.term()
+        echo_lat = _echo_latency(zmq.REP, args.requests)
+        router_lat = _echo_latency(zmq.ROUTER, args.requests)
         g50, g99 = np.percentile(lat, [50, 99])
         e50, e99 = np.percentile(echo_lat, [50, 99])
+        r50, r99 = np.percentile(router_lat, [50, 99])
         print(f"1 client @ 1 kHz, {args.requests} requests: gateway p50 {g50:.0f} us p99 {g99:.0f} us | "
-              f"REQ/REP echo p50 {e50:.0f} us p99 {e99:.0f} us | ratio p50 {g50 / e50:.2f} p99 {g99 / e99:.2f}")
+              f"REQ/REP echo p50 {e50:.0f} us p99 {e99:.0f} us (ratio {g50 / e50:.2f} / {g99 / e99:.2f}) | "
+              f"ROUTER echo p50 {r50:.0f} us p99 {r99:.0f} us (ratio {g50 / r50:.2f} / {g99 / r99:.2f})")
 
         # 2. throughput with 4 client processes
         out: mp.Queue = mp.Queue()

@@ -17,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["onnx", "torchscript"])
     p.add_argument("--bind")
     p.add_argument("--deadline-ms", dest="deadline_ms", type=float)
+    p.add_argument("--reply-margin-ms", dest="reply_margin_ms", type=float,
+                   help="answer a late request this long before its deadline (reply transport time)")
     p.add_argument("--no-admin", dest="allow_admin", action="store_false", default=None)
     p.add_argument("--allow-shutdown", dest="allow_shutdown", action="store_true", default=None)
     p.add_argument("--curve-secret-key", dest="curve_secret_key", help="server .key_secret file (zmq.auth)")
@@ -38,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         policy = LoadedPolicy.load(opts["policy"], opts.get("backend", "onnx"))
         server = GatewayServer(policy, GatewayConfig(
-            bind=opts["bind"], deadline_ms=float(opts["deadline_ms"]), allow_admin=bool(opts["allow_admin"]),
+            bind=opts["bind"], deadline_ms=float(opts["deadline_ms"]),
+            reply_margin_ms=float(opts.get("reply_margin_ms", 1.0)), allow_admin=bool(opts["allow_admin"]),
             allow_shutdown=bool(opts["allow_shutdown"]), curve_secret_key_file=opts.get("curve_secret_key"),
             event_log=opts.get("event_log"), metrics_port=opts.get("metrics_port"),
             metrics_textfile=opts.get("metrics_textfile"), sla_p95_us=float(opts["sla_p95_us"]),
