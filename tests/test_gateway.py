@@ -20,29 +20,8 @@ from roarm_lab.gateway.policy import LoadedPolicy
 from roarm_lab.gateway.protocol import encode, pack_array
 from roarm_lab.gateway.server import GatewayConfig, GatewayServer
 from roarm_lab.gateway.stats import LatencyStats
-from roarm_lab.registry import load_cfg_from_registry
-from roarm_lab.rl.export import export_policy
-from roarm_lab.rl.runner import RoArmRunner
-from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
-from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 
 TASK = "RoArm-Reach-v0"
-
-
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    from roarm_lab.registry import make_env
-
-    cfg = load_cfg_from_registry(TASK, "env_cfg_entry_point")
-    cfg.scene.num_envs = 4
-    env = make_env(TASK, cfg, num_threads=1)
-    agent = load_cfg_from_registry(TASK, "rsl_rl_cfg_entry_point")
-    agent.actor.hidden_dims = [32, 32]
-    runner = RoArmRunner(RslRlVecEnvWrapper(env), to_rsl_rl_dict(agent), log_dir=None, device="cpu",
-                         total_iterations=0, show_progress=False)
-    out = tmp_path_factory.mktemp("export") / "exported"
-    export_policy(runner.alg.get_policy(), env, TASK, out)
-    return out
 
 
 @pytest.fixture

@@ -39,3 +39,9 @@ def tcp_positions_base(q: np.ndarray) -> np.ndarray:
 def world_to_firmware_mm(p_world: np.ndarray) -> np.ndarray:
     """World metres to the firmware's Cartesian frame (mm, origin at shoulder-pivot height)."""
     return 1000.0 * (np.asarray(p_world) - np.asarray(FIRMWARE_FRAME_OFFSET_M))
+
+
+def firmware_mm_to_base(p_mm: np.ndarray) -> np.ndarray:
+    """The firmware's Cartesian frame (mm) to the robot base frame (m): how T:1051's x, y, z are observed."""
+    offset = np.asarray(FIRMWARE_FRAME_OFFSET_M) - np.array([0.0, 0.0, BASE_HEIGHT_M])
+    return np.asarray(p_mm, dtype=np.float64) / 1000.0 + offset

@@ -28,17 +28,60 @@ class ClientTargets:
     target: np.ndarray | None = None
 
 
+class ActionConvention:
+    """policy.json's action block as code: raw action to clamped joint targets, the safe hold target.
+
+    The one implementation of the conversion: the gateway serves it, the real-arm bridge calls it.
+    """
+
+    def __init__(self, meta: dict[str, Any]):
+        act = meta["action"]
+        self.size = int(act["size"])
+        self.scale = np.asarray(act["scale"], dtype=np.float32)
+        self.lower = np.asarray(act["lower"], dtype=np.float32)
+        self.upper = np.asarray(act["upper"], dtype=np.float32)
+        self.offset = np.asarray(act["offset"], dtype=np.float32)
+        self.relative = act.get("mode", "absolute") == "relative"
+        self.joint_names = list(act["joint_names"])
+        self.default = np.array([meta["default_joint_pos"][j] for j in self.joint_names], dtype=np.float32)
+        term = next((t for t in meta["observation"]["terms"] if t["name"] == "joint_pos"), None)
+        self._joint_pos_slice = slice(term["start"], term["stop"]) if term and term["size"] == self.size else None
+
+    def measured_joint_pos(self, obs: np.ndarray) -> np.ndarray | None:
+        """The action joints' measured positions, read back from the ``joint_pos`` term (rel. default)."""
+        if self._joint_pos_slice is None:
+            return None
+        return obs[self._joint_pos_slice] + self.default
+
+    def to_targets(self, action: np.ndarray, obs: np.ndarray, state: ClientTargets) -> tuple[np.ndarray, list[bool]]:
+        """Joint targets from a raw action (the convention of policy.json), clamped; clipping flagged per joint."""
+        if self.relative:
+            if state.target is None:
+                measured = self.measured_joint_pos(obs)
+                state.target = measured if measured is not None else self.offset
+            desired = state.target + self.scale * action
+        else:
+            desired = self.offset + self.scale * action
+        target = np.clip(desired, self.lower, self.upper)
+        clipped = [bool(c) for c in (desired < self.lower) | (desired > self.upper)]
+        state.target = target
+        return target, clipped
+
+    def hold_targets(self, obs: np.ndarray, state: ClientTargets) -> np.ndarray:
+        """The safe action: keep the current targets (or the measured pose if there are none yet)."""
+        if state.target is None:
+            measured = self.measured_joint_pos(obs)
+            state.target = measured if measured is not None else self.offset.copy()
+        return state.target
+
+
 @dataclass
 class LoadedPolicy:
     path: Path
     meta: dict[str, Any]
     backend: str
     _run: Any = field(repr=False, default=None)
-    _scale: np.ndarray = field(repr=False, default=None)
-    _lower: np.ndarray = field(repr=False, default=None)
-    _upper: np.ndarray = field(repr=False, default=None)
-    _offset: np.ndarray = field(repr=False, default=None)
-    _relative: bool = False
+    convention: ActionConvention = field(repr=False, default=None)
 
     @classmethod
     def load(cls, export_dir: str | Path, backend: str = "onnx") -> "LoadedPolicy":
@@ -72,13 +115,7 @@ class LoadedPolicy:
                     return model(torch.from_numpy(obs)).numpy()
         else:
             raise PolicyLoadError(f"unknown inference backend '{backend}'; choose onnx or torchscript")
-        policy = cls(path=folder, meta=meta, backend=backend, _run=run)
-        act = meta["action"]
-        policy._scale = np.asarray(act["scale"], dtype=np.float32)
-        policy._lower = np.asarray(act["lower"], dtype=np.float32)
-        policy._upper = np.asarray(act["upper"], dtype=np.float32)
-        policy._offset = np.asarray(act["offset"], dtype=np.float32)
-        policy._relative = act.get("mode", "absolute") == "relative"
+        policy = cls(path=folder, meta=meta, backend=backend, _run=run, convention=ActionConvention(meta))
         run(np.zeros((1, policy.obs_size), dtype=np.float32))  # fail at load, not at the first request
         return policy
 
@@ -137,32 +174,10 @@ class LoadedPolicy:
 
     # ------------------------------------------------------------------ action conversion
     def measured_joint_pos(self, obs: np.ndarray) -> np.ndarray | None:
-        """The action joints' measured positions, read back from the ``joint_pos`` term (rel. default)."""
-        term = next((t for t in self.meta["observation"]["terms"] if t["name"] == "joint_pos"), None)
-        if term is None or term["size"] != self.action_size:
-            return None
-        default = np.array([self.meta["default_joint_pos"][j] for j in self.meta["action"]["joint_names"]],
-                           dtype=np.float32)
-        return obs[term["start"]: term["stop"]] + default
+        return self.convention.measured_joint_pos(obs)
 
     def to_targets(self, action: np.ndarray, obs: np.ndarray, state: ClientTargets) -> tuple[np.ndarray, list[bool]]:
-        """Joint targets from a raw action (the convention of policy.json), clamped; clipping flagged per joint."""
-        scale, lower, upper = self._scale, self._lower, self._upper
-        if self._relative:
-            if state.target is None:
-                measured = self.measured_joint_pos(obs)
-                state.target = measured if measured is not None else self._offset
-            desired = state.target + scale * action
-        else:
-            desired = self._offset + scale * action
-        target = np.clip(desired, lower, upper)
-        clipped = [bool(c) for c in (desired < lower) | (desired > upper)]
-        state.target = target
-        return target, clipped
+        return self.convention.to_targets(action, obs, state)
 
     def hold_targets(self, obs: np.ndarray, state: ClientTargets) -> np.ndarray:
-        """The safe action: keep the current targets (or the measured pose if there are none yet)."""
-        if state.target is None:
-            measured = self.measured_joint_pos(obs)
-            state.target = measured if measured is not None else np.asarray(self.meta["action"]["offset"], np.float32)
-        return state.target
+        return self.convention.hold_targets(obs, state)

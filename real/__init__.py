@@ -1,0 +1,1 @@
+"""The real RoArm-M3: firmware protocol, serial/HTTP driver, firmware emulator and the policy bridge."""

@@ -1,0 +1,300 @@
+"""The policy bridge: newest feedback -> the task's observation -> an action -> one T:102, every period.
+
+Safety, in the order a step applies it: stale feedback or no action in time means hold (no new target;
+the servos keep the last one) and say so; the policy's action becomes joint targets by policy.json's
+own convention (``ActionConvention``, shared with the gateway); each joint's change per step is limited;
+the target is clamped to the calibrated safe box by the driver. The relative-action integrator follows
+what was actually sent, so a limit never winds it up. Every step is logged, hold steps included.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from roarm_lab.assets.joint_table import JOINTS
+from roarm_lab.assets.kinematics import firmware_mm_to_base
+from roarm_lab.gateway.policy import ActionConvention, ClientTargets
+from roarm_lab.real.driver import RoArmDriver
+from roarm_lab.real.observation import ArmObservation
+from roarm_lab.real.steplog import StepLog, plot_tracking
+
+SAFE_LOWER = np.array([j.lower for j in JOINTS])
+SAFE_UPPER = np.array([j.upper for j in JOINTS])
+
+
+class BridgeError(RuntimeError):
+    pass
+
+
+class ActionSource(Protocol):
+    def __call__(self, obs: np.ndarray) -> tuple[np.ndarray | None, dict[str, bool]]:
+        """Raw policy action (None: none in time) and flags."""
+
+
+class LocalPolicy:
+    """ONNX Runtime (or TorchScript) in this process, from the exported folder."""
+
+    def __init__(self, export_dir: str | Path, backend: str = "onnx"):
+        from roarm_lab.gateway.policy import LoadedPolicy
+
+        self.policy = LoadedPolicy.load(export_dir, backend)
+
+    def __call__(self, obs: np.ndarray) -> tuple[np.ndarray | None, dict[str, bool]]:
+        return self.policy.infer(obs), {}
+
+
+class GatewayPolicy:
+    """The policy gateway (issue 3's server) with a deadline inside the control period."""
+
+    def __init__(self, endpoint: str, meta: dict[str, Any], deadline_ms: float, timeout_ms: float):
+        from roarm_lab.gateway.client import GatewayClient
+
+        self.deadline_ms = deadline_ms
+        self.client = GatewayClient(endpoint, timeout_ms=timeout_ms, retries=0, name="roarm-real-bridge",
+                                    config_hash=meta.get("config_hash"),
+                                    expected={"task": meta["task"], "obs_size": meta["observation"]["size"],
+                                              "action_size": meta["action"]["size"]}).connect()
+
+    def __call__(self, obs: np.ndarray) -> tuple[np.ndarray | None, dict[str, bool]]:
+        from roarm_lab.gateway.client import GatewayTimeout
+
+        try:
+            reply = self.client.infer(obs, deadline_ms=self.deadline_ms)
+        except GatewayTimeout:
+            return None, {"gateway_timeout": True}
+        if reply["flags"]["deadline_miss"]:
+            return None, {"deadline_miss": True}
+        return reply["action"], {"hash_mismatch": bool(reply["flags"]["hash_mismatch"])}
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@dataclass
+class BridgeConfig:
+    target_time_s: float = 3.0
+    stale_after_s: float = 0.25
+    max_step_rad: float = 0.1
+    """Largest change of any joint target per control step (0.1 rad at 30 Hz = 3 rad/s)."""
+    start_speed_rad_s: float = 0.5
+    start_tolerance_rad: float = 0.05
+    start_timeout_s: float = 20.0
+    success_m: float = 0.02
+    duration_s: float | None = None
+    """Stop after this long (else when the targets are done)."""
+    log_dir: Path = Path("logs/real/run")
+    stop_file: Path | None = None
+    checkpoint_every_s: float = 5.0
+    say: Callable[[str], None] = field(default=print, repr=False)
+
+
+class Bridge:
+    def __init__(self, driver: RoArmDriver, meta: dict[str, Any], policy: ActionSource, targets: np.ndarray,
+                 cfg: BridgeConfig):
+        if len(targets) == 0:
+            raise BridgeError("no targets: give --target X Y Z, --targets FILE or --random N")
+        self.driver = driver
+        self.meta = meta
+        self.policy = policy
+        self.targets = np.asarray(targets, dtype=np.float64).reshape(-1, 3)
+        self.cfg = cfg
+        self.period = float(meta["control_period_s"])
+        self.observe = ArmObservation(meta)
+        self.convention = ActionConvention(meta)
+        names = [j.name for j in JOINTS]
+        self.arm_ids = [names.index(n) for n in self.convention.joint_names]
+        self.start_pose = np.array([meta["default_joint_pos"][n] for n in names])
+        self.log = StepLog(cfg.log_dir / "steps.npz")
+        self._interrupts = 0
+
+    # ------------------------------------------------------------------ signals
+    def _on_sigint(self, *_: Any) -> None:
+        self._interrupts += 1
+        if self._interrupts == 1:
+            self.cfg.say("Ctrl-C: finishing (hold the pose and stop); Ctrl-C again for an immediate torque-hold")
+
+    def _abort_requested(self) -> bool:
+        return self._interrupts >= 2 or (self.cfg.stop_file is not None and self.cfg.stop_file.exists())
+
+    # ------------------------------------------------------------------ phases
+    def move_to_start(self) -> None:
+        """Slew to the policy's start pose at ``start_speed_rad_s``, then verify arrival."""
+        fb = self.driver.wait_feedback(timeout=2.0)
+        if fb is None:
+            raise BridgeError("no feedback before the move to the start pose")
+        q = fb.q.copy()
+        goal = self.start_pose.copy()
+        goal[5] = q[5]  # the gripper stays where it is
+        step = self.cfg.start_speed_rad_s * self.period
+        self.cfg.say(f"moving to the start pose {np.round(goal, 3).tolist()} at {self.cfg.start_speed_rad_s} rad/s")
+        deadline = time.monotonic() + self.cfg.start_timeout_s
+        next_tick = time.monotonic()
+        while True:
+            if self._abort_requested():
+                raise BridgeError("stopped during the move to the start pose")
+            q = q + np.clip(goal - q, -step, step)
+            self.driver.command_joints(q)
+            fb = self.driver.feedback()
+            if self.driver.dry_run and np.allclose(q, goal):
+                self.cfg.say("dry-run: start pose commanded, arrival not verified (nothing was sent)")
+                return
+            if fb is not None and np.allclose(q, goal) and np.all(np.abs(fb.q - goal)[:5] < self.cfg.start_tolerance_rad):
+                self.cfg.say("at the start pose")
+                return
+            if time.monotonic() > deadline:
+                err = None if fb is None else dict(zip([j.short for j in JOINTS], np.round(fb.q - goal, 3)))
+                raise BridgeError(f"the arm did not reach the start pose in {self.cfg.start_timeout_s:.0f} s "
+                                  f"(error per joint: {err}); is it blocked, or torque off?")
+            next_tick += self.period
+            time.sleep(max(0.0, next_tick - time.monotonic()))
+
+    def run(self) -> dict[str, Any]:
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        try:
+            self.move_to_start()
+            return self._control()
+        finally:
+            self.driver.stop()  # torque-hold at the current pose, whatever happened
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            self.log.save()
+
+    def _control(self) -> dict[str, Any]:
+        cfg, say = self.cfg, self.cfg.say
+        state = ClientTargets()
+        fb0 = self.driver.feedback()
+        last_cmd = fb0.q.copy()
+        last_cmd[:5] = self.start_pose[:5]
+        last_action = np.zeros(self.convention.size, np.float32)
+        self.observe.reset()
+        holding: str | None = None
+        finals: list[float] = []
+        start = time.monotonic()
+        next_tick, last_tick, last_save = start, start, start
+        target_index = 0
+        total_s = cfg.duration_s if cfg.duration_s is not None else len(self.targets) * cfg.target_time_s
+        while True:
+            now = time.monotonic()
+            elapsed = now - start
+            if elapsed >= total_s or self._interrupts or self._abort_requested():
+                break
+            index = min(int(elapsed // cfg.target_time_s), 10**9)
+            if index != target_index:  # the previous target's segment ends: its final error counts
+                finals.append(self.log.last_error())
+                target_index = index
+            target = self.targets[index % len(self.targets)]
+            fb = self.driver.feedback()
+            age = np.inf if fb is None else now - fb.received
+            flags = {"stale": False, "no_action": False, "deadline_miss": False, "step_limited": False,
+                     "box_clamped": False, "sent": False}
+            obs = np.full(self.observe.size, np.nan, np.float32)
+            action = np.zeros(self.convention.size, np.float32)
+            hand = np.full(3, np.nan)
+            q = np.full(len(JOINTS), np.nan) if fb is None else fb.q
+            if age > cfg.stale_after_s:
+                flags["stale"] = True
+                if holding != "stale":
+                    say(f"feedback stale ({age:.2f} s): holding the pose")
+                    holding = "stale"
+            else:
+                if holding == "stale":
+                    say("feedback back: policy resumes")
+                    self.observe.reset()  # the finite-difference velocity restarts, as after a reset in sim
+                    holding = None
+                hand = firmware_mm_to_base(fb.tcp_mm)
+                obs = self.observe(fb.q, hand, target, last_action)
+                raw, pflags = self.policy(obs)
+                flags["deadline_miss"] = bool(pflags.get("deadline_miss"))
+                if raw is None:
+                    flags["no_action"] = True
+                    if holding != "no_action":
+                        say(f"no action in time ({', '.join(pflags) or 'policy'}): holding the pose")
+                        holding = "no_action"
+                else:
+                    if holding == "no_action":
+                        say("actions back: policy resumes")
+                        holding = None
+                    action = np.asarray(raw, np.float32)
+                    arm, _ = self.convention.to_targets(action, obs, state)
+                    desired = last_cmd.copy()
+                    desired[self.arm_ids] = arm
+                    change = np.clip(desired - last_cmd, -cfg.max_step_rad, cfg.max_step_rad)
+                    flags["step_limited"] = bool(np.any(np.abs(change - (desired - last_cmd)) > 1e-9))
+                    sent = self.driver.command_joints(last_cmd + change)
+                    flags["box_clamped"] = bool(sent.clamped.any())
+                    flags["sent"] = not self.driver.dry_run
+                    last_cmd = sent.q
+                    state.target = last_cmd[self.arm_ids].astype(np.float32)  # the integrator follows what was sent
+                    last_action = action
+            error = float(np.linalg.norm(hand - target)) if np.all(np.isfinite(hand)) else np.nan
+            self.log.append(t=now - start, interval=now - last_tick, feedback_age=min(age, 1e3), q=q, hand=hand,
+                            target=target, target_index=index, error=error, obs=obs, action=action,
+                            command=last_cmd.copy(), **flags)
+            last_tick = now
+            if now - last_save > cfg.checkpoint_every_s:
+                self.log.save()
+                last_save = now
+            next_tick += self.period
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_tick = time.monotonic()  # overran: restart the schedule rather than burst
+        if self._abort_requested():
+            say("stop requested: torque-hold and exit")
+        finals.append(self.log.last_error())
+        return self.summary(finals)
+
+    # ------------------------------------------------------------------ report
+    def summary(self, finals: list[float]) -> dict[str, Any]:
+        data = self.log.arrays()
+        jitter = np.abs(data["interval"][1:] - self.period) * 1000.0 if len(data["t"]) > 1 else np.zeros(1)
+        finals_arr = np.array(finals, dtype=float)
+        commands = data["command"]
+        out_of_box = float(np.max(np.maximum(commands - SAFE_UPPER, SAFE_LOWER - commands).clip(min=0.0))) \
+            if len(commands) else 0.0
+        summary = {
+            "steps": int(len(data["t"])), "duration_s": float(data["t"][-1]) if len(data["t"]) else 0.0,
+            "period_s": self.period,
+            "jitter_ms": {"p50": float(np.percentile(jitter, 50)), "p99": float(np.percentile(jitter, 99)),
+                          "max": float(jitter.max())},
+            "targets": int(len(finals_arr)),
+            "reached": int(np.sum(finals_arr < self.cfg.success_m)),
+            "reached_fraction": float(np.mean(finals_arr < self.cfg.success_m)) if len(finals_arr) else 0.0,
+            "final_error_m": {"median": float(np.nanmedian(finals_arr)) if len(finals_arr) else None,
+                              "p90": float(np.nanpercentile(finals_arr, 90)) if len(finals_arr) else None},
+            "max_command_outside_safe_box_rad": out_of_box,
+            "stale_steps": int(data["stale"].sum()), "no_action_steps": int(data["no_action"].sum()),
+            "step_limited_steps": int(data["step_limited"].sum()), "box_clamped_steps": int(data["box_clamped"].sum()),
+            "driver": self.driver.stats.as_dict(),
+        }
+        return summary
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def write_report(bridge: Bridge, summary: dict[str, Any]) -> None:
+    from roarm_lab.utils.io import atomic_write_json
+
+    bridge.log.save()
+    atomic_write_json(bridge.cfg.log_dir / "summary.json", summary)
+    plot_tracking(bridge.log.arrays(), bridge.cfg.log_dir / "tracking_error.png", bridge.cfg.success_m)
+
+
+def load_meta(export_dir: str | Path) -> dict[str, Any]:
+    path = Path(export_dir)
+    path = path / "policy.json" if path.is_dir() else path
+    if not path.is_file():
+        raise BridgeError(f"no policy.json at {path}; pass the exported/ folder written by scripts/play.py")
+    return json.loads(path.read_text())

@@ -1,0 +1,134 @@
+"""``scripts/run_real.py``: drive the arm (or the emulator) with an exported policy. Defaults: configs/real.yaml."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from roarm_lab.real.bridge import Bridge, BridgeConfig, BridgeError, GatewayPolicy, LocalPolicy, load_meta, write_report
+from roarm_lab.real.calibration import Calibration
+from roarm_lab.real.driver import DriverError, RoArmDriver
+from roarm_lab.rl.cli import script_defaults
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--policy", help="exported/ folder (policy.json + policy.onnx)")
+    p.add_argument("--robot", choices=["serial", "http", "emu"])
+    p.add_argument("--port", help="serial port, e.g. /dev/ttyUSB0 (implies --robot serial)")
+    p.add_argument("--http", help="the arm's address, e.g. 192.168.4.1 (implies --robot http)")
+    p.add_argument("--gateway", help="take actions from a policy gateway at this endpoint instead of local ONNX")
+    p.add_argument("--backend", choices=["onnx", "torchscript"])
+    p.add_argument("--calibration", help="per-arm calibration YAML")
+    p.add_argument("--target", nargs=3, type=float, action="append", metavar=("X", "Y", "Z"),
+                   help="a target hand position in the base frame (m); repeat for a sequence")
+    p.add_argument("--targets", dest="targets_file", help="YAML/JSON list of [x, y, z] (m, base frame)")
+    p.add_argument("--random", type=int, help="N random targets from the task's command ranges")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--target-time-s", dest="target_time_s", type=float)
+    p.add_argument("--duration-s", dest="duration_s", type=float, help="run this long (targets repeat)")
+    p.add_argument("--rate-hz", dest="rate_hz", type=float)
+    p.add_argument("--stale-after-s", dest="stale_after_s", type=float)
+    p.add_argument("--max-step-rad", dest="max_step_rad", type=float)
+    p.add_argument("--dry-run", action="store_true", help="print the commands instead of sending them")
+    p.add_argument("--log-dir", dest="log_dir")
+    p.add_argument("--stop-file", dest="stop_file")
+    p.add_argument("--emu-arg", dest="emu_args", action="append", default=[],
+                   help="pass a flag to the emulator (--robot emu), e.g. --emu-arg=--garbage-rate=0.05")
+    return p
+
+
+def load_targets(opts: dict[str, Any], meta: dict[str, Any]) -> np.ndarray:
+    """From the command line, a file, or the task's own (held-out) reachable target bank."""
+    if opts.get("target"):
+        return np.array(opts["target"], dtype=float)
+    if opts.get("targets_file"):
+        import yaml
+
+        path = Path(opts["targets_file"])
+        if not path.is_file():
+            raise BridgeError(f"no targets file at {path}")
+        targets = np.array(yaml.safe_load(path.read_text()), dtype=float)
+        if targets.ndim != 2 or targets.shape[1] != 3:
+            raise BridgeError(f"{path}: expected a list of [x, y, z] in metres, got shape {targets.shape}")
+        return targets
+    if opts.get("random"):
+        from roarm_lab.mdp.commands import reachable_target_bank
+        from roarm_lab.registry import load_cfg_from_registry
+
+        cmd = load_cfg_from_registry(meta["task"], "env_cfg_entry_point").commands.ee_pose
+        bank = reachable_target_bank(cmd.joint_box, 4096, int(opts.get("seed") or 0) + 1_000_003,
+                                     cmd.min_height_above_table_m, cmd.min_radius_m)
+        rng = np.random.default_rng(int(opts.get("seed") or 0))
+        return bank[rng.choice(len(bank), size=int(opts["random"]), replace=False)]
+    raise BridgeError("no targets: give --target X Y Z (repeatable), --targets FILE or --random N")
+
+
+@contextlib.contextmanager
+def open_driver(opts: dict[str, Any], calibration: Calibration):
+    """The driver for --robot serial/http/emu (the emulator runs in its own process)."""
+    kwargs = dict(calibration=calibration, rate_hz=float(opts["rate_hz"]), dry_run=bool(opts.get("dry_run")))
+    robot = opts["robot"]
+    if robot == "emu":
+        from roarm_lab.real.emulator import EmulatorProcess
+
+        with EmulatorProcess(*opts.get("emu_args", [])) as emu:
+            print(f"emulator on {emu.port}")
+            driver = RoArmDriver.serial(emu.port, **kwargs).start()
+            try:
+                yield driver
+            finally:
+                driver.close(hold=False)
+        return
+    driver = (RoArmDriver.http(opts["http"], **kwargs) if robot == "http" else
+              RoArmDriver.serial(opts["port"], **kwargs)).start()
+    try:
+        yield driver
+    finally:
+        driver.close(hold=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = {k: v for k, v in vars(args).items() if v not in (None, [], False)}
+    if "port" in given and "robot" not in given:
+        given["robot"] = "serial"
+    if "http" in given and "robot" not in given:
+        given["robot"] = "http"
+    opts = {**script_defaults("real"), **given}
+    if not opts.get("policy"):
+        parser.error("--policy is required (the exported/ folder written by scripts/play.py)")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        meta = load_meta(opts["policy"])
+        targets = load_targets(opts, meta)
+        calibration = Calibration.load(opts.get("calibration"))
+        run_dir = Path(opts["log_dir"]) / datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        cfg = BridgeConfig(target_time_s=float(opts["target_time_s"]), stale_after_s=float(opts["stale_after_s"]),
+                           max_step_rad=float(opts["max_step_rad"]), duration_s=opts.get("duration_s"),
+                           log_dir=run_dir, stop_file=Path(opts["stop_file"]) if opts.get("stop_file") else None)
+        if cfg.stop_file is not None and cfg.stop_file.exists():
+            raise BridgeError(f"the stop file {cfg.stop_file} exists: delete it to run")
+        period_ms = 1000.0 * float(meta["control_period_s"])
+        policy = (GatewayPolicy(opts["gateway"], meta, deadline_ms=0.5 * period_ms, timeout_ms=0.8 * period_ms)
+                  if opts.get("gateway") else LocalPolicy(opts["policy"], opts.get("backend", "onnx")))
+        with open_driver(opts, calibration) as driver:
+            bridge = Bridge(driver, meta, policy, targets, cfg)
+            summary = bridge.run()
+            write_report(bridge, summary)
+    except (BridgeError, DriverError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: summary[k] for k in ("steps", "jitter_ms", "targets", "reached", "reached_fraction",
+                                              "max_command_outside_safe_box_rad", "stale_steps")}, indent=1))
+    print(f"log: {run_dir}/steps.npz, plot: {run_dir}/tracking_error.png, summary: {run_dir}/summary.json")
+    return 0
