@@ -30,6 +30,8 @@ def calibrate(driver: RoArmDriver, ask: Callable[[str], None], out: str) -> Cali
     if np.any(driver.calibration.offsets):
         raise ValueError("calibrate with an uncalibrated driver (raw readings)")
     driver.torque(False)
+    if not driver.flush():
+        raise DriverError("could not switch the torque off (is the arm connected?)")
     try:
         cal = measure_offsets(lambda: mean_reading(driver), ask)
     finally:

@@ -82,6 +82,7 @@ class RoArmDriver:
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
         self._last_joint_write = -1e9
         self._last_query = -1e9
+        self._in_flight = False
         self._running = False
         self._thread: threading.Thread | None = None
 
@@ -171,6 +172,16 @@ class RoArmDriver:
         self._enqueue(torque_command(True))
         return None if fb is None else self.command_joints(fb.q)
 
+    def flush(self, timeout: float = 1.0) -> bool:
+        """Wait until every queued command has been written (e.g. torque off before asking a person to move)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                if not self._queue and self._joint_slot is None and not self._in_flight:
+                    return True
+            time.sleep(0.005)
+        return False
+
     def _enqueue(self, cmd: dict[str, Any]) -> None:
         with self._lock:
             self._queue.append(cmd)
@@ -229,12 +240,16 @@ class RoArmDriver:
             joint = self._joint_slot if now >= due else None
             if joint is not None:
                 self._joint_slot = None
-        for cmd in queued:
-            self._write(cmd)
-        if joint is not None:
-            self._write(joint)
-            self._last_joint_write = now
-            self.stats.joint_commands_sent += 1
+            self._in_flight = bool(queued) or joint is not None
+        try:
+            for cmd in queued:
+                self._write(cmd)
+            if joint is not None:
+                self._write(joint)
+                self._last_joint_write = now
+                self.stats.joint_commands_sent += 1
+        finally:
+            self._in_flight = False
         if not streaming and now - self._last_query >= self.query_period:
             self._last_query = now
             self.transport.send(encode(query_command()))

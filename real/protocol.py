@@ -144,7 +144,8 @@ def parse_command(line: bytes | str) -> dict[str, Any] | None:
         msg = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(msg, dict) or not isinstance(msg.get("T"), int):
+    kind = msg.get("T") if isinstance(msg, dict) else None
+    if not isinstance(kind, int) or isinstance(kind, bool):  # {"T": false} must not read as T:0
         return None
     return msg
 
@@ -156,11 +157,15 @@ def command_joint_targets(cmd: dict[str, Any], current: np.ndarray) -> np.ndarra
         for i, j in enumerate(JOINTS):
             if j.firmware_field in cmd:
                 lo, hi = FIRMWARE_CLAMPS[j.firmware_field]
-                q[i] = j.from_firmware(min(max(float(cmd[j.firmware_field]), lo), hi))
+                value = float(cmd[j.firmware_field])
+                if math.isfinite(value):  # min/max would pass NaN through
+                    q[i] = j.from_firmware(min(max(value, lo), hi))
     elif cmd.get("T") == T_JOINT:
         i = int(cmd.get("joint", 0)) - 1
         if 0 <= i < len(JOINTS):
             j = JOINTS[i]
             lo, hi = FIRMWARE_CLAMPS[j.firmware_field]
-            q[i] = j.from_firmware(min(max(float(cmd.get("rad", 0.0)), lo), hi))
+            value = float(cmd.get("rad", 0.0))
+            if math.isfinite(value):
+                q[i] = j.from_firmware(min(max(value, lo), hi))
     return q

@@ -74,3 +74,146 @@ def test_arm_observation_is_the_task_observation(make_reach_env, export_dir):
         expected = obs["policy"][0].numpy()
         assert np.abs(expected[5:10]).max() > 1e-3  # the arm moves: the velocity term is exercised
         np.testing.assert_allclose(arm_obs(), expected, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- driver against the emulator
+from roarm_lab.real.bridge import SAFE_LOWER, SAFE_UPPER, Bridge, BridgeConfig, LocalPolicy, load_meta, write_report  # noqa: E402
+from roarm_lab.real.calibrate import calibrate  # noqa: E402
+from roarm_lab.real.calibration import Calibration  # noqa: E402
+from roarm_lab.real.driver import RoArmDriver  # noqa: E402
+from roarm_lab.real.emulator import ArmEmulator, EmulatorConfig  # noqa: E402
+
+
+def _wait(predicate, timeout: float = 3.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture
+def emulator():
+    with ArmEmulator(EmulatorConfig(latency_s=0.05)) as emu:
+        yield emu
+
+
+def test_driver_clamps_to_the_safe_box_rate_limits_and_stops_by_torque_hold(emulator):
+    with RoArmDriver.serial(emulator.port) as driver:
+        assert driver.feedback().age(time.monotonic()) < 0.2
+        sent = driver.command_joints([0.2, 2.0, 1.2, 0.0, 0.0, 0.3])  # shoulder far outside the box
+        assert sent.clamped.tolist() == [False, True, False, False, False, False]
+        assert _wait(lambda: (emulator.last_command or {}).get("T") == 102)
+        assert emulator.last_command["shoulder"] == pytest.approx(1.1, abs=1e-4)
+        assert emulator.last_command["hand"] == pytest.approx(math.pi - 0.3, abs=1e-4)
+
+        before = driver.stats.joint_commands_sent
+        start = time.monotonic()
+        for i in range(60):  # 200 Hz of requests: the driver sends the newest at most at 30 Hz
+            driver.command_joints([0.2, 0.3 + 0.001 * i, 1.2, 0.0, 0.0, 0.3])
+            time.sleep(0.005)
+        elapsed = time.monotonic() - start
+        assert driver.stats.joint_commands_sent - before <= elapsed * 30 + 2
+        assert driver.stats.joint_commands_superseded >= 30
+
+        assert _wait(lambda: np.abs(emulator.true_joint_pos()[1] - 0.359).max() < 0.05, timeout=4.0)
+        driver.torque(False)
+        assert _wait(lambda: not emulator.torque_enabled)
+        driver.stop()
+        assert _wait(lambda: emulator.torque_enabled and (emulator.last_command or {}).get("T") == 102)
+        held = np.array([emulator.last_command[j.firmware_field] for j in JOINTS[:5]])
+        np.testing.assert_allclose(held, driver.feedback().q[:5], atol=0.02)  # holds where it is
+        assert not emulator.estopped  # never T:0
+
+
+def test_driver_drops_bad_frames_and_reconnects_after_a_cable_pull():
+    cfg = EmulatorConfig(latency_s=0.05, garbage_rate=0.2, unpowered_rate=0.1, seed=3)
+    with ArmEmulator(cfg) as emu, RoArmDriver.serial(emu.port, reconnect_s=0.2) as driver:
+        assert _wait(lambda: driver.stats.frames > 20)
+        dropped = driver.stats.dropped
+        assert dropped["unpowered"] > 0 and dropped["garbage"] + dropped["torn"] > 0
+        assert not np.isclose(driver.feedback().q[0], math.pi)  # an unpowered frame never becomes state
+        emu.pull_cable(0.8)
+        assert _wait(lambda: not driver.stats.connected, timeout=2.0)
+        pulled_at = time.monotonic()
+        assert _wait(lambda: driver.stats.connected and driver.feedback().received > pulled_at + 0.5, timeout=4.0)
+        assert driver.stats.reconnects >= 1
+        driver.command_joints([0.4, 0.0, 1.5708, 0.0, 0.0, 0.0])  # and it still commands the arm
+        assert _wait(lambda: abs(emu.true_joint_pos()[0] - 0.4) < 0.05, timeout=4.0)
+
+
+def test_http_driver_reads_by_query_and_commands():
+    with ArmEmulator(EmulatorConfig(latency_s=0.05, http_port=0)) as emu, \
+            RoArmDriver.http(emu.http_url) as driver:
+        first = driver.feedback()
+        assert driver.wait_feedback(newer_than=first.received, timeout=1.0) is not None  # T:105 at query_hz
+        driver.command_joints([-0.3, 0.0, 1.5708, 0.0, 0.0, 0.0])
+        assert _wait(lambda: abs(driver.feedback().q[0] + 0.3) < 0.05, timeout=4.0)
+
+
+def test_calibration_routine_recovers_the_servo_offsets(tmp_path):
+    offsets = (0.05, -0.03, 0.02, 0.04, -0.02, 0.01)
+    with ArmEmulator(EmulatorConfig(latency_s=0.05, calibration_offset=offsets)) as emu, \
+            RoArmDriver.serial(emu.port) as driver:
+        poses = iter(["home", "observe", "ready"])
+
+        def person(prompt: str) -> None:  # moves the limp arm by hand to the pose the prompt names
+            name = next(poses)
+            assert f"'{name}'" in prompt and not emu.torque_enabled
+            emu.move_by_hand(NAMED_POSES[name])
+            time.sleep(0.15)
+
+        assert _wait(lambda: True)
+        cal = calibrate(driver, person, str(tmp_path / "arm.yaml"))
+        assert _wait(lambda: emu.torque_enabled)
+    np.testing.assert_allclose(cal.offsets, offsets, atol=0.01)
+    np.testing.assert_allclose(Calibration.load(tmp_path / "arm.yaml").offsets, cal.offsets, atol=1e-4)
+    with pytest.raises(ValueError, match="inside the safe joint box"):
+        Calibration(lower=SAFE_LOWER - 0.1)
+
+
+# ---------------------------------------------------------------------------- bridge
+def _bridge(driver, export_dir, tmp_path, **cfg):
+    meta = load_meta(export_dir)
+    targets = np.array([[0.25, 0.05, 0.20], [0.20, -0.10, 0.15]])
+    said: list[str] = []
+    config = BridgeConfig(log_dir=tmp_path / "run", start_speed_rad_s=2.0, say=said.append, **cfg)
+    return Bridge(driver, meta, LocalPolicy(export_dir), targets, config), said
+
+
+def test_bridge_holds_on_a_pulled_cable_recovers_and_loses_no_log_record(export_dir, tmp_path):
+    cfg = EmulatorConfig(latency_s=0.05, garbage_rate=0.05, seed=1)
+    with ArmEmulator(cfg) as emu, RoArmDriver.serial(emu.port, reconnect_s=0.2) as driver:
+        bridge, said = _bridge(driver, export_dir, tmp_path, target_time_s=2.0, duration_s=4.0)
+        import threading
+
+        threading.Timer(1.5, emu.pull_cable, args=(0.8,)).start()  # ~1 s into the policy phase
+        summary = bridge.run()
+        write_report(bridge, summary)
+    data = dict(np.load(tmp_path / "run" / "steps.npz"))
+    period = bridge.period
+    assert len(data["t"]) == summary["steps"] >= 0.9 * 4.0 / period  # every step is a record
+    assert np.all(np.diff(data["t"]) > 0) and np.max(np.diff(data["t"])) < period + 0.05
+    stale = data["stale"]
+    assert stale.sum() >= 0.4 / period  # held while the cable was out ...
+    assert not stale[-10:].any() and data["sent"][-10:].all()  # ... and drove again after
+    assert any("stale" in s for s in said) and any("resumes" in s for s in said)
+    held = data["command"][stale]
+    assert np.all(held == held[0])  # no new target while holding
+    assert np.all(data["command"] >= SAFE_LOWER - 1e-9) and np.all(data["command"] <= SAFE_UPPER + 1e-9)
+    assert summary["max_command_outside_safe_box_rad"] == 0.0
+    assert (tmp_path / "run" / "tracking_error.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == summary["steps"]
+
+
+def test_dry_run_prints_commands_and_moves_nothing(export_dir, tmp_path):
+    printed: list[dict] = []
+    with ArmEmulator(EmulatorConfig(latency_s=0.05)) as emu, \
+            RoArmDriver.serial(emu.port, dry_run=True, on_dry_run=printed.append) as driver:
+        start = emu.true_joint_pos()
+        bridge, _ = _bridge(driver, export_dir, tmp_path, target_time_s=0.5, duration_s=1.0)
+        bridge.run()
+        assert (emu.last_command or {}).get("T") in (None, 105, 605)  # queries only
+        np.testing.assert_allclose(emu.true_joint_pos(), start, atol=0.02)
+    assert sum(cmd["T"] == 102 for cmd in printed) >= 20 and any(cmd["T"] == 210 for cmd in printed)

@@ -1,0 +1,676 @@
+"""A RoArm-M3 firmware emulator: the v0.84 JSON protocol over a real pseudo-terminal and HTTP, driving a MuJoCo arm.
+
+A driver opens ``ArmEmulator.port`` exactly like ``/dev/ttyUSB0`` (``serial.Serial(path, 115200)``) or calls
+``GET http://127.0.0.1:PORT/js?json=...`` like the arm's Wi-Fi interface. Behind it runs the project's MuJoCo
+model with servo-like behaviour: command latency, a slew-limited setpoint, a deadband, position servos that sag
+under gravity, limp torque-off, the emergency-stop block, flow feedback at about 23 Hz, and injected faults
+(garbage, torn and unpowered frames, dropped frames, a pulled USB cable) so drivers can be tested without an arm.
+
+Run it with ``python -m roarm_lab.real.emulator`` (or ``roarm-emulator``); tests use ``ArmEmulator`` in-process
+or ``EmulatorProcess`` as a child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import math
+import os
+import random
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+import tty
+import urllib.parse
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Sequence
+
+import mujoco
+import numpy as np
+
+from roarm_lab.assets.joint_table import JOINTS, NAMED_POSES, TCP_FRAME
+from roarm_lab.assets.kinematics import world_to_firmware_mm
+from roarm_lab.assets.mjcf import build_model
+from roarm_lab.real.protocol import (FIRMWARE_CLAMPS, MAX_COMMAND_BYTES, T_CLEAR_ESTOP, T_ESTOP, T_FLOW, T_HOME,
+                                     T_JOINT, T_JOINTS, T_LED, T_QUERY, T_TORQUE, command_joint_targets, encode,
+                                     feedback_message, parse_command)
+
+STEPS_PER_TURN = 4096
+"""Servo encoder steps per revolution: ``spd`` is in steps per second."""
+ESTOP_BLOCK_S = 10.0
+"""How long the firmware sleeps after T:0 (it reads no command meanwhile)."""
+LIMP_GEAR_FRICTION_NM = 0.5
+"""Backdriving torque of an unpowered geared servo: a limp arm stays where a hand leaves it."""
+TTY_QUEUE_LIMIT = 4096
+"""Bytes the client side may leave unread (Linux's n_tty buffer); beyond that the queue is discarded."""
+PHYSICS_TICK_S = 0.003
+"""The physics thread catches up with the wall clock this often, then sleeps (never busy-spins)."""
+MAX_LAG_S = 0.1
+"""If the process stalls longer than this, simulated time skips ahead instead of racing to catch up."""
+MAX_PENDING_LINE = 4096
+READY_PREFIX = "emulator ready"
+
+
+@dataclass
+class EmulatorConfig:
+    """What the emulated arm looks like to a driver; the fault rates are probabilities per feedback frame."""
+
+    link: str | None = None
+    """Stable symlink to the pty slave (like /dev/serial/by-id/...); None: ``<fresh temp dir>/ttyRoArmEmu``."""
+    http_port: int | None = None
+    """None: no HTTP; 0: any free port on 127.0.0.1."""
+    physics_dt: float = 0.002
+    latency_s: float = 0.2
+    """Delay from a motion command's arrival to the servos starting to move."""
+    speed_rad_s: float = 2.0
+    """Setpoint slew limit for spd=0 ("maximum speed" through the usual command path)."""
+    deadband_rad: float = 0.005
+    feedback_hz: float = 23.0
+    flow_feedback: bool = True
+    """The M3 firmware streams T:1051 by default; T:605 cmd 0 silences it."""
+    calibration_offset: tuple[float, ...] = (0.0,) * 6
+    """Reported joint position = true position - offset (URDF radians, JOINTS order)."""
+    garbage_rate: float = 0.0
+    """A frame becomes a garbage line or a torn half line (half each)."""
+    drop_rate: float = 0.0
+    unpowered_rate: float = 0.0
+    """A frame reads like unpowered servos: base and roll at +pi."""
+    seed: int = 0
+    pull_cable_at_s: float | None = None
+    """Seconds after start() to pull the USB cable once (for the CLI and benchmarks)."""
+    pull_cable_for_s: float = 2.0
+    estop_block_s: float = ESTOP_BLOCK_S
+
+
+def _firmware_ranges_urdf() -> np.ndarray:
+    """The firmware clamps in URDF radians (6, 2): how far the emulated servos may be commanded."""
+    out = np.empty((len(JOINTS), 2))
+    for i, j in enumerate(JOINTS):
+        a, b = (j.from_firmware(v) for v in FIRMWARE_CLAMPS[j.firmware_field])
+        out[i] = min(a, b), max(a, b)
+    return out
+
+
+class ArmEmulator:
+    """The firmware and its arm: a pty (and optionally HTTP) front end over a real-time MuJoCo simulation."""
+
+    def __init__(self, config: EmulatorConfig | None = None):
+        self.config = cfg = config if config is not None else EmulatorConfig()
+        if len(cfg.calibration_offset) != len(JOINTS):
+            raise ValueError(f"calibration_offset needs {len(JOINTS)} values, got {len(cfg.calibration_offset)}")
+        if cfg.feedback_hz <= 0 or cfg.physics_dt <= 0 or cfg.speed_rad_s <= 0:
+            raise ValueError("feedback_hz, physics_dt and speed_rad_s must be positive")
+        self._offset = np.asarray(cfg.calibration_offset, dtype=np.float64)
+        self._model = build_model(cfg.physics_dt)
+        self._data = mujoco.MjData(self._model)
+        mujoco.mj_resetDataKeyframe(self._model, self._data, self._model.key("home").id)
+        mujoco.mj_forward(self._model, self._data)
+        self._site = self._model.site(TCP_FRAME).id
+        self._act = np.array([self._model.actuator(j.short).id for j in JOINTS])
+        self._effort = np.array([j.effort for j in JOINTS])
+        self._max_speed = np.array([j.velocity for j in JOINTS])
+        # The project's model stops the arm joints at the safe learning box; the real arm goes wherever the
+        # firmware's clamps let it (NAMED_POSES["observe"] is outside the box). The gripper keeps its jaw stops.
+        fw = _firmware_ranges_urdf()
+        jnt = np.array([self._model.joint(j.name).id for j in JOINTS])
+        self._model.jnt_range[jnt[:5]] = fw[:5]
+        self._model.actuator_ctrlrange[self._act] = np.vstack([fw[:5], self._model.jnt_range[jnt[5:]]])
+        self._dof = self._model.jnt_dofadr[jnt]
+        self._gain = self._model.actuator_gainprm[self._act].copy()
+        self._bias = self._model.actuator_biasprm[self._act].copy()
+        self._friction = self._model.dof_frictionloss[self._dof].copy()
+
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._rng = random.Random(cfg.seed)
+        q = self._data.qpos[:len(JOINTS)].copy()
+        self._goal, self._setpoint = q.copy(), q.copy()
+        self._speed = np.full(len(JOINTS), cfg.speed_rad_s)
+        self._pending: list[tuple[float, dict[str, Any]]] = []
+        self._torque = True
+        self._estopped = False
+        self._blocked_until = 0.0
+        self._flow = cfg.flow_feedback
+        self._t0 = 0.0
+        self._started = False
+        self._pull_scheduled = cfg.pull_cable_at_s is not None
+        self.led = 0
+        self.commands_received = 0
+        """Commands acted on (known T, well formed, not blocked)."""
+        self.ignored_lines = 0
+        """Lines the firmware would drop: not JSON, unknown T, malformed, too long, or sent while blocked."""
+        self.frames_sent = 0
+        self.frames_dropped = 0
+        """Feedback frames the pty could not take (client not reading, or cable pulled)."""
+        self.last_command: dict[str, Any] | None = None
+        """The last command acted on other than a T:105 query (a polling driver would hide everything else)."""
+
+        # pty: the master is ours; _gen changes on every cable pull so a stale fd is never read or written.
+        self._tmpdir: str | None = None
+        if cfg.link is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="roarm-emu-")
+            self._link = os.path.join(self._tmpdir, "ttyRoArmEmu")
+        else:
+            self._link = os.path.abspath(cfg.link)
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._gen = 0
+        self._reconnect_at: float | None = None
+        self._http: ThreadingHTTPServer | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "ArmEmulator":
+        """Open the pty (and HTTP), then start the physics, reader and HTTP threads."""
+        if self._started:
+            return self
+        try:
+            with self._lock:
+                self._open_pty_locked()
+            if self.config.http_port is not None:
+                self._http = ThreadingHTTPServer(("127.0.0.1", self.config.http_port), _make_handler(self))
+                self._http.daemon_threads = True
+        except OSError:
+            self.stop()  # e.g. the HTTP port is taken: leave no link or pty behind
+            raise
+        self._started = True
+        self._t0 = time.monotonic()
+        self._threads = [threading.Thread(target=self._physics_loop, name="emu-physics", daemon=True),
+                         threading.Thread(target=self._reader_loop, name="emu-pty-reader", daemon=True)]
+        if self._http is not None:
+            self._threads.append(threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.1},
+                                                  name="emu-http", daemon=True))
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop every thread, close the pty, remove the link (and the temp dir the emulator made)."""
+        self._stop.set()
+        if self._http is not None:
+            if self._started:
+                self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        for t in self._threads:
+            t.join(timeout=5.0)
+        self._threads = []
+        with self._lock:
+            self._close_pty_locked()
+            self._reconnect_at = None
+        if self._tmpdir is not None and os.path.isdir(self._tmpdir):
+            os.rmdir(self._tmpdir)
+            self._tmpdir = None
+
+    def __enter__(self) -> "ArmEmulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ public state
+    @property
+    def port(self) -> str:
+        """The symlink a driver opens (it survives cable pulls; the pty behind it changes)."""
+        return self._link
+
+    @property
+    def http_url(self) -> str | None:
+        if self._http is None:
+            return None
+        return f"http://127.0.0.1:{self._http.server_address[1]}"
+
+    @property
+    def torque_enabled(self) -> bool:
+        with self._lock:
+            return self._torque
+
+    @property
+    def flow_feedback(self) -> bool:
+        with self._lock:
+            return self._flow
+
+    @property
+    def estopped(self) -> bool:
+        with self._lock:
+            return self._estopped
+
+    def true_joint_pos(self) -> np.ndarray:
+        """The simulated joint positions (6, URDF radians), without the calibration offset."""
+        with self._lock:
+            return self._data.qpos[:len(JOINTS)].copy()
+
+    def hand_position_mm(self) -> np.ndarray:
+        """The true hand_tcp position in the firmware's Cartesian frame (mm)."""
+        with self._lock:
+            return world_to_firmware_mm(self._data.site_xpos[self._site].copy())
+
+    def move_by_hand(self, q: Sequence[float]) -> None:
+        """Put the limp arm in pose ``q`` (URDF radians) like a person would; the servos must be off."""
+        q = np.asarray(q, dtype=np.float64)
+        if q.shape != (len(JOINTS),) or not np.all(np.isfinite(q)):
+            raise ValueError(f"move_by_hand needs {len(JOINTS)} finite joint values, got {q!r}")
+        with self._lock:
+            if self._torque:
+                raise RuntimeError("the servos hold their position: turn torque off (T:210 cmd 0) first")
+            self._data.qpos[:len(JOINTS)] = q
+            self._data.qvel[:] = 0.0
+            self._setpoint[:] = q
+            self._goal[:] = q
+            mujoco.mj_forward(self._model, self._data)
+
+    def pull_cable(self, seconds: float) -> None:
+        """Unplug the USB cable now (the port's reader gets an I/O error, the link vanishes); replug after ``seconds``."""
+        with self._lock:
+            self._close_pty_locked()
+            self._reconnect_at = time.monotonic() + max(0.0, float(seconds))
+
+    # ------------------------------------------------------------------ pty
+    def _open_pty_locked(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)  # no echo, no newline translation: bytes pass as on a USB serial port
+        fcntl.fcntl(master, fcntl.F_SETFL, fcntl.fcntl(master, fcntl.F_GETFL) | os.O_NONBLOCK)
+        self._master, self._slave = master, slave  # holding the slave keeps the master from reading EIO
+        self._gen += 1
+        os.makedirs(os.path.dirname(self._link), exist_ok=True)
+        if os.path.lexists(self._link) and not os.path.islink(self._link):
+            raise FileExistsError(f"{self._link} exists and is not a symlink; choose another --link")
+        tmp = f"{self._link}.{os.getpid()}.tmp"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(os.ttyname(slave), tmp)
+        os.replace(tmp, self._link)  # atomic: a driver polling the link never sees a half-made one
+
+    def _close_pty_locked(self) -> None:
+        if self._master is None:
+            return
+        if os.path.islink(self._link):
+            os.unlink(self._link)
+        for fd in (self._master, self._slave):
+            if fd is not None:
+                os.close(fd)
+        self._master = self._slave = None
+        self._gen += 1
+
+    def _write_locked(self, line: bytes) -> bool:
+        """One os.write to the master; never blocks. Unread output beyond the tty buffer is discarded."""
+        if self._master is None or self._slave is None:
+            self.frames_dropped += 1
+            return False
+        queued = int.from_bytes(fcntl.ioctl(self._slave, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+        if queued + len(line) > TTY_QUEUE_LIMIT:
+            termios.tcflush(self._slave, termios.TCIFLUSH)  # nobody reads: behave like a closed port
+        try:
+            n = os.write(self._master, line)
+        except (BlockingIOError, OSError):
+            self.frames_dropped += 1
+            return False
+        if n < len(line):
+            self.frames_dropped += 1
+            return False
+        self.frames_sent += 1
+        return True
+
+    def _reader_loop(self) -> None:
+        buf = b""
+        buf_gen = -1
+        while not self._stop.is_set():
+            with self._lock:
+                fd, gen = self._master, self._gen
+            if fd is None:
+                self._stop.wait(0.02)
+                continue
+            try:
+                ready, _, _ = select.select([fd], [], [], 0.1)
+            except (OSError, ValueError):  # the cable was pulled under us
+                continue
+            if not ready:
+                continue
+            with self._lock:
+                if gen != self._gen:
+                    continue
+                try:
+                    chunk = os.read(fd, 4096)
+                except (BlockingIOError, OSError):
+                    continue
+                if gen != buf_gen:
+                    buf, buf_gen = b"", gen
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                if len(buf) > MAX_PENDING_LINE:
+                    buf = b""
+                    self.ignored_lines += 1
+                for line in lines:
+                    reply = self._serial_line_locked(line.strip())
+                    if reply is not None:
+                        self._send_feedback_locked(reply)
+
+    def _serial_line_locked(self, line: bytes) -> dict[str, Any] | None:
+        if not line:
+            return None
+        if len(line) + 1 >= MAX_COMMAND_BYTES or time.monotonic() < self._blocked_until:
+            self.ignored_lines += 1
+            return None
+        cmd = parse_command(line)
+        if cmd is None:
+            self.ignored_lines += 1
+            return None
+        try:
+            return self._execute_locked(cmd)
+        except (TypeError, ValueError):
+            self.ignored_lines += 1
+            return None
+
+    # ------------------------------------------------------------------ the firmware
+    def _execute_locked(self, cmd: dict[str, Any]) -> dict[str, Any] | None:
+        """Act on one parsed command; returns the T:1051 reply for T:105. Malformed fields raise ValueError."""
+        t = cmd["T"]
+        now = time.monotonic()
+        reply: dict[str, Any] | None = None
+        if t in (T_JOINTS, T_JOINT):
+            targets = command_joint_targets(cmd, np.zeros(len(JOINTS)))  # validate now, apply after the latency
+            if not np.all(np.isfinite(targets)):
+                raise ValueError("non-finite joint target")
+            int(cmd.get("spd", 0))
+            self._queue_motion_locked(now, cmd)
+        elif t == T_HOME:
+            self._queue_motion_locked(now, cmd)
+        elif t == T_QUERY:
+            reply = self._feedback_locked()
+        elif t == T_TORQUE:
+            on = int(cmd.get("cmd", -1))
+            if on not in (0, 1):
+                raise ValueError(f"T:210 cmd must be 0 or 1, got {on}")
+            if on == 1 and self._estopped:  # the e-stop flag keeps the servos off until T:999
+                self.ignored_lines += 1
+                return None
+            self._set_torque_locked(on == 1)
+        elif t == T_ESTOP:
+            self._set_torque_locked(False)
+            self._estopped = True
+            self._blocked_until = now + self.config.estop_block_s
+        elif t == T_CLEAR_ESTOP:
+            self._estopped = False
+        elif t == T_LED:
+            self.led = min(max(int(cmd.get("led", 0)), 0), 255)
+        elif t == T_FLOW:
+            mode = int(cmd.get("cmd", -1))
+            if mode not in (0, 1, 2):
+                raise ValueError(f"T:605 cmd {mode}")
+            self._flow = mode == 2  # 1 is debug printing only: no feedback stream
+        else:
+            self.ignored_lines += 1
+            return None
+        self.commands_received += 1
+        if t != T_QUERY:
+            self.last_command = dict(cmd)
+        return reply
+
+    def _queue_motion_locked(self, now: float, cmd: dict[str, Any]) -> None:
+        if self._torque and not self._estopped:
+            self._pending.append((now + self.config.latency_s, dict(cmd)))
+        # else: servos without torque (or after an e-stop) ignore position writes
+
+    def _apply_due_locked(self, now: float) -> None:
+        while self._pending and self._pending[0][0] <= now:
+            _, cmd = self._pending.pop(0)
+            reported_goal = self._goal - self._offset
+            if cmd["T"] == T_HOME:
+                goal = np.asarray(NAMED_POSES["home"], dtype=np.float64) + self._offset
+                self._speed[:] = self.config.speed_rad_s
+            else:
+                goal = command_joint_targets(cmd, reported_goal) + self._offset  # firmware angles are offset
+                spd = int(cmd.get("spd", 0))
+                speed = spd * 2 * math.pi / STEPS_PER_TURN if spd > 0 else self.config.speed_rad_s
+                if cmd["T"] == T_JOINT:
+                    changed = np.arange(len(JOINTS)) == int(cmd.get("joint", 0)) - 1
+                else:
+                    changed = np.ones(len(JOINTS), dtype=bool)
+                self._speed[changed] = np.minimum(speed, self._max_speed[changed])
+            self._goal[:] = goal
+
+    def _set_torque_locked(self, on: bool) -> None:
+        """Limp: no actuator force, gear friction only. On: hold where the arm is now, like the real servos."""
+        m = self._model
+        q = self._data.qpos[:len(JOINTS)].copy()
+        self._pending.clear()
+        self._setpoint[:] = q
+        self._goal[:] = q
+        self._data.ctrl[self._act] = q
+        if on:
+            m.actuator_gainprm[self._act] = self._gain
+            m.actuator_biasprm[self._act] = self._bias
+            m.dof_frictionloss[self._dof] = self._friction
+        else:
+            m.actuator_gainprm[self._act, 0] = 0.0
+            m.actuator_biasprm[self._act, 1:3] = 0.0
+            m.dof_frictionloss[self._dof] = LIMP_GEAR_FRICTION_NM
+        self._torque = on
+
+    def _servo_step_locked(self) -> None:
+        """Slew each setpoint toward its goal at the speed limit; within the deadband the servo does not move."""
+        q = self._data.qpos[:len(JOINTS)]
+        if self._torque:
+            diff = self._goal - self._setpoint
+            step = np.clip(diff, -self._speed * self.config.physics_dt, self._speed * self.config.physics_dt)
+            step[np.abs(diff) <= self.config.deadband_rad] = 0.0
+            self._setpoint += step
+        else:
+            self._setpoint[:] = q
+            self._goal[:] = q
+        self._data.ctrl[self._act] = self._setpoint
+
+    def _feedback_locked(self, unpowered: bool = False) -> dict[str, Any]:
+        """The T:1051 frame for the current state."""
+        q = self._data.qpos[:len(JOINTS)] - self._offset
+        if unpowered:
+            q = q.copy()
+            q[0] = q[4] = math.pi  # base and roll read +pi (same in URDF and firmware radians)
+        # x, y, z: the true hand pose; the firmware computes FK from its (offset) readings, 2-3 mm off ours.
+        tcp = world_to_firmware_mm(self._data.site_xpos[self._site])
+        loads = np.rint(self._data.actuator_force[self._act] / self._effort * 1000.0)
+        return feedback_message(q, tcp, [0] * len(JOINTS) if unpowered else loads)
+
+    def _send_feedback_locked(self, msg: dict[str, Any]) -> None:
+        """Write one feedback frame, after fault injection (drop, garbage or torn, unpowered)."""
+        cfg, rng = self.config, self._rng
+        if rng.random() < cfg.drop_rate:
+            self.frames_dropped += 1
+            return
+        line = encode(msg)
+        if rng.random() < cfg.garbage_rate:
+            if rng.random() < 0.5:
+                junk = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz0123456789:;,.~?\x00\xff") for _ in range(24))
+                line = b"#" + junk + b"\n"  # never starts with '{': a baud-rate mismatch or a boot message
+            else:
+                line = line[: len(line) // 2] + b"\n"  # the rest of the frame was lost
+        elif rng.random() < cfg.unpowered_rate:
+            line = encode(self._feedback_locked(unpowered=True))
+        self._write_locked(line)
+
+    # ------------------------------------------------------------------ physics thread
+    def _physics_loop(self) -> None:
+        """Step MuJoCo to the wall clock every few ms, stream feedback, and run the cable schedule."""
+        period = 1.0 / self.config.feedback_hz
+        next_frame = time.monotonic()
+        sim_origin = self._t0 - self._data.time
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if self._pull_scheduled and now - self._t0 >= float(self.config.pull_cable_at_s or 0.0):
+                self._pull_scheduled = False
+                self.pull_cable(self.config.pull_cable_for_s)
+            with self._lock:
+                if self._reconnect_at is not None and now >= self._reconnect_at:
+                    self._reconnect_at = None
+                    self._open_pty_locked()
+                self._apply_due_locked(now)
+                lag = (now - sim_origin) - self._data.time
+                if lag > MAX_LAG_S:  # stalled (debugger, overloaded machine): skip time rather than race
+                    sim_origin += lag - MAX_LAG_S
+                while self._data.time + 0.5 * self.config.physics_dt < now - sim_origin:
+                    self._servo_step_locked()
+                    mujoco.mj_step(self._model, self._data)
+                if now >= next_frame:
+                    if self._flow and now >= self._blocked_until:
+                        self._send_feedback_locked(self._feedback_locked())
+                    next_frame += period
+                    if next_frame < now:
+                        next_frame = now + period
+            self._stop.wait(PHYSICS_TICK_S)
+
+    # ------------------------------------------------------------------ HTTP
+    def handle_http(self, query: str) -> tuple[int, bytes]:
+        """``/js`` with ``json=<command>``: (status, body). T:105 answers the feedback JSON; others an empty body."""
+        values = urllib.parse.parse_qs(query, keep_blank_values=True).get("json")
+        if not values or len(values) != 1:
+            return 400, b"expected exactly one json=<command> query parameter\n"
+        cmd = parse_command(values[0])
+        if cmd is None:
+            return 400, b"json is not a JSON object with an integer T\n"
+        with self._lock:
+            if time.monotonic() < self._blocked_until:
+                return 503, b"firmware blocked after an emergency stop (T:0)\n"
+            try:
+                reply = self._execute_locked(cmd)
+            except (TypeError, ValueError) as exc:
+                self.ignored_lines += 1
+                return 400, f"bad command: {exc}".splitlines()[0].encode() + b"\n"
+        return 200, (encode(reply).rstrip(b"\n") if reply is not None else b"")
+
+
+def _make_handler(emulator: ArmEmulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        """GET /js?json=... as on the arm's web server."""
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            parts = urllib.parse.urlsplit(self.path)
+            if parts.path != "/js":
+                status, body = 404, b"only /js?json=<command> is served\n"
+            else:
+                status, body = emulator.handle_http(parts.query)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json" if status == 200 else "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass  # a driver polling at 20 Hz would flood the terminal
+
+    return Handler
+
+
+# ---------------------------------------------------------------------- CLI
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m roarm_lab.real.emulator",
+                                description="Emulate a RoArm-M3 (firmware v0.84) on a pseudo-terminal and HTTP.")
+    d = EmulatorConfig()
+    p.add_argument("--link", default=None, help="symlink to create for the serial port (default: a temp path)")
+    p.add_argument("--http-port", type=int, default=None, help="serve GET /js on 127.0.0.1:N (0 = any free port)")
+    p.add_argument("--latency-s", type=float, default=d.latency_s)
+    p.add_argument("--speed-rad-s", type=float, default=d.speed_rad_s)
+    p.add_argument("--feedback-hz", type=float, default=d.feedback_hz)
+    p.add_argument("--no-flow-feedback", action="store_true", help="start with the feedback stream off")
+    p.add_argument("--garbage-rate", type=float, default=0.0)
+    p.add_argument("--drop-rate", type=float, default=0.0)
+    p.add_argument("--unpowered-rate", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pull-cable-at", type=float, default=None, metavar="S", help="pull the USB cable S s after start")
+    p.add_argument("--pull-cable-for", type=float, default=d.pull_cable_for_s, metavar="S")
+    p.add_argument("--calibration-offset", type=float, nargs=len(JOINTS), default=None, metavar="RAD",
+                   help="reported = true - offset, URDF radians in JOINTS order")
+    p.add_argument("--estop-block-s", type=float, default=d.estop_block_s)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; prints one ``emulator ready serial=... http=...`` line once serving."""
+    args = _parser().parse_args(argv)
+    cfg = EmulatorConfig(link=args.link, http_port=args.http_port, latency_s=args.latency_s,
+                         speed_rad_s=args.speed_rad_s, feedback_hz=args.feedback_hz,
+                         flow_feedback=not args.no_flow_feedback, garbage_rate=args.garbage_rate,
+                         drop_rate=args.drop_rate, unpowered_rate=args.unpowered_rate, seed=args.seed,
+                         pull_cable_at_s=args.pull_cable_at, pull_cable_for_s=args.pull_cable_for,
+                         estop_block_s=args.estop_block_s,
+                         calibration_offset=tuple(args.calibration_offset or (0.0,) * len(JOINTS)))
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    with ArmEmulator(cfg) as emu:
+        print(f"{READY_PREFIX} serial={emu.port} http={emu.http_url or 'none'}", flush=True)
+        while not done.wait(0.5):
+            pass
+    return 0
+
+
+class EmulatorProcess:
+    """The CLI as a child process (a separate Python, as users run it); waits for its ready line."""
+
+    def __init__(self, *cli_args: str, ready_timeout_s: float = 30.0):
+        self.args = [sys.executable, "-m", "roarm_lab.real.emulator", *cli_args]
+        self.ready_timeout_s = ready_timeout_s
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port: str | None = None
+        self.http_url: str | None = None
+        self._stderr = tempfile.TemporaryFile()
+
+    def start(self) -> "EmulatorProcess":
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + self.ready_timeout_s
+        out = b""
+        while b"\n" not in out:
+            left = deadline - time.monotonic()
+            if self.proc.poll() is not None or left <= 0:
+                why = (f"exited with code {self.proc.returncode}" if self.proc.returncode is not None
+                       else f"printed no ready line within {self.ready_timeout_s:.0f} s")
+                self.stop()
+                raise RuntimeError(f"emulator {why}; stdout {out[-500:]!r}; stderr: {self._stderr_tail()}")
+            ready, _, _ = select.select([self.proc.stdout], [], [], min(left, 0.2))
+            if ready:
+                out += os.read(self.proc.stdout.fileno(), 4096)
+        line = out.split(b"\n", 1)[0].decode(errors="replace")
+        match = re.fullmatch(rf"{READY_PREFIX} serial=(\S+) http=(\S+)", line.strip())
+        if match is None:
+            self.stop()
+            raise RuntimeError(f"unexpected first line from the emulator: {line!r}")
+        self.port = match.group(1)
+        self.http_url = None if match.group(2) == "none" else match.group(2)
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL if it does not exit in time; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    def _stderr_tail(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read()[-2000:].decode(errors="replace").strip() or "(empty)"
+
+    def __enter__(self) -> "EmulatorProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._stderr.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
