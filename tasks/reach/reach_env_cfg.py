@@ -44,7 +44,7 @@ class CommandsCfg:
 class ActionsCfg:
     arm_action = mdp.ServoJointPositionActionCfg(
         asset_name="robot", joint_names=ARM, scale=0.05, mode="relative",
-        use_default_offset=True, max_latency_steps=2)
+        use_default_offset=True, max_latency_steps=8)
 
 
 @configclass
@@ -95,7 +95,9 @@ class EventCfg:
     calibration = EventTerm(func=mdp.randomize_calibration_offset, mode="reset",
                             params={"asset_cfg": ARM_CFG, "offset_range": (-0.01, 0.01)})
     action_latency = EventTerm(func=mdp.randomize_action_latency, mode="reset",
-                               params={"action_name": "arm_action", "latency_range": (0, 2)})
+                               # the real arm moves ~0.2 s after a command (ROARM_M3.md): 3..8 steps at 30 Hz
+                               # is 0.10..0.27 s. A policy trained on 0..2 steps oscillated on the emulator.
+                               params={"action_name": "arm_action", "latency_range": (3, 8)})
     reset_robot_joints = EventTerm(func=mdp.reset_joints_by_offset, mode="reset",
                                    params={"asset_cfg": ARM_CFG, "position_range": (-0.3, 0.3),
                                            "velocity_range": (0.0, 0.0)})
