@@ -106,7 +106,7 @@ def test_action_latency_delays_the_target_by_whole_control_steps(make_reach_env)
         torch.testing.assert_close(applied[t][2], applied[t - 2][0])
     assert not torch.allclose(applied[3][0], applied[2][0])
     with pytest.raises(ValueError, match="max_latency_steps"):
-        term.set_latency(torch.tensor([3]), torch.tensor([0]))
+        term.set_latency(torch.tensor([term.cfg.max_latency_steps + 1]), torch.tensor([0]))
 
 
 def test_relative_actions_integrate_and_zero_action_holds(make_reach_env):
