@@ -185,7 +185,7 @@ class Bridge:
             elapsed = now - start
             if elapsed >= total_s or self._interrupts or self._abort_requested():
                 break
-            index = min(int(elapsed // cfg.target_time_s), 10**9)
+            index = int(elapsed // cfg.target_time_s)
             if index != target_index:  # the previous target's segment ends: its final error counts
                 finals.append(self.log.last_error())
                 target_index = index

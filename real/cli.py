@@ -121,10 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         period_ms = 1000.0 * float(meta["control_period_s"])
         policy = (GatewayPolicy(opts["gateway"], meta, deadline_ms=0.5 * period_ms, timeout_ms=0.8 * period_ms)
                   if opts.get("gateway") else LocalPolicy(opts["policy"], opts.get("backend", "onnx")))
-        with open_driver(opts, calibration) as driver:
-            bridge = Bridge(driver, meta, policy, targets, cfg)
-            summary = bridge.run()
-            write_report(bridge, summary)
+        try:
+            with open_driver(opts, calibration) as driver:
+                bridge = Bridge(driver, meta, policy, targets, cfg)
+                summary = bridge.run()
+                write_report(bridge, summary)
+        finally:
+            if isinstance(policy, GatewayPolicy):
+                policy.close()
     except (BridgeError, DriverError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -160,11 +160,11 @@ def test_calibration_routine_recovers_the_servo_offsets(tmp_path):
 
         def person(prompt: str) -> None:  # moves the limp arm by hand to the pose the prompt names
             name = next(poses)
-            assert f"'{name}'" in prompt and not emu.torque_enabled
+            # the firmware acts on T:210 when its reader gets the line, a few ms after the driver wrote it
+            assert f"'{name}'" in prompt and _wait(lambda: not emu.torque_enabled, timeout=1.0)
             emu.move_by_hand(NAMED_POSES[name])
             time.sleep(0.15)
 
-        assert _wait(lambda: True)
         cal = calibrate(driver, person, str(tmp_path / "arm.yaml"))
         assert _wait(lambda: emu.torque_enabled)
     np.testing.assert_allclose(cal.offsets, offsets, atol=0.01)
