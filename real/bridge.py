@@ -132,6 +132,12 @@ class Bridge:
         q = fb.q.copy()
         goal = self.start_pose.copy()
         goal[5] = q[5]  # the gripper stays where it is
+        inside = self.driver.calibration.clamp(goal)
+        if not np.allclose(inside[:5], goal[:5]):
+            names = [j.short for j, out in zip(JOINTS, np.abs(inside - goal) > 1e-9) if out]
+            raise BridgeError(f"the policy's start pose is outside this arm's calibrated limits on {names}: "
+                              f"widen them in the calibration YAML if the arm can go there, or retrain")
+        goal = inside
         step = self.cfg.start_speed_rad_s * self.period
         self.cfg.say(f"moving to the start pose {np.round(goal, 3).tolist()} at {self.cfg.start_speed_rad_s} rad/s")
         deadline = time.monotonic() + self.cfg.start_timeout_s
@@ -209,7 +215,7 @@ class Bridge:
                     self.observe.reset()  # the finite-difference velocity restarts, as after a reset in sim
                     holding = None
                 hand = firmware_mm_to_base(fb.tcp_mm)
-                obs = self.observe(fb.q, hand, target, last_action)
+                obs = self.observe(fb.q, hand, target, last_action, state.target)
                 raw, pflags = self.policy(obs)
                 flags["deadline_miss"] = bool(pflags.get("deadline_miss"))
                 if raw is None:

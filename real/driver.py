@@ -146,7 +146,7 @@ class RoArmDriver:
         if q.shape != (len(JOINTS),) or not np.all(np.isfinite(q)):
             raise ValueError(f"joint targets must be {len(JOINTS)} finite values ({[j.short for j in JOINTS]}), got {q}")
         safe = self.calibration.clamp(q)
-        clamped = np.abs(safe - q) > 1e-9
+        clamped = np.abs(safe - q) > 1e-6  # a float32 target at a limit is not a clamp
         cmd = joints_command(self.calibration.to_firmware(safe), spd=spd, acc=acc)
         with self._lock:
             if clamped.any():

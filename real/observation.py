@@ -55,8 +55,18 @@ class _Commands:
 
 
 class _Actions:
+    """The action manager and its one term, as the terms read them: last action, commanded targets."""
+
     def __init__(self, size: int) -> None:
         self.action = torch.zeros(1, size)
+        self.commanded_targets = torch.zeros(1, size)
+
+    @property
+    def raw_actions(self) -> torch.Tensor:
+        return self.action
+
+    def get_term(self, name: str) -> "_Actions":
+        return self
 
 
 class ArmView:
@@ -73,7 +83,7 @@ class ArmView:
 
 
 class ArmObservation:
-    """``obs = ArmObservation(meta)(q, hand_base_m, target_base_m, last_action)``: the policy's input vector."""
+    """``obs = ArmObservation(meta)(q, hand_base_m, target_base_m, last_action, commanded)``: the policy's input."""
 
     def __init__(self, meta: dict[str, Any]):
         env_cfg = load_cfg_from_registry(meta["task"], "env_cfg_entry_point")
@@ -90,6 +100,8 @@ class ArmObservation:
             raise ValueError(f"policy.json's observation layout {exported} differs from task {meta['task']}'s "
                              f"{layout}: export the policy again with this version (scripts/play.py)")
         self.size = int(meta["observation"]["size"])
+        names = [j.name for j in JOINTS]
+        self._action_ids = [names.index(n) for n in meta["action"]["joint_names"]]
         self.reset()  # building the manager evaluated every term once
 
     def reset(self) -> None:
@@ -97,10 +109,14 @@ class ArmObservation:
         self.manager.reset(torch.tensor([0]))
 
     def __call__(self, q: np.ndarray, hand_base_m: np.ndarray, target_base_m: np.ndarray,
-                 last_action: np.ndarray) -> np.ndarray:
+                 last_action: np.ndarray, commanded: np.ndarray | None = None) -> np.ndarray:
+        """``commanded``: the action joints' last sent targets (true rad); None before the first command, when
+        the simulator's action term starts from the measured pose, and so does this."""
         data = self.view.scene["robot"].data
         data.joint_pos[0] = torch.as_tensor(q, dtype=torch.float32)
         data.body_pos_w[0, 0] = torch.as_tensor(hand_base_m, dtype=torch.float32) + data.root_pos_w[0]
         self.view.command_manager.target[0] = torch.as_tensor(target_base_m, dtype=torch.float32)
         self.view.action_manager.action[0] = torch.as_tensor(last_action, dtype=torch.float32)
+        sent = np.asarray(q)[self._action_ids] if commanded is None else commanded
+        self.view.action_manager.commanded_targets[0] = torch.as_tensor(sent, dtype=torch.float32)
         return self.manager.compute_group("policy")[0].numpy().astype(np.float32)

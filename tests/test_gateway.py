@@ -22,6 +22,7 @@ from roarm_lab.gateway.server import GatewayConfig, GatewayServer
 from roarm_lab.gateway.stats import LatencyStats
 
 TASK = "RoArm-Reach-v0"
+OBS_SIZE = 26  # RoArm-Reach-v0's policy observation (test_runtime holds the layout)
 
 
 @pytest.fixture
@@ -33,13 +34,13 @@ def server(export_dir, tmp_path):
 
 
 def _obs(seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=21).astype(np.float32) * 0.1
+    return np.random.default_rng(seed).normal(size=OBS_SIZE).astype(np.float32) * 0.1
 
 
 def test_hello_infer_and_relative_targets_follow_policy_json(server, export_dir):
     policy = LoadedPolicy.load(export_dir)
     meta = policy.meta
-    with GatewayClient(server.endpoint, expected={"obs_size": 21, "action_size": 5, "task": TASK}) as client:
+    with GatewayClient(server.endpoint, expected={"obs_size": OBS_SIZE, "action_size": 5, "task": TASK}) as client:
         assert client.spec["action"]["mode"] == "relative" and client.spec["config_hash"] == meta["config_hash"]
         obs = _obs(1)
         r1 = client.infer(obs)
@@ -77,7 +78,7 @@ def test_clipping_is_flagged_per_joint(server):
 
 
 def test_spec_mismatch_fails_fast_with_a_readable_error(server):
-    with pytest.raises(GatewaySpecError, match="obs_size: server has 21, expected 30"):
+    with pytest.raises(GatewaySpecError, match=f"obs_size: server has {OBS_SIZE}, expected 30"):
         GatewayClient(server.endpoint, expected={"obs_size": 30}).connect()
 
 
@@ -99,7 +100,7 @@ def _ask(sock: zmq.Socket, payload: bytes, timeout_ms: int = 2000) -> dict:
     (encode({"type": "fly"}), "unknown_type"),
     (encode([1, 2, 3]), "bad_request"),
     (encode({"type": "hello", "protocol_version": 99}), "unsupported_version"),
-    (encode({"type": "infer", "seq": 1, "obs": pack_array(np.zeros(21))}), "no_hello"),
+    (encode({"type": "infer", "seq": 1, "obs": pack_array(np.zeros(OBS_SIZE))}), "no_hello"),
     (b"\x00" * 70000, "too_large"),
 ])
 def test_malformed_requests_get_coded_errors_and_the_server_keeps_serving(server, payload, code):
@@ -113,9 +114,9 @@ def test_malformed_requests_get_coded_errors_and_the_server_keeps_serving(server
 
 @pytest.mark.parametrize("obs, code", [
     (pack_array(np.zeros(20)), "wrong_size"),
-    ({**pack_array(np.zeros(21)), "dtype": "<f8"}, "bad_array"),
-    (pack_array(np.full(21, np.nan)), "not_finite"),
-    ({"dtype": "<f4", "shape": [21], "data": b"123"}, "bad_array"),
+    ({**pack_array(np.zeros(OBS_SIZE)), "dtype": "<f8"}, "bad_array"),
+    (pack_array(np.full(OBS_SIZE, np.nan)), "not_finite"),
+    ({"dtype": "<f4", "shape": [OBS_SIZE], "data": b"123"}, "bad_array"),
     ({"joint_pos": pack_array(np.zeros(5))}, "wrong_size"),
 ])
 def test_bad_observations_are_refused_with_their_code(server, obs, code):
@@ -176,7 +177,7 @@ def test_reload_under_load_loses_no_request(server, export_dir):
         w.start()
     with GatewayClient(server.endpoint, timeout_ms=10000) as admin:
         for _ in range(3):
-            assert admin.reload(str(export_dir))["observation"]["size"] == 21
+            assert admin.reload(str(export_dir))["observation"]["size"] == OBS_SIZE
     for w in workers:
         w.join(30)
     assert not errors and len(results) == 900

@@ -51,29 +51,35 @@ def test_feedback_round_trip_maps_the_gripper_back():
 
 # ---------------------------------------------------------------------------- observation
 def test_arm_observation_is_the_task_observation(make_reach_env, export_dir):
-    """The bridge's observation equals the simulator's noiseless policy observation for the same state."""
+    """The bridge's observation, with targets from the exported action convention, equals the simulator's."""
+    from roarm_lab.gateway.policy import ActionConvention, ClientTargets
+
     def noiseless(cfg):
         cfg.observations.policy.enable_corruption = False
 
     env = make_reach_env(num_envs=1, edit=noiseless)
     meta = json.loads((export_dir / "policy.json").read_text())
     arm = ArmObservation(meta)  # built after the env: resolving its terms must not disturb the simulator's
+    convention, sent = ActionConvention(meta), ClientTargets()
     robot, command = env.scene["robot"], env.command_manager.get_term("ee_pose")
 
     def arm_obs() -> np.ndarray:
         hand = (robot.data.body_pos_w[0, command.body_idx] - robot.data.root_pos_w[0]).numpy()
         return arm(robot.data.joint_pos[0].numpy(), hand, env.command_manager.get_command("ee_pose")[0].numpy(),
-                   env.action_manager.action[0].numpy())
+                   env.action_manager.action[0].numpy(), sent.target)
 
     env.reset()
     arm.reset()
-    arm_obs()
+    obs_arm = arm_obs()
     gen = torch.Generator().manual_seed(0)
     for _ in range(5):
-        obs, *_ = env.step(torch.rand(1, 5, generator=gen) * 2 - 1)
+        action = torch.rand(1, 5, generator=gen) * 6 - 3  # past max_step on some joints
+        convention.to_targets(action[0].numpy(), obs_arm, sent)
+        obs, *_ = env.step(action)
         expected = obs["policy"][0].numpy()
         assert np.abs(expected[5:10]).max() > 1e-3  # the arm moves: the velocity term is exercised
-        np.testing.assert_allclose(arm_obs(), expected, atol=1e-5)
+        obs_arm = arm_obs()
+        np.testing.assert_allclose(obs_arm, expected, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------- driver against the emulator
@@ -217,3 +223,29 @@ def test_dry_run_prints_commands_and_moves_nothing(export_dir, tmp_path):
         assert (emu.last_command or {}).get("T") in (None, 105, 605)  # queries only
         np.testing.assert_allclose(emu.true_joint_pos(), start, atol=0.02)
     assert sum(cmd["T"] == 102 for cmd in printed) >= 20 and any(cmd["T"] == 210 for cmd in printed)
+
+
+def test_run_real_cli_drives_the_emulator_and_refuses_bad_input(export_dir, tmp_path, capsys):
+    from roarm_lab.real.cli import main
+
+    logs, stop = tmp_path / "logs", tmp_path / "STOP"
+    common = ["--policy", str(export_dir), "--robot", "emu", "--log-dir", str(logs), "--stop-file", str(stop),
+              "--emu-arg=--latency-s=0.05"]
+    assert main(common + ["--target", "0.2", "0.05", "0.2", "--target-time-s", "1.5"]) == 0
+    out = capsys.readouterr().out
+    (run,) = logs.iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert f"log: {run}/steps.npz" in out and summary["targets"] == 1
+    steps = np.load(run / "steps.npz")
+    assert len(steps["t"]) == summary["steps"] >= 0.9 * 1.5 * 30 and steps["sent"].all()
+    assert summary["max_command_outside_safe_box_rad"] == 0.0
+    # bad input: exit status 2 and one line that names the problem and the fix; no new run is started
+    (tmp_path / "flat.yaml").write_text("[[0.1, 0.2]]")
+    assert main(common + ["--targets", str(tmp_path / "flat.yaml")]) == 2
+    assert "expected a list of [x, y, z] in metres" in capsys.readouterr().err
+    assert main(common[:1] + [str(tmp_path)] + common[2:] + ["--random", "2"]) == 2
+    assert "no policy.json" in capsys.readouterr().err
+    stop.touch()
+    assert main(common + ["--random", "2"]) == 2
+    assert "delete it to run" in capsys.readouterr().err
+    assert len(list(logs.iterdir())) == 1

@@ -12,7 +12,7 @@ from roarm_lab.assets.joint_table import ARM_JOINTS
 def test_step_returns_isaac_lab_shapes_and_logs_episode_sums(make_reach_env):
     env = make_reach_env(num_envs=6)
     obs, _ = env.reset()
-    assert obs["policy"].shape == (6, 21) and obs["critic"].shape == (6, 24)
+    assert obs["policy"].shape == (6, 26) and obs["critic"].shape == (6, 29)
     assert env.step_dt == pytest.approx(1 / 30) and env.max_episode_length == 180
     zeros = torch.zeros(6, 5)
     logs = {}
@@ -122,13 +122,63 @@ def test_relative_actions_integrate_and_zero_action_holds(make_reach_env):
     torch.testing.assert_close(target[1], target0[1])
 
 
-def test_actions_are_clamped_to_the_safe_joint_box(make_reach_env):
+def test_targets_are_step_limited_and_boxed_and_the_servo_slews_toward_them(make_reach_env):
     env = make_reach_env(num_envs=2, edit=lambda c: setattr(c, "events", None))
     env.reset()
-    env.step(torch.full((2, 5), 100.0))
-    target = env.scene["robot"].data.joint_pos_target[:, :5]
+    term = env.action_manager.get_term("arm_action")
+    cfg = term.cfg
     upper = torch.tensor([j.upper for j in ARM_JOINTS])
-    assert torch.allclose(target, upper.expand(2, 5))
+    targets, setpoints = [term.processed_actions.clone()], [env.scene["robot"].data.joint_pos_target[:, :5].clone()]
+    for _ in range(60):
+        env.step(torch.full((2, 5), 100.0))  # 5 rad per step asked for
+        targets.append(term.processed_actions.clone())
+        setpoints.append(env.scene["robot"].data.joint_pos_target[:, :5].clone())
+    targets, setpoints = torch.stack(targets), torch.stack(setpoints)
+    assert (targets.diff(dim=0).abs() <= cfg.max_step + 1e-6).all()
+    assert torch.allclose(targets[-1], upper.expand(2, 5)) and (targets <= upper + 1e-6).all()
+    # the servo's own setpoint trails the target at servo_speed and stops within the deadband
+    assert (setpoints.diff(dim=0).abs() <= cfg.servo_speed * env.step_dt + 1e-5).all()
+    assert (setpoints.diff(dim=0).abs().amax(dim=(1, 2)) > 0.9 * cfg.servo_speed * env.step_dt)[:10].all()
+    assert ((targets[-1] - setpoints[-1]).abs() <= cfg.servo_deadband + 1e-6).all()
+
+
+def test_servo_speed_randomization_draws_per_joint_and_a_slow_servo_lags(make_reach_env):
+    env = make_reach_env(num_envs=64)
+    env.reset()
+    term = env.action_manager.get_term("arm_action")
+    lo, hi = env.cfg.events.servo_speed.params["speed_range"]
+    assert term._speed.min() >= lo and term._speed.max() <= hi and term._speed.std() > 0.1
+    term.set_servo_speed(torch.tensor([[0.5] * 5, [3.0] * 5]), torch.tensor([0, 1]))
+    term.set_latency(torch.zeros(2, dtype=torch.long), torch.tensor([0, 1]))
+    start = env.scene["robot"].data.joint_pos[:2, 0].clone()
+    action = torch.zeros(64, 5)
+    action[:2, 0] = 2.0  # the base target runs ahead at 0.1 rad per step (3 rad/s)
+    for _ in range(15):
+        env.step(action)
+    moved = env.scene["robot"].data.joint_pos[:2, 0] - start
+    assert moved[0] == pytest.approx(0.5 * 15 * env.step_dt, abs=0.05)  # 0.25 rad at 0.5 rad/s
+    assert moved[1] > 3 * moved[0]
+    with pytest.raises(ValueError, match="positive"):
+        term.set_servo_speed(torch.zeros(1, 5), torch.tensor([0]))
+
+
+def test_exported_action_convention_reproduces_the_simulators_targets(make_reach_env):
+    """The gateway and the bridge convert actions with ActionConvention(policy.json): same targets as the sim."""
+    from roarm_lab.gateway.policy import ActionConvention, ClientTargets
+    from roarm_lab.rl.export import policy_metadata
+
+    env = make_reach_env(num_envs=1, edit=lambda c: (setattr(c, "events", None),
+                                                     setattr(c.observations.policy, "enable_corruption", False)))
+    obs, _ = env.reset()
+    convention = ActionConvention(policy_metadata(env, "RoArm-Reach-v0"))
+    state = ClientTargets()
+    term = env.action_manager.get_term("arm_action")
+    gen = torch.Generator().manual_seed(0)
+    for step in range(40):
+        action = torch.randn(1, 5, generator=gen) * 3.0  # often past max_step, sometimes into the box
+        target, _ = convention.to_targets(action[0].numpy(), obs["policy"][0].numpy(), state)
+        obs, *_ = env.step(action)
+        np.testing.assert_allclose(target, term.processed_actions[0].numpy(), atol=1e-5, err_msg=f"step {step}")
 
 
 def test_finite_difference_velocity_matches_position_change(make_reach_env):

@@ -44,7 +44,9 @@ class CommandsCfg:
 class ActionsCfg:
     arm_action = mdp.ServoJointPositionActionCfg(
         asset_name="robot", joint_names=ARM, scale=0.05, mode="relative",
-        use_default_offset=True, max_latency_steps=8)
+        use_default_offset=True, max_latency_steps=8,
+        # the servo firmware (ROARM_M3.md): ~2 rad/s through T:102, settles within ~0.01 rad
+        max_step=0.1, servo_speed=2.0, servo_deadband=0.005)
 
 
 @configclass
@@ -58,6 +60,7 @@ class ObservationsCfg:
         ee_position = ObsTerm(func=mdp.ee_position_b, params={"asset_cfg": TCP_CFG},
                               noise=Unoise(n_min=-0.002, n_max=0.002))
         actions = ObsTerm(func=mdp.last_action)
+        joint_target = ObsTerm(func=mdp.joint_target_rel, params={"action_name": "arm_action", "asset_cfg": ARM_CFG})
 
         def __post_init__(self):
             self.enable_corruption = True
@@ -72,6 +75,7 @@ class ObservationsCfg:
         pose_command = ObsTerm(func=mdp.generated_commands, params={"command_name": "ee_pose"})
         ee_position = ObsTerm(func=mdp.ee_position_b, params={"asset_cfg": TCP_CFG})
         actions = ObsTerm(func=mdp.last_action)
+        joint_target = ObsTerm(func=mdp.joint_target_rel, params={"action_name": "arm_action", "asset_cfg": ARM_CFG})
         ee_error = ObsTerm(func=mdp.ee_position_error_b, params={"command_name": "ee_pose", "asset_cfg": TCP_CFG})
 
     policy: PolicyCfg = PolicyCfg()
@@ -98,12 +102,15 @@ class EventCfg:
                                # the real arm moves ~0.2 s after a command (ROARM_M3.md): 3..8 steps at 30 Hz
                                # is 0.10..0.27 s. A policy trained on 0..2 steps oscillated on the emulator.
                                params={"action_name": "arm_action", "latency_range": (3, 8)})
+    servo_speed = EventTerm(func=mdp.randomize_servo_speed, mode="reset",
+                            params={"action_name": "arm_action", "speed_range": (1.4, 2.8)})
     reset_robot_joints = EventTerm(func=mdp.reset_joints_by_offset, mode="reset",
                                    params={"asset_cfg": ARM_CFG, "position_range": (-0.3, 0.3),
                                            "velocity_range": (0.0, 0.0)})
 
 
-RANDOMIZATION_EVENTS = ("link_masses", "servo_gains", "joint_dynamics", "calibration", "action_latency")
+RANDOMIZATION_EVENTS = ("link_masses", "servo_gains", "joint_dynamics", "calibration", "action_latency",
+                        "servo_speed")
 """Event terms that are domain randomization (switched off for nominal evaluation)."""
 
 

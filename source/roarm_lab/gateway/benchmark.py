@@ -20,6 +20,7 @@ import numpy as np
 import zmq
 
 from roarm_lab.gateway.client import GatewayClient
+from roarm_lab.gateway.policy import LoadedPolicy
 
 
 def _port() -> int:
@@ -85,13 +86,13 @@ def _paced(fn, n: int, rate_hz: float) -> np.ndarray:
     return lat * 1e6
 
 
-def _obs() -> np.ndarray:
-    return np.zeros(21, np.float32)
+def _obs(size: int) -> np.ndarray:
+    return np.zeros(size, np.float32)
 
 
-def _throughput_worker(endpoint: str, seconds: float, out: mp.Queue) -> None:
+def _throughput_worker(endpoint: str, size: int, seconds: float, out: mp.Queue) -> None:
     with GatewayClient(endpoint, timeout_ms=2000) as client:
-        obs, n, end = _obs(), 0, time.perf_counter() + seconds
+        obs, n, end = _obs(size), 0, time.perf_counter() + seconds
         while time.perf_counter() < end:
             client.infer(obs)
             n += 1
@@ -107,13 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+    size = int(LoadedPolicy.load(args.policy).meta["observation"]["size"])
     port = _port()
     gateway = _start_gateway(args.policy, port)
     endpoint = f"tcp://127.0.0.1:{port}"
     try:
         # 1. latency at 1 kHz
         with GatewayClient(endpoint) as client:
-            obs = _obs()
+            obs = _obs(size)
             _paced(lambda i: client.infer(obs), 500, 1000.0)  # warm-up
             lat = _paced(lambda i: client.infer(obs), args.requests, 1000.0)
         echo_lat = _echo_latency(zmq.REP, args.requests)
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # 2. throughput with 4 client processes
         out: mp.Queue = mp.Queue()
-        procs = [mp.Process(target=_throughput_worker, args=(endpoint, args.seconds, out)) for _ in range(4)]
+        procs = [mp.Process(target=_throughput_worker, args=(endpoint, size, args.seconds, out)) for _ in range(4)]
         for proc in procs:
             proc.start()
         total = sum(out.get() for _ in procs)
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # 3. lost or misordered replies
         with GatewayClient(endpoint, timeout_ms=2000) as client:
-            obs, last, bad = _obs(), 0, 0
+            obs, last, bad = _obs(size), 0, 0
             for _ in range(args.order_requests):
                 seq = client.infer(obs)["seq"]
                 bad += seq <= last
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             costs, flagged = [], 0
             for _ in range(50):
                 t = time.perf_counter()
-                flagged += client.infer(_obs(), deadline_ms=5)["flags"]["deadline_miss"]
+                flagged += client.infer(_obs(size), deadline_ms=5)["flags"]["deadline_miss"]
                 costs.append((time.perf_counter() - t) * 1e3)
                 time.sleep(0.035)  # let the slow inference finish
             print(f"deadline 5 ms, inference 30 ms: {flagged}/50 flagged deadline_miss, client cost p50 "

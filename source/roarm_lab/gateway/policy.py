@@ -42,6 +42,7 @@ class ActionConvention:
         self.upper = np.asarray(act["upper"], dtype=np.float32)
         self.offset = np.asarray(act["offset"], dtype=np.float32)
         self.relative = act.get("mode", "absolute") == "relative"
+        self.max_step = act.get("max_step")
         self.joint_names = list(act["joint_names"])
         self.default = np.array([meta["default_joint_pos"][j] for j in self.joint_names], dtype=np.float32)
         term = next((t for t in meta["observation"]["terms"] if t["name"] == "joint_pos"), None)
@@ -55,17 +56,17 @@ class ActionConvention:
 
     def to_targets(self, action: np.ndarray, obs: np.ndarray, state: ClientTargets) -> tuple[np.ndarray, list[bool]]:
         """Joint targets from a raw action (the convention of policy.json), clamped; clipping flagged per joint."""
-        if self.relative:
-            if state.target is None:
-                measured = self.measured_joint_pos(obs)
-                state.target = measured if measured is not None else self.offset
-            desired = state.target + self.scale * action
-        else:
-            desired = self.offset + self.scale * action
+        if state.target is None:  # as the simulator resets: relative from the measured pose, absolute from offset
+            measured = self.measured_joint_pos(obs) if self.relative else None
+            state.target = measured if measured is not None else self.offset
+        desired = (state.target if self.relative else self.offset) + self.scale * action
         target = np.clip(desired, self.lower, self.upper)
         clipped = [bool(c) for c in (desired < self.lower) | (desired > self.upper)]
-        state.target = target
-        return target, clipped
+        if self.max_step is not None:  # from the previous target (inside the box, as in the simulator)
+            previous = np.clip(state.target, self.lower, self.upper)
+            target = previous + np.clip(target - previous, -self.max_step, self.max_step)
+        state.target = target.astype(np.float32)
+        return state.target, clipped
 
     def hold_targets(self, obs: np.ndarray, state: ClientTargets) -> np.ndarray:
         """The safe action: keep the current targets (or the measured pose if there are none yet)."""

@@ -1,4 +1,4 @@
-"""The arm's action term: joint position targets around home, clamped to the safe box, optionally delayed."""
+"""The arm's action term: joint position targets around home, clamped to the safe box, delayed, slewed."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ class ServoJointPositionAction(ActionTerm):
     heavier-than-modelled arm's sag is removed by the loop (integral action) instead of by memorised
     offsets; zero action holds the pose. ``mode="absolute"``: ``target = clamp(offset + scale * action)``.
     Either way the bridge to the real arm applies the convention exported in ``policy.json``.
+
+    Between the policy and the joint, the term models the servo firmware (``ROARM_M3.md``): the target
+    changes by at most ``max_step`` per control step (exported; the bridge applies the same), reaches the
+    servo ``latency`` steps later, and the servo's own setpoint slews toward it at ``servo_speed`` rad/s and
+    stops within ``servo_deadband``. A policy trained on a servo that jumps to its target overshoots and
+    circles on an arm that moves at 1.5 to 2 rad/s.
     """
 
     cfg: "ServoJointPositionActionCfg"
@@ -39,6 +45,12 @@ class ServoJointPositionAction(ActionTerm):
         self._history = self._offset.unsqueeze(1).repeat(1, cfg.max_latency_steps + 1, 1)
         self._latency = torch.zeros(n, dtype=torch.long, device=dev)
         self._rows = torch.arange(n, device=dev)
+        self._setpoint = self._offset.clone()
+        # Isaac Lab applies once per physics step; the embedded runtime once per control step (its substeps
+        # run in one native call) and says so with ``action_apply_dt``.
+        self._apply_dt = float(getattr(env, "action_apply_dt", env.physics_dt))
+        speed = float("inf") if cfg.servo_speed is None else cfg.servo_speed
+        self._speed = torch.full((n, k), speed, device=dev)
 
     @property
     def action_dim(self) -> int:
@@ -77,16 +89,39 @@ class ServoJointPositionAction(ActionTerm):
             raise ValueError(f"latency {int(steps.max())} exceeds max_latency_steps={self.cfg.max_latency_steps}")
         self._latency[env_ids] = steps
 
+    @property
+    def commanded_targets(self) -> torch.Tensor:
+        """The newest targets (before the latency and the servo's slew): what the bridge last sent."""
+        return self._history[:, 0]
+
+    @property
+    def max_step(self) -> float | None:
+        return self.cfg.max_step
+
+    def set_servo_speed(self, speed: torch.Tensor, env_ids: torch.Tensor) -> None:
+        """Per-environment, per-joint setpoint speed (rad/s) of the servos."""
+        if bool((speed <= 0).any()):
+            raise ValueError("servo speed must be positive (rad/s)")
+        self._speed[env_ids] = speed
+
     def process_actions(self, actions: torch.Tensor) -> None:
         self._raw.copy_(actions)
-        base = self._history[:, 0] if self.cfg.mode == "relative" else self._offset
+        previous = self._history[:, 0]
+        base = previous if self.cfg.mode == "relative" else self._offset
         target = torch.clamp(base + self._scale * actions, self._lower, self._upper)
+        if self.cfg.max_step is not None:
+            target = previous + torch.clamp(target - previous, -self.cfg.max_step, self.cfg.max_step)
         self._history = torch.roll(self._history, 1, dims=1)
         self._history[:, 0] = target
         self._processed = self._history[self._rows, self._latency]
 
     def apply_actions(self) -> None:
-        self._asset.set_joint_position_target(self._processed, joint_ids=self._joint_ids)
+        # the servo's setpoint slews toward the (delayed) target; inside the deadband it does not move
+        diff = self._processed - self._setpoint
+        reach = self._speed * self._apply_dt
+        move = torch.clamp(diff, -reach, reach)
+        self._setpoint += torch.where(diff.abs() <= self.cfg.servo_deadband, torch.zeros_like(move), move)
+        self._asset.set_joint_position_target(self._setpoint, joint_ids=self._joint_ids)
 
     def reset(self, env_ids: torch.Tensor | None = None) -> None:
         ids = slice(None) if env_ids is None else env_ids
@@ -95,6 +130,7 @@ class ServoJointPositionAction(ActionTerm):
         start = self._asset.data.joint_pos[:, self._joint_ids][ids] if self.cfg.mode == "relative" else self._offset[ids]
         self._history[ids] = start.unsqueeze(1)
         self._processed[ids] = start
+        self._setpoint[ids] = start
 
 
 @configclass
@@ -106,3 +142,9 @@ class ServoJointPositionActionCfg(ActionTermCfg):
     mode: str = "relative"
     """"relative" (target integrates scale * action) or "absolute" (target = offset + scale * action)."""
     max_latency_steps: int = 2
+    max_step: float | None = None
+    """Largest change of the target per control step (rad); None: unlimited. Exported to policy.json."""
+    servo_speed: float | None = None
+    """Nominal setpoint speed of the servos (rad/s); None: the setpoint jumps to the target."""
+    servo_deadband: float = 0.0
+    """The servo setpoint does not move while within this distance of the target (rad)."""

@@ -87,3 +87,10 @@ def randomize_action_latency(env: Any, env_ids: torch.Tensor, action_name: str,
     term = env.action_manager.get_term(action_name)
     lo, hi = latency_range
     term.set_latency(torch.randint(lo, hi + 1, (len(env_ids),), device=env.device), env_ids)
+
+
+def randomize_servo_speed(env: Any, env_ids: torch.Tensor, action_name: str,
+                          speed_range: tuple[float, float]) -> None:
+    """Draw each servo's setpoint speed (rad/s) per joint and environment: arms and firmwares differ."""
+    term = env.action_manager.get_term(action_name)
+    term.set_servo_speed(_uniform(*speed_range, (len(env_ids), term.action_dim), env.device), env_ids)

@@ -42,6 +42,16 @@ class joint_vel_finite_difference(ManagerTermBase):
         return vel
 
 
+def joint_target_rel(env: Any, action_name: str, asset_cfg: SceneEntityCfg = ROBOT) -> torch.Tensor:
+    """The joint targets the policy has commanded, relative to home (rad): where the arm is being sent.
+
+    The newest target, before the servos' latency and slew. The bridge knows it exactly (it is what it sent),
+    and with it a policy need not infer from delayed motion how far its commands are ahead of the arm.
+    """
+    data = env.scene[asset_cfg.name].data
+    return env.action_manager.get_term(action_name).commanded_targets - data.default_joint_pos[:, asset_cfg.joint_ids]
+
+
 def generated_commands(env: Any, command_name: str) -> torch.Tensor:
     return env.command_manager.get_command(command_name)
 

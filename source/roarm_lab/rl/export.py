@@ -59,11 +59,13 @@ def policy_metadata(env: Any, task: str) -> dict[str, Any]:
             "mode": term.mode,
             "convention": ("relative joint targets: target_t = clamp(target_{t-1} + scale * action, lower, upper), "
                            "target_0 = measured joint positions" if term.mode == "relative" else
-                           "absolute joint targets: target = clamp(offset + scale * action, lower, upper)"),
+                           "absolute joint targets: target = clamp(offset + scale * action, lower, upper)")
+                          + "; then target_t - target_{t-1} is clamped to +-max_step (if not null)",
             "scale": term.scale.tolist(),
             "offset": term.offset.tolist(),
             "lower": lower.tolist(),
             "upper": upper.tolist(),
+            "max_step": term.max_step,
             "firmware_fields": [j.firmware_field for j in action_joints],
         },
         "control_period_s": env.step_dt,

@@ -66,6 +66,8 @@ class ManagerBasedRLEnv(gym.Env):
         self.device = cfg.sim.device
         self.physics_dt = float(cfg.sim.dt)
         self.step_dt = self.physics_dt * cfg.decimation
+        self.action_apply_dt = self.step_dt
+        """Time between ``apply_action`` calls: one per control step (Isaac Lab: one per physics step)."""
         self.max_episode_length_s = float(cfg.episode_length_s)
         self.max_episode_length = math.ceil(self.max_episode_length_s / self.step_dt)
         if cfg.seed is not None:
