@@ -79,7 +79,7 @@ class GatewayPolicy:
 
 @dataclass
 class BridgeConfig:
-    target_time_s: float = 3.0
+    target_time_s: float = 4.0
     stale_after_s: float = 0.25
     max_step_rad: float = 0.1
     """Largest change of any joint target per control step (0.1 rad at 30 Hz = 3 rad/s)."""
@@ -245,7 +245,7 @@ class Bridge:
                             command=last_cmd.copy(), **flags)
             last_tick = now
             if now - last_save > cfg.checkpoint_every_s:
-                self.log.save()
+                self.log.checkpoint()
                 last_save = now
             next_tick += self.period
             delay = next_tick - time.monotonic()

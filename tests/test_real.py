@@ -82,6 +82,32 @@ def test_arm_observation_is_the_task_observation(make_reach_env, export_dir):
         np.testing.assert_allclose(obs_arm, expected, atol=1e-5)
 
 
+def test_step_log_checkpoints_only_new_records_off_thread_and_survives_a_crash(tmp_path):
+    from roarm_lab.real.steplog import StepLog, load_step_log
+
+    log = StepLog(tmp_path / "steps.npz")
+    for i in range(10):
+        log.append(t=float(i), error=0.1 * i, q=np.full(6, float(i)))
+        if i in (3, 7):
+            log.checkpoint()
+    parts = tmp_path / "steps.parts"
+    assert _wait(lambda: len(list(parts.glob("*.npz"))) == 2)
+    sizes = [len(np.load(f)["t"]) for f in sorted(parts.glob("*.npz"))]
+    assert sizes == [4, 4]  # each checkpoint writes only the records since the last one
+    crashed = load_step_log(tmp_path / "steps.npz")  # no save(): what a crash would leave
+    np.testing.assert_array_equal(crashed["t"], np.arange(8.0))
+    assert log.last_error() == pytest.approx(0.9) and len(log) == 10
+    log.save()
+    assert not parts.exists()
+    saved = load_step_log(tmp_path / "steps.npz")
+    np.testing.assert_array_equal(saved["t"], np.arange(10.0))
+    assert saved["q"].shape == (10, 6)
+    with pytest.raises(KeyError, match="fields changed"):
+        log.append(t=1.0, error=0.0)
+    with pytest.raises(FileNotFoundError, match="no step log"):
+        load_step_log(tmp_path / "other.npz")
+
+
 # ---------------------------------------------------------------------------- driver against the emulator
 from roarm_lab.real.bridge import SAFE_LOWER, SAFE_UPPER, Bridge, BridgeConfig, LocalPolicy, load_meta, write_report  # noqa: E402
 from roarm_lab.real.calibrate import calibrate  # noqa: E402

@@ -159,7 +159,8 @@ class RoArmReachEnvCfg(ManagerBasedRLEnvCfg):
         self.decimation = 2
         self.sim.dt = 1.0 / 60.0
         self.sim.render_interval = self.decimation
-        self.episode_length_s = 6.0
+        # four 3 s targets per episode: most start where the last one ended, as on the arm's target sequences
+        self.episode_length_s = 12.0
 
 
 def configure_for_evaluation(cfg: RoArmReachEnvCfg, randomize: bool) -> RoArmReachEnvCfg:
