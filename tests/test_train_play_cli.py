@@ -26,7 +26,8 @@ def _train(log_root: Path, *extra: str) -> int:
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     log_root = tmp_path_factory.mktemp("logs")
-    assert _train(log_root, "--max_iterations", "3", "--run_name", "tiny") == 0
+    # 0.5 s episodes: every env finishes some in 3 x 8 steps, so the episode metrics exist
+    assert _train(log_root, "--max_iterations", "3", "--run_name", "tiny", "env.episode_length_s=0.5") == 0
     (run_dir,) = list((log_root / "roarm_reach").iterdir())
     return run_dir
 
