@@ -134,7 +134,7 @@ class Bridge:
         goal[5] = q[5]  # the gripper stays where it is
         inside = self.driver.calibration.clamp(goal)
         if not np.allclose(inside[:5], goal[:5]):
-            names = [j.short for j, out in zip(JOINTS, np.abs(inside - goal) > 1e-9) if out]
+            names = [j.short for j, out in zip(JOINTS[:5], np.abs(inside - goal)[:5] > 1e-9) if out]
             raise BridgeError(f"the policy's start pose is outside this arm's calibrated limits on {names}: "
                               f"widen them in the calibration YAML if the arm can go there, or retrain")
         goal = inside

@@ -102,6 +102,7 @@ class ArmObservation:
         self.size = int(meta["observation"]["size"])
         names = [j.name for j in JOINTS]
         self._action_ids = [names.index(n) for n in meta["action"]["joint_names"]]
+        self._absolute_start = None if meta["action"].get("mode") == "relative" else np.asarray(meta["action"]["offset"])
         self.reset()  # building the manager evaluated every term once
 
     def reset(self) -> None:
@@ -111,12 +112,14 @@ class ArmObservation:
     def __call__(self, q: np.ndarray, hand_base_m: np.ndarray, target_base_m: np.ndarray,
                  last_action: np.ndarray, commanded: np.ndarray | None = None) -> np.ndarray:
         """``commanded``: the action joints' last sent targets (true rad); None before the first command, when
-        the simulator's action term starts from the measured pose, and so does this."""
+        the simulator's action term starts from the measured pose (relative) or the offset (absolute)."""
         data = self.view.scene["robot"].data
         data.joint_pos[0] = torch.as_tensor(q, dtype=torch.float32)
         data.body_pos_w[0, 0] = torch.as_tensor(hand_base_m, dtype=torch.float32) + data.root_pos_w[0]
         self.view.command_manager.target[0] = torch.as_tensor(target_base_m, dtype=torch.float32)
         self.view.action_manager.action[0] = torch.as_tensor(last_action, dtype=torch.float32)
-        sent = np.asarray(q)[self._action_ids] if commanded is None else commanded
+        if commanded is None:
+            commanded = np.asarray(q)[self._action_ids] if self._absolute_start is None else self._absolute_start
+        sent = commanded
         self.view.action_manager.commanded_targets[0] = torch.as_tensor(sent, dtype=torch.float32)
         return self.manager.compute_group("policy")[0].numpy().astype(np.float32)

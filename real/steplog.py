@@ -9,6 +9,7 @@ control thread stalled a 10-minute run by up to 0.36 s every 5 s). At the end th
 
 from __future__ import annotations
 
+import logging
 import queue
 import shutil
 import threading
@@ -18,6 +19,9 @@ from typing import Any
 import numpy as np
 
 from roarm_lab.utils.io import atomic_write
+
+log = logging.getLogger(__name__)
+WRITER_JOIN_TIMEOUT_S = 10.0
 
 
 def _write_npz(path: Path, data: dict[str, np.ndarray]) -> Path:
@@ -42,6 +46,7 @@ class StepLog:
         self._queue: queue.Queue = queue.Queue()
         self._writer: threading.Thread | None = None
         self._write_error: BaseException | None = None
+        self._warned = False
 
     def __len__(self) -> int:
         return self._count
@@ -73,8 +78,11 @@ class StepLog:
 
     def checkpoint(self) -> None:
         """Seal the records since the last checkpoint; the writer thread saves them as the next part file."""
-        if self._write_error is not None:
-            raise OSError(f"the step log could not be written to {self.parts_dir}: {self._write_error}")
+        if self._write_error is not None and not self._warned:
+            # the records stay in memory and save() writes them all: warn, keep the arm under control
+            log.warning("step log part could not be written to %s (%s); records are kept for the final save",
+                        self.parts_dir, self._write_error)
+            self._warned = True
         chunk = self._seal()
         if chunk is None:
             return
@@ -88,7 +96,7 @@ class StepLog:
             index, chunk = item
             try:
                 _write_npz(self.parts_dir / f"{index:05d}.npz", chunk)
-            except BaseException as err:  # reported to the control loop at the next checkpoint
+            except Exception as err:  # warned about at the next checkpoint; save() retries from memory
                 self._write_error = err
 
     def save(self) -> Path | None:
@@ -96,7 +104,7 @@ class StepLog:
         self._seal()
         if self._writer is not None:
             self._queue.put(None)
-            self._writer.join()
+            self._writer.join(timeout=WRITER_JOIN_TIMEOUT_S)  # a hung disk must not hang the bridge's exit
             self._writer = None
         if not self._count:
             return None

@@ -108,6 +108,22 @@ def test_step_log_checkpoints_only_new_records_off_thread_and_survives_a_crash(t
         load_step_log(tmp_path / "other.npz")
 
 
+def test_step_log_keeps_records_when_a_part_cannot_be_written(tmp_path, caplog):
+    from roarm_lab.real.steplog import StepLog, load_step_log
+
+    (tmp_path / "steps.parts").write_text("a file where the parts folder should be")
+    log = StepLog(tmp_path / "steps.npz")
+    for i in range(6):
+        log.append(t=float(i), error=0.0)
+        if i == 2:
+            log.checkpoint()
+    assert _wait(lambda: log._write_error is not None)
+    log.checkpoint()  # the control loop goes on: a warning, not an exception
+    assert "could not be written" in caplog.text
+    log.save()
+    np.testing.assert_array_equal(load_step_log(tmp_path / "steps.npz")["t"], np.arange(6.0))
+
+
 # ---------------------------------------------------------------------------- driver against the emulator
 from roarm_lab.real.bridge import SAFE_LOWER, SAFE_UPPER, Bridge, BridgeConfig, LocalPolicy, load_meta, write_report  # noqa: E402
 from roarm_lab.real.calibrate import calibrate  # noqa: E402

@@ -62,7 +62,7 @@ class ActionConvention:
         desired = (state.target if self.relative else self.offset) + self.scale * action
         target = np.clip(desired, self.lower, self.upper)
         clipped = [bool(c) for c in (desired < self.lower) | (desired > self.upper)]
-        if self.max_step is not None:  # from the previous target (inside the box, as in the simulator)
+        if self.max_step is not None:  # from the previous target, in the box (in the simulator it always is)
             previous = np.clip(state.target, self.lower, self.upper)
             target = previous + np.clip(target - previous, -self.max_step, self.max_step)
         state.target = target.astype(np.float32)
