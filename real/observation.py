@@ -120,6 +120,5 @@ class ArmObservation:
         self.view.action_manager.action[0] = torch.as_tensor(last_action, dtype=torch.float32)
         if commanded is None:
             commanded = np.asarray(q)[self._action_ids] if self._absolute_start is None else self._absolute_start
-        sent = commanded
-        self.view.action_manager.commanded_targets[0] = torch.as_tensor(sent, dtype=torch.float32)
+        self.view.action_manager.commanded_targets[0] = torch.as_tensor(commanded, dtype=torch.float32)
         return self.manager.compute_group("policy")[0].numpy().astype(np.float32)
