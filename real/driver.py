@@ -147,14 +147,16 @@ class RoArmDriver:
             raise ValueError(f"joint targets must be {len(JOINTS)} finite values ({[j.short for j in JOINTS]}), got {q}")
         safe = self.calibration.clamp(q)
         clamped = np.abs(safe - q) > 1e-6  # a float32 target at a limit is not a clamp
-        cmd = joints_command(self.calibration.to_firmware(safe), spd=spd, acc=acc)
+        self._put_joints(joints_command(self.calibration.to_firmware(safe), spd=spd, acc=acc), bool(clamped.any()))
+        return JointCommand(safe, clamped)
+
+    def _put_joints(self, cmd: dict[str, Any], clamped: bool) -> None:
         with self._lock:
-            if clamped.any():
+            if clamped:
                 self.stats.commands_clamped += 1
             if self._joint_slot is not None:
                 self.stats.joint_commands_superseded += 1
             self._joint_slot = cmd
-        return JointCommand(safe, clamped)
 
     def torque(self, on: bool) -> None:
         self._enqueue(torque_command(on))
@@ -167,10 +169,17 @@ class RoArmDriver:
         return self.command_joints(NAMED_POSES["home"], spd=spd, acc=10)
 
     def stop(self) -> JointCommand | None:
-        """Torque-hold at the current pose (never T:0, which blocks the firmware for 10 s)."""
+        """Torque-hold at the current pose (never T:0, which blocks the firmware for 10 s).
+
+        The measured pose is sent as it is, not clamped: an arm outside the calibrated box (moved by hand,
+        narrower limits) must stay where it is, not jump to the box's edge at full speed.
+        """
         fb = self._feedback
         self._enqueue(torque_command(True))
-        return None if fb is None else self.command_joints(fb.q)
+        if fb is None:
+            return None
+        self._put_joints(joints_command(self.calibration.to_firmware(fb.q)), clamped=False)
+        return JointCommand(fb.q.copy(), np.zeros(len(JOINTS), dtype=bool))
 
     def flush(self, timeout: float = 1.0) -> bool:
         """Wait until every queued command has been written (e.g. torque off before asking a person to move)."""

@@ -291,3 +291,18 @@ def test_run_real_cli_drives_the_emulator_and_refuses_bad_input(export_dir, tmp_
     assert main(common + ["--random", "2"]) == 2
     assert "delete it to run" in capsys.readouterr().err
     assert len(list(logs.iterdir())) == 1
+
+
+def test_start_pose_outside_the_calibrated_limits_is_refused_before_any_motion(export_dir, tmp_path):
+    from roarm_lab.real.bridge import BridgeError
+
+    upper = np.array([j.upper for j in JOINTS])
+    upper[2] = 1.2  # this arm's elbow stops short of home's pi/2
+    with ArmEmulator(EmulatorConfig(latency_s=0.05)) as emu, \
+            RoArmDriver.serial(emu.port, calibration=Calibration(upper=upper)) as driver:
+        start = emu.true_joint_pos()
+        bridge, _ = _bridge(driver, export_dir, tmp_path, target_time_s=0.5, duration_s=1.0)
+        with pytest.raises(BridgeError, match=r"outside this arm's calibrated limits on \['elbow'\]"):
+            bridge.run()
+        time.sleep(0.2)
+        np.testing.assert_allclose(emu.true_joint_pos(), start, atol=0.02)
