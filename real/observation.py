@@ -2,7 +2,9 @@
 
 The bridge builds the task's ``ObservationManager`` over a one-environment view whose ``scene``,
 ``command_manager`` and ``action_manager`` are filled from the newest T:1051 frame, the current target
-and the last action. The term functions are the ones the simulator trained with; only noise is off.
+and the last action. The action manager's one term stands in for the servo model: its readings are the
+arm's (already calibrated) joint feedback. The term functions are the ones the simulator trained with;
+only noise is off.
 The layout is checked against ``policy.json`` so an export from another task version is refused.
 """
 
@@ -16,17 +18,17 @@ import torch
 
 from roarm_lab.assets.joint_table import BASE_HEIGHT_M, JOINTS, TCP_FRAME
 from roarm_lab.registry import load_cfg_from_registry
-from roarm_lab.runtime.articulation import _find
+from roarm_lab.runtime.articulation import TorchArray, _find
 from roarm_lab.runtime.managers.observation import ObservationManager
 
 
 class _ArmData:
     def __init__(self, default_joint_pos: np.ndarray):
         f32 = dict(dtype=torch.float32)
-        self.joint_pos = torch.as_tensor(default_joint_pos, **f32).reshape(1, -1).clone()
-        self.default_joint_pos = self.joint_pos.clone()
-        self.root_pos_w = torch.tensor([[0.0, 0.0, BASE_HEIGHT_M]], **f32)
-        self.body_pos_w = torch.zeros(1, 1, 3, **f32)
+        self.joint_pos = TorchArray(torch.as_tensor(default_joint_pos, **f32).reshape(1, -1).clone())
+        self.default_joint_pos = TorchArray(self.joint_pos.torch.clone())
+        self.root_pos_w = TorchArray(torch.tensor([[0.0, 0.0, BASE_HEIGHT_M]], **f32))
+        self.body_pos_w = TorchArray(torch.zeros(1, 1, 3, **f32))
 
 
 class _Arm:
@@ -55,11 +57,15 @@ class _Commands:
 
 
 class _Actions:
-    """The action manager and its one term, as the terms read them: last action, commanded targets."""
+    """The action manager and its one (servo) term, as the terms read them: last action, commanded targets,
+    the servos' readings and their home."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, home: np.ndarray) -> None:
+        size = len(home)
         self.action = torch.zeros(1, size)
         self.commanded_targets = torch.zeros(1, size)
+        self.measured_joint_pos = torch.as_tensor(home, dtype=torch.float32).reshape(1, -1).clone()
+        self.default_joint_pos = self.measured_joint_pos.clone()
 
     @property
     def raw_actions(self) -> torch.Tensor:
@@ -75,11 +81,12 @@ class ArmView:
     num_envs = 1
     device = "cpu"
 
-    def __init__(self, step_dt: float, default_joint_pos: np.ndarray, action_size: int):
+    def __init__(self, step_dt: float, default_joint_pos: np.ndarray, action_ids: list[int]):
         self.step_dt = step_dt
+        self.common_step_counter = 0
         self.scene = {"robot": _Arm(default_joint_pos)}
         self.command_manager = _Commands()
-        self.action_manager = _Actions(action_size)
+        self.action_manager = _Actions(default_joint_pos[action_ids])
 
 
 class ArmObservation:
@@ -92,7 +99,9 @@ class ArmObservation:
         cfg_cls = dataclasses.make_dataclass("ArmObservationsCfg", [("policy", type(group),
                                                                       dataclasses.field(default_factory=lambda: group))])
         default = np.array([meta["default_joint_pos"][j.name] for j in JOINTS])
-        self.view = ArmView(float(meta["control_period_s"]), default, int(meta["action"]["size"]))
+        names = [j.name for j in JOINTS]
+        self._action_ids = [names.index(n) for n in meta["action"]["joint_names"]]
+        self.view = ArmView(float(meta["control_period_s"]), default, self._action_ids)
         self.manager = ObservationManager(cfg_cls(), self.view)
         layout = [(n, d[0]) for n, d in zip(self.manager.active_terms["policy"], self.manager.group_obs_term_dim["policy"])]
         exported = [(t["name"], t["size"]) for t in meta["observation"]["terms"]]
@@ -100,8 +109,6 @@ class ArmObservation:
             raise ValueError(f"policy.json's observation layout {exported} differs from task {meta['task']}'s "
                              f"{layout}: export the policy again with this version (scripts/play.py)")
         self.size = int(meta["observation"]["size"])
-        names = [j.name for j in JOINTS]
-        self._action_ids = [names.index(n) for n in meta["action"]["joint_names"]]
         self._absolute_start = None if meta["action"].get("mode") == "relative" else np.asarray(meta["action"]["offset"])
         self.reset()  # building the manager evaluated every term once
 
@@ -113,12 +120,16 @@ class ArmObservation:
                  last_action: np.ndarray, commanded: np.ndarray | None = None) -> np.ndarray:
         """``commanded``: the action joints' last sent targets (true rad); None before the first command, when
         the simulator's action term starts from the measured pose (relative) or the offset (absolute)."""
-        data = self.view.scene["robot"].data
-        data.joint_pos[0] = torch.as_tensor(q, dtype=torch.float32)
-        data.body_pos_w[0, 0] = torch.as_tensor(hand_base_m, dtype=torch.float32) + data.root_pos_w[0]
-        self.view.command_manager.target[0] = torch.as_tensor(target_base_m, dtype=torch.float32)
-        self.view.action_manager.action[0] = torch.as_tensor(last_action, dtype=torch.float32)
+        view = self.view
+        data = view.scene["robot"].data
+        data.joint_pos.torch[0] = torch.as_tensor(q, dtype=torch.float32)
+        data.body_pos_w.torch[0, 0] = torch.as_tensor(hand_base_m, dtype=torch.float32) + data.root_pos_w.torch[0]
+        view.command_manager.target[0] = torch.as_tensor(target_base_m, dtype=torch.float32)
+        actions = view.action_manager
+        actions.action[0] = torch.as_tensor(last_action, dtype=torch.float32)
+        actions.measured_joint_pos[0] = data.joint_pos.torch[0, self._action_ids]
         if commanded is None:
             commanded = np.asarray(q)[self._action_ids] if self._absolute_start is None else self._absolute_start
-        self.view.action_manager.commanded_targets[0] = torch.as_tensor(commanded, dtype=torch.float32)
+        actions.commanded_targets[0] = torch.as_tensor(commanded, dtype=torch.float32)
+        view.common_step_counter += 1  # one control step per call: the finite-difference velocity advances
         return self.manager.compute_group("policy")[0].numpy().astype(np.float32)

@@ -53,6 +53,7 @@ def test_feedback_round_trip_maps_the_gripper_back():
 def test_arm_observation_is_the_task_observation(make_reach_env, export_dir):
     """The bridge's observation, with targets from the exported action convention, equals the simulator's."""
     from roarm_lab.gateway.policy import ActionConvention, ClientTargets
+    from roarm_lab.mdp import hand_position_b
 
     def noiseless(cfg):
         cfg.observations.policy.enable_corruption = False
@@ -63,9 +64,13 @@ def test_arm_observation_is_the_task_observation(make_reach_env, export_dir):
     convention, sent = ActionConvention(meta), ClientTargets()
     robot, command = env.scene["robot"], env.command_manager.get_term("ee_pose")
 
+    servos = env.action_manager.get_term("arm_action")
+
     def arm_obs() -> np.ndarray:
-        hand = (robot.data.body_pos_w[0, command.body_idx] - robot.data.root_pos_w[0]).numpy()
-        return arm(robot.data.joint_pos[0].numpy(), hand, env.command_manager.get_command("ee_pose")[0].numpy(),
+        hand = hand_position_b(robot, command.body_idx)[0]
+        q = robot.data.joint_pos.torch[0].clone()
+        q[:5] = servos.measured_joint_pos[0]  # what the arm's servos report
+        return arm(q.numpy(), hand.numpy(), env.command_manager.get_command("ee_pose")[0].numpy(),
                    env.action_manager.action[0].numpy(), sent.target)
 
     env.reset()

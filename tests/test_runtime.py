@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from roarm_lab.assets.joint_table import ARM_JOINTS
+from roarm_lab.assets.links import LINKS
 
 
 def test_step_returns_isaac_lab_shapes_and_logs_episode_sums(make_reach_env):
@@ -62,33 +63,21 @@ def test_nan_in_the_simulation_resets_only_that_env_and_is_counted(make_reach_en
     assert env.episode_length_buf[2] == 0 and (env.episode_length_buf[[0, 1, 3]] == before[[0, 1, 3]] + 1).all()
 
 
-def test_link_mass_randomization_is_per_environment_and_changes_dynamics(make_reach_env):
-    env = make_reach_env(num_envs=8)
-    masses = env.sim.masses()
-    assert masses.std(axis=0).max() > 0  # environments differ
-    nominal = env.scene["robot"].data.default_mass[0].numpy()
-    assert (masses / nominal).min() >= 0.7 - 1e-6 and (masses / nominal).max() <= 2.5 + 1e-6
-    # heavier arms sag more under the same servo gains: sag correlates with the mass scale
-    env_nom = make_reach_env(num_envs=2, edit=lambda c: setattr(c, "events", None))
-    env_nom.sim.set_masses(np.array([1]), np.arange(7), env_nom.sim.masses()[1:2] * 3.0)
-    env_nom.reset()
-    for _ in range(60):
-        env_nom.step(torch.zeros(2, 5))
-    sag = (env_nom.scene["robot"].data.joint_pos[:, 1] - 0.0).abs()
-    assert sag[1] > 1.5 * sag[0]
-
-
-def test_calibration_offset_shifts_true_pose_but_not_the_reading(make_reach_env):
+def test_mass_writes_reach_the_engine_and_inertia_is_separate(make_reach_env):
+    """Isaac Lab 3's semantics: set_masses_index leaves the inertia; set_inertias_index sets it."""
     env = make_reach_env(num_envs=2, edit=lambda c: setattr(c, "events", None))
-    env.reset()
     robot = env.scene["robot"]
-    robot.write_joint_calibration_offset_to_sim(torch.tensor([[0.0], [0.05]]), [0])
-    for _ in range(60):
-        env.step(torch.zeros(2, 5))
-    reported = robot.data.joint_pos[:, 0]
-    true = torch.from_numpy(env.sim.qpos[:, 0]).float()
-    assert reported.abs().max() < 0.005  # both servos report the home target
-    assert true[1] == pytest.approx(0.05, abs=0.005) and true[0] == pytest.approx(0.0, abs=0.005)
+    nominal_inertia = env.sim._inertia[1, 3].copy()
+    robot.set_masses_index(masses=torch.tensor([[0.5]]), body_ids=[2], env_ids=torch.tensor([1]))
+    assert env.sim._mass[1, 3] == pytest.approx(0.5) and env.sim._mass[0, 3] == pytest.approx(LINKS[2].mass)
+    np.testing.assert_allclose(env.sim._inertia[1, 3], nominal_inertia)
+    robot.set_inertias_index(inertias=torch.diag(torch.tensor([1e-3, 2e-3, 3e-3])).reshape(1, 1, 9), body_ids=[2],
+                             env_ids=torch.tensor([1]))
+    np.testing.assert_allclose(env.sim._inertia[1, 3], [1e-3, 2e-3, 3e-3], rtol=1e-6)
+    with pytest.raises(ValueError, match="off-diagonal"):
+        robot.set_inertias_index(inertias=torch.ones(1, 1, 9), body_ids=[2], env_ids=torch.tensor([1]))
+    with pytest.raises(ValueError, match="hand_tcp"):
+        robot.set_masses_index(masses=torch.tensor([[0.5]]), body_ids=[robot.find_bodies("hand_tcp")[0][0]])
 
 
 def test_action_latency_delays_the_target_by_whole_control_steps(make_reach_env):
@@ -99,7 +88,7 @@ def test_action_latency_delays_the_target_by_whole_control_steps(make_reach_env)
     applied = []
     for t in range(6):
         env.step(torch.full((3, 5), float(t + 1)))
-        applied.append(env.scene["robot"].data.joint_pos_target[:, :5].clone())
+        applied.append(env.scene["robot"].data.joint_pos_target.torch[:, :5].clone())
     # env 1 applies what env 0 applied one step earlier, env 2 two steps earlier
     for t in range(2, 6):
         torch.testing.assert_close(applied[t][1], applied[t - 1][0])
@@ -112,13 +101,13 @@ def test_action_latency_delays_the_target_by_whole_control_steps(make_reach_env)
 def test_relative_actions_integrate_and_zero_action_holds(make_reach_env):
     env = make_reach_env(num_envs=2, edit=lambda c: setattr(c, "events", None))
     env.reset()
-    target0 = env.scene["robot"].data.joint_pos_target[:, :5].clone()
+    target0 = env.scene["robot"].data.joint_pos_target.torch[:, :5].clone()
     action = torch.zeros(2, 5)
     action[0, 0] = 1.0
     for _ in range(4):
         env.step(action)
-    target = env.scene["robot"].data.joint_pos_target[:, :5]
-    assert target[0, 0] == pytest.approx(target0[0, 0] + 4 * 0.05, abs=1e-6)
+    target = env.scene["robot"].data.joint_pos_target.torch[:, :5]
+    assert float(target[0, 0]) == pytest.approx(float(target0[0, 0]) + 4 * 0.05, abs=1e-6)
     torch.testing.assert_close(target[1], target0[1])
 
 
@@ -128,11 +117,11 @@ def test_targets_are_step_limited_and_boxed_and_the_servo_slews_toward_them(make
     term = env.action_manager.get_term("arm_action")
     cfg = term.cfg
     upper = torch.tensor([j.upper for j in ARM_JOINTS])
-    targets, setpoints = [term.processed_actions.clone()], [env.scene["robot"].data.joint_pos_target[:, :5].clone()]
+    targets, setpoints = [term.processed_actions.clone()], [env.scene["robot"].data.joint_pos_target.torch[:, :5].clone()]
     for _ in range(60):
         env.step(torch.full((2, 5), 100.0))  # 5 rad per step asked for
         targets.append(term.processed_actions.clone())
-        setpoints.append(env.scene["robot"].data.joint_pos_target[:, :5].clone())
+        setpoints.append(env.scene["robot"].data.joint_pos_target.torch[:, :5].clone())
     targets, setpoints = torch.stack(targets), torch.stack(setpoints)
     assert (targets.diff(dim=0).abs() <= cfg.max_step + 1e-6).all()
     assert torch.allclose(targets[-1], upper.expand(2, 5)) and (targets <= upper + 1e-6).all()
@@ -150,12 +139,12 @@ def test_servo_speed_randomization_draws_per_joint_and_a_slow_servo_lags(make_re
     assert term._speed.min() >= lo and term._speed.max() <= hi and term._speed.std() > 0.1
     term.set_servo_speed(torch.tensor([[0.5] * 5, [3.0] * 5]), torch.tensor([0, 1]))
     term.set_latency(torch.zeros(2, dtype=torch.long), torch.tensor([0, 1]))
-    start = env.scene["robot"].data.joint_pos[:2, 0].clone()
+    start = env.scene["robot"].data.joint_pos.torch[:2, 0].clone()
     action = torch.zeros(64, 5)
     action[:2, 0] = 2.0  # the base target runs ahead at 0.1 rad per step (3 rad/s)
     for _ in range(15):
         env.step(action)
-    moved = env.scene["robot"].data.joint_pos[:2, 0] - start
+    moved = env.scene["robot"].data.joint_pos.torch[:2, 0] - start
     assert moved[0] == pytest.approx(0.5 * 15 * env.step_dt, abs=0.05)  # 0.25 rad at 0.5 rad/s
     assert moved[1] > 3 * moved[0]
     with pytest.raises(ValueError, match="positive"):
@@ -185,9 +174,9 @@ def test_finite_difference_velocity_matches_position_change(make_reach_env):
     env = make_reach_env(num_envs=2, edit=lambda c: (setattr(c, "events", None),
                                                      setattr(c.observations.policy, "enable_corruption", False)))
     obs, _ = env.reset()
-    q_prev = env.scene["robot"].data.joint_pos[:, :5].clone()
+    q_prev = env.scene["robot"].data.joint_pos.torch[:, :5].clone()
     obs, *_ = env.step(torch.full((2, 5), 0.5))
-    q = env.scene["robot"].data.joint_pos[:, :5]
+    q = env.scene["robot"].data.joint_pos.torch[:, :5]
     layout = {"joint_vel": slice(5, 10)}
     torch.testing.assert_close(obs["policy"][:, layout["joint_vel"]], (q - q_prev) / env.step_dt)
 
@@ -209,15 +198,19 @@ def test_command_targets_are_reachable_above_the_table_and_held_out_differs(make
 
 
 def test_partial_reset_leaves_other_envs_untouched(make_reach_env):
-    env = make_reach_env(num_envs=3, edit=lambda c: setattr(c, "events", None))
+    def only_joint_reset(cfg):
+        cfg.events = type(cfg.events)(**{name: None for name in vars(cfg.events) if name != "reset_robot_joints"})
+        cfg.events.reset_robot_joints.params["position_range"] = (0.0, 0.0)
+
+    env = make_reach_env(num_envs=3, edit=only_joint_reset)
     env.reset()
     for _ in range(10):
         env.step(torch.full((3, 5), 0.3))
-    q_before = env.scene["robot"].data.joint_pos.clone()
+    q_before = env.scene["robot"].data.joint_pos.torch.clone()
     env._reset_idx(torch.tensor([1]))
-    q_after = env.scene["robot"].data.joint_pos
+    q_after = env.scene["robot"].data.joint_pos.torch
     torch.testing.assert_close(q_after[[0, 2]], q_before[[0, 2]])
-    torch.testing.assert_close(q_after[1], env.scene["robot"].data.default_joint_pos[1])
+    torch.testing.assert_close(q_after[1, :5], env.scene["robot"].data.default_joint_pos.torch[1, :5])  # arm joints
 
 
 def test_missing_config_field_is_reported_by_name(make_reach_env):

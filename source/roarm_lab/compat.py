@@ -1,38 +1,59 @@
-"""Isaac Lab's configuration classes when Isaac Lab is installed, the embedded runtime's otherwise.
+"""The configuration classes of the selected runtime: Isaac Lab 3's, or the embedded runtime's (same names).
 
-Task and MDP modules import from here, so one task definition serves both runtimes.
+Task, agent and MDP modules import from here, so one task definition serves both runtimes. The runtime is
+chosen by ``roarm_lab.runtimes`` (``--runtime`` on the scripts). With Isaac Lab selected, every name must
+import: a partial import (a class renamed between Isaac Lab releases, a missing extension) is an error that
+names what is missing, never a silent switch to the embedded classes.
 """
 
 from __future__ import annotations
 
-try:  # pragma: no cover - exercised only where Isaac Sim is installed
-    from isaaclab.actuators import ImplicitActuatorCfg
-    from isaaclab.assets import ArticulationCfg
-    from isaaclab.envs import ManagerBasedRLEnvCfg
-    from isaaclab.managers import ActionTerm, ActionTermCfg, CommandTerm, CommandTermCfg
-    from isaaclab.managers import CurriculumTermCfg, EventTermCfg, ManagerTermBase, ObservationGroupCfg
-    from isaaclab.managers import ObservationTermCfg, RewardTermCfg, SceneEntityCfg, TerminationTermCfg
-    from isaaclab.scene import InteractiveSceneCfg
-    from isaaclab.sim import SimulationCfg
-    from isaaclab.sim.spawners.from_files import UrdfFileCfg
-    from isaaclab.utils import configclass
-    from isaaclab.utils.noise import AdditiveUniformNoiseCfg
+from dataclasses import MISSING
 
-    ISAACLAB_AVAILABLE = True
-except ImportError:
-    from roarm_lab.runtime.cfg import (ActionTermCfg, AdditiveUniformNoiseCfg, ArticulationCfg, CommandTermCfg,
-                                       CurriculumTermCfg, EventTermCfg, ImplicitActuatorCfg, InteractiveSceneCfg,
-                                       ManagerBasedRLEnvCfg, ObservationGroupCfg, ObservationTermCfg, RewardTermCfg,
-                                       SceneEntityCfg, SimulationCfg, TerminationTermCfg, UrdfFileCfg)
+from roarm_lab.runtimes import SETUP_ISAACLAB, RuntimeUnavailable, selected_runtime
+
+RUNTIME = selected_runtime()
+
+if RUNTIME == "isaaclab":
+    try:
+        from isaaclab.actuators import ImplicitActuatorCfg
+        from isaaclab.assets import ArticulationCfg, AssetBaseCfg
+        from isaaclab.envs import ManagerBasedRLEnvCfg
+        from isaaclab.managers import (ActionTerm, ActionTermCfg, CommandTerm, CommandTermCfg, CurriculumTermCfg,
+                                       EventTermCfg, ManagerTermBase, ObservationGroupCfg, ObservationTermCfg,
+                                       RewardTermCfg, SceneEntityCfg, TerminationTermCfg)
+        from isaaclab.scene import InteractiveSceneCfg
+        from isaaclab.sim import CollisionPropertiesCfg, CuboidCfg, PreviewSurfaceCfg, UsdFileCfg
+        from isaaclab.utils import configclass
+        from isaaclab.utils.noise import UniformNoiseCfg
+        from isaaclab_newton.physics import MJWarpSolverCfg, NewtonCfg
+        from isaaclab_physx.physics import PhysxCfg
+        from isaaclab_rl.rsl_rl import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
+        from isaaclab_tasks.utils import PresetCfg
+    except ImportError as err:
+        raise RuntimeUnavailable(
+            f"Isaac Lab is selected but part of it does not import: {err}. RoArm Lab needs Isaac Lab 3.0 with "
+            f"isaaclab_newton, isaaclab_physx, isaaclab_rl and isaaclab_tasks; rebuild the environment with "
+            f"{SETUP_ISAACLAB}, or run with --runtime embedded") from err
+    ENTRY_POINT = "isaaclab.envs:ManagerBasedRLEnv"
+else:
+    from roarm_lab.rl.runner_cfg import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
+    from roarm_lab.runtime.cfg import (ActionTermCfg, ArticulationCfg, AssetBaseCfg, CollisionPropertiesCfg,
+                                       CommandTermCfg, CuboidCfg, CurriculumTermCfg, EventTermCfg,
+                                       ImplicitActuatorCfg, InteractiveSceneCfg, ManagerBasedRLEnvCfg,
+                                       ObservationGroupCfg, ObservationTermCfg, PreviewSurfaceCfg, RewardTermCfg,
+                                       SceneEntityCfg, TerminationTermCfg, UniformNoiseCfg, UsdFileCfg)
     from roarm_lab.runtime.configclass import configclass
     from roarm_lab.runtime.managers import ActionTerm, CommandTerm, ManagerTermBase
 
-    ISAACLAB_AVAILABLE = False
+    MJWarpSolverCfg = NewtonCfg = PhysxCfg = PresetCfg = None  # Isaac Lab's physics backends: not here
+    ENTRY_POINT = "roarm_lab.runtime.env:ManagerBasedRLEnv"
 
-from dataclasses import MISSING  # noqa: E402
+ISAACLAB = RUNTIME == "isaaclab"
 
-__all__ = ["ISAACLAB_AVAILABLE", "MISSING", "configclass", "ActionTerm", "ActionTermCfg", "AdditiveUniformNoiseCfg",
-           "ArticulationCfg", "CommandTerm", "CommandTermCfg", "CurriculumTermCfg", "EventTermCfg",
-           "ImplicitActuatorCfg", "InteractiveSceneCfg", "ManagerBasedRLEnvCfg", "ManagerTermBase",
-           "ObservationGroupCfg", "ObservationTermCfg", "RewardTermCfg", "SceneEntityCfg", "SimulationCfg",
-           "TerminationTermCfg", "UrdfFileCfg"]
+__all__ = ["RUNTIME", "ISAACLAB", "ENTRY_POINT", "MISSING", "configclass", "ActionTerm", "ActionTermCfg",
+           "ArticulationCfg", "AssetBaseCfg", "CollisionPropertiesCfg", "CommandTerm", "CommandTermCfg", "CuboidCfg",
+           "CurriculumTermCfg", "EventTermCfg", "ImplicitActuatorCfg", "InteractiveSceneCfg", "ManagerBasedRLEnvCfg",
+           "ManagerTermBase", "MJWarpSolverCfg", "NewtonCfg", "ObservationGroupCfg", "ObservationTermCfg", "PhysxCfg",
+           "PresetCfg", "PreviewSurfaceCfg", "RewardTermCfg", "RslRlMLPModelCfg", "RslRlOnPolicyRunnerCfg",
+           "RslRlPpoAlgorithmCfg", "SceneEntityCfg", "TerminationTermCfg", "UniformNoiseCfg", "UsdFileCfg"]

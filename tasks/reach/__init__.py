@@ -2,9 +2,7 @@
 
 import gymnasium as gym
 
-from roarm_lab.compat import ISAACLAB_AVAILABLE
-
-ENTRY_POINT = "isaaclab.envs:ManagerBasedRLEnv" if ISAACLAB_AVAILABLE else "roarm_lab.runtime.env:ManagerBasedRLEnv"
+from roarm_lab.compat import ENTRY_POINT
 
 gym.register(
     id="RoArm-Reach-v0",

@@ -7,14 +7,15 @@ around home for the five arm joints; observations are what the arm's T:1051 feed
 
 from __future__ import annotations
 
+from roarm_lab import mdp
 from roarm_lab.assets.joint_table import ARM_JOINTS, TCP_FRAME
 from roarm_lab.assets.links import LINKS
-from roarm_lab.assets.roarm_m3_cfg import ROARM_M3_CFG
-from roarm_lab.compat import (AdditiveUniformNoiseCfg as Unoise, ArticulationCfg, CurriculumTermCfg as CurrTerm,
-                              EventTermCfg as EventTerm, InteractiveSceneCfg, ManagerBasedRLEnvCfg,
-                              ObservationGroupCfg as ObsGroup, ObservationTermCfg as ObsTerm,
-                              RewardTermCfg as RewTerm, SceneEntityCfg, TerminationTermCfg as DoneTerm, configclass)
-from roarm_lab import mdp
+from roarm_lab.assets.physics import RoArmPhysicsCfg
+from roarm_lab.assets.roarm_m3_cfg import ROARM_M3_CFG, TABLE_CFG
+from roarm_lab.compat import (ArticulationCfg, AssetBaseCfg, CurriculumTermCfg as CurrTerm, EventTermCfg as EventTerm,
+                              InteractiveSceneCfg, ManagerBasedRLEnvCfg, ObservationGroupCfg as ObsGroup,
+                              ObservationTermCfg as ObsTerm, RewardTermCfg as RewTerm, SceneEntityCfg,
+                              TerminationTermCfg as DoneTerm, UniformNoiseCfg as Unoise, configclass)
 
 ARM = [j.name for j in ARM_JOINTS]
 LINK_NAMES = [link.name for link in LINKS]
@@ -25,6 +26,7 @@ TCP_CFG = SceneEntityCfg("robot", body_names=[TCP_FRAME])
 @configclass
 class RoArmSceneCfg(InteractiveSceneCfg):
     robot: ArticulationCfg = ROARM_M3_CFG
+    table: AssetBaseCfg = TABLE_CFG
 
 
 @configclass
@@ -53,14 +55,15 @@ class ActionsCfg:
 class ObservationsCfg:
     @configclass
     class PolicyCfg(ObsGroup):
-        joint_pos = ObsTerm(func=mdp.joint_pos_rel, params={"asset_cfg": ARM_CFG}, noise=Unoise(n_min=-0.005, n_max=0.005))
-        joint_vel = ObsTerm(func=mdp.joint_vel_finite_difference, params={"asset_cfg": ARM_CFG},
+        joint_pos = ObsTerm(func=mdp.servo_joint_pos_rel, params={"action_name": "arm_action"},
+                            noise=Unoise(n_min=-0.005, n_max=0.005))
+        joint_vel = ObsTerm(func=mdp.servo_joint_vel_finite_difference, params={"action_name": "arm_action"},
                             noise=Unoise(n_min=-0.05, n_max=0.05))
         pose_command = ObsTerm(func=mdp.generated_commands, params={"command_name": "ee_pose"})
         ee_position = ObsTerm(func=mdp.ee_position_b, params={"asset_cfg": TCP_CFG},
                               noise=Unoise(n_min=-0.002, n_max=0.002))
         actions = ObsTerm(func=mdp.last_action)
-        joint_target = ObsTerm(func=mdp.joint_target_rel, params={"action_name": "arm_action", "asset_cfg": ARM_CFG})
+        joint_target = ObsTerm(func=mdp.joint_target_rel, params={"action_name": "arm_action"})
 
         def __post_init__(self):
             self.enable_corruption = True
@@ -68,14 +71,14 @@ class ObservationsCfg:
 
     @configclass
     class CriticCfg(ObsGroup):
-        """Privileged: noiseless state plus the hand's error vector (the real arm never needs it)."""
+        """Privileged: the true, noiseless state plus the hand's error vector (the real arm never needs it)."""
 
         joint_pos = ObsTerm(func=mdp.joint_pos_rel, params={"asset_cfg": ARM_CFG})
-        joint_vel = ObsTerm(func=mdp.joint_vel_finite_difference, params={"asset_cfg": ARM_CFG})
+        joint_vel = ObsTerm(func=mdp.servo_joint_vel_finite_difference, params={"action_name": "arm_action"})
         pose_command = ObsTerm(func=mdp.generated_commands, params={"command_name": "ee_pose"})
         ee_position = ObsTerm(func=mdp.ee_position_b, params={"asset_cfg": TCP_CFG})
         actions = ObsTerm(func=mdp.last_action)
-        joint_target = ObsTerm(func=mdp.joint_target_rel, params={"action_name": "arm_action", "asset_cfg": ARM_CFG})
+        joint_target = ObsTerm(func=mdp.joint_target_rel, params={"action_name": "arm_action"})
         ee_error = ObsTerm(func=mdp.ee_position_error_b, params={"command_name": "ee_pose", "asset_cfg": TCP_CFG})
 
     policy: PolicyCfg = PolicyCfg()
@@ -97,7 +100,7 @@ class EventCfg:
                                        "armature_distribution_params": (0.7, 1.5),
                                        "damping_distribution_params": (0.5, 2.0)})
     calibration = EventTerm(func=mdp.randomize_calibration_offset, mode="reset",
-                            params={"asset_cfg": ARM_CFG, "offset_range": (-0.01, 0.01)})
+                            params={"action_name": "arm_action", "offset_range": (-0.01, 0.01)})
     action_latency = EventTerm(func=mdp.randomize_action_latency, mode="reset",
                                # the real arm moves ~0.2 s after a command (ROARM_M3.md): 3..8 steps at 30 Hz
                                # is 0.10..0.27 s. A policy trained on 0..2 steps oscillated on the emulator.
@@ -159,6 +162,7 @@ class RoArmReachEnvCfg(ManagerBasedRLEnvCfg):
         self.decimation = 2
         self.sim.dt = 1.0 / 60.0
         self.sim.render_interval = self.decimation
+        self.sim.physics = RoArmPhysicsCfg()
         # four 3 s targets per episode: most start where the last one ended, as on the arm's target sequences
         self.episode_length_s = 12.0
 
@@ -169,6 +173,7 @@ def configure_for_evaluation(cfg: RoArmReachEnvCfg, randomize: bool) -> RoArmRea
     cfg.commands.ee_pose.resampling_time_range = (1e9, 1e9)
     cfg.episode_length_s = 3.0
     cfg.curriculum = None
+    cfg.compute_final_obs = True  # the final error is read from the last observation before the reset
     if not randomize:
         cfg.observations.policy.enable_corruption = False
         for name in RANDOMIZATION_EVENTS:

@@ -56,6 +56,10 @@ DISABLED_COLLISIONS: tuple[tuple[str, str], ...] = (
 )
 
 
+DISTAL_LINKS: tuple[str, ...] = ("link3", "link4", "link5", "gripper_link")
+"""The links that can touch the table or the base inside the safe joint box (the others cannot reach either)."""
+
+
 def link(name: str) -> LinkSpec:
     for spec in LINKS:
         if spec.name == name:

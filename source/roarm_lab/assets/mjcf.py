@@ -12,12 +12,17 @@ import mujoco
 import numpy as np
 
 from roarm_lab.assets.joint_table import BASE_HEIGHT_M, JOINTS, TCP_FRAME, TCP_LINK
-from roarm_lab.assets.links import DISABLED_COLLISIONS
+from roarm_lab.assets.links import DISABLED_COLLISIONS, DISTAL_LINKS
 from roarm_lab.assets.urdf import URDF_PATH
 
 DEFAULT_PHYSICS_DT = 1.0 / 60.0
 TABLE_GEOM = "table"
-DISTAL_LINKS = ("link3", "link4", "link5", "gripper_link")
+# The solver of the reference model; Isaac Lab's Newton preset (physics.py) uses the same.
+INTEGRATOR = "implicitfast"
+CONE = "pyramidal"
+SOLVER = "newton"
+SOLVER_ITERATIONS = 100
+LINE_SEARCH_ITERATIONS = 50
 
 
 def build_spec(physics_dt: float = DEFAULT_PHYSICS_DT) -> mujoco.MjSpec:
@@ -27,8 +32,11 @@ def build_spec(physics_dt: float = DEFAULT_PHYSICS_DT) -> mujoco.MjSpec:
     spec.compiler.fusestatic = False  # keep base_link and hand_tcp as frames we can address
     spec.compiler.discardvisual = False
     spec.option.timestep = physics_dt
-    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    spec.option.cone = mujoco.mjtCone.mjCONE_PYRAMIDAL
+    spec.option.integrator = getattr(mujoco.mjtIntegrator, f"mjINT_{INTEGRATOR.upper()}")
+    spec.option.cone = getattr(mujoco.mjtCone, f"mjCONE_{CONE.upper()}")
+    spec.option.solver = getattr(mujoco.mjtSolver, f"mjSOL_{SOLVER.upper()}")
+    spec.option.iterations = SOLVER_ITERATIONS
+    spec.option.ls_iterations = LINE_SEARCH_ITERATIONS
 
     spec.body("base_link").pos = [0.0, 0.0, BASE_HEIGHT_M]
 

@@ -1,4 +1,4 @@
-"""The arm's action term: joint position targets around home, clamped to the safe box, delayed, slewed."""
+"""The arm's action term: the servos. Joint targets clamped to the safe box, delayed, slewed, miscalibrated."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ class ServoJointPositionAction(ActionTerm):
     servo ``latency`` steps later, and the servo's own setpoint slews toward it at ``servo_speed`` rad/s and
     stops within ``servo_deadband``. A policy trained on a servo that jumps to its target overshoots and
     circles on an arm that moves at 1.5 to 2 rad/s.
+
+    The servo's zero can be off by a ``calibration_offset`` (set per episode by an event): the servo drives
+    the joint to ``setpoint + offset`` and reads ``q - offset``. That is where the error lives on the real arm,
+    so it is modelled here, in the servo's command and reading, and works on every runtime (no physics
+    engine has such a parameter). Observations of the joints go through ``measured_joint_pos``.
     """
 
     cfg: "ServoJointPositionActionCfg"
@@ -36,19 +41,22 @@ class ServoJointPositionAction(ActionTerm):
         dev = env.device
         self._scale = torch.tensor([cfg.scale[j] if isinstance(cfg.scale, dict) else cfg.scale
                                     for j in self._joint_names], device=dev)
-        self._offset = self._asset.data.default_joint_pos[:, self._joint_ids].clone() if cfg.use_default_offset \
-            else torch.zeros(n, k, device=dev)
-        limits = self._asset.data.soft_joint_pos_limits[0, self._joint_ids]
+        data = self._asset.data
+        self._home = data.default_joint_pos.torch[:, self._joint_ids].clone()
+        self._offset = self._home.clone() if cfg.use_default_offset else torch.zeros(n, k, device=dev)
+        limits = data.soft_joint_pos_limits.torch[0, self._joint_ids]
         self._lower, self._upper = limits[:, 0].clone(), limits[:, 1].clone()
+        self._calibration = torch.zeros(n, k, device=dev)
         self._raw = torch.zeros(n, k, device=dev)
         self._processed = self._offset.clone()
         self._history = self._offset.unsqueeze(1).repeat(1, cfg.max_latency_steps + 1, 1)
         self._latency = torch.zeros(n, dtype=torch.long, device=dev)
         self._rows = torch.arange(n, device=dev)
         self._setpoint = self._offset.clone()
-        # Isaac Lab applies once per physics step; the embedded runtime once per control step (its substeps
-        # run in one native call) and says so with ``action_apply_dt``.
-        self._apply_dt = float(getattr(env, "action_apply_dt", env.physics_dt))
+        # Isaac Lab applies once per physics step, unless its backend runs all substeps in one call (the
+        # embedded runtime does): then once per control step.
+        once = getattr(env, "_physics_handles_decimation", False)
+        self._apply_dt = float(env.physics_dt * (env.cfg.decimation if once else 1))
         speed = float("inf") if cfg.servo_speed is None else cfg.servo_speed
         self._speed = torch.full((n, k), speed, device=dev)
 
@@ -83,6 +91,24 @@ class ServoJointPositionAction(ActionTerm):
     @property
     def limits(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self._lower, self._upper
+
+    @property
+    def default_joint_pos(self) -> torch.Tensor:
+        """Home of the action joints, (num_envs, action_dim) (rad)."""
+        return self._home
+
+    @property
+    def measured_joint_pos(self) -> torch.Tensor:
+        """What the servos read: the joint positions minus each servo's calibration error (rad)."""
+        return self._asset.data.joint_pos.torch[:, self._joint_ids] - self._calibration
+
+    @property
+    def calibration_offset(self) -> torch.Tensor:
+        return self._calibration
+
+    def set_calibration_offset(self, offset: torch.Tensor, env_ids: torch.Tensor) -> None:
+        """Per-environment, per-joint servo zero error (rad): the joint settles at target + offset."""
+        self._calibration[env_ids] = offset
 
     def set_latency(self, steps: torch.Tensor, env_ids: torch.Tensor) -> None:
         if int(steps.max()) > self.cfg.max_latency_steps:
@@ -121,13 +147,13 @@ class ServoJointPositionAction(ActionTerm):
         reach = self._speed * self._apply_dt
         move = torch.clamp(diff, -reach, reach)
         self._setpoint += torch.where(diff.abs() <= self.cfg.servo_deadband, torch.zeros_like(move), move)
-        self._asset.set_joint_position_target(self._setpoint, joint_ids=self._joint_ids)
+        self._asset.set_joint_position_target_index(target=self._setpoint + self._calibration, joint_ids=self._joint_ids)
 
-    def reset(self, env_ids: torch.Tensor | None = None) -> None:
+    def reset(self, env_ids: Any = None) -> None:
         ids = slice(None) if env_ids is None else env_ids
         self._raw[ids] = 0.0
-        # relative mode starts from where the arm is (the reset event has already placed it)
-        start = self._asset.data.joint_pos[:, self._joint_ids][ids] if self.cfg.mode == "relative" else self._offset[ids]
+        # relative mode starts from where the servos read the arm (the reset event has already placed it)
+        start = self.measured_joint_pos[ids] if self.cfg.mode == "relative" else self._offset[ids]
         self._history[ids] = start.unsqueeze(1)
         self._processed[ids] = start
         self._setpoint[ids] = start

@@ -16,6 +16,7 @@ import torch
 from roarm_lab.assets.joint_table import ARM_JOINTS, BASE_HEIGHT_M
 from roarm_lab.assets.kinematics import tcp_positions_base
 from roarm_lab.compat import MISSING, CommandTerm, CommandTermCfg, configclass
+from roarm_lab.mdp.observations import hand_position_b
 
 
 def reachable_target_bank(joint_box: dict[str, tuple[float, float]], count: int, seed: int,
@@ -40,7 +41,14 @@ def reachable_target_bank(joint_box: dict[str, tuple[float, float]], count: int,
 
 
 class ReachableTargetCommand(CommandTerm):
-    """Samples targets from the reachable bank; tracks the error at the end of each target segment."""
+    """Samples targets from the reachable bank and scores each target segment by its final hand error.
+
+    Metrics, logged by the command manager at each reset as ``Metrics/<name>/<metric>`` (Isaac Lab's
+    mechanism, on both runtimes): ``position_error`` (m, at the last update) and ``success_rate``, the
+    fraction of this episode's target segments that ended within ``success_threshold_m``. Isaac Lab refreshes
+    metrics in ``compute``, after the resets of a step, so the last segment of an episode is scored one
+    control step before its end.
+    """
 
     cfg: "ReachableTargetCommandCfg"
 
@@ -48,13 +56,13 @@ class ReachableTargetCommand(CommandTerm):
         super().__init__(cfg, env)
         self.robot = env.scene[cfg.asset_name]
         self.body_idx = self.robot.find_bodies(cfg.body_name)[0][0]
-        seed = cfg.seed + (1_000_003 if cfg.held_out else 0)
+        seed = cfg.seed + (cfg.held_out_seed_offset if cfg.held_out else 0)
         bank = reachable_target_bank(cfg.joint_box, cfg.bank_size, seed, cfg.min_height_above_table_m, cfg.min_radius_m)
         self.bank = torch.as_tensor(bank, dtype=torch.float32, device=self.device)
         self.pos_command_b = torch.zeros(self.num_envs, 3, device=self.device)
         self.metrics["position_error"] = torch.zeros(self.num_envs, device=self.device)
-        self.last_episode_final_error = torch.full((self.num_envs,), float("nan"), device=self.device)
-        self._segment_counts = torch.zeros(2, device=self.device)  # [segments ended, of which successful]
+        self.metrics["success_rate"] = torch.zeros(self.num_envs, device=self.device)
+        self._segments = torch.zeros(2, self.num_envs, device=self.device)  # [ended, of which within threshold]
 
     def __str__(self) -> str:
         return f"ReachableTargetCommand(bank={len(self.bank)}, held_out={self.cfg.held_out})"
@@ -63,31 +71,36 @@ class ReachableTargetCommand(CommandTerm):
     def command(self) -> torch.Tensor:
         return self.pos_command_b
 
-    def ee_pos_b(self) -> torch.Tensor:
-        return self.robot.data.body_pos_w[:, self.body_idx] - self.robot.data.root_pos_w
+    def position_error(self) -> torch.Tensor:
+        """Distance from the hand to the target now (m)."""
+        return torch.linalg.vector_norm(self.pos_command_b - hand_position_b(self.robot, self.body_idx), dim=-1)
 
-    def _resample_command(self, env_ids: torch.Tensor) -> None:
-        pick = torch.randint(0, len(self.bank), (len(env_ids),), device=self.device)
+    def reset(self, env_ids: Any = None) -> dict[str, torch.Tensor]:
+        self._score_segments(env_ids)  # the episode's last segment ends with it
+        extras = super().reset(env_ids)
+        self._segments[:, slice(None) if env_ids is None else env_ids] = 0.0
+        return extras
+
+    def _score_segments(self, env_ids: Any) -> None:
+        """Count the segments of ``env_ids`` that are ending (those that had a target: counter > 0)."""
+        ids = torch.arange(self.num_envs, device=self.device)[slice(None) if env_ids is None else env_ids]
+        ids = ids[self.command_counter[ids] > 0]
+        self._segments[0, ids] += 1.0
+        self._segments[1, ids] += (self.metrics["position_error"][ids] < self.cfg.success_threshold_m).float()
+        self.metrics["success_rate"][ids] = self._segments[1, ids] / self._segments[0, ids]
+
+    def _resample_command(self, env_ids: Any) -> None:
+        if isinstance(env_ids, torch.Tensor):  # a timer resample in compute (reset() scored its own)
+            self._score_segments(env_ids)
+        count = len(range(self.num_envs)[env_ids]) if isinstance(env_ids, slice) else len(env_ids)
+        pick = torch.randint(0, len(self.bank), (count,), device=self.device)
         self.pos_command_b[env_ids] = self.bank[pick]
 
+    def _update_command(self) -> None:
+        pass
+
     def _update_metrics(self) -> None:
-        self.metrics["position_error"] = torch.linalg.vector_norm(self.pos_command_b - self.ee_pos_b(), dim=-1)
-
-    def _on_segment_end(self, env_ids: torch.Tensor) -> None:
-        err = self.metrics["position_error"][env_ids]
-        self._segment_counts[0] += len(env_ids)
-        self._segment_counts[1] += (err < self.cfg.success_threshold_m).sum()
-
-    def _episode_metrics(self, env_ids: torch.Tensor) -> dict[str, float]:
-        # The episode's last segment ends now: count it, then report and clear the tallies. The metrics
-        # were updated this step before any reset (CommandManager.update_metrics), so they are final.
-        self._on_segment_end(env_ids)
-        self.last_episode_final_error[env_ids] = self.metrics["position_error"][env_ids]
-        ended, succeeded = self._segment_counts.tolist()
-        self._segment_counts.zero_()
-        err = self.metrics["position_error"][env_ids]
-        return {"position_error": err.mean().item(),
-                "success_rate": succeeded / max(ended, 1.0)}
+        self.metrics["position_error"][:] = self.position_error()
 
 
 @configclass
@@ -102,4 +115,7 @@ class ReachableTargetCommandCfg(CommandTermCfg):
     bank_size: int = 20000
     seed: int = 0
     held_out: bool = False
+    """Draw the bank from the held-out stream (``seed + held_out_seed_offset``): targets training never saw."""
+    held_out_seed_offset: int = 1_000_003
     success_threshold_m: float = 0.02
+    """A target segment succeeds if it ends with the hand this close (m); evaluation and the bridge read it here."""

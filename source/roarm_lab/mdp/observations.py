@@ -1,4 +1,8 @@
-"""Observation terms: only what the real arm's T:1051 feedback can supply at the control rate."""
+"""Observation terms: for the policy, only what the real arm's T:1051 feedback can supply at the control rate.
+
+Joint readings come from the servo model (the action term), which knows each servo's calibration error;
+the critic may read the simulator's truth. Asset data are read through Isaac Lab 3's ``.torch`` accessor.
+"""
 
 from __future__ import annotations
 
@@ -11,45 +15,56 @@ from roarm_lab.compat import ManagerTermBase, SceneEntityCfg
 ROBOT = SceneEntityCfg("robot")
 
 
-def joint_pos_rel(env: Any, asset_cfg: SceneEntityCfg = ROBOT) -> torch.Tensor:
-    """Joint positions relative to the home pose (rad)."""
-    data = env.scene[asset_cfg.name].data
-    return data.joint_pos[:, asset_cfg.joint_ids] - data.default_joint_pos[:, asset_cfg.joint_ids]
+def servo_joint_pos_rel(env: Any, action_name: str) -> torch.Tensor:
+    """The servos' position readings of the action joints relative to home (rad)."""
+    term = env.action_manager.get_term(action_name)
+    return term.measured_joint_pos - term.default_joint_pos
 
 
-class joint_vel_finite_difference(ManagerTermBase):
-    """Joint velocity as the real bridge can compute it: (q_t - q_{t-1}) / control period.
+class servo_joint_vel_finite_difference(ManagerTermBase):
+    """Joint velocity as the real bridge computes it: (reading_t - reading_{t-1}) / control period.
 
-    The arm reports positions only; a servo velocity register is not streamed. Zero on the first step
-    of an episode, as on the arm's first feedback frame.
+    The arm reports positions only; no velocity register is streamed. Zero on the first step of an episode,
+    as on the arm's first feedback frame. The previous reading advances once per control step
+    (``env.common_step_counter``), so evaluating the group twice in a step (Isaac Lab's final observation
+    before a reset, then the new one) gives the same velocity for the environments that did not reset.
     """
 
     def __init__(self, cfg: Any, env: Any):
         super().__init__(cfg, env)
-        asset_cfg = cfg.params.get("asset_cfg", ROBOT)
-        self._prev = env.scene[asset_cfg.name].data.joint_pos[:, asset_cfg.joint_ids].clone()
+        q = servo_joint_pos_rel(env, cfg.params["action_name"])
+        self._prev = q.clone()
+        self._last = q.clone()
+        self._step = env.common_step_counter
         self._fresh = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
 
     def reset(self, env_ids: Any = None) -> None:
         self._fresh[slice(None) if env_ids is None else env_ids] = True
 
-    def __call__(self, env: Any, asset_cfg: SceneEntityCfg = ROBOT) -> torch.Tensor:
-        q = env.scene[asset_cfg.name].data.joint_pos[:, asset_cfg.joint_ids]
+    def __call__(self, env: Any, action_name: str) -> torch.Tensor:
+        q = servo_joint_pos_rel(env, action_name)
+        if env.common_step_counter != self._step:
+            self._prev, self._step = self._last, env.common_step_counter
         self._prev = torch.where(self._fresh[:, None], q, self._prev)
-        vel = (q - self._prev) / env.step_dt
-        self._prev = q.clone()
         self._fresh.zero_()
-        return vel
+        self._last = q.clone()
+        return (q - self._prev) / env.step_dt
 
 
-def joint_target_rel(env: Any, action_name: str, asset_cfg: SceneEntityCfg = ROBOT) -> torch.Tensor:
+def joint_target_rel(env: Any, action_name: str) -> torch.Tensor:
     """The joint targets the policy has commanded, relative to home (rad): where the arm is being sent.
 
     The newest target, before the servos' latency and slew. The bridge knows it exactly (it is what it sent),
     and with it a policy need not infer from delayed motion how far its commands are ahead of the arm.
     """
+    term = env.action_manager.get_term(action_name)
+    return term.commanded_targets - term.default_joint_pos
+
+
+def joint_pos_rel(env: Any, asset_cfg: SceneEntityCfg = ROBOT) -> torch.Tensor:
+    """The true joint positions relative to home (rad): privileged, for the critic."""
     data = env.scene[asset_cfg.name].data
-    return env.action_manager.get_term(action_name).commanded_targets - data.default_joint_pos[:, asset_cfg.joint_ids]
+    return data.joint_pos.torch[:, asset_cfg.joint_ids] - data.default_joint_pos.torch[:, asset_cfg.joint_ids]
 
 
 def generated_commands(env: Any, command_name: str) -> torch.Tensor:
@@ -62,10 +77,14 @@ def last_action(env: Any, action_name: str | None = None) -> torch.Tensor:
     return env.action_manager.get_term(action_name).raw_actions
 
 
+def hand_position_b(asset: Any, body_idx: int) -> torch.Tensor:
+    """The position of body ``body_idx`` in the robot's base frame (m): the one place this is computed."""
+    return asset.data.body_pos_w.torch[:, body_idx] - asset.data.root_pos_w.torch
+
+
 def ee_position_b(env: Any, asset_cfg: SceneEntityCfg) -> torch.Tensor:
     """Hand position in the base frame (m). The arm reports it too: T:1051 x, y, z (the firmware's FK)."""
-    asset = env.scene[asset_cfg.name]
-    return asset.data.body_pos_w[:, asset_cfg.body_ids[0]] - asset.data.root_pos_w
+    return hand_position_b(env.scene[asset_cfg.name], asset_cfg.body_ids[0])
 
 
 def ee_position_error_b(env: Any, command_name: str, asset_cfg: SceneEntityCfg) -> torch.Tensor:

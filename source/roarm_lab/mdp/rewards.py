@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from roarm_lab.compat import SceneEntityCfg
-from roarm_lab.mdp.observations import ee_position_b
+from roarm_lab.mdp.observations import ee_position_b, joint_pos_rel
 
 
 def _position_error(env: Any, command_name: str, asset_cfg: SceneEntityCfg) -> torch.Tensor:
@@ -35,11 +35,9 @@ def action_rate_l2(env: Any) -> torch.Tensor:
 
 
 def joint_vel_l2(env: Any, asset_cfg: SceneEntityCfg) -> torch.Tensor:
-    return torch.sum(torch.square(env.scene[asset_cfg.name].data.joint_vel[:, asset_cfg.joint_ids]), dim=1)
+    return torch.sum(torch.square(env.scene[asset_cfg.name].data.joint_vel.torch[:, asset_cfg.joint_ids]), dim=1)
 
 
 def joint_deviation_l1(env: Any, asset_cfg: SceneEntityCfg) -> torch.Tensor:
     """Sum of |q - home| over the chosen joints: keeps joints the target does not need (roll) at home."""
-    data = env.scene[asset_cfg.name].data
-    return torch.sum(torch.abs(data.joint_pos[:, asset_cfg.joint_ids] - data.default_joint_pos[:, asset_cfg.joint_ids]),
-                     dim=1)
+    return torch.sum(torch.abs(joint_pos_rel(env, asset_cfg)), dim=1)

@@ -10,11 +10,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from roarm_lab.mdp.observations import hand_position_b
 from roarm_lab.utils.io import atomic_write, atomic_write_json
 from roarm_lab.utils.provenance import git_hash
 
-SUCCESS_THRESHOLD_M = 0.02
 COMMAND = "ee_pose"
+ERROR_GROUP, ERROR_TERM = "critic", "ee_error"
+"""The final hand error is read from this noiseless observation term of the last step before a reset."""
 
 
 @dataclass
@@ -30,27 +32,54 @@ class EpisodeLog:
     error: list[np.ndarray] = field(default_factory=list)
 
 
+def _np(x: torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy().copy()
+
+
 def randomization_sample(env: Any, env_id: int) -> dict[str, Any]:
-    """The physical parameters environment ``env_id`` ran with (for rollout metadata)."""
-    sim = env.sim
-    kp, kv = sim.gains()
+    """The physical parameters environment ``env_id`` ran with (for rollout metadata), read back from the asset
+    and the servo model as either runtime reports them."""
+    robot = env.scene["robot"]
+    data = robot.data
     term = env.action_manager.get_term(env.action_manager.active_terms[0])
+
+    def row(name: str) -> list[float]:
+        return _np(getattr(data, name).torch[env_id]).tolist()
+
     return {
-        "link_masses_kg": dict(zip(env.scene["robot"].body_names, sim.masses()[env_id].tolist())),
-        "servo_kp": kp[env_id].tolist(), "servo_kv": kv[env_id].tolist(),
-        "armature": sim.armature()[env_id].tolist(), "damping": sim.damping()[env_id].tolist(),
-        "friction": sim.friction[env_id].tolist(), "calibration_offset": sim.calibration_offset[env_id].tolist(),
+        "link_masses_kg": dict(zip(robot.body_names, row("body_mass"))),
+        "servo_kp": row("joint_stiffness"), "servo_kv": row("joint_damping"), "armature": row("joint_armature"),
+        "damping": row("joint_viscous_friction_coeff"), "friction": row("joint_friction_coeff"),
+        "calibration_offset": _np(term.calibration_offset[env_id]).tolist(),
+        "servo_speed_rad_s": _np(term._speed[env_id]).tolist(),
         "action_latency_steps": int(term._latency[env_id]),
     }
 
 
+def _term_slice(env: Any, group: str, term: str) -> slice:
+    manager = env.observation_manager
+    names = manager.active_terms.get(group, [])
+    if term not in names:
+        raise ValueError(f"evaluation reads the final error from observation term '{group}.{term}', which this "
+                         f"config removed; the '{group}' group has {names}")
+    start = sum(int(d[0]) for d in manager.group_obs_term_dim[group][:names.index(term)])
+    return slice(start, start + int(manager.group_obs_term_dim[group][names.index(term)][0]))
+
+
 def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes: int,
              record_dir: Path | None = None, task: str = "", show_progress: bool = True) -> tuple[dict[str, Any], np.ndarray]:
-    """Run ``episodes`` episodes of one held-out target each; return metrics and the (episodes, T) error traces."""
+    """Run ``episodes`` episodes of one held-out target each; return metrics and the (episodes, T) error traces.
+
+    Works on either runtime: the config must set ``compute_final_obs`` (the task's evaluation config does), and
+    the final error of each episode is the noiseless target-minus-hand term of its last observation.
+    """
+    if not env.cfg.compute_final_obs:
+        raise ValueError("evaluation needs env.compute_final_obs=True (the task's evaluation config sets it)")
     n = env.num_envs
     command = env.command_manager.get_term(COMMAND)
+    threshold = float(command.cfg.success_threshold_m)
     robot = env.scene["robot"]
-    body = command.body_idx
+    error_slice = _term_slice(env, ERROR_GROUP, ERROR_TERM)
     steps = env.max_episode_length
     final_errors: list[np.ndarray] = []
     action_rates: list[np.ndarray] = []
@@ -61,34 +90,36 @@ def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes:
     obs, _ = env.reset()
     while done_episodes < episodes:
         log = EpisodeLog()
-        prev_action = torch.zeros(n, env.action_manager.total_action_dim)
-        rate = torch.zeros(n)
+        prev_action = None
+        rate = torch.zeros(n, device=env.device)
         samples = [randomization_sample(env, i) for i in range(n)] if record_dir else []
         for t in range(steps):
             policy_obs = obs["policy"]
             with torch.inference_mode():
-                action = policy(policy_obs)
-            rate += ((action - prev_action) ** 2).sum(dim=1) if t > 0 else 0.0
+                action = policy(policy_obs).to(env.device)
+            if prev_action is not None:
+                rate += ((action - prev_action) ** 2).sum(dim=1)
             prev_action = action
             if record_dir:
-                log.obs.append(policy_obs.numpy().copy())
-                log.actions.append(action.numpy().copy())
-                log.target_pos.append(command.command.numpy().copy())
-            obs, reward, terminated, truncated, _ = env.step(action)
+                log.obs.append(_np(policy_obs))
+                log.actions.append(_np(action))
+                log.target_pos.append(_np(command.command))
+                log.ee_pos.append(_np(hand_position_b(robot, command.body_idx)))
+            obs, reward, terminated, truncated, extras = env.step(action)
             done = terminated | truncated
-            # after the last step the env has already reset: take the error it recorded for the episode
-            err = torch.where(done, command.last_episode_final_error, command.metrics["position_error"])
-            log.error.append(err.numpy().copy())
+            err = command.position_error()
+            if bool(done.any()):  # the env has reset these: their last state is in the final observation
+                final = torch.linalg.vector_norm(extras["final_obs"][ERROR_GROUP][:, error_slice], dim=-1)
+                err = torch.where(done, final, err)
+            log.error.append(_np(err))
             if record_dir:
-                ee = robot.data.body_pos_w[:, body] - robot.data.root_pos_w
-                log.ee_pos.append(ee.numpy().copy())
-                log.rewards.append(reward.numpy().copy())
-                log.dones.append(done.numpy().copy())
+                log.rewards.append(_np(reward))
+                log.dones.append(_np(done))
         take = min(n, episodes - done_episodes)
         errors = np.stack(log.error, axis=1)[:take]
         traces.append(errors)
         final_errors.append(errors[:, -1])
-        action_rates.append((rate / max(steps - 1, 1)).numpy()[:take])
+        action_rates.append(_np(rate / max(steps - 1, 1))[:take])
         if record_dir:
             _record(record_dir, log, samples, take, done_episodes)
         done_episodes += take
@@ -97,15 +128,15 @@ def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes:
     final = np.concatenate(final_errors)
     metrics = {
         "episodes": int(len(final)),
-        "success_rate": float((final < SUCCESS_THRESHOLD_M).mean()),
-        "success_threshold_m": SUCCESS_THRESHOLD_M,
+        "success_rate": float((final < threshold).mean()),
+        "success_threshold_m": threshold,
         "mean_final_error_m": float(final.mean()),
         "median_final_error_m": float(np.median(final)),
         "p95_final_error_m": float(np.percentile(final, 95)),
         "max_final_error_m": float(final.max()),
         "mean_action_rate": float(np.concatenate(action_rates).mean()),
         "episode_length_s": float(env.max_episode_length_s),
-        "sim_diverged_resets": int(env.sim_diverged_count),
+        "sim_diverged_resets": getattr(env, "sim_diverged_count", None),
     }
     if record_dir:
         atomic_write_json(Path(record_dir) / "meta.json", {
@@ -133,7 +164,7 @@ def _savez(tmp: str, arrays: dict[str, np.ndarray]) -> None:
         np.savez_compressed(handle, **arrays)
 
 
-def plot_errors(traces: np.ndarray, control_period_s: float, path: Path, title: str) -> Path:
+def plot_errors(traces: np.ndarray, control_period_s: float, path: Path, title: str, threshold_m: float) -> Path:
     """Error over time: median and 5-95 % band across episodes, with the success threshold."""
     import matplotlib
 
@@ -145,7 +176,7 @@ def plot_errors(traces: np.ndarray, control_period_s: float, path: Path, title: 
     ax.fill_between(t, 100 * np.percentile(traces, 5, axis=0), 100 * np.percentile(traces, 95, axis=0),
                     alpha=0.3, label="5-95 %")
     ax.plot(t, 100 * np.median(traces, axis=0), label="median")
-    ax.axhline(100 * SUCCESS_THRESHOLD_M, color="k", linestyle="--", linewidth=1, label="success threshold")
+    ax.axhline(100 * threshold_m, color="k", linestyle="--", linewidth=1, label="success threshold")
     ax.set_yscale("log")
     ax.set_xlabel("time in episode (s)")
     ax.set_ylabel("hand-to-target error (cm)")

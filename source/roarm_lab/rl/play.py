@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(export_dir / f"metrics{suffix}.json", metrics)
     plot = plot_errors(traces, env.step_dt, export_dir / f"error_over_time{suffix}.png",
                        f"{args.task}: {metrics['episodes']} held-out targets"
-                       + (" (randomized)" if args.randomize else ""))
+                       + (" (randomized)" if args.randomize else ""), metrics["success_threshold_m"])
     print(f"success_rate {metrics['success_rate']:.3f}  mean_final_error {100 * metrics['mean_final_error_m']:.2f} cm  "
           f"p95 {100 * metrics['p95_final_error_m']:.2f} cm  mean_action_rate {metrics['mean_action_rate']:.4f}")
     print(f"wrote {relative(export_dir / f'metrics{suffix}.json')} and {relative(plot)}")

@@ -1,56 +1,82 @@
-"""rsl_rl 5.x runner configuration as a config class (overridable as ``agent.*``), turned into its dict."""
+"""rsl_rl 5.x runner configuration for the embedded runtime, under ``isaaclab_rl.rsl_rl``'s names and fields.
+
+With Isaac Lab selected, ``roarm_lab.compat`` gives Isaac Lab's own classes instead, so an agent config
+written once works with this project's scripts and with ``isaaclab train``. Either way ``to_rsl_rl_dict``
+makes the plain dict ``OnPolicyRunner`` takes.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from roarm_lab.compat import MISSING, configclass
-from roarm_lab.runtime.configclass import to_dict
+from roarm_lab.runtime.configclass import MISSING, configclass, to_dict
 
 
 @configclass
-class RslRlMlpModelCfg:
-    class_name: str = "rsl_rl.models.MLPModel"
-    hidden_dims: list[int] = [128, 128]
-    activation: str = "elu"
-    obs_normalization: bool = True
-    distribution_cfg: dict | None = None
+class RslRlMLPModelCfg:
+    @configclass
+    class DistributionCfg:
+        class_name: str = MISSING
+
+    @configclass
+    class GaussianDistributionCfg(DistributionCfg):
+        class_name: str = "GaussianDistribution"
+        init_std: float = MISSING
+        std_type: str = "scalar"
+
+    class_name: str = "MLPModel"
+    hidden_dims: list[int] = MISSING
+    activation: str = MISSING
+    obs_normalization: bool = False
+    distribution_cfg: DistributionCfg | None = None
 
 
 @configclass
 class RslRlPpoAlgorithmCfg:
-    class_name: str = "rsl_rl.algorithms.PPO"
-    num_learning_epochs: int = 5
-    num_mini_batches: int = 4
-    clip_param: float = 0.2
-    gamma: float = 0.99
-    lam: float = 0.95
-    value_loss_coef: float = 1.0
-    entropy_coef: float = 0.001
-    learning_rate: float = 1e-3
-    max_grad_norm: float = 1.0
-    use_clipped_value_loss: bool = True
-    schedule: str = "adaptive"
-    desired_kl: float = 0.01
+    class_name: str = "PPO"
+    num_learning_epochs: int = MISSING
+    num_mini_batches: int = MISSING
+    learning_rate: float = MISSING
+    schedule: str = MISSING
+    gamma: float = MISSING
+    lam: float = MISSING
+    entropy_coef: float = MISSING
+    desired_kl: float = MISSING
+    max_grad_norm: float = MISSING
+    value_loss_coef: float = MISSING
+    use_clipped_value_loss: bool = MISSING
+    clip_param: float = MISSING
 
 
 @configclass
 class RslRlOnPolicyRunnerCfg:
-    experiment_name: str = MISSING
-    run_name: str = ""
+    class_name: str = "OnPolicyRunner"
     seed: int = 42
     device: str = "cpu"
-    num_steps_per_env: int = 24
+    num_steps_per_env: int = MISSING
     max_iterations: int = MISSING
-    save_interval: int = 50
-    obs_groups: dict[str, list[str]] = {"actor": ["policy"], "critic": ["critic"]}
-    actor: RslRlMlpModelCfg = RslRlMlpModelCfg(
-        distribution_cfg={"class_name": "rsl_rl.modules.GaussianDistribution", "init_std": 1.0, "std_type": "log"})
-    critic: RslRlMlpModelCfg = RslRlMlpModelCfg()
-    algorithm: RslRlPpoAlgorithmCfg = RslRlPpoAlgorithmCfg()
+    obs_groups: dict[str, list[str]] = MISSING
+    clip_actions: float | None = None
+    save_interval: int = MISSING
+    experiment_name: str = MISSING
+    run_name: str = ""
     logger: str = "tensorboard"
+    actor: RslRlMLPModelCfg = MISSING
+    critic: RslRlMLPModelCfg = MISSING
+    algorithm: RslRlPpoAlgorithmCfg = MISSING
 
 
-def to_rsl_rl_dict(cfg: RslRlOnPolicyRunnerCfg) -> dict[str, Any]:
-    """The plain dict ``OnPolicyRunner`` takes."""
+def to_rsl_rl_dict(cfg: Any) -> dict[str, Any]:
+    """The plain dict ``OnPolicyRunner`` takes, from either runtime's runner config class.
+
+    Isaac Lab's classes carry fields rsl_rl 5 no longer reads (``stochastic``, ``init_noise_std``, ...,
+    left MISSING); ``isaaclab_rl`` clears them the way its own ``train`` does.
+    """
+    if type(cfg).__module__.startswith("isaaclab_rl"):
+        import importlib.metadata
+
+        from isaaclab_rl.rsl_rl.utils import handle_deprecated_rsl_rl_cfg
+
+        cfg = handle_deprecated_rsl_rl_cfg(cfg, importlib.metadata.version("rsl-rl-lib"))
+        return cfg.to_dict()
     return to_dict(cfg)

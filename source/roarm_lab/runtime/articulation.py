@@ -1,19 +1,22 @@
-"""The robot as MDP terms see it: Isaac Lab's ``Articulation`` / ``ArticulationData`` names over a backend.
+"""The robot as MDP terms see it: Isaac Lab 3's ``Articulation`` / ``ArticulationData`` API over a backend.
 
-Terms read ``asset.data.joint_pos``, ``.joint_vel``, ``.body_pos_w``, ``.root_pos_w`` ... as torch
-tensors and change the robot through ``write_*_to_sim`` / ``set_*`` methods, exactly as they would in
-Isaac Lab; only this class knows a physics backend is underneath.
+Terms read ``asset.data.joint_pos.torch``, ``.body_pos_w.torch``, ``.body_mass.torch`` ... and change the
+robot through the ``*_index`` writers (``write_joint_position_to_sim_index``, ``set_masses_index``, ...)
+with Isaac Lab 3's keyword arguments, exactly as they would on Isaac Lab; only this class knows a physics
+backend is underneath. Writers take partial data: values of shape ``(len(env_ids), len(joint_ids))``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from roarm_lab.runtime.backends.base import PhysicsBackend
+
+Ids = Sequence[int] | torch.Tensor | slice | None
 
 
 def _find(names: list[str], keys: str | Sequence[str], preserve_order: bool, kind: str) -> tuple[list[int], list[str]]:
@@ -31,44 +34,80 @@ def _find(names: list[str], keys: str | Sequence[str], preserve_order: bool, kin
     return ids, [names[i] for i in ids]
 
 
-class ArticulationData:
-    """Torch views of the robot state, refreshed once per control step by ``Articulation.update``."""
+def index_array(ids: Ids, count: int) -> np.ndarray:
+    """Any of Isaac Lab's index forms (None, a slice, a list, a tensor) as a numpy index array."""
+    if ids is None:
+        return np.arange(count)
+    if isinstance(ids, slice):
+        return np.arange(count)[ids]
+    if isinstance(ids, torch.Tensor):
+        return ids.detach().cpu().numpy().astype(np.int64).reshape(-1)
+    return np.asarray(list(ids), dtype=np.int64)
 
-    def __init__(self, backend: PhysicsBackend, device: str, default_joint_pos: torch.Tensor, root_pos: torch.Tensor):
+
+class TorchArray:
+    """A torch tensor behind Isaac Lab 3's ``ProxyArray`` accessor: ``data.joint_pos.torch``.
+
+    Like a ``ProxyArray``'s cached view, the tensor is the live buffer: writers update it in place.
+    """
+
+    __slots__ = ("torch",)
+
+    def __init__(self, tensor: torch.Tensor):
+        self.torch = tensor
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.torch.shape)
+
+    def __repr__(self) -> str:
+        return f"TorchArray(shape={self.shape})"
+
+
+class ArticulationData:
+    """The robot's state and parameters as ``TorchArray`` s, refreshed once per control step."""
+
+    def __init__(self, backend: PhysicsBackend, device: str, default_joint_pos: Sequence[float],
+                 root_pos: Sequence[float], velocity_limits: Sequence[float]):
         n, nj, nb = backend.num_envs, len(backend.joint_names), len(backend.body_names)
         f32 = dict(device=device, dtype=torch.float32)
+
+        def arr(value: Any, shape: tuple[int, ...]) -> TorchArray:
+            return TorchArray(torch.as_tensor(np.asarray(value), **f32).expand(*shape).clone())
+
         self.joint_names = list(backend.joint_names)
         self.body_names = list(backend.body_names)
-        self.joint_pos = torch.zeros(n, nj, **f32)
-        self.joint_vel = torch.zeros(n, nj, **f32)
-        self.default_joint_pos = default_joint_pos.expand(n, nj).clone()
-        self.default_joint_vel = torch.zeros(n, nj, **f32)
-        limits = torch.as_tensor(backend.joint_limits, **f32)
-        self.joint_pos_limits = limits.expand(n, nj, 2).clone()
-        self.soft_joint_pos_limits = self.joint_pos_limits.clone()
-        self.joint_pos_target = self.default_joint_pos.clone()
-        self.body_pos_w = torch.zeros(n, nb, 3, **f32)
-        self.root_pos_w = root_pos.expand(n, 3).clone()
-        self.root_quat_w = torch.tensor([1.0, 0.0, 0.0, 0.0], **f32).expand(n, 4).clone()
-        self.default_mass = torch.as_tensor(backend.default_mass, **f32).expand(n, -1).clone()
-        self.default_joint_stiffness = torch.as_tensor(backend.default_kp, **f32).expand(n, nj).clone()
-        self.default_joint_damping = torch.as_tensor(backend.default_kv, **f32).expand(n, nj).clone()
-        self.default_joint_armature = torch.as_tensor(backend.default_armature, **f32).expand(n, nj).clone()
-        self.default_joint_friction_coeff = torch.as_tensor(backend.default_friction, **f32).expand(n, nj).clone()
-        self.default_joint_viscous_friction_coeff = torch.as_tensor(backend.default_damping, **f32).expand(n, nj).clone()
+        self.joint_pos = arr(0.0, (n, nj))
+        self.joint_vel = arr(0.0, (n, nj))
+        self.default_joint_pos = arr(default_joint_pos, (n, nj))
+        self.default_joint_vel = arr(0.0, (n, nj))
+        self.joint_pos_limits = arr(backend.joint_limits, (n, nj, 2))
+        self.soft_joint_pos_limits = arr(backend.joint_limits, (n, nj, 2))
+        self.soft_joint_vel_limits = arr(velocity_limits, (n, nj))
+        self.joint_pos_target = arr(default_joint_pos, (n, nj))
+        self.body_pos_w = arr(0.0, (n, nb, 3))
+        self.root_pos_w = arr(root_pos, (n, 3))
+        self.root_quat_w = arr([0.0, 0.0, 0.0, 1.0], (n, 4))  # x, y, z, w (Isaac Lab 3)
+        inertia = np.zeros((nb, 9))
+        inertia[:, [0, 4, 8]] = backend.body_inertia_diag()
+        self.body_mass = arr(backend.body_mass(), (n, nb))
+        self.body_inertia = arr(inertia, (n, nb, 9))
+        self.joint_stiffness = arr(backend.default_kp, (n, nj))
+        self.joint_damping = arr(backend.default_kv, (n, nj))
+        self.joint_armature = arr(backend.default_armature, (n, nj))
+        self.joint_friction_coeff = arr(backend.default_friction, (n, nj))
+        self.joint_viscous_friction_coeff = arr(backend.default_damping, (n, nj))
 
 
 class Articulation:
     """The articulated robot of one scene entry."""
 
     def __init__(self, backend: PhysicsBackend, device: str, default_joint_pos: Sequence[float],
-                 root_pos: Sequence[float]):
+                 root_pos: Sequence[float], velocity_limits: Sequence[float]):
         self.backend = backend
         self.device = device
         self.num_instances = backend.num_envs
-        self.data = ArticulationData(backend, device, torch.tensor(default_joint_pos, dtype=torch.float32,
-                                                                   device=device), torch.tensor(root_pos, dtype=torch.float32, device=device))
-        self._all = np.arange(backend.num_envs)
+        self.data = ArticulationData(backend, device, default_joint_pos, root_pos, velocity_limits)
         self.update(0.0)
 
     # ------------------------------------------------------------------ names
@@ -96,70 +135,110 @@ class Articulation:
 
     # ------------------------------------------------------------------ state
     def update(self, dt: float) -> None:
-        """Copy the engine state into the torch buffers (reported joint positions include calibration error)."""
+        """Copy the engine state into the torch buffers."""
         b = self.backend
-        self.data.joint_pos.copy_(torch.from_numpy(b.qpos - b.calibration_offset))
-        self.data.joint_vel.copy_(torch.from_numpy(b.qvel))
-        self.data.body_pos_w.copy_(torch.from_numpy(b.frame_positions()))
+        self.data.joint_pos.torch.copy_(torch.from_numpy(b.qpos))
+        self.data.joint_vel.torch.copy_(torch.from_numpy(b.qvel))
+        self.data.body_pos_w.torch.copy_(torch.from_numpy(b.frame_positions()))
 
-    def set_joint_position_target(self, target: torch.Tensor, joint_ids: Sequence[int] | slice | None = None,
-                                  env_ids: torch.Tensor | None = None) -> None:
-        rows = slice(None) if env_ids is None else env_ids
-        cols = slice(None) if joint_ids is None else joint_ids
-        if isinstance(rows, torch.Tensor) and not isinstance(cols, slice):
-            self.data.joint_pos_target[rows[:, None], torch.as_tensor(cols)] = target
-        else:
-            self.data.joint_pos_target[rows, cols] = target
+    def reset(self, env_ids: Ids = None) -> None:
+        pass
+
+    def _rows_cols(self, env_ids: Ids, ids: Ids, count: int) -> tuple[np.ndarray, np.ndarray]:
+        return index_array(env_ids, self.num_instances), index_array(ids, count)
+
+    def _write(self, buffer: TorchArray, values: Any, env_ids: Ids, ids: Ids, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Store partial ``values`` into ``buffer`` at (env_ids, ids); return the numpy indices for the backend."""
+        rows, cols = self._rows_cols(env_ids, ids, count)
+        value = torch.as_tensor(values, dtype=torch.float32, device=self.device)
+        buffer.torch[torch.from_numpy(rows)[:, None], torch.from_numpy(cols)] = value.expand(len(rows), len(cols))
+        return rows, cols
+
+    def set_joint_position_target_index(self, *, target: torch.Tensor, joint_ids: Ids = None,
+                                        env_ids: Ids = None) -> None:
+        """Servo setpoints (held in the data until ``write_data_to_sim``)."""
+        if env_ids is None:  # the action term's every-step call: one indexed copy
+            self.data.joint_pos_target.torch[:, slice(None) if joint_ids is None else joint_ids] = target
+            return
+        self._write(self.data.joint_pos_target, target, env_ids, joint_ids, self.num_joints)
 
     def write_data_to_sim(self) -> None:
         """Push servo targets and the held friction torque into the engine."""
-        self.backend.set_targets(self.data.joint_pos_target.cpu().numpy())
+        self.backend.set_targets(self.data.joint_pos_target.torch.cpu().numpy())
         self.backend.apply_joint_friction()
 
-    def write_joint_state_to_sim(self, position: torch.Tensor, velocity: torch.Tensor,
-                                 joint_ids: Sequence[int] | slice | None = None,
-                                 env_ids: torch.Tensor | None = None) -> None:
-        ids = self._ids(env_ids)
-        qpos = self.data.joint_pos[ids].clone()
-        qvel = self.data.joint_vel[ids].clone()
-        cols = slice(None) if joint_ids is None else joint_ids
-        qpos[:, cols] = position
-        qvel[:, cols] = velocity
-        self.backend.write_joint_state(ids, qpos.cpu().double().numpy(), qvel.cpu().double().numpy())
-        self.data.joint_pos[ids] = qpos
-        self.data.joint_vel[ids] = qvel
-        self.data.body_pos_w[ids] = torch.from_numpy(self.backend.frame_positions()[ids]).float()
+    def write_joint_position_to_sim_index(self, *, position: torch.Tensor, joint_ids: Ids = None,
+                                          env_ids: Ids = None) -> None:
+        rows, _ = self._write(self.data.joint_pos, position, env_ids, joint_ids, self.num_joints)
+        self._teleport(rows)
 
-    # ------------------------------------------------------------------ engine-facing parameter writers
-    # Each maps to one PhysX call in Isaac Lab (named in the docstring) and one backend call here.
-    def set_masses(self, masses: torch.Tensor, body_ids: Sequence[int], env_ids: torch.Tensor | None = None) -> None:
-        """PhysX: ``root_physx_view.set_masses``."""
-        self.backend.set_masses(self._ids(env_ids), np.asarray(body_ids), masses.cpu().double().numpy())
+    def write_joint_velocity_to_sim_index(self, *, velocity: torch.Tensor, joint_ids: Ids = None,
+                                          env_ids: Ids = None) -> None:
+        rows, _ = self._write(self.data.joint_vel, velocity, env_ids, joint_ids, self.num_joints)
+        self._teleport(rows)
 
-    def write_joint_stiffness_and_damping_to_sim(self, stiffness: torch.Tensor, damping: torch.Tensor,
-                                                 joint_ids: Sequence[int], env_ids: torch.Tensor | None = None) -> None:
-        """PhysX: ``write_joint_stiffness_to_sim`` + ``write_joint_damping_to_sim`` (the servo's kp, kv)."""
-        self.backend.set_gains(self._ids(env_ids), np.asarray(joint_ids), stiffness.cpu().double().numpy(),
-                               damping.cpu().double().numpy())
+    def _teleport(self, rows: np.ndarray) -> None:
+        self.backend.write_joint_state(rows, self.data.joint_pos.torch[rows].double().numpy(),
+                                       self.data.joint_vel.torch[rows].double().numpy())
+        self.data.body_pos_w.torch[rows] = torch.from_numpy(self.backend.frame_positions()[rows]).float()
 
-    def write_joint_armature_to_sim(self, armature: torch.Tensor, joint_ids: Sequence[int],
-                                    env_ids: torch.Tensor | None = None) -> None:
-        self.backend.set_armature(self._ids(env_ids), np.asarray(joint_ids), armature.cpu().double().numpy())
+    # ------------------------------------------------------------------ engine parameters (Isaac Lab 3's writers)
+    def write_joint_stiffness_to_sim_index(self, *, stiffness: Any, joint_ids: Ids = None, env_ids: Ids = None) -> None:
+        """The servo's position gain kp (N m/rad)."""
+        rows, cols = self._write(self.data.joint_stiffness, stiffness, env_ids, joint_ids, self.num_joints)
+        self.backend.set_gains(rows, cols, self.data.joint_stiffness.torch[rows][:, cols].double().numpy(),
+                               self.data.joint_damping.torch[rows][:, cols].double().numpy())
 
-    def write_joint_viscous_friction_coefficient_to_sim(self, damping: torch.Tensor, joint_ids: Sequence[int],
-                                                        env_ids: torch.Tensor | None = None) -> None:
-        """Passive joint damping (N m s/rad)."""
-        self.backend.set_damping(self._ids(env_ids), np.asarray(joint_ids), damping.cpu().double().numpy())
+    def write_joint_damping_to_sim_index(self, *, damping: Any, joint_ids: Ids = None, env_ids: Ids = None) -> None:
+        """The servo's velocity gain kv (N m s/rad)."""
+        rows, cols = self._write(self.data.joint_damping, damping, env_ids, joint_ids, self.num_joints)
+        self.backend.set_gains(rows, cols, self.data.joint_stiffness.torch[rows][:, cols].double().numpy(),
+                               self.data.joint_damping.torch[rows][:, cols].double().numpy())
 
-    def write_joint_friction_coefficient_to_sim(self, friction: torch.Tensor, joint_ids: Sequence[int],
-                                                env_ids: torch.Tensor | None = None) -> None:
-        """Coulomb joint friction (N m)."""
-        self.backend.set_friction(self._ids(env_ids), np.asarray(joint_ids), friction.cpu().double().numpy())
+    def write_joint_armature_to_sim_index(self, *, armature: Any, joint_ids: Ids = None, env_ids: Ids = None) -> None:
+        rows, cols = self._write(self.data.joint_armature, armature, env_ids, joint_ids, self.num_joints)
+        self.backend.set_armature(rows, cols, self.data.joint_armature.torch[rows][:, cols].double().numpy())
 
-    def write_joint_calibration_offset_to_sim(self, offset: torch.Tensor, joint_ids: Sequence[int],
-                                              env_ids: torch.Tensor | None = None) -> None:
-        """Servo zero error: the joint settles at target + offset and reads position - offset."""
-        self.backend.set_calibration_offset(self._ids(env_ids), np.asarray(joint_ids), offset.cpu().double().numpy())
+    def write_joint_friction_coefficient_to_sim_index(self, *, joint_friction_coeff: Any,
+                                                      joint_dynamic_friction_coeff: Any = None,
+                                                      joint_viscous_friction_coeff: Any = None,
+                                                      joint_ids: Ids = None, env_ids: Ids = None) -> None:
+        """Coulomb friction (N m, as Newton reads it) and, if given, passive viscous damping (N m s/rad)."""
+        if joint_dynamic_friction_coeff is not None:
+            raise ValueError("the embedded runtime has no dynamic joint friction (Newton neither): leave it None")
+        rows, cols = self._write(self.data.joint_friction_coeff, joint_friction_coeff, env_ids, joint_ids,
+                                 self.num_joints)
+        self.backend.set_friction(rows, cols, self.data.joint_friction_coeff.torch[rows][:, cols].double().numpy())
+        if joint_viscous_friction_coeff is not None:
+            self.write_joint_viscous_friction_coefficient_to_sim_index(
+                joint_viscous_friction_coeff=joint_viscous_friction_coeff, joint_ids=joint_ids, env_ids=env_ids)
 
-    def _ids(self, env_ids: torch.Tensor | None) -> np.ndarray:
-        return self._all if env_ids is None else env_ids.cpu().numpy()
+    def write_joint_viscous_friction_coefficient_to_sim_index(self, *, joint_viscous_friction_coeff: Any,
+                                                              joint_ids: Ids = None, env_ids: Ids = None) -> None:
+        rows, cols = self._write(self.data.joint_viscous_friction_coeff, joint_viscous_friction_coeff, env_ids,
+                                 joint_ids, self.num_joints)
+        self.backend.set_damping(rows, cols, self.data.joint_viscous_friction_coeff.torch[rows][:, cols].double().numpy())
+
+    def set_masses_index(self, *, masses: Any, body_ids: Ids = None, env_ids: Ids = None) -> None:
+        """Body masses (kg). As in Isaac Lab 3 the inertia is left alone: set it with ``set_inertias_index``."""
+        rows, cols = self._write(self.data.body_mass, masses, env_ids, body_ids, self.num_bodies)
+        self.backend.set_masses(rows, self._massive(cols), self.data.body_mass.torch[rows][:, cols].double().numpy())
+
+    def set_inertias_index(self, *, inertias: Any, body_ids: Ids = None, env_ids: Ids = None) -> None:
+        """Body inertia tensors (N, B, 9, row-major, about the centre of mass in the body's inertia frame).
+
+        MuJoCo stores the principal moments only: the off-diagonal terms must be zero.
+        """
+        rows, cols = self._rows_cols(env_ids, body_ids, self.num_bodies)
+        value = torch.as_tensor(inertias, dtype=torch.float32).reshape(len(rows), len(cols), 9)
+        if bool((value[..., [1, 2, 3, 5, 6, 7]].abs() > 1e-12).any()):
+            raise ValueError("the embedded runtime takes principal inertias: the off-diagonal terms must be zero")
+        self.data.body_inertia.torch[torch.from_numpy(rows)[:, None], torch.from_numpy(cols)] = value
+        self.backend.set_inertias(rows, self._massive(cols), value[..., [0, 4, 8]].double().numpy())
+
+    def _massive(self, cols: np.ndarray) -> np.ndarray:
+        frames = [self.body_names[c] for c in cols if c >= self.backend.num_mass_bodies]
+        if frames:
+            raise ValueError(f"{frames} are frames welded to a link (no mass of their own here); "
+                             f"randomize the links: {self.body_names[:self.backend.num_mass_bodies]}")
+        return cols

@@ -1,8 +1,8 @@
 """The subset of Isaac Lab's configuration classes that RoArm tasks use, under the same names and fields.
 
-Used only when ``isaaclab`` cannot be imported (see ``roarm_lab.compat``). A test parses Isaac Lab's
-source (the ``isaaclab`` wheel) and checks that every class and field declared here exists there, so a
-task written against these classes is a valid Isaac Lab task.
+Used when the embedded runtime is selected (see ``roarm_lab.compat``). The names and fields are Isaac Lab
+3.0's; a test parses Isaac Lab's source and checks that every class and field declared here exists there,
+so a task written against these classes is a valid Isaac Lab task.
 """
 
 from __future__ import annotations
@@ -57,10 +57,6 @@ class GaussianNoiseCfg(NoiseCfg):
     std: float = 1.0
 
 
-AdditiveUniformNoiseCfg = UniformNoiseCfg
-AdditiveGaussianNoiseCfg = GaussianNoiseCfg
-
-
 # ----------------------------------------------------------------------------- manager terms
 @configclass
 class ManagerTermBaseCfg:
@@ -96,6 +92,8 @@ class EventTermCfg(ManagerTermBaseCfg):
     mode: str = MISSING
     """"startup" (once, at construction), "reset" (every reset) or "interval"."""
     interval_range_s: tuple[float, float] | None = None
+    is_global_time: bool = False
+    min_step_count_between_reset: int = 0
 
 
 @configclass
@@ -119,34 +117,63 @@ class CommandTermCfg:
 
 # ----------------------------------------------------------------------------- assets and scene
 @configclass
-class UrdfFileCfg:
-    asset_path: str = MISSING
-    fix_base: bool = True
-    merge_fixed_joints: bool = False
+class UsdFileCfg:
+    """Isaac Lab spawns the arm from this USD file; the embedded runtime builds the same arm from the URDF."""
+
+    usd_path: str = MISSING
+
+
+@configclass
+class PreviewSurfaceCfg:
+    diffuse_color: tuple[float, float, float] = (0.18, 0.18, 0.18)
+
+
+@configclass
+class CollisionPropertiesCfg:
+    collision_enabled: bool | None = None
+
+
+@configclass
+class CuboidCfg:
+    size: tuple[float, float, float] = MISSING
+    collision_props: CollisionPropertiesCfg | None = None
+    visual_material: PreviewSurfaceCfg | None = None
 
 
 @configclass
 class ImplicitActuatorCfg:
+    """Isaac Lab 3's implicit (simulator-side) PD drive: the embedded runtime writes these into MuJoCo."""
+
     joint_names_expr: list[str] = MISSING
-    effort_limit_sim: dict[str, float] | float | None = None
-    velocity_limit_sim: dict[str, float] | float | None = None
+    joint_effort_limit: dict[str, float] | float | None = None
+    joint_velocity_limit: dict[str, float] | float | None = None
     stiffness: dict[str, float] | float | None = MISSING
     damping: dict[str, float] | float | None = MISSING
     armature: dict[str, float] | float | None = None
     friction: dict[str, float] | float | None = None
+    viscous_friction: dict[str, float] | float | None = None
 
 
 @configclass
-class ArticulationCfg:
+class AssetBaseCfg:
     @configclass
     class InitialStateCfg:
         pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
-        rot: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+        rot: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+        """Quaternion (x, y, z, w), Isaac Lab 3's order."""
+
+    prim_path: str = MISSING
+    spawn: Any = None
+    init_state: InitialStateCfg = InitialStateCfg()
+
+
+@configclass
+class ArticulationCfg(AssetBaseCfg):
+    @configclass
+    class InitialStateCfg(AssetBaseCfg.InitialStateCfg):
         joint_pos: dict[str, float] = {".*": 0.0}
         joint_vel: dict[str, float] = {".*": 0.0}
 
-    prim_path: str = MISSING
-    spawn: UrdfFileCfg | None = None
     init_state: InitialStateCfg = InitialStateCfg()
     actuators: dict[str, ImplicitActuatorCfg] = MISSING
     soft_joint_pos_limit_factor: float = 1.0
@@ -160,10 +187,20 @@ class InteractiveSceneCfg:
 
 
 @configclass
+class MujocoCpuPhysicsCfg:
+    """The embedded runtime's engine: MuJoCo's C engine on ``nthread`` native threads (0: one per core)."""
+
+    backend: str = "mujoco-cpu"
+    nthread: int = 0
+
+
+@configclass
 class SimulationCfg:
     dt: float = 1.0 / 60.0
     device: str = "cpu"
     render_interval: int = 1
+    physics: Any = None
+    """The physics backend's settings (Isaac Lab: a ``PhysicsCfg`` or preset; here ``MujocoCpuPhysicsCfg``)."""
 
 
 @configclass
@@ -181,3 +218,5 @@ class ManagerBasedRLEnvCfg:
     terminations: object = MISSING
     curriculum: object | None = None
     commands: object | None = None
+    compute_final_obs: bool = False
+    """Put the observations of the step that ended an episode, before its reset, in ``extras["final_obs"]``."""

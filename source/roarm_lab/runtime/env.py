@@ -1,8 +1,9 @@
 """``ManagerBasedRLEnv`` of the embedded runtime: Isaac Lab's step loop over a MuJoCo backend.
 
-The loop follows Isaac Lab's: process the action; apply it and step physics ``decimation`` times;
-update the scene; terminations, rewards, partial resets (curriculum, scene, events, managers); commands
-and interval events; observations. Diverged simulations (NaN, MuJoCo's bad-state reset) are reset with
+The loop follows Isaac Lab 3's: process the action; apply it and step physics ``decimation`` times (in one
+native call: ``_physics_handles_decimation``, as Isaac Lab says of backends that do this); update the scene;
+terminations, rewards, the final observations of ending episodes (``compute_final_obs``), partial resets
+(curriculum, events, managers); commands (metrics, resampling) and interval events; observations. Diverged simulations (NaN, MuJoCo's bad-state reset) are reset with
 their episode and counted in ``extras["log"]["Episode_Termination/sim_diverged"]``; they never stop a run.
 """
 
@@ -18,6 +19,7 @@ import torch
 
 from roarm_lab.runtime.articulation import Articulation
 from roarm_lab.runtime.backends import make_backend
+from roarm_lab.runtime.cfg import MujocoCpuPhysicsCfg
 from roarm_lab.runtime.configclass import missing_fields
 from roarm_lab.runtime.managers import (ActionManager, CommandManager, CurriculumManager, EventManager,
                                         ObservationManager, RewardManager, TerminationManager)
@@ -50,13 +52,40 @@ def _resolve_joint_values(spec: dict[str, float], names: list[str]) -> list[floa
     return values
 
 
+def apply_actuator_cfg(robot: Articulation, actuators: dict[str, Any]) -> None:
+    """Write the scene's actuator config (gains, armature, friction, damping) into the engine, as Isaac Lab does
+    at start-up: an override of ``env.scene.robot.actuators`` acts on both runtimes."""
+    names = robot.joint_names
+    for group in actuators.values():
+        ids, _ = robot.find_joints(group.joint_names_expr)
+        picked = [names[i] for i in ids]
+
+        def values(spec: Any) -> torch.Tensor | None:
+            if spec is None:
+                return None
+            spec = spec if isinstance(spec, dict) else {".*": spec}
+            return torch.tensor([_resolve_joint_values(spec, picked)])
+
+        for field, write in (("stiffness", lambda v: robot.write_joint_stiffness_to_sim_index(stiffness=v, joint_ids=ids)),
+                             ("damping", lambda v: robot.write_joint_damping_to_sim_index(damping=v, joint_ids=ids)),
+                             ("armature", lambda v: robot.write_joint_armature_to_sim_index(armature=v, joint_ids=ids)),
+                             ("friction", lambda v: robot.write_joint_friction_coefficient_to_sim_index(
+                                 joint_friction_coeff=v, joint_ids=ids)),
+                             ("viscous_friction", lambda v: robot.write_joint_viscous_friction_coefficient_to_sim_index(
+                                 joint_viscous_friction_coeff=v, joint_ids=ids)),
+                             ("joint_effort_limit", lambda v: robot.backend.set_effort_limits(
+                                 np.asarray(ids), v[0].double().numpy()))):
+            value = values(getattr(group, field, None))
+            if value is not None:
+                write(value.expand(robot.num_instances, len(ids)))
+
+
 class ManagerBasedRLEnv(gym.Env):
     """A vectorized RL environment built from a manager-based configuration."""
 
     is_vector_env = True
 
-    def __init__(self, cfg: Any, render_mode: str | None = None, physics_backend: str = "mujoco-cpu",
-                 num_threads: int = 0, **kwargs: Any):
+    def __init__(self, cfg: Any, render_mode: str | None = None, num_threads: int | None = None, **kwargs: Any):
         missing = missing_fields(cfg)
         if missing:
             raise ValueError(f"the environment config leaves these fields MISSING: {missing}")
@@ -66,19 +95,24 @@ class ManagerBasedRLEnv(gym.Env):
         self.device = cfg.sim.device
         self.physics_dt = float(cfg.sim.dt)
         self.step_dt = self.physics_dt * cfg.decimation
-        self.action_apply_dt = self.step_dt
-        """Time between ``apply_action`` calls: one per control step (Isaac Lab: one per physics step)."""
+        self._physics_handles_decimation = True
+        """``apply_action`` runs once per control step, all substeps in one engine call (read by the action term)."""
         self.max_episode_length_s = float(cfg.episode_length_s)
         self.max_episode_length = math.ceil(self.max_episode_length_s / self.step_dt)
         if cfg.seed is not None:
             self.seed(cfg.seed)
 
-        self.sim = make_backend(physics_backend, num_envs=self.num_envs, physics_dt=self.physics_dt,
-                                nthread=num_threads)
+        physics = cfg.sim.physics if cfg.sim.physics is not None else MujocoCpuPhysicsCfg()
+        if not isinstance(physics, MujocoCpuPhysicsCfg):
+            raise ValueError(f"env.sim.physics is a {type(physics).__name__}: the embedded runtime runs MuJoCo on the "
+                             "CPU (MujocoCpuPhysicsCfg); Isaac Lab's backends need --runtime isaaclab")
+        self.sim = make_backend(physics.backend, num_envs=self.num_envs, physics_dt=self.physics_dt,
+                                nthread=physics.nthread if num_threads is None else num_threads)
         robot_cfg = cfg.scene.robot
         robot = Articulation(self.sim, self.device,
                              _resolve_joint_values(robot_cfg.init_state.joint_pos, self.sim.joint_names),
-                             robot_cfg.init_state.pos)
+                             robot_cfg.init_state.pos, self.sim.velocity_limits)
+        apply_actuator_cfg(robot, robot_cfg.actuators)
         self.scene = InteractiveScene({"robot": robot}, self.num_envs, self.device)
 
         self.episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
@@ -94,7 +128,7 @@ class ManagerBasedRLEnv(gym.Env):
         self.termination_manager = TerminationManager(cfg.terminations, self)
         self.reward_manager = RewardManager(cfg.rewards, self)
         self.curriculum_manager = CurriculumManager(cfg.curriculum, self)
-        self.event_manager.apply("startup")
+        self.event_manager.apply("startup")  # env_ids None: every environment
 
         n_obs = self.observation_manager.group_obs_dim["policy"][0]
         self.single_observation_space = gym.spaces.Dict(
@@ -139,7 +173,6 @@ class ManagerBasedRLEnv(gym.Env):
         robot.write_data_to_sim()
         diverged = torch.from_numpy(self.sim.step(self.cfg.decimation)).to(self.device)
         robot.update(self.step_dt)
-        self.command_manager.update_metrics()
 
         self.episode_length_buf += 1
         self.common_step_counter += 1
@@ -148,9 +181,10 @@ class ManagerBasedRLEnv(gym.Env):
         self.reset_buf = reset_terminated | self.termination_manager.time_outs
         reward = self.reward_manager.compute(dt=self.step_dt)
 
-        self.extras["log"] = {}
         reset_ids = self.reset_buf.nonzero(as_tuple=False).flatten()
         if len(reset_ids) > 0:
+            if self.cfg.compute_final_obs:
+                self.extras["final_obs"] = self.observation_manager.compute()
             self._reset_idx(reset_ids)
             n_div = int(diverged.sum())
             self.sim_diverged_count += n_div
@@ -162,12 +196,10 @@ class ManagerBasedRLEnv(gym.Env):
         return self.obs_buf, reward, reset_terminated, self.extras["time_outs"], self.extras
 
     def _reset_idx(self, env_ids: torch.Tensor) -> None:
+        """Isaac Lab's order: curriculum, reset events (they place the robot), then each manager's reset."""
         self.curriculum_manager.compute(env_ids)
-        robot = self.scene["robot"]
-        robot.write_joint_state_to_sim(robot.data.default_joint_pos[env_ids], robot.data.default_joint_vel[env_ids],
-                                       env_ids=env_ids)
         self.event_manager.apply("reset", env_ids)
-        log = self.extras.setdefault("log", {})
+        self.extras["log"] = log = {}
         for manager in (self.observation_manager, self.action_manager, self.reward_manager, self.curriculum_manager,
                         self.command_manager, self.event_manager, self.termination_manager):
             log.update(manager.reset(env_ids))

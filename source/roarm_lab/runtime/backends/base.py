@@ -20,9 +20,10 @@ class PhysicsBackend(ABC):
     body_names: list[str]
     qpos: np.ndarray
     qvel: np.ndarray
-    calibration_offset: np.ndarray
     joint_limits: np.ndarray
-    default_mass: np.ndarray
+    velocity_limits: np.ndarray
+    num_mass_bodies: int
+    """The first ``num_mass_bodies`` of ``body_names`` have mass; the rest are frames (``hand_tcp``)."""
     default_armature: np.ndarray
     default_damping: np.ndarray
     default_kp: np.ndarray
@@ -46,7 +47,21 @@ class PhysicsBackend(ABC):
     def apply_joint_friction(self) -> None: ...
 
     @abstractmethod
+    def body_mass(self) -> np.ndarray:
+        """Nominal masses of ``body_names`` (frames: 0)."""
+
+    @abstractmethod
+    def body_inertia_diag(self) -> np.ndarray:
+        """Nominal principal inertias of ``body_names``, (nbody, 3) (frames: 0)."""
+
+    @abstractmethod
     def set_masses(self, env_ids: np.ndarray, body_ids: np.ndarray, masses: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def set_inertias(self, env_ids: np.ndarray, body_ids: np.ndarray, inertia_diag: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def set_effort_limits(self, joint_ids: np.ndarray, limits: np.ndarray) -> None: ...
 
     @abstractmethod
     def set_gains(self, env_ids: np.ndarray, joint_ids: np.ndarray, kp: np.ndarray, kv: np.ndarray) -> None: ...
@@ -59,6 +74,3 @@ class PhysicsBackend(ABC):
 
     @abstractmethod
     def set_friction(self, env_ids: np.ndarray, joint_ids: np.ndarray, friction: np.ndarray) -> None: ...
-
-    @abstractmethod
-    def set_calibration_offset(self, env_ids: np.ndarray, joint_ids: np.ndarray, offset: np.ndarray) -> None: ...

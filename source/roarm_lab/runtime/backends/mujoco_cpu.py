@@ -1,7 +1,7 @@
 """The MuJoCo C engine stepping every environment in native threads (``mujoco.batch.Batch``).
 
-One ``MjModel`` is compiled; the fields that domain randomization changes (masses, armature, passive
-damping, servo gains and calibration offsets) are expanded per simulation, so each environment has its
+One ``MjModel`` is compiled; the fields that domain randomization changes (masses, inertias, armature,
+passive damping and servo gains) are expanded per simulation, so each environment has its
 own physical parameters without one Python object per environment. State lives in the batch's rows and
 is exposed as numpy views; the articulation copies it into torch tensors once per control step.
 """
@@ -40,6 +40,7 @@ class MujocoCpuBackend(PhysicsBackend):
         self.joint_names = [m.joint(i).name for i in range(m.njnt)]
         bodies = [m.body(i).name for i in range(1, m.nbody)]
         self.body_names = bodies + [TCP_FRAME]
+        self.num_mass_bodies = len(bodies)
         self._tcp_site = m.site(TCP_FRAME).id
         self.qpos = self.batch.bind("qpos")
         self.qvel = self.batch.bind("qvel")
@@ -53,7 +54,6 @@ class MujocoCpuBackend(PhysicsBackend):
         self._friction_eps = friction_velocity_eps
         nj = m.njnt
         self.friction = np.tile(np.array([j.friction for j in JOINTS]), (num_envs, 1))
-        self.calibration_offset = np.zeros((num_envs, nj))
         # per-simulation copies of the fields randomization writes
         self._mass = self.batch.expand("body_mass")
         self._inertia = self.batch.expand("body_inertia")
@@ -61,14 +61,13 @@ class MujocoCpuBackend(PhysicsBackend):
         self._damping = self.batch.expand("dof_damping")
         self._gainprm = self.batch.expand("actuator_gainprm")
         self._biasprm = self.batch.expand("actuator_biasprm")
-        self.default_mass = m.body_mass[1:].copy()
-        self.default_inertia = m.body_inertia[1:].copy()
         self.default_armature = m.dof_armature.copy()
         self.default_damping = m.dof_damping.copy()
         self.default_kp = m.actuator_gainprm[:, 0].copy()
         self.default_kv = -m.actuator_biasprm[:, 2].copy()
         self.default_friction = self.friction[0].copy()
         self.joint_limits = m.jnt_range.copy()
+        self.velocity_limits = np.array([j.velocity for j in JOINTS])
         self.forward()
 
     # ------------------------------------------------------------------ stepping
@@ -106,13 +105,13 @@ class MujocoCpuBackend(PhysicsBackend):
         return np.concatenate([self._xpos[:, 1:], self._site_xpos[:, self._tcp_site: self._tcp_site + 1]], axis=1)
 
     def write_joint_state(self, env_ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
-        """Teleport joints; the reported position includes each env's calibration offset, so remove it."""
-        self.qpos[env_ids] = qpos + self.calibration_offset[env_ids]
+        """Teleport joints (positions and velocities of the given simulations) and recompute the kinematics."""
+        self.qpos[env_ids] = qpos
         self.qvel[env_ids] = qvel
         self.forward(env_ids)
 
     def set_targets(self, targets: np.ndarray) -> None:
-        """Servo targets in the reported (calibrated) joint frame, all envs, all joints."""
+        """Servo targets of every joint of every simulation."""
         self.ctrl[:] = targets
 
     def apply_joint_friction(self) -> None:
@@ -120,19 +119,29 @@ class MujocoCpuBackend(PhysicsBackend):
         np.multiply(-self.friction, np.tanh(self.qvel / self._friction_eps), out=self.qfrc_applied)
 
     # ------------------------------------------------------------------ per-environment parameters
+    def body_mass(self) -> np.ndarray:
+        return np.concatenate([self.model.body_mass[1:], np.zeros(len(self.body_names) - self.num_mass_bodies)])
+
+    def body_inertia_diag(self) -> np.ndarray:
+        return np.concatenate([self.model.body_inertia[1:],
+                               np.zeros((len(self.body_names) - self.num_mass_bodies, 3))])
+
     def set_masses(self, env_ids: np.ndarray, body_ids: np.ndarray, masses: np.ndarray) -> None:
-        """Body masses; inertias scale with them so the radius of gyration is kept."""
-        idx = np.ix_(env_ids, body_ids + 1)
-        ratio = masses / self._mass[idx]
-        self._mass[idx] = masses
-        self._inertia[idx] = self._inertia[idx] * ratio[..., None]
+        self._mass[np.ix_(env_ids, body_ids + 1)] = masses
+
+    def set_inertias(self, env_ids: np.ndarray, body_ids: np.ndarray, inertia_diag: np.ndarray) -> None:
+        """Principal moments (the body's inertia frame, as compiled, is unchanged)."""
+        self._inertia[np.ix_(env_ids, body_ids + 1)] = inertia_diag
+
+    def set_effort_limits(self, joint_ids: np.ndarray, limits: np.ndarray) -> None:
+        """Servo torque limits (N m), the same in every simulation (a model field, not expanded)."""
+        self.model.actuator_forcerange[joint_ids] = np.stack([-limits, limits], axis=-1)
 
     def set_gains(self, env_ids: np.ndarray, joint_ids: np.ndarray, kp: np.ndarray, kv: np.ndarray) -> None:
         idx = np.ix_(env_ids, joint_ids)
         self._gainprm[idx + (0,)] = kp
         self._biasprm[idx + (1,)] = -kp
         self._biasprm[idx + (2,)] = -kv
-        self._biasprm[idx + (0,)] = kp * self.calibration_offset[idx]
 
     def set_armature(self, env_ids: np.ndarray, joint_ids: np.ndarray, armature: np.ndarray) -> None:
         self._armature[np.ix_(env_ids, joint_ids)] = armature
@@ -142,24 +151,3 @@ class MujocoCpuBackend(PhysicsBackend):
 
     def set_friction(self, env_ids: np.ndarray, joint_ids: np.ndarray, friction: np.ndarray) -> None:
         self.friction[np.ix_(env_ids, joint_ids)] = friction
-
-    def set_calibration_offset(self, env_ids: np.ndarray, joint_ids: np.ndarray, offset: np.ndarray) -> None:
-        """A servo whose zero is off by ``offset``: it drives the joint to target + offset and reports q - offset.
-
-        Realised as a bias in the position actuator (``kp * offset``) and in the reported position.
-        """
-        idx = np.ix_(env_ids, joint_ids)
-        self.calibration_offset[idx] = offset
-        self._biasprm[idx + (0,)] = self._gainprm[idx + (0,)] * offset
-
-    def gains(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._gainprm[:, :, 0].copy(), -self._biasprm[:, :, 2].copy()
-
-    def masses(self) -> np.ndarray:
-        return self._mass[:, 1:].copy()
-
-    def armature(self) -> np.ndarray:
-        return self._armature.copy()
-
-    def damping(self) -> np.ndarray:
-        return self._damping.copy()

@@ -10,7 +10,9 @@ from roarm_lab.runtime.managers.base import iter_terms
 
 
 class CommandTerm:
-    """Base of command terms: owns the resampling timer and the per-episode metric sums."""
+    """Base of command terms, with Isaac Lab 3's timing: metrics are refreshed in ``compute`` (after the resets
+    of a step), each reset logs the mean of every ``self.metrics`` tensor over the reset environments and zeroes
+    it, then resamples."""
 
     def __init__(self, cfg: Any, env: Any):
         self.cfg = cfg
@@ -25,44 +27,41 @@ class CommandTerm:
     def command(self) -> torch.Tensor:
         raise NotImplementedError
 
-    def reset(self, env_ids: torch.Tensor) -> dict[str, float]:
-        extras = self._episode_metrics(env_ids)
+    def reset(self, env_ids: Any = None) -> dict[str, torch.Tensor]:
+        env_ids = slice(None) if env_ids is None else env_ids
+        extras = {}
+        for name, value in self.metrics.items():
+            extras[name] = torch.mean(value[env_ids])
+            value[env_ids] = 0.0
         self.command_counter[env_ids] = 0
         self._resample(env_ids)
         return extras
 
-    def update_metrics(self) -> None:
-        self._update_metrics()
-
     def compute(self, dt: float) -> None:
+        self._update_metrics()
         self.time_left -= dt
-        due = (self.time_left <= 0.0).nonzero(as_tuple=False).flatten()
+        due = (self.time_left <= 0.0).nonzero().flatten()
         if len(due) > 0:
-            self._on_segment_end(due)
             self._resample(due)
         self._update_command()
 
-    def _resample(self, env_ids: torch.Tensor) -> None:
-        lo, hi = self.cfg.resampling_time_range
-        self.time_left[env_ids] = torch.empty(len(env_ids), device=self.device).uniform_(lo, hi)
-        self.command_counter[env_ids] += 1
+    def _resample(self, env_ids: Any) -> None:
+        count = len(range(self.num_envs)[env_ids]) if isinstance(env_ids, slice) else len(env_ids)
+        if count == 0:
+            return
+        self.time_left[env_ids] = self.time_left[env_ids].uniform_(*self.cfg.resampling_time_range)
         self._resample_command(env_ids)
+        self.command_counter[env_ids] += 1
 
     # subclasses
-    def _resample_command(self, env_ids: torch.Tensor) -> None:
+    def _resample_command(self, env_ids: Any) -> None:
         raise NotImplementedError
 
     def _update_command(self) -> None:
-        pass
+        raise NotImplementedError
 
     def _update_metrics(self) -> None:
-        pass
-
-    def _on_segment_end(self, env_ids: torch.Tensor) -> None:
-        pass
-
-    def _episode_metrics(self, env_ids: torch.Tensor) -> dict[str, float]:
-        return {}
+        raise NotImplementedError
 
 
 class CommandManager:
@@ -83,17 +82,12 @@ class CommandManager:
     def get_command(self, name: str) -> torch.Tensor:
         return self.get_term(name).command
 
-    def update_metrics(self) -> None:
-        """Refresh the metrics from the new physics state (before resets, so episode metrics are final)."""
-        for term in self._terms.values():
-            term.update_metrics()
-
     def compute(self, dt: float) -> None:
         for term in self._terms.values():
             term.compute(dt)
 
-    def reset(self, env_ids: torch.Tensor) -> dict[str, float]:
-        extras: dict[str, float] = {}
+    def reset(self, env_ids: Any = None) -> dict[str, torch.Tensor]:
+        extras: dict[str, torch.Tensor] = {}
         for name, term in self._terms.items():
             for key, value in term.reset(env_ids).items():
                 extras[f"Metrics/{name}/{key}"] = value

@@ -41,9 +41,8 @@ class EventManager:
                     continue
                 left[ids] = self._sample_interval(term_cfg)[ids]
                 fn(self._env, ids, **term_cfg.params)
-            else:
-                ids = env_ids if env_ids is not None else torch.arange(self._env.num_envs, device=self._env.device)
-                fn(self._env, ids, **term_cfg.params)
+            else:  # as in Isaac Lab, a startup term gets env_ids=None (all environments)
+                fn(self._env, env_ids, **term_cfg.params)
 
     def reset(self, env_ids: torch.Tensor) -> dict[str, float]:
         return {}

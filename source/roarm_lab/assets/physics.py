@@ -1,0 +1,34 @@
+"""The arm's physics settings, stated once: the embedded MuJoCo model and Isaac Lab's Newton preset read them.
+
+On Isaac Lab, ``RoArmPhysicsCfg`` is a ``PresetCfg`` like Isaac Lab's own reach task: ``newton_mjwarp`` (the
+default: MuJoCo Warp through Newton, kitless, CPU or CUDA) and ``physx`` (inside Isaac Sim), chosen with
+``presets=physx`` on Isaac Lab's CLI or ``env.sim.physics=physx`` on this project's scripts. On the embedded
+runtime it is the MuJoCo CPU engine's config. The solver settings match ``mjcf.py``'s model so a policy moves
+the same arm on both (``docs/design.md`` lists what still differs).
+"""
+
+from __future__ import annotations
+
+from roarm_lab.assets.mjcf import CONE, INTEGRATOR, LINE_SEARCH_ITERATIONS, SOLVER, SOLVER_ITERATIONS
+from roarm_lab.compat import ISAACLAB, MJWarpSolverCfg, NewtonCfg, PhysxCfg, PresetCfg, configclass
+
+MAX_CONTACTS_PER_ENV = 32
+"""Box contacts of the forearm, wrist, hand and gripper against the table and the base (with margin)."""
+MAX_CONSTRAINT_ROWS_PER_ENV = 4 * MAX_CONTACTS_PER_ENV + 12
+"""Pyramidal contacts take 4 rows each; joint limits and friction losses 12 more."""
+
+if ISAACLAB:
+    @configclass
+    class RoArmPhysicsCfg(PresetCfg):
+        newton_mjwarp: NewtonCfg = NewtonCfg(
+            solver_cfg=MJWarpSolverCfg(
+                integrator=INTEGRATOR, cone=CONE, solver=SOLVER, iterations=SOLVER_ITERATIONS,
+                ls_iterations=LINE_SEARCH_ITERATIONS, njmax=MAX_CONSTRAINT_ROWS_PER_ENV,
+                nconmax=MAX_CONTACTS_PER_ENV, impratio=1.0),
+            num_substeps=1,
+            use_cuda_graph=True,
+        )
+        physx: PhysxCfg = PhysxCfg(bounce_threshold_velocity=0.2)
+        default: NewtonCfg = newton_mjwarp
+else:
+    from roarm_lab.runtime.cfg import MujocoCpuPhysicsCfg as RoArmPhysicsCfg  # noqa: F401
