@@ -16,15 +16,15 @@ import torch
 import yaml
 from tensordict import TensorDict
 
-from roarm_lab.registry import make_env, task_spec
 from roarm_lab.rl.checkpoints import CheckpointError, check_compatible, load_checkpoint
-from roarm_lab.rl.cli import load_task_configs, parse_with_defaults, relative
-from roarm_lab.rl.evaluate import evaluate, plot_errors
+from roarm_lab.rl.cli import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
+                              relative, set_device)
 from roarm_lab.rl.export import OnnxPolicy, export_policy
 from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.runner import RoArmRunner
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
+from roarm_lab.runtimes import RuntimeUnavailable
 from roarm_lab.utils.io import atomic_write_json
 
 
@@ -43,27 +43,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record-rollouts", metavar="DIR", help="write one .npz per episode and meta.json here")
     p.add_argument("--physics_threads", type=int)
     p.add_argument("--no-progress", action="store_true")
+    add_runtime_arg(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args, overrides = parse_with_defaults(build_parser(), "play", argv)
     try:
+        runtime = choose_runtime(args)
+        from roarm_lab.registry import make_env, task_spec
+
         task_spec(args.task)
         env_cfg, agent_cfg, applied = load_task_configs(args.task, overrides)
+        set_device(env_cfg, None, args.device)
         checkpoint = load_checkpoint(args.checkpoint)
-    except (OverrideError, CheckpointError, ValueError) as err:
+    except (OverrideError, CheckpointError, ValueError, RuntimeUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from roarm_lab.rl.evaluate import evaluate, plot_errors
     from roarm_lab.tasks.reach.reach_env_cfg import configure_for_evaluation
 
     configure_for_evaluation(env_cfg, randomize=args.randomize)
     env_cfg.scene.num_envs = min(args.num_envs, args.episodes)
     env_cfg.seed = args.seed
-    env_cfg.sim.device = "cpu"
+    if args.physics_threads is not None and runtime == "embedded":
+        env_cfg.sim.physics.nthread = args.physics_threads
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    env = make_env(args.task, env_cfg, num_threads=args.physics_threads)
+    env = make_env(args.task, env_cfg)
     vec_env = RslRlVecEnvWrapper(env)
     try:
         check_compatible(checkpoint, args.checkpoint, args.task, int(env.observation_manager.group_obs_dim["policy"][0]),
@@ -95,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     record = Path(args.record_rollouts) if args.record_rollouts else None
     metrics, traces = evaluate(env, policy, args.episodes, record_dir=record, task=args.task,
                                show_progress=not args.no_progress)
-    metrics.update({"task": args.task, "checkpoint": str(Path(args.checkpoint)), "randomize": args.randomize,
+    metrics.update({"task": args.task, "runtime": runtime, "physics": physics_name(env_cfg), "device": env_cfg.sim.device,
+                    "checkpoint": str(Path(args.checkpoint)), "randomize": args.randomize,
                     "policy": args.policy, "seed": args.seed, "overrides": applied})
     suffix = "_randomized" if args.randomize else ""
     atomic_write_json(export_dir / f"metrics{suffix}.json", metrics)

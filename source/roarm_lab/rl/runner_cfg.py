@@ -72,7 +72,7 @@ def to_rsl_rl_dict(cfg: Any) -> dict[str, Any]:
     Isaac Lab's classes carry fields rsl_rl 5 no longer reads (``stochastic``, ``init_noise_std``, ...,
     left MISSING); ``isaaclab_rl`` clears them the way its own ``train`` does.
     """
-    if type(cfg).__module__.startswith("isaaclab_rl"):
+    if any(base.__module__.startswith("isaaclab_rl") for base in type(cfg).__mro__):
         import importlib.metadata
 
         from isaaclab_rl.rsl_rl.utils import handle_deprecated_rsl_rl_cfg

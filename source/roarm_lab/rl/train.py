@@ -1,4 +1,4 @@
-"""Train a RoArm task with rsl_rl PPO on the embedded runtime (``scripts/train.py`` calls ``main``)."""
+"""Train a RoArm task with rsl_rl PPO on either runtime (``scripts/train.py`` calls ``main``)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import numpy as np
 import torch
 import yaml
 
-from roarm_lab.registry import make_env
 from roarm_lab.rl.checkpoints import CheckpointError, latest_checkpoint, latest_run_dir, load_checkpoint
-from roarm_lab.rl.cli import load_task_configs, parse_with_defaults, relative
+from roarm_lab.rl.cli import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
+                              relative, set_device)
 from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.runner import RoArmRunner
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 from roarm_lab.runtime.configclass import to_dict
+from roarm_lab.runtimes import RuntimeUnavailable
 from roarm_lab.utils.io import atomic_write_json, atomic_write_text
 from roarm_lab.utils.provenance import config_hash, git_hash
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log_root", help="root of the run folders")
     p.add_argument("--physics_threads", type=int, help="MuJoCo threads (0 = all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
+    add_runtime_arg(p)
     return p
 
 
@@ -56,19 +58,23 @@ def _resume_point(arg: str, experiment_dir: Path) -> tuple[Path, Path]:
 def main(argv: list[str] | None = None) -> int:
     args, overrides = parse_with_defaults(build_parser(), "train", argv)
     try:
+        runtime = choose_runtime(args)
         env_cfg, agent_cfg, applied = load_task_configs(args.task, overrides)
-    except (OverrideError, ValueError) as err:
+        set_device(env_cfg, agent_cfg, args.device)
+    except (OverrideError, ValueError, RuntimeUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from roarm_lab.registry import make_env
+
     if args.num_envs:
         env_cfg.scene.num_envs = args.num_envs
     if args.max_iterations:
         agent_cfg.max_iterations = args.max_iterations
     agent_cfg.seed = args.seed
-    agent_cfg.device = args.device
     agent_cfg.run_name = args.run_name or agent_cfg.run_name
     env_cfg.seed = args.seed
-    env_cfg.sim.device = "cpu"  # the MuJoCo CPU backend keeps state on the host
+    if args.physics_threads is not None and runtime == "embedded":
+        env_cfg.sim.physics.nthread = args.physics_threads
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
 
@@ -86,16 +92,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    env = make_env(args.task, env_cfg, num_threads=args.physics_threads)
+    env = make_env(args.task, env_cfg)
     vec_env = RslRlVecEnvWrapper(env)
     env_hash, agent_hash = config_hash(env_cfg), config_hash(agent_cfg)
     atomic_write_text(run_dir / "env.yaml", yaml.safe_dump(to_dict(env_cfg), sort_keys=False))
-    atomic_write_text(run_dir / "agent.yaml", yaml.safe_dump(to_dict(agent_cfg), sort_keys=False))
+    train_cfg = to_rsl_rl_dict(agent_cfg)  # what rsl_rl is given is what the run folder records
+    atomic_write_text(run_dir / "agent.yaml", yaml.safe_dump(to_dict(train_cfg), sort_keys=False))
 
     total = agent_cfg.max_iterations
-    runner = RoArmRunner(vec_env, to_rsl_rl_dict(agent_cfg), log_dir=str(run_dir), device=args.device,
+    runner = RoArmRunner(vec_env, train_cfg, log_dir=str(run_dir), device=args.device,
                          total_iterations=total, show_progress=not args.no_progress,
-                         checkpoint_infos={"task": args.task, "env_cfg_hash": env_hash, "agent_cfg_hash": agent_hash})
+                         checkpoint_infos={"task": args.task, "runtime": runtime, "env_cfg_hash": env_hash,
+                                           "agent_cfg_hash": agent_hash})
     runner.add_git_repo_to_log(__file__)
     start = 0
     if checkpoint is not None:
@@ -104,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         runner.current_learning_iteration = start
         runner.logger.bar.n = start
         print(f"resuming {relative(run_dir)} from {ckpt_path.name} (iteration {start} of {total})")
-    print(f"training {args.task}: {env_cfg.scene.num_envs} envs, {total} iterations -> {relative(run_dir)}")
+    print(f"training {args.task} on {runtime} ({physics_name(env_cfg)}, {env_cfg.sim.device}): "
+          f"{env_cfg.scene.num_envs} envs, {total} iterations -> {relative(run_dir)}")
     if applied:
         print("overrides: " + ", ".join(applied))
 
@@ -113,13 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.time() - began
     final = latest_checkpoint(run_dir)
     info = {
-        "task": args.task, "git": git_hash(), "env_cfg_hash": env_hash, "agent_cfg_hash": agent_hash,
+        "task": args.task, "runtime": runtime, "physics": physics_name(env_cfg), "device": env_cfg.sim.device,
+        "git": git_hash(), "env_cfg_hash": env_hash, "agent_cfg_hash": agent_hash,
         "seed": args.seed, "num_envs": env_cfg.scene.num_envs, "iterations": total, "resumed_from": start or None,
         "wall_time_s": round(elapsed, 1), "final_checkpoint": final.name, "overrides": applied,
         "command": " ".join(sys.argv), "final_metrics": runner.logger.latest,
-        "sim_diverged_resets": env.sim_diverged_count,
+        "sim_diverged_resets": getattr(env.unwrapped, "sim_diverged_count", None),
     }
     atomic_write_json(run_dir / "run.json", info)
     print(f"done in {elapsed / 60:.1f} min; checkpoint {relative(final)}")
-    print(f"evaluate: python scripts/play.py --task {args.task} --checkpoint {relative(final)}")
+    print(f"evaluate: python scripts/play.py --task {args.task} --checkpoint {relative(final)}"
+          + (" --runtime isaaclab" if runtime == "isaaclab" else ""))
     return 0

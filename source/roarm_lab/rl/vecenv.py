@@ -37,10 +37,14 @@ class RslRlVecEnvWrapper(VecEnv):
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         if self.clip_actions is not None:
             actions = torch.clamp(actions, -self.clip_actions, self.clip_actions)
-        obs, rew, terminated, truncated, extras = self.env.step(actions)
+        obs, rew, terminated, truncated, env_extras = self.env.step(actions)
         self._obs = TensorDict(obs, batch_size=[self.num_envs])
         dones = (terminated | truncated).to(dtype=torch.long)
-        extras["time_outs"] = truncated
+        # Isaac Lab writes extras["log"] only on the steps that reset something and leaves it there: hand it
+        # to rsl_rl once, so one episode's metrics are not averaged in again on every later step.
+        extras = {"time_outs": truncated}
+        if "log" in env_extras:
+            extras["log"] = env_extras.pop("log")
         return self._obs, rew, dones, extras
 
     def close(self) -> None:

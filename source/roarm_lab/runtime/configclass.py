@@ -82,8 +82,11 @@ def to_dict(obj: Any) -> Any:
         return f"{obj.__module__}:{obj.__qualname__}"
     if isinstance(obj, float) and obj != obj:
         return "nan"
-    if isinstance(obj, (int, float, str, bool, type(None))):
-        return obj
+    for kind in (bool, int, float, str):  # plain types: Isaac Lab uses str subclasses (ResolvableString)
+        if isinstance(obj, kind):
+            return kind(obj)
+    if obj is None:
+        return None
     return repr(obj)
 
 
