@@ -1,19 +1,29 @@
-"""Shared fixtures: small real environments of the embedded runtime."""
+"""Shared fixtures: small real environments of the task on the runtime this Python environment selects.
+
+In the project's default venv that is the embedded MuJoCo runtime; in the Isaac Lab venv (``.ci/run`` runs
+``tests/test_task_on_runtimes.py`` there too) it is Isaac Lab 3 on Newton, on the CPU.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from roarm_lab.compat import RUNTIME
 from roarm_lab.registry import load_cfg_from_registry, make_env
+from roarm_lab.rl.cli import load_task_configs, set_device
 
 TASK = "RoArm-Reach-v0"
 
 
 def reach_cfg(num_envs: int = 8, seed: int = 0):
-    cfg = load_cfg_from_registry(TASK, "env_cfg_entry_point")
+    """The task's config as the scripts build it (presets resolved on Isaac Lab), small, on the CPU."""
+    cfg, _, _ = load_task_configs(TASK, [])
+    set_device(cfg, None, "cpu")
     cfg.scene.num_envs = num_envs
     cfg.seed = seed
+    if RUNTIME == "embedded":
+        cfg.sim.physics.nthread = 1
     return cfg
 
 
@@ -22,10 +32,13 @@ def make_reach_env():
     envs = []
 
     def factory(num_envs: int = 8, seed: int = 0, edit=None):
+        """A new env; the previous ones of the test are closed first (Isaac Lab allows one simulation at a time)."""
+        while envs:
+            envs.pop().close()
         cfg = reach_cfg(num_envs, seed)
         if edit is not None:
             edit(cfg)
-        env = make_env(TASK, cfg, num_threads=1)
+        env = make_env(TASK, cfg)
         envs.append(env)
         return env
 
@@ -42,9 +55,7 @@ def export_dir(tmp_path_factory):
     from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
     from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 
-    cfg = load_cfg_from_registry(TASK, "env_cfg_entry_point")
-    cfg.scene.num_envs = 4
-    env = make_env(TASK, cfg, num_threads=1)
+    env = make_env(TASK, reach_cfg(4))
     agent = load_cfg_from_registry(TASK, "rsl_rl_cfg_entry_point")
     agent.actor.hidden_dims = [32, 32]
     runner = RoArmRunner(RslRlVecEnvWrapper(env), to_rsl_rl_dict(agent), log_dir=None, device="cpu",

@@ -28,27 +28,6 @@ def test_step_returns_isaac_lab_shapes_and_logs_episode_sums(make_reach_env):
     assert (env.episode_length_buf == 0).all()
 
 
-def test_holding_the_commanded_joint_targets_reaches_the_target(make_reach_env):
-    """Steer with the model's own IK answer (the joints that produced the target): the error becomes small."""
-    def absolute(cfg):
-        cfg.events = None
-        cfg.actions.arm_action.mode = "absolute"
-        cfg.actions.arm_action.scale = 1.0
-
-    env = make_reach_env(num_envs=4, edit=absolute)
-    env.reset()
-    term = env.action_manager.get_term("arm_action")
-    command = env.command_manager.get_term("ee_pose")
-    q = torch.tensor([[0.4, 0.3, 1.2, 0.2, 0.0]]).repeat(4, 1)
-    from roarm_lab.assets.kinematics import tcp_positions_base
-    command.pos_command_b[:] = torch.as_tensor(tcp_positions_base(q.numpy()), dtype=torch.float32)
-    action = (q - term.offset) / term.scale
-    for _ in range(60):
-        env.step(action)
-    err = command.metrics["position_error"]
-    assert (err < 0.01).all(), err
-
-
 def test_nan_in_the_simulation_resets_only_that_env_and_is_counted(make_reach_env):
     env = make_reach_env(num_envs=4)
     env.reset()
@@ -80,33 +59,15 @@ def test_mass_writes_reach_the_engine_and_inertia_is_separate(make_reach_env):
         robot.set_masses_index(masses=torch.tensor([[0.5]]), body_ids=[robot.find_bodies("hand_tcp")[0][0]])
 
 
-def test_action_latency_delays_the_target_by_whole_control_steps(make_reach_env):
-    env = make_reach_env(num_envs=3, edit=lambda c: setattr(c, "events", None))
-    env.reset()
-    term = env.action_manager.get_term("arm_action")
-    term.set_latency(torch.tensor([0, 1, 2]), torch.arange(3))
-    applied = []
-    for t in range(6):
-        env.step(torch.full((3, 5), float(t + 1)))
-        applied.append(env.scene["robot"].data.joint_pos_target.torch[:, :5].clone())
-    # env 1 applies what env 0 applied one step earlier, env 2 two steps earlier
-    for t in range(2, 6):
-        torch.testing.assert_close(applied[t][1], applied[t - 1][0])
-        torch.testing.assert_close(applied[t][2], applied[t - 2][0])
-    assert not torch.allclose(applied[3][0], applied[2][0])
-    with pytest.raises(ValueError, match="max_latency_steps"):
-        term.set_latency(torch.tensor([term.cfg.max_latency_steps + 1]), torch.tensor([0]))
-
-
 def test_relative_actions_integrate_and_zero_action_holds(make_reach_env):
     env = make_reach_env(num_envs=2, edit=lambda c: setattr(c, "events", None))
     env.reset()
-    target0 = env.scene["robot"].data.joint_pos_target.torch[:, :5].clone()
+    target0 = env.scene["robot"].actuators.target_command.position.torch[:, :5].clone()
     action = torch.zeros(2, 5)
     action[0, 0] = 1.0
     for _ in range(4):
         env.step(action)
-    target = env.scene["robot"].data.joint_pos_target.torch[:, :5]
+    target = env.scene["robot"].actuators.target_command.position.torch[:, :5]
     assert float(target[0, 0]) == pytest.approx(float(target0[0, 0]) + 4 * 0.05, abs=1e-6)
     torch.testing.assert_close(target[1], target0[1])
 
@@ -117,11 +78,11 @@ def test_targets_are_step_limited_and_boxed_and_the_servo_slews_toward_them(make
     term = env.action_manager.get_term("arm_action")
     cfg = term.cfg
     upper = torch.tensor([j.upper for j in ARM_JOINTS])
-    targets, setpoints = [term.processed_actions.clone()], [env.scene["robot"].data.joint_pos_target.torch[:, :5].clone()]
+    targets, setpoints = [term.processed_actions.clone()], [env.scene["robot"].actuators.target_command.position.torch[:, :5].clone()]
     for _ in range(60):
         env.step(torch.full((2, 5), 100.0))  # 5 rad per step asked for
         targets.append(term.processed_actions.clone())
-        setpoints.append(env.scene["robot"].data.joint_pos_target.torch[:, :5].clone())
+        setpoints.append(env.scene["robot"].actuators.target_command.position.torch[:, :5].clone())
     targets, setpoints = torch.stack(targets), torch.stack(setpoints)
     assert (targets.diff(dim=0).abs() <= cfg.max_step + 1e-6).all()
     assert torch.allclose(targets[-1], upper.expand(2, 5)) and (targets <= upper + 1e-6).all()
@@ -129,26 +90,6 @@ def test_targets_are_step_limited_and_boxed_and_the_servo_slews_toward_them(make
     assert (setpoints.diff(dim=0).abs() <= cfg.servo_speed * env.step_dt + 1e-5).all()
     assert (setpoints.diff(dim=0).abs().amax(dim=(1, 2)) > 0.9 * cfg.servo_speed * env.step_dt)[:10].all()
     assert ((targets[-1] - setpoints[-1]).abs() <= cfg.servo_deadband + 1e-6).all()
-
-
-def test_servo_speed_randomization_draws_per_joint_and_a_slow_servo_lags(make_reach_env):
-    env = make_reach_env(num_envs=64)
-    env.reset()
-    term = env.action_manager.get_term("arm_action")
-    lo, hi = env.cfg.events.servo_speed.params["speed_range"]
-    assert term._speed.min() >= lo and term._speed.max() <= hi and term._speed.std() > 0.1
-    term.set_servo_speed(torch.tensor([[0.5] * 5, [3.0] * 5]), torch.tensor([0, 1]))
-    term.set_latency(torch.zeros(2, dtype=torch.long), torch.tensor([0, 1]))
-    start = env.scene["robot"].data.joint_pos.torch[:2, 0].clone()
-    action = torch.zeros(64, 5)
-    action[:2, 0] = 2.0  # the base target runs ahead at 0.1 rad per step (3 rad/s)
-    for _ in range(15):
-        env.step(action)
-    moved = env.scene["robot"].data.joint_pos.torch[:2, 0] - start
-    assert moved[0] == pytest.approx(0.5 * 15 * env.step_dt, abs=0.05)  # 0.25 rad at 0.5 rad/s
-    assert moved[1] > 3 * moved[0]
-    with pytest.raises(ValueError, match="positive"):
-        term.set_servo_speed(torch.zeros(1, 5), torch.tensor([0]))
 
 
 def test_exported_action_convention_reproduces_the_simulators_targets(make_reach_env):

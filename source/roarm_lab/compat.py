@@ -23,7 +23,7 @@ if RUNTIME == "isaaclab":
                                        EventTermCfg, ManagerTermBase, ObservationGroupCfg, ObservationTermCfg,
                                        RewardTermCfg, SceneEntityCfg, TerminationTermCfg)
         from isaaclab.scene import InteractiveSceneCfg
-        from isaaclab.sim import CollisionPropertiesCfg, CuboidCfg, PreviewSurfaceCfg, UsdFileCfg
+        from isaaclab.sim import UsdPhysicsCollisionCfg, CuboidCfg, PreviewSurfaceCfg, UsdFileCfg
         from isaaclab.utils import configclass
         from isaaclab.utils.noise import UniformNoiseCfg
         from isaaclab_newton.physics import MJWarpSolverCfg, NewtonCfg
@@ -38,7 +38,7 @@ if RUNTIME == "isaaclab":
     ENTRY_POINT = "isaaclab.envs:ManagerBasedRLEnv"
 else:
     from roarm_lab.rl.runner_cfg import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
-    from roarm_lab.runtime.cfg import (ActionTermCfg, ArticulationCfg, AssetBaseCfg, CollisionPropertiesCfg,
+    from roarm_lab.runtime.cfg import (ActionTermCfg, ArticulationCfg, AssetBaseCfg, UsdPhysicsCollisionCfg,
                                        CommandTermCfg, CuboidCfg, CurriculumTermCfg, EventTermCfg,
                                        ImplicitActuatorCfg, InteractiveSceneCfg, ManagerBasedRLEnvCfg,
                                        ObservationGroupCfg, ObservationTermCfg, PreviewSurfaceCfg, RewardTermCfg,
@@ -52,7 +52,7 @@ else:
 ISAACLAB = RUNTIME == "isaaclab"
 
 __all__ = ["RUNTIME", "ISAACLAB", "ENTRY_POINT", "MISSING", "configclass", "ActionTerm", "ActionTermCfg",
-           "ArticulationCfg", "AssetBaseCfg", "CollisionPropertiesCfg", "CommandTerm", "CommandTermCfg", "CuboidCfg",
+           "ArticulationCfg", "AssetBaseCfg", "UsdPhysicsCollisionCfg", "CommandTerm", "CommandTermCfg", "CuboidCfg",
            "CurriculumTermCfg", "EventTermCfg", "ImplicitActuatorCfg", "InteractiveSceneCfg", "ManagerBasedRLEnvCfg",
            "ManagerTermBase", "MJWarpSolverCfg", "NewtonCfg", "ObservationGroupCfg", "ObservationTermCfg", "PhysxCfg",
            "PresetCfg", "PreviewSurfaceCfg", "RewardTermCfg", "RslRlMLPModelCfg", "RslRlOnPolicyRunnerCfg",

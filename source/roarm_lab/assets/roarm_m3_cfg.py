@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from roarm_lab.assets.joint_table import BASE_HEIGHT_M, JOINTS
 from roarm_lab.assets.usd import USD_PATH
-from roarm_lab.compat import (ArticulationCfg, AssetBaseCfg, CollisionPropertiesCfg, CuboidCfg, ImplicitActuatorCfg,
+from roarm_lab.compat import (ArticulationCfg, AssetBaseCfg, UsdPhysicsCollisionCfg, CuboidCfg, ImplicitActuatorCfg,
                               PreviewSurfaceCfg, UsdFileCfg)
 
 ROARM_M3_CFG = ArticulationCfg(
@@ -34,7 +34,7 @@ TABLE_SIZE_M = (0.8, 0.8, 0.05)
 
 TABLE_CFG = AssetBaseCfg(
     prim_path="{ENV_REGEX_NS}/Table",
-    spawn=CuboidCfg(size=TABLE_SIZE_M, collision_props=CollisionPropertiesCfg(),
+    spawn=CuboidCfg(size=TABLE_SIZE_M, collision_props=UsdPhysicsCollisionCfg(),
                     visual_material=PreviewSurfaceCfg(diffuse_color=(0.35, 0.38, 0.42))),
     init_state=AssetBaseCfg.InitialStateCfg(pos=(0.0, 0.0, -TABLE_SIZE_M[2] / 2)),
 )

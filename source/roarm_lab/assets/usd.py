@@ -32,6 +32,8 @@ USD_PATH = Path(__file__).resolve().parent / "data" / "roarm_m3.usda"
 ROOT = "/roarm_m3"
 TCP_MASS_KG = 1e-4
 """``hand_tcp`` must be a body for Isaac Lab; welded to link5, its mass only has to be small and positive."""
+TCP_INERTIA = 0.4 * TCP_MASS_KG * 0.01 ** 2
+"""A 1 cm sphere's inertia of that mass (kg m^2)."""
 COLLIDING_LINKS = ("base_link",) + DISTAL_LINKS
 
 
@@ -104,7 +106,9 @@ def build_stage():
     tcp = body(TCP_FRAME)
     tcp_mass = UsdPhysics.MassAPI.Apply(tcp)
     tcp_mass.CreateMassAttr(TCP_MASS_KG)
-    tcp_mass.CreateDiagonalInertiaAttr(Gf.Vec3f(1e-9, 1e-9, 1e-9))
+    tcp_mass.CreateCenterOfMassAttr(Gf.Vec3f(0.0, 0.0, 0.0))
+    tcp_mass.CreateDiagonalInertiaAttr(Gf.Vec3f(*(TCP_INERTIA,) * 3))
+    tcp_mass.CreatePrincipalAxesAttr(Gf.Quatf(1.0, 0.0, 0.0, 0.0))
 
     def joint_frame(joint, parent: str, xyz, rpy) -> None:
         joint.CreateBody0Rel().SetTargets([Sdf.Path(f"{ROOT}/{parent}")])

@@ -147,7 +147,8 @@ class ServoJointPositionAction(ActionTerm):
         reach = self._speed * self._apply_dt
         move = torch.clamp(diff, -reach, reach)
         self._setpoint += torch.where(diff.abs() <= self.cfg.servo_deadband, torch.zeros_like(move), move)
-        self._asset.set_joint_position_target_index(target=self._setpoint + self._calibration, joint_ids=self._joint_ids)
+        self._asset.actuators.target_command.set_position_index(value=self._setpoint + self._calibration,
+                                                                joint_ids=self._joint_ids)
 
     def reset(self, env_ids: Any = None) -> None:
         ids = slice(None) if env_ids is None else env_ids

@@ -99,6 +99,28 @@ class ArticulationData:
         self.joint_viscous_friction_coeff = arr(backend.default_damping, (n, nj))
 
 
+class TargetCommand:
+    """Isaac Lab 3's ``articulation.actuators.target_command``: the drives' position setpoints."""
+
+    def __init__(self, position: TorchArray, writer: Any):
+        self.position = position
+        self._writer = writer
+
+    def set_position_index(self, *, value: torch.Tensor, joint_ids: Ids = None, env_ids: Ids = None) -> None:
+        """Setpoints (held until ``write_data_to_sim``); partial data ``(len(env_ids), len(joint_ids))``."""
+        if env_ids is None:  # the action term's every-step call: one indexed copy
+            self.position.torch[:, slice(None) if joint_ids is None else joint_ids] = value
+            return
+        self._writer(self.position, value, env_ids, joint_ids)
+
+
+class Actuators:
+    """Isaac Lab 3's ``articulation.actuators``: here only the command targets (the drives are MuJoCo's)."""
+
+    def __init__(self, target_command: TargetCommand):
+        self.target_command = target_command
+
+
 class Articulation:
     """The articulated robot of one scene entry."""
 
@@ -108,6 +130,8 @@ class Articulation:
         self.device = device
         self.num_instances = backend.num_envs
         self.data = ArticulationData(backend, device, default_joint_pos, root_pos, velocity_limits)
+        self.actuators = Actuators(TargetCommand(
+            self.data.joint_pos_target, lambda buf, v, env_ids, ids: self._write(buf, v, env_ids, ids, self.num_joints)))
         self.update(0.0)
 
     # ------------------------------------------------------------------ names
@@ -153,14 +177,6 @@ class Articulation:
         value = torch.as_tensor(values, dtype=torch.float32, device=self.device)
         buffer.torch[torch.from_numpy(rows)[:, None], torch.from_numpy(cols)] = value.expand(len(rows), len(cols))
         return rows, cols
-
-    def set_joint_position_target_index(self, *, target: torch.Tensor, joint_ids: Ids = None,
-                                        env_ids: Ids = None) -> None:
-        """Servo setpoints (held in the data until ``write_data_to_sim``)."""
-        if env_ids is None:  # the action term's every-step call: one indexed copy
-            self.data.joint_pos_target.torch[:, slice(None) if joint_ids is None else joint_ids] = target
-            return
-        self._write(self.data.joint_pos_target, target, env_ids, joint_ids, self.num_joints)
 
     def write_data_to_sim(self) -> None:
         """Push servo targets and the held friction torque into the engine."""

@@ -129,14 +129,14 @@ class PreviewSurfaceCfg:
 
 
 @configclass
-class CollisionPropertiesCfg:
+class UsdPhysicsCollisionCfg:
     collision_enabled: bool | None = None
 
 
 @configclass
 class CuboidCfg:
     size: tuple[float, float, float] = MISSING
-    collision_props: CollisionPropertiesCfg | None = None
+    collision_props: UsdPhysicsCollisionCfg | None = None
     visual_material: PreviewSurfaceCfg | None = None
 
 
