@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from roarm_lab.gateway.client import GatewayClient, GatewayError, GatewaySpecError, GatewayTimeout
 from roarm_lab.gateway.policy import LoadedPolicy
-from roarm_lab.gateway.protocol import encode, pack_array
+from roarm_lab.gateway.protocol import PROTOCOL_VERSION, encode, pack_array
 from roarm_lab.gateway.server import GatewayConfig, GatewayServer
 from roarm_lab.gateway.stats import LatencyStats
 
@@ -95,11 +95,19 @@ def _ask(sock: zmq.Socket, payload: bytes, timeout_ms: int = 2000) -> dict:
     return msgpack.unpackb(sock.recv(), raw=False)
 
 
+def _hello(sock: zmq.Socket) -> bytes:
+    """Say hello on a raw socket; returns the session token every later request must carry."""
+    reply = _ask(sock, encode({"type": "hello", "protocol_version": PROTOCOL_VERSION}))
+    assert reply["ok"], reply
+    return reply["session"]
+
+
 @pytest.mark.parametrize("payload, code", [
     (b"\xc1\xff not msgpack", "bad_msgpack"),
     (encode({"type": "fly"}), "unknown_type"),
     (encode([1, 2, 3]), "bad_request"),
     (encode({"type": "hello", "protocol_version": 99}), "unsupported_version"),
+    (encode({"type": "hello", "protocol_version": 1}), "unsupported_version"),
     (encode({"type": "infer", "seq": 1, "obs": pack_array(np.zeros(OBS_SIZE))}), "no_hello"),
     (b"\x00" * 70000, "too_large"),
 ])
@@ -121,8 +129,8 @@ def test_malformed_requests_get_coded_errors_and_the_server_keeps_serving(server
 ])
 def test_bad_observations_are_refused_with_their_code(server, obs, code):
     sock = _raw(server.endpoint)
-    _ask(sock, encode({"type": "hello", "protocol_version": 1}))
-    reply = _ask(sock, encode({"type": "infer", "seq": 7, "obs": obs}))
+    session = _hello(sock)
+    reply = _ask(sock, encode({"type": "infer", "seq": 7, "obs": obs, "session": session}))
     assert reply["error"]["code"] == code and reply["seq"] == 7
     sock.close()
 
@@ -161,7 +169,22 @@ def test_config_hash_mismatch_is_flagged_and_logged(server, tmp_path):
     assert mismatch and mismatch[0]["client_hash"] == "not-the-export" and mismatch[0]["policy_hash"]
 
 
-def test_reload_under_load_loses_no_request(server, export_dir):
+@pytest.fixture
+def admin_server(export_dir, tmp_path):
+    """A server with admin requests on (a token file) that may reload exports beside the fixture's."""
+    from roarm_lab.gateway.admin import new_admin_token
+
+    token_file = new_admin_token(tmp_path / "admin.token")
+    srv = GatewayServer(LoadedPolicy.load(export_dir), GatewayConfig(
+        bind="tcp://127.0.0.1:0", deadline_ms=200, admin_token_file=str(token_file),
+        reload_roots=(str(export_dir.parent),))).start()
+    srv.admin_token = token_file.read_text().strip()
+    yield srv
+    srv.stop()
+
+
+def test_reload_under_load_loses_no_request(admin_server, export_dir):
+    server = admin_server
     results, errors = [], []
 
     def hammer():
@@ -175,7 +198,7 @@ def test_reload_under_load_loses_no_request(server, export_dir):
     workers = [threading.Thread(target=hammer) for _ in range(3)]
     for w in workers:
         w.start()
-    with GatewayClient(server.endpoint, timeout_ms=10000) as admin:
+    with GatewayClient(server.endpoint, timeout_ms=10000, admin_token=server.admin_token) as admin:
         for _ in range(3):
             assert admin.reload(str(export_dir))["observation"]["size"] == OBS_SIZE
     for w in workers:
@@ -183,18 +206,22 @@ def test_reload_under_load_loses_no_request(server, export_dir):
     assert not errors and len(results) == 900
 
 
-def test_reload_of_a_missing_export_is_refused_and_serving_continues(server, tmp_path):
-    with GatewayClient(server.endpoint) as client:
-        with pytest.raises(GatewayError, match="reload_failed"):
-            client.reload(str(tmp_path / "nowhere"))
+def test_reload_of_a_missing_export_is_refused_and_serving_continues(admin_server, export_dir):
+    with GatewayClient(admin_server.endpoint, admin_token=admin_server.admin_token) as client:
+        with pytest.raises(GatewayError, match="reload_failed.*does not exist"):
+            client.reload(str(export_dir.parent / "nowhere"))
         assert client.infer(_obs(6))["target"].shape == (5,)
 
 
-def test_shutdown_is_refused_unless_enabled(server):
+def test_shutdown_is_refused_unless_enabled(server, admin_server):
     with GatewayClient(server.endpoint) as client:
-        with pytest.raises(GatewayError, match="forbidden"):
+        with pytest.raises(GatewayError, match="forbidden.*admin requests are off"):
             client.shutdown()
         assert client.ping()["type"] == "pong"
+    with GatewayClient(admin_server.endpoint, admin_token=admin_server.admin_token) as admin:
+        with pytest.raises(GatewayError, match="forbidden.*--allow-shutdown"):
+            admin.shutdown()
+        assert admin.ping()["type"] == "pong"
 
 
 def test_client_recovers_when_the_server_restarts(export_dir):
@@ -230,26 +257,33 @@ def test_timeout_is_bounded_and_close_does_not_hang():
 
 def test_a_client_killed_mid_request_does_not_disturb_others(server):
     sock = _raw(server.endpoint)
-    _ask(sock, encode({"type": "hello", "protocol_version": 1}))
-    sock.send(encode({"type": "infer", "seq": 1, "obs": pack_array(_obs(9))}))
+    session = _hello(sock)
+    sock.send(encode({"type": "infer", "seq": 1, "obs": pack_array(_obs(9)), "session": session}))
     sock.close(linger=0)  # gone before its reply
     with GatewayClient(server.endpoint) as client:
         for i in range(20):
             assert client.infer(_obs(i))["seq"] > 0
 
 
+_FUZZ_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(), st.text(max_size=8), st.binary(max_size=96),
+    st.sampled_from(["hello", "infer", "ping", "stats", "reset", "reload", "shutdown"]),
+    st.fixed_dictionaries({"dtype": st.sampled_from(["<f4", "<f8", "x"]), "shape": st.lists(st.integers(-2, 30), max_size=3),
+                           "data": st.binary(max_size=96)}))
+
+
 @settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(st.one_of(
     st.binary(max_size=256),
-    st.dictionaries(st.sampled_from(["type", "seq", "obs", "id", "deadline_ms", "protocol_version", "path", "x"]),
-                    st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(), st.text(max_size=8),
-                              st.binary(max_size=96), st.sampled_from(["hello", "infer", "ping", "stats", "reset"]),
-                              st.fixed_dictionaries({"dtype": st.sampled_from(["<f4", "<f8", "x"]),
-                                                     "shape": st.lists(st.integers(-2, 30), max_size=3),
-                                                     "data": st.binary(max_size=96)})), max_size=6).map(encode),
+    st.tuples(st.dictionaries(st.sampled_from(["type", "seq", "obs", "id", "deadline_ms", "protocol_version", "path",
+                                               "token", "sent", "x"]), _FUZZ_VALUES, max_size=6), st.booleans()),
 ))
 def test_fuzzed_messages_never_kill_the_server(fuzz_server, payload):
-    reply = _ask(fuzz_server, payload, timeout_ms=5000)
+    sock, session = fuzz_server
+    if isinstance(payload, tuple):  # a map, with the live session half of the time (reaches the checks behind it)
+        msg, with_session = payload
+        payload = encode({**msg, "session": session} if with_session else msg)
+    reply = _ask(sock, payload, timeout_ms=5000)
     assert isinstance(reply.get("ok"), bool)
     if not reply["ok"]:
         assert reply["error"]["code"] and isinstance(reply["error"]["message"], str)
@@ -257,11 +291,10 @@ def test_fuzzed_messages_never_kill_the_server(fuzz_server, payload):
 
 @pytest.fixture(scope="module")
 def fuzz_server(export_dir):
-    srv = GatewayServer(LoadedPolicy.load(export_dir), GatewayConfig(bind="tcp://127.0.0.1:0",
-                                                                     allow_admin=False)).start()
+    srv = GatewayServer(LoadedPolicy.load(export_dir), GatewayConfig(bind="tcp://127.0.0.1:0")).start()
     sock = _raw(srv.endpoint)
-    _ask(sock, encode({"type": "hello", "protocol_version": 1}))
-    yield sock
+    session = _hello(sock)
+    yield sock, session
     assert _ask(sock, encode({"type": "ping"}))["type"] == "pong"  # still serving after the fuzzing
     sock.close()
     srv.stop()
@@ -334,7 +367,7 @@ def test_sla_alert_fires_once_per_cooldown():
 
     stats = GatewayStats(window=100)
     for _ in range(100):
-        stats.record_infer(b"c", 10.0, 10.0, 5000.0, missed=False)
+        stats.record_infer(None, 10.0, 10.0, 5000.0, missed=False)
     sla = SlaMonitor(p95_us=1000.0, miss_rate=0.5, cooldown_s=60.0)
     assert sla.check(stats, now=0.0)["reasons"]
     assert sla.check(stats, now=30.0) is None and sla.check(stats, now=61.0) is not None
@@ -347,11 +380,12 @@ def test_a_seq_already_in_flight_is_refused_and_the_first_is_still_answered(expo
     srv = GatewayServer(policy, GatewayConfig(bind="tcp://127.0.0.1:0", deadline_ms=1000)).start()
     try:
         sock = _raw(srv.endpoint)
-        _ask(sock, encode({"type": "hello", "protocol_version": 1}))
+        session = _hello(sock)
         # seq 1 misses its 20 ms deadline: the watchdog answers it and serves the socket while the policy runs
-        first = _ask(sock, encode({"type": "infer", "seq": 1, "obs": pack_array(_obs(10)), "deadline_ms": 20}))
+        first = _ask(sock, encode({"type": "infer", "seq": 1, "obs": pack_array(_obs(10)), "deadline_ms": 20,
+                                   "session": session}))
         assert first["flags"]["deadline_miss"] is True
-        request = encode({"type": "infer", "seq": 5, "obs": pack_array(_obs(11))})
+        request = encode({"type": "infer", "seq": 5, "obs": pack_array(_obs(11)), "session": session})
         sock.send(request)  # queued behind the running inference
         sock.send(request)  # the same seq again while the first is still waiting
         replies = []

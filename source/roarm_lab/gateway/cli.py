@@ -6,20 +6,27 @@ import argparse
 import signal
 import sys
 
+from roarm_lab.gateway.admin import new_admin_token
 from roarm_lab.gateway.policy import LoadedPolicy, PolicyLoadError
 from roarm_lab.gateway.server import GatewayConfig, GatewayServer
 from roarm_lab.rl.cli import script_defaults
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Serve an exported RoArm policy over ZeroMQ (protocol: docs/gateway.md).")
+    p = argparse.ArgumentParser(description="Serve an exported RoArm policy over ZeroMQ (protocol: docs/gateway.md, "
+                                "threat model: docs/security.md).")
     p.add_argument("--policy", help="exported/ folder (policy.json, policy.onnx, policy.pt)")
     p.add_argument("--backend", choices=["onnx", "torchscript"])
     p.add_argument("--bind")
     p.add_argument("--deadline-ms", dest="deadline_ms", type=float)
     p.add_argument("--reply-margin-ms", dest="reply_margin_ms", type=float,
                    help="answer a late request this long before its deadline (reply transport time)")
-    p.add_argument("--no-admin", dest="allow_admin", action="store_false", default=None)
+    p.add_argument("--admin-token-file", dest="admin_token_file",
+                   help="enable admin requests (reload, shutdown) for clients that present this file's token")
+    p.add_argument("--new-admin-token", dest="new_admin_token", metavar="FILE",
+                   help="write a fresh admin token to FILE (mode 600) and exit")
+    p.add_argument("--reload-root", dest="reload_roots", action="append",
+                   help="a folder a reload may load exports from (repeatable; default: configs/gateway.yaml)")
     p.add_argument("--allow-shutdown", dest="allow_shutdown", action="store_true", default=None)
     p.add_argument("--curve-secret-key", dest="curve_secret_key", help="server .key_secret file (zmq.auth)")
     p.add_argument("--event-log", dest="event_log")
@@ -34,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     defaults = script_defaults("gateway")
     args = parser.parse_args(argv)
+    if args.new_admin_token:
+        print(f"wrote an admin token to {new_admin_token(args.new_admin_token)} (mode 600); start the gateway with "
+              f"--admin-token-file {args.new_admin_token}")
+        return 0
     opts = {**defaults, **{k: v for k, v in vars(args).items() if v is not None}}
     if not opts.get("policy"):
         parser.error("--policy is required (an exported/ folder written by scripts/play.py)")
@@ -41,18 +52,24 @@ def main(argv: list[str] | None = None) -> int:
         policy = LoadedPolicy.load(opts["policy"], opts.get("backend", "onnx"))
         server = GatewayServer(policy, GatewayConfig(
             bind=opts["bind"], deadline_ms=float(opts["deadline_ms"]),
-            reply_margin_ms=float(opts.get("reply_margin_ms", 1.0)), allow_admin=bool(opts["allow_admin"]),
-            allow_shutdown=bool(opts["allow_shutdown"]), curve_secret_key_file=opts.get("curve_secret_key"),
+            reply_margin_ms=float(opts.get("reply_margin_ms", 1.0)), admin_token_file=opts.get("admin_token_file"),
+            allow_shutdown=bool(opts.get("allow_shutdown")), reload_roots=tuple(opts.get("reload_roots") or ()),
+            curve_secret_key_file=opts.get("curve_secret_key"),
             event_log=opts.get("event_log"), metrics_port=opts.get("metrics_port"),
             metrics_textfile=opts.get("metrics_textfile"), sla_p95_us=float(opts["sla_p95_us"]),
             sla_miss_rate=float(opts["sla_miss_rate"]), sla_cooldown_s=float(opts["sla_cooldown_s"]),
             debug_inference_delay_ms=float(opts.get("debug_inference_delay_ms") or 0.0)))
-    except (PolicyLoadError, ValueError, OSError) as err:
+    except (PolicyLoadError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the metrics port: the only socket opened outside ZeroMQ
+        print(f"error: cannot serve metrics on 127.0.0.1:{opts.get('metrics_port')} ({err.strerror}): pass another "
+              "--metrics-port", file=sys.stderr)
         return 2
     spec = policy.spec()
     print(f"serving {spec['task']} ({spec['observation']['size']} obs -> {spec['action']['size']} actions, "
-          f"{policy.backend}) on {server.endpoint}; deadline {opts['deadline_ms']} ms; Ctrl-C to stop", flush=True)
+          f"{policy.backend}) on {server.endpoint}; deadline {opts['deadline_ms']} ms; admin "
+          f"{'on (token file)' if opts.get('admin_token_file') else 'off'}; Ctrl-C to stop", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "_running", False))
     try:
         server.serve_forever()

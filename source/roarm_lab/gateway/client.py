@@ -1,29 +1,35 @@
 """``GatewayClient``: hello with a spec check, ``infer`` with a deadline and a timeout, Lazy Pirate recovery.
 
-A DEALER socket with LINGER 0. After a timeout the socket is closed and rebuilt (a new identity, so a
-late reply to the old request can never be mistaken for a new one), ``hello`` is repeated, and the request
-is retried a bounded number of times. Replies whose sequence number is not the one awaited are dropped.
+A DEALER socket with LINGER 0 and a random routing id. After a timeout the socket is closed and rebuilt (a
+new identity, so a late reply to the old request can never be mistaken for a new one), ``hello`` is
+repeated, and the request is retried a bounded number of times. Replies whose sequence number is not the
+one awaited are dropped. Every request carries the session token from ``hello`` (a server that dropped
+the session answers ``no_hello``: the client says hello again once and resends). On a loopback endpoint an
+``infer`` carries its send time, so the server's deadline counts time queued before it was read; and a
+reply that arrives after the deadline is flagged ``deadline_miss`` here whatever the server said.
 """
 
 from __future__ import annotations
 
 import itertools
+import secrets
 import time
 from typing import Any
 
 import numpy as np
 import zmq
 
-from roarm_lab.gateway.protocol import PROTOCOL_VERSION, decode_reply, encode, pack_array, unpack_array
+from roarm_lab.gateway.protocol import PROTOCOL_VERSION, decode_reply, encode, is_loopback, pack_array, unpack_array
 
 
 class GatewayError(RuntimeError):
-    """The server answered with an error (its code and message are kept)."""
+    """The server answered with an error (its code, message and the whole reply are kept)."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, reply: dict[str, Any] | None = None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.reply = reply or {}
 
 
 class GatewayTimeout(TimeoutError):
@@ -38,7 +44,7 @@ class GatewayClient:
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", *, expected: dict[str, Any] | None = None,
                  timeout_ms: float = 1000.0, retries: int = 2, name: str = "roarm-lab-client",
                  config_hash: str | None = None, server_public_key: bytes | None = None,
-                 client_keys: tuple[bytes, bytes] | None = None):
+                 client_keys: tuple[bytes, bytes] | None = None, admin_token: str | None = None):
         self.endpoint = endpoint
         self.expected = expected or {}
         self.timeout_ms = timeout_ms
@@ -47,12 +53,18 @@ class GatewayClient:
         self.config_hash = config_hash
         self._server_key = server_public_key
         self._client_keys = client_keys
+        self._admin_token = admin_token
+        self._send_time = is_loopback(endpoint)
         self.ctx = zmq.Context()
         self.socket: zmq.Socket | None = None
         self._seq = itertools.count(1)
         self.spec: dict[str, Any] = {}
+        self.session: bytes | None = None
+        self.deadline_ms: float | None = None
         self.stale_replies = 0
         self.reconnects = 0
+        self.late_replies = 0
+        self._last_send = 0.0
 
     # ------------------------------------------------------------------ connection
     def __enter__(self) -> "GatewayClient":
@@ -72,6 +84,8 @@ class GatewayClient:
             self.socket.close(linger=0)
         self.socket = self.ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        # our own unguessable id (never a server-generated one, which starts with a zero byte)
+        self.socket.setsockopt(zmq.ROUTING_ID, b"c" + secrets.token_bytes(15))
         if self._server_key is not None:
             public, secret = self._client_keys or zmq.curve_keypair()
             self.socket.curve_serverkey = self._server_key
@@ -86,7 +100,14 @@ class GatewayClient:
         self.ctx.term()
 
     def _hello(self) -> dict[str, Any]:
-        reply = self._call({"type": "hello", "protocol_version": PROTOCOL_VERSION, "client": self.name}, key="id")
+        return self._take_hello(self._call(self._hello_message(), key="id"))
+
+    def _hello_message(self) -> dict[str, Any]:
+        return {"type": "hello", "protocol_version": PROTOCOL_VERSION, "client": self.name}
+
+    def _take_hello(self, reply: dict[str, Any]) -> dict[str, Any]:
+        self.session = reply["session"]
+        self.deadline_ms = reply.get("deadline_ms")
         return reply["spec"]
 
     def _check_spec(self, spec: dict[str, Any]) -> None:
@@ -110,7 +131,9 @@ class GatewayClient:
         token = next(self._seq)
         message = {**message, key: token} if key == "id" else {**message, "id": token}
         match_key, match = (key, message[key])
-        for attempt in range(self.retries + 1):
+        said_hello_again = False
+        attempt = 0
+        while attempt <= self.retries:
             if attempt > 0:  # Lazy Pirate: new socket (new identity), hello again, then resend
                 self.reconnects += 1
                 self._open()
@@ -118,29 +141,49 @@ class GatewayClient:
                     try:
                         self.spec = self._hello_raw(timeout_ms)
                     except GatewayTimeout:
+                        attempt += 1
                         continue
-            self.socket.send(encode(message))
-            end = time.monotonic() + timeout_ms / 1000.0
-            while True:
-                left = (end - time.monotonic()) * 1000.0
-                if left <= 0 or not self.socket.poll(left):
-                    break
-                reply = decode_reply(self.socket.recv())
-                if reply.get(match_key) != match:
-                    self.stale_replies += 1
+            reply = self._exchange(message, match_key, match, timeout_ms)
+            if reply is None:
+                attempt += 1
+                continue
+            if not reply.get("ok"):
+                err = reply.get("error", {})
+                code = err.get("code", "unknown")
+                if code == "no_hello" and message["type"] != "hello" and not said_hello_again:
+                    said_hello_again = True  # the server dropped our session (idle, or it restarted): once more
+                    self.spec = self._hello_raw(timeout_ms)
                     continue
-                if not reply.get("ok"):
-                    err = reply.get("error", {})
-                    raise GatewayError(err.get("code", "unknown"), err.get("message", ""))
-                return reply
+                raise GatewayError(code, err.get("message", ""), reply)
+            return reply
         raise GatewayTimeout(f"no reply from {self.endpoint} to {message['type']} after {self.retries + 1} attempts "
                              f"of {timeout_ms:.0f} ms")
+
+    def _exchange(self, message: dict[str, Any], match_key: str, match: Any, timeout_ms: float) -> dict[str, Any] | None:
+        """One send and the wait for its reply (None on a timeout); the session and send time are current."""
+        if message["type"] != "hello":
+            message["session"] = self.session
+            if self._admin_token is not None and message["type"] in ("reload", "shutdown"):
+                message["token"] = self._admin_token
+        self._last_send = time.monotonic()
+        if "sent" in message:
+            message["sent"] = self._last_send
+        self.socket.send(encode(message))
+        end = time.monotonic() + timeout_ms / 1000.0
+        while True:
+            left = (end - time.monotonic()) * 1000.0
+            if left <= 0 or not self.socket.poll(left):
+                return None
+            reply = decode_reply(self.socket.recv())
+            if reply.get(match_key) != match:
+                self.stale_replies += 1
+                continue
+            return reply
 
     def _hello_raw(self, timeout_ms: float) -> dict[str, Any]:
         saved, self.retries = self.retries, 0
         try:
-            return self._call({"type": "hello", "protocol_version": PROTOCOL_VERSION, "client": self.name}, "id",
-                              timeout_ms)["spec"]
+            return self._take_hello(self._call(self._hello_message(), "id", timeout_ms))
         finally:
             self.retries = saved
 
@@ -156,7 +199,15 @@ class GatewayClient:
             message["deadline_ms"] = deadline_ms
         if self.config_hash is not None:
             message["config_hash"] = self.config_hash
+        if self._send_time:
+            message["sent"] = 0.0  # set at each send
         reply = self._call(message, key="seq", timeout_ms=timeout_ms)
+        elapsed_ms = (time.monotonic() - self._last_send) * 1000.0
+        limit = deadline_ms if deadline_ms is not None else self.deadline_ms
+        if limit is not None and elapsed_ms > limit and not reply["flags"]["deadline_miss"]:
+            reply["flags"]["deadline_miss"] = True  # it came, but too late to use: what the caller must know
+            reply["flags"]["late_reply"] = True
+            self.late_replies += 1
         reply["target"] = unpack_array(reply["target"], "target")
         reply["action"] = unpack_array(reply["action"], "action")
         return reply
@@ -171,6 +222,7 @@ class GatewayClient:
         self._call({"type": "reset"}, key="id")
 
     def reload(self, path: str) -> dict[str, Any]:
+        """Admin: serve another export (needs ``admin_token``; the folder must be inside the server's reload roots)."""
         return self._call({"type": "reload", "path": str(path)}, key="id", timeout_ms=max(self.timeout_ms, 10000))["spec"]
 
     def shutdown(self) -> None:

@@ -21,7 +21,7 @@ class PrometheusExporter:
                                  buckets=_BUCKETS_S, registry=self.registry)
         self.window = Gauge("roarm_gateway_window_latency_seconds", "Sliding-window latency percentiles",
                             ["quantile"], registry=self.registry)
-        self.clients = Gauge("roarm_gateway_clients", "Clients seen", registry=self.registry)
+        self.clients = Gauge("roarm_gateway_clients", "Open sessions", registry=self.registry)
         self.textfile = textfile
         self._server = None
         if port is not None:
@@ -44,7 +44,7 @@ class PrometheusExporter:
     def update_from(self, stats: Any) -> None:
         for name, value in stats.total.window().items():
             self.window.labels(quantile=name).set(value / 1e6)
-        self.clients.set(len(stats.clients))
+        self.clients.set(stats.sessions)
         if self.textfile:
             write_to_textfile(self.textfile, self.registry)
 

@@ -2,21 +2,26 @@
 
 No pickle anywhere. Every request is a map with ``type`` (hello, infer, ping, stats, reset, reload,
 shutdown) and optional ``id`` (a correlation id echoed back). Every reply has ``ok``; errors carry
-``error: {code, message}``. See docs/gateway.md.
+``error: {code, message}``. Version 2 binds a client's state to the ``session`` token that ``hello``
+returns (a routing id can be copied, the token cannot be guessed). See docs/gateway.md.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from enum import Enum
 from typing import Any
+from urllib.parse import urlparse
 
 import msgpack
 import numpy as np
 
-PROTOCOL_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+PROTOCOL_VERSION = 2
+SUPPORTED_VERSIONS = (2,)
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_FRAME_BYTES = 2 * MAX_MESSAGE_BYTES
+"""ZeroMQ drops the connection of a peer that sends a larger frame (``MAXMSGSIZE``), before buffering it."""
 MAX_ARRAY_LEN = 4096
 REQUEST_TYPES = ("hello", "infer", "ping", "stats", "reset", "reload", "shutdown")
 
@@ -32,6 +37,7 @@ class ErrorCode(str, Enum):
     UNSUPPORTED_VERSION = "unsupported_version"
     NO_HELLO = "no_hello"
     FORBIDDEN = "forbidden"
+    OVERLOADED = "overloaded"
     RELOAD_FAILED = "reload_failed"
     INTERNAL = "internal"
 
@@ -39,10 +45,11 @@ class ErrorCode(str, Enum):
 class ProtocolError(Exception):
     """A request the server refuses; becomes an error reply, never a traceback on the wire."""
 
-    def __init__(self, code: ErrorCode, message: str):
+    def __init__(self, code: ErrorCode, message: str, request_id: Any = None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.request_id = request_id
 
 
 def pack_array(values: np.ndarray) -> dict[str, Any]:
@@ -88,12 +95,21 @@ def decode(frame: bytes) -> dict[str, Any]:
     if not isinstance(msg, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "a request must be a msgpack map")
     kind = msg.get("type")
-    if kind not in REQUEST_TYPES:
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown request type {kind!r}; valid: {list(REQUEST_TYPES)}")
+    if not isinstance(kind, str) or kind not in REQUEST_TYPES:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown request type {kind!r:.40}; valid: {list(REQUEST_TYPES)}",
+                            msg.get("id"))
     return msg
 
 
+def check_version(version: Any) -> None:
+    """An integer this server speaks (``True`` is not 1)."""
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
+        raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"protocol version {version!r:.40} is not supported; this "
+                            f"server speaks {list(SUPPORTED_VERSIONS)} (update the client: roarm_lab.gateway.client)")
+
+
 def error_reply(code: ErrorCode, message: str, request_id: Any = None) -> dict[str, Any]:
+    """``{"ok": false, "id", "error": {code, message}}``: the request's id is echoed whenever it was readable."""
     return {"ok": False, "id": request_id, "error": {"code": code.value, "message": message}}
 
 
@@ -103,3 +119,17 @@ def decode_reply(frame: bytes) -> dict[str, Any]:
     if not isinstance(reply, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "a reply must be a msgpack map")
     return reply
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for tcp endpoints on 127.0.0.0/8, ::1 or localhost, and for ipc/inproc."""
+    parsed = urlparse(endpoint)
+    if parsed.scheme in ("ipc", "inproc"):
+        return True
+    host = (parsed.hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -10,31 +10,40 @@ then, it takes the socket lock, answers with the safe action (hold the client's 
 ``deadline_miss``, and keeps serving the socket (``ping``, ``stats``, new requests queued, their deadlines
 watched) until the serving thread is back; the late result is dropped. The serving thread only waits on the
 socket while nothing is pending, so the watchdog never waits long for the lock.
+
+Hostile peers (docs/security.md): client state lives in sessions bound to a token (``sessions.py``), not to
+a routing id; ZeroMQ refuses a second connection with a live id (no ROUTER_HANDOVER), caps frame sizes and
+queues; sessions, in-flight requests and the backlog are bounded; a reload loads on its own thread.
 """
 
 from __future__ import annotations
 
 import collections
+import ctypes
 import heapq
-import ipaddress
 import itertools
 import math
+import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 import zmq
 
+from roarm_lab.gateway.admin import allowed_export, load_admin_token, token_matches
 from roarm_lab.gateway.eventlog import EventLog
 from roarm_lab.gateway.metrics import PrometheusExporter
-from roarm_lab.gateway.policy import ClientTargets, LoadedPolicy, PolicyLoadError
-from roarm_lab.gateway.protocol import (PROTOCOL_VERSION, SUPPORTED_VERSIONS, ErrorCode, ProtocolError, decode,
-                                        encode, error_reply, pack_array, unpack_array)
+from roarm_lab.gateway.policy import LoadedPolicy, NotFiniteError, PolicyLoadError
+from roarm_lab.gateway.protocol import (MAX_FRAME_BYTES, PROTOCOL_VERSION, ErrorCode, ProtocolError, check_version,
+                                        decode, encode, error_reply, is_loopback, pack_array, unpack_array)
+from roarm_lab.gateway.sessions import Session, SessionTable
 from roarm_lab.gateway.stats import GatewayStats, SlaMonitor
+
+MAX_SENT_AGE_S = 60.0
+"""A client's ``sent`` time older than this (or in the future) is not believed."""
 
 
 @dataclass
@@ -43,8 +52,11 @@ class GatewayConfig:
     deadline_ms: float = 20.0
     reply_margin_ms: float = 1.0
     """The watchdog answers this long before the client's deadline, so the safe action arrives in time."""
-    allow_admin: bool = True
+    admin_token_file: str | None = None
+    """Admin requests (reload, shutdown) must carry this file's token; None: admin requests are refused."""
     allow_shutdown: bool = False
+    reload_roots: tuple[str, ...] = ()
+    """A reload may only read an export folder inside one of these."""
     curve_secret_key_file: str | None = None
     event_log: str | None = None
     event_log_max_bytes: int = 10 * 1024 * 1024
@@ -55,6 +67,16 @@ class GatewayConfig:
     sla_miss_rate: float = 0.01
     sla_cooldown_s: float = 60.0
     window: int = 1000
+    max_sessions: int = 1024
+    session_idle_s: float = 300.0
+    max_in_flight: int = 8
+    """Infer requests one session may have waiting; more are refused ``overloaded``."""
+    max_backlog: int = 256
+    rcv_hwm: int = 16
+    """ZeroMQ's receive queue per peer, in messages (each at most ``MAX_FRAME_BYTES``)."""
+    snd_hwm: int = 64
+    event_rate_per_s: float = 20.0
+    """Per-request events (errors, misses, hellos) written per second at most; the rest are counted."""
     debug_inference_delay_ms: float = 0.0
     """Added to every inference (benchmarks of the deadline watchdog only)."""
 
@@ -62,69 +84,82 @@ class GatewayConfig:
 @dataclass
 class _Pending:
     envelope: list[bytes]
-    identity: bytes
+    session: Session
     seq: int
     request_id: Any
     obs: np.ndarray
     received: float
+    """When the client sent it (its clock, on this machine) or, failing that, when the server read it."""
     deadline: float
+    """When the watchdog answers (the client's deadline less the reply margin)."""
+    due: float
+    """The client's deadline: a reply after it is flagged deadline_miss, whoever sends it."""
     hash_mismatch: bool
     answered: bool = False
 
 
-@dataclass
-class _Client:
-    hello: bool = False
-    targets: ClientTargets = field(default_factory=ClientTargets)
+def _seed_routing_ids() -> None:
+    """Seed libc's rand(), which libzmq uses for the first id a ROUTER generates (unseeded: always 0x6b8b4567).
 
-
-def is_loopback(endpoint: str) -> bool:
-    """True for tcp endpoints on 127.0.0.0/8, ::1 or localhost, and for ipc/inproc."""
-    parsed = urlparse(endpoint)
-    if parsed.scheme in ("ipc", "inproc"):
-        return True
-    host = (parsed.hostname or "").strip("[]")
-    if host == "localhost":
-        return True
+    A peer that claims the id the server will generate next makes libzmq abort the process; an unpredictable
+    start leaves it a 1 in 2^32 guess per claimed id.
+    """
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        ctypes.CDLL(None).srand(ctypes.c_uint(secrets.randbits(32)))
+    except (OSError, AttributeError):  # no libc symbol table (not Linux/macOS): the ids stay libzmq's
+        pass
 
 
 class GatewayServer:
     def __init__(self, policy: LoadedPolicy, config: GatewayConfig | None = None):
         self.cfg = config or GatewayConfig()
         self.policy = policy
+        self._admin_token = load_admin_token(self.cfg.admin_token_file) if self.cfg.admin_token_file else None
+        self._reload_roots = [Path(r).resolve() for r in self.cfg.reload_roots]
+        self._local = is_loopback(self.cfg.bind)  # a client's `sent` time is on this machine's clock
         self.stats = GatewayStats(self.cfg.window)
+        self.sessions = SessionTable(self.cfg.max_sessions, self.cfg.session_idle_s)
         self.sla = SlaMonitor(self.cfg.sla_p95_us, self.cfg.sla_miss_rate, self.cfg.sla_cooldown_s)
         self.events = EventLog(self.cfg.event_log, self.cfg.event_log_max_bytes, self.cfg.event_log_backups)
         self.metrics = PrometheusExporter(self.cfg.metrics_port, self.cfg.metrics_textfile)
+        _seed_routing_ids()
         self.ctx = zmq.Context()
         self.socket = self.ctx.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.socket.setsockopt(zmq.ROUTER_HANDOVER, 0)  # a second peer with a live id is refused, not handed it
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        self.socket.setsockopt(zmq.RCVHWM, self.cfg.rcv_hwm)
+        self.socket.setsockopt(zmq.SNDHWM, self.cfg.snd_hwm)
         self._configure_security()
-        self.socket.bind(self.cfg.bind)
+        try:
+            self.socket.bind(self.cfg.bind)
+        except zmq.ZMQError as err:
+            self.socket.close(linger=0)
+            self.ctx.term()
+            raise ValueError(f"cannot bind {self.cfg.bind} ({err}): is another gateway running there? Pass another "
+                             "--bind port (or tcp://127.0.0.1:0 for any free one)") from None
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._lock = threading.Lock()  # the socket and all serving state; never held while a policy runs
         self._backlog: collections.deque[tuple[_Pending, LoadedPolicy]] = collections.deque()
-        self._clients: dict[bytes, _Client] = {}
         self._pending: dict[tuple[bytes, int], _Pending] = {}
         self._deadlines: list[tuple[float, int, tuple[bytes, int]]] = []
         self._watch_deadline = math.inf  # earliest unanswered deadline (read by the watchdog without the lock)
         self._watchdog_wake = math.inf  # when the watchdog will look next
         self._watchdog_cond = threading.Condition()
         self._inferring = False
+        self._reloading = False
         self._tie = itertools.count()
         self._running = False
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._event_budget = self.cfg.event_rate_per_s
+        self._events_suppressed = 0
         self._watchdog = threading.Thread(target=self._watch, name="gateway-watchdog", daemon=True)
         self._watchdog.start()
         self._last_tick = time.monotonic()
         self.events.write("start", endpoint=self.endpoint, policy=str(policy.path), backend=policy.backend,
-                          config_hash=policy.config_hash)
+                          config_hash=policy.config_hash, admin=self._admin_token is not None,
+                          reload_roots=[str(r) for r in self._reload_roots])
 
     # ------------------------------------------------------------------ setup
     def _configure_security(self) -> None:
@@ -201,7 +236,7 @@ class GatewayServer:
         now = time.monotonic()
         if now - self._last_tick > 1.0:
             self._last_tick = now
-            self._tick()
+            self._tick(now)
 
     # ------------------------------------------------------------------ inference (serving thread)
     def _run(self, pending: _Pending, policy: LoadedPolicy) -> None:
@@ -223,22 +258,31 @@ class GatewayServer:
                 self.stats.late_results += 1
                 return
             self._forget(pending)
+            session = pending.session
             if error is not None:
-                self._error(pending.envelope, pending.identity, ErrorCode.INTERNAL, f"inference failed ({error})",
-                            pending.request_id, seq=pending.seq)
+                self._error(pending.envelope, ErrorCode.INTERNAL, f"inference failed ({error})", pending.request_id,
+                            seq=pending.seq, session=session)
                 return
-            client = self._clients.setdefault(pending.identity, _Client())
-            target, clipped = policy.to_targets(action, pending.obs, client.targets)
+            try:
+                target, clipped = policy.to_targets(action, pending.obs, session.targets)
+            except NotFiniteError as err:  # a coded error and a hold; the session's targets are untouched
+                hold = policy.hold_targets(pending.obs, session.targets, commit=False)
+                self._error(pending.envelope, err.code, err.message, pending.request_id, seq=pending.seq,
+                            session=session, extra={"hold": pack_array(hold)})
+                return
+            now = time.monotonic()
+            total = now - pending.received
+            missed = now > pending.due  # the watchdog lost the race for the lock: late all the same
             timings = {"queue_us": (started - pending.received) * 1e6, "inference_us": (finished - started) * 1e6,
-                       "total_us": (time.monotonic() - pending.received) * 1e6}
+                       "total_us": total * 1e6}
             self._send(pending.envelope, {
                 "ok": True, "type": "action", "id": pending.request_id, "seq": pending.seq,
                 "action": pack_array(action), "target": pack_array(target), "timings": timings,
-                "flags": {"deadline_miss": False, "clipped": clipped, "any_clipped": any(clipped),
+                "flags": {"deadline_miss": missed, "clipped": clipped, "any_clipped": any(clipped),
                           "hash_mismatch": pending.hash_mismatch}})
-            self.stats.record_infer(pending.identity, timings["queue_us"], timings["inference_us"],
-                                    timings["total_us"], missed=False)
-            self.metrics.observe_infer(timings["total_us"], missed=False)
+            self.stats.record_infer(session.stats, timings["queue_us"], timings["inference_us"],
+                                    timings["total_us"], missed=missed)
+            self.metrics.observe_infer(timings["total_us"], missed=missed)
 
     # ------------------------------------------------------------------ watchdog thread
     def _watch(self) -> None:
@@ -274,7 +318,8 @@ class GatewayServer:
                 self._maybe_tick()
 
     def _add_deadline(self, pending: _Pending) -> None:
-        heapq.heappush(self._deadlines, (pending.deadline, next(self._tie), (pending.identity, pending.seq)))
+        key = (pending.session.token, pending.seq)
+        heapq.heappush(self._deadlines, (pending.deadline, next(self._tie), key))
         if pending.deadline < self._watch_deadline:
             self._watch_deadline = pending.deadline
         if pending.deadline < self._watchdog_wake:
@@ -290,33 +335,41 @@ class GatewayServer:
         now = time.monotonic()
         while self._deadlines and self._deadlines[0][0] <= now:
             _, _, key = heapq.heappop(self._deadlines)
-            pending = self._pending.pop(key, None)
-            if pending is None or pending.answered:
-                continue
-            pending.answered = True
-            client = self._clients.setdefault(pending.identity, _Client())
-            hold = self.policy.hold_targets(pending.obs, client.targets)
-            total_us = (now - pending.received) * 1e6
-            self._send(pending.envelope, {
-                "ok": True, "type": "action", "id": pending.request_id, "seq": pending.seq,
-                "action": pack_array(np.zeros(self.policy.action_size, np.float32)), "target": pack_array(hold),
-                "timings": {"queue_us": total_us, "inference_us": 0.0, "total_us": total_us},
-                "flags": {"deadline_miss": True, "clipped": [False] * len(hold), "any_clipped": False,
-                          "hash_mismatch": pending.hash_mismatch}})
-            self.stats.record_infer(pending.identity, total_us, 0.0, total_us, missed=True)
-            self.metrics.observe_infer(total_us, missed=True)
-            self.events.write("deadline_miss", id=pending.request_id, client=pending.identity.hex(), seq=pending.seq,
-                              waited_us=total_us)
+            pending = self._pending.get(key)
+            if pending is not None and not pending.answered:
+                self._forget(pending, refresh=False)
+                self._answer_hold(pending, now)
         self._refresh_watch()
 
-    def _forget(self, pending: _Pending) -> None:
+    def _answer_hold(self, pending: _Pending, now: float) -> None:
+        """The safe action for a request whose deadline passed: the session's current targets, flagged."""
         pending.answered = True
-        self._pending.pop((pending.identity, pending.seq), None)
-        self._refresh_watch()
+        hold = self.policy.hold_targets(pending.obs, pending.session.targets)
+        total_us = (now - pending.received) * 1e6
+        self._send(pending.envelope, {
+            "ok": True, "type": "action", "id": pending.request_id, "seq": pending.seq,
+            "action": pack_array(np.zeros(self.policy.action_size, np.float32)), "target": pack_array(hold),
+            "timings": {"queue_us": total_us, "inference_us": 0.0, "total_us": total_us},
+            "flags": {"deadline_miss": True, "clipped": [False] * len(hold), "any_clipped": False,
+                      "hash_mismatch": pending.hash_mismatch}})
+        self.stats.record_infer(pending.session.stats, total_us, 0.0, total_us, missed=True)
+        self.metrics.observe_infer(total_us, missed=True)
+        self._event("deadline_miss", id=pending.request_id, client=pending.session.label, seq=pending.seq,
+                    waited_us=total_us)
+
+    def _forget(self, pending: _Pending, refresh: bool = True) -> None:
+        pending.answered = True
+        if self._pending.pop((pending.session.token, pending.seq), None) is not None:
+            pending.session.in_flight -= 1
+        if refresh:
+            self._refresh_watch()
 
     # ------------------------------------------------------------------ requests
     def _handle(self, frames: list[bytes]) -> None:
-        if len(frames) < 2:
+        # DEALER: [id, payload]; REQ: [id, b"", payload]. Anything else is dropped unanswered: a reply would
+        # echo an envelope of the peer's choosing
+        if not 2 <= len(frames) <= 3 or (len(frames) == 3 and frames[1]):
+            self.stats.errors["bad_envelope"] += 1
             return
         identity, envelope, payload = frames[0], frames[:-1], frames[-1]
         request_id, msg = None, None
@@ -328,28 +381,29 @@ class GatewayServer:
             self.metrics.count_request(kind)
             getattr(self, f"_on_{kind}")(envelope, identity, msg)
         except ProtocolError as err:
-            self._error(envelope, identity, err.code, err.message, request_id,
+            self._error(envelope, err.code, err.message, request_id if err.request_id is None else err.request_id,
                         seq=msg.get("seq") if isinstance(msg, dict) else None)
         except Exception as err:  # never a traceback on the wire, never a dead loop
             self.events.write("internal_error", id=request_id, error=f"{type(err).__name__}: {err}")
-            self._error(envelope, identity, ErrorCode.INTERNAL, f"internal error ({type(err).__name__})", request_id)
+            self._error(envelope, ErrorCode.INTERNAL, f"internal error ({type(err).__name__})", request_id)
+
+    def _session(self, identity: bytes, msg: dict) -> Session:
+        session = self.sessions.get(msg.get("session"), identity, time.monotonic())
+        if session is None:
+            raise ProtocolError(ErrorCode.NO_HELLO, "no session: send hello (with protocol_version) and pass the "
+                                "session it returns with every request")
+        return session
 
     def _on_hello(self, envelope: list[bytes], identity: bytes, msg: dict) -> None:
-        version = msg.get("protocol_version")
-        if version not in SUPPORTED_VERSIONS:
-            raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION,
-                                f"protocol version {version!r} is not supported; this server speaks {list(SUPPORTED_VERSIONS)}")
-        client = self._clients.setdefault(identity, _Client())
-        client.hello = True
-        client.targets = ClientTargets()
-        self.events.write("hello", id=msg.get("id"), client=identity.hex(), name=str(msg.get("client", ""))[:64])
+        check_version(msg.get("protocol_version"))
+        session = self.sessions.open(identity, str(msg.get("client", ""))[:64], time.monotonic())
+        self.stats.sessions = len(self.sessions)
+        self._event("hello", id=msg.get("id"), client=session.label, name=session.name)
         self._send(envelope, {"ok": True, "type": "hello", "id": msg.get("id"), "protocol_version": PROTOCOL_VERSION,
-                              "spec": self.policy.spec(), "deadline_ms": self.cfg.deadline_ms})
+                              "session": session.token, "spec": self.policy.spec(), "deadline_ms": self.cfg.deadline_ms})
 
     def _on_infer(self, envelope: list[bytes], identity: bytes, msg: dict) -> None:
-        client = self._clients.get(identity)
-        if client is None or not client.hello:
-            raise ProtocolError(ErrorCode.NO_HELLO, "send hello (with protocol_version) before infer")
+        session = self._session(identity, msg)
         seq = msg.get("seq")
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "infer needs an integer seq")
@@ -364,68 +418,118 @@ class GatewayServer:
         client_hash = msg.get("config_hash")
         mismatch = client_hash is not None and client_hash != self.policy.config_hash
         if mismatch:
-            self.stats.client(identity).hash_mismatches += 1
-            self.events.write("hash_mismatch", id=msg.get("id"), client=identity.hex(), seq=seq,
-                              client_hash=str(client_hash)[:64], policy_hash=self.policy.config_hash)
-        key = (identity, seq)
+            session.stats.hash_mismatches += 1
+            self._event("hash_mismatch", id=msg.get("id"), client=session.label, seq=seq,
+                        client_hash=str(client_hash)[:64], policy_hash=self.policy.config_hash)
+        key = (session.token, seq)
         if key in self._pending:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"seq {seq} is already in flight on this connection")
+        if session.in_flight >= self.cfg.max_in_flight or len(self._backlog) >= self.cfg.max_backlog:
+            raise ProtocolError(ErrorCode.OVERLOADED, f"too many requests waiting (this session: {session.in_flight}, "
+                                f"all: {len(self._backlog)}); wait for replies before sending more")
         now = time.monotonic()
+        received = self._sent_time(msg.get("sent"), now)
         watch_s = max(deadline_ms - self.cfg.reply_margin_ms, 0.5 * deadline_ms) / 1000.0
-        pending = _Pending(envelope, identity, seq, msg.get("id"), obs, now, now + watch_s, mismatch)
+        pending = _Pending(envelope, session, seq, msg.get("id"), obs, received, received + watch_s,
+                           received + deadline_ms / 1000.0, mismatch)
+        if pending.deadline <= now:  # it waited in the queues past its deadline: the safe action at once
+            self._answer_hold(pending, now)
+            return
         self._pending[key] = pending
+        session.in_flight += 1
         self._add_deadline(pending)
         self._backlog.append((pending, self.policy))  # the policy of this moment: a reload does not affect it
+
+    def _sent_time(self, sent: Any, now: float) -> float:
+        """When the client sent the request (its ``time.monotonic()``, same clock on one machine), else now.
+
+        The deadline then counts the time the request spent queued before the server read it.
+        """
+        if not self._local or not isinstance(sent, float) or not now - MAX_SENT_AGE_S <= sent <= now:
+            return now
+        return sent
 
     def _on_ping(self, envelope: list[bytes], identity: bytes, msg: dict) -> None:
         self._send(envelope, {"ok": True, "type": "pong", "id": msg.get("id"), "time": time.time()})
 
     def _on_stats(self, envelope: list[bytes], identity: bytes, msg: dict) -> None:
-        self._send(envelope, {"ok": True, "type": "stats", "id": msg.get("id"), "stats": self.stats.snapshot()})
+        self._send(envelope, {"ok": True, "type": "stats", "id": msg.get("id"),
+                              "stats": self.stats.snapshot(self.sessions.recent())})
 
     def _on_reset(self, envelope: list[bytes], identity: bytes, msg: dict) -> None:
-        client = self._clients.setdefault(identity, _Client())
-        client.targets = ClientTargets()
-        if identity in self.stats.clients:
-            self.stats.clients[identity].total.reset()
+        session = self._session(identity, msg)
+        session.targets.target = None
+        session.stats.recent.clear()
         self._send(envelope, {"ok": True, "type": "reset", "id": msg.get("id")})
 
+    def _admin(self, identity: bytes, msg: dict) -> Session:
+        """The caller's session if it presents the admin token; else ``forbidden``."""
+        if self._admin_token is None:
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"{msg['type']} is an admin request and admin requests are off "
+                                "on this server (start it with --admin-token-file FILE)")
+        session = self._session(identity, msg)
+        if not token_matches(self._admin_token, msg.get("token")):
+            self._event("admin_refused", id=msg.get("id"), client=session.label, type=msg["type"])
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"{msg['type']} refused: the admin token is missing or wrong")
+        return session
+
     def _on_reload(self, envelope: list[bytes], identity: bytes, msg: dict) -> None:
-        if not self.cfg.allow_admin:
-            raise ProtocolError(ErrorCode.FORBIDDEN, "reload is an admin request and admin requests are disabled")
-        path = msg.get("path")
-        if not isinstance(path, str):
-            raise ProtocolError(ErrorCode.BAD_REQUEST, "reload needs a string path to an exported/ folder")
+        session = self._admin(identity, msg)
+        path, backend = msg.get("path"), msg.get("backend", self.policy.backend)
+        if not isinstance(path, str) or backend not in ("onnx", "torchscript"):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "reload needs a string path to an exported/ folder and a "
+                                "backend of onnx or torchscript")
+        if self._reloading:
+            raise ProtocolError(ErrorCode.OVERLOADED, "a reload is already running; send this one when it has answered")
+        self._reloading = True
+        threading.Thread(target=self._reload, args=(envelope, msg.get("id"), session.label, path, backend),
+                         name="gateway-reload", daemon=True).start()
+
+    def _reload(self, envelope: list[bytes], request_id: Any, label: str, path: str, backend: str) -> None:
+        """Load off the serving path (the socket keeps being served), then swap the policy under the lock."""
         try:
-            new = LoadedPolicy.load(Path(path), msg.get("backend", self.policy.backend))
-        except (PolicyLoadError, OSError, KeyError, ValueError) as err:
-            raise ProtocolError(ErrorCode.RELOAD_FAILED, f"reload of {path} failed: {err}") from None
-        if (new.obs_size, new.action_size) != (self.policy.obs_size, self.policy.action_size):
-            raise ProtocolError(ErrorCode.RELOAD_FAILED, f"reload of {path} refused: sizes {new.obs_size}/"
-                                f"{new.action_size} differ from the served {self.policy.obs_size}/{self.policy.action_size}")
-        old = self.policy
-        self.policy = new  # requests already queued keep the policy they were queued with
-        self.events.write("reload", id=msg.get("id"), old=str(old.path), new=str(new.path),
-                          config_hash=new.config_hash)
-        self._send(envelope, {"ok": True, "type": "reload", "id": msg.get("id"), "spec": new.spec()})
+            new, error = LoadedPolicy.load(allowed_export(path, self._reload_roots), backend), None
+        except PolicyLoadError as err:
+            new, error = None, str(err)
+        except Exception as err:  # noqa: BLE001 - any failure is a refused reload; the old policy serves on
+            new, error = None, f"{type(err).__name__}"
+        with self._lock:
+            self._reloading = False
+            if self._closed:
+                return
+            if new is not None and (new.obs_size, new.action_size) != (self.policy.obs_size, self.policy.action_size):
+                error = (f"sizes {new.obs_size}/{new.action_size} differ from the served "
+                         f"{self.policy.obs_size}/{self.policy.action_size}")
+            if error is not None:
+                self._error(envelope, ErrorCode.RELOAD_FAILED, f"reload of {path} refused: {error}", request_id)
+                return
+            old = self.policy
+            self.policy = new  # requests already queued keep the policy they were queued with
+            self.events.write("reload", id=request_id, client=label, old=str(old.path), new=str(new.path),
+                              config_hash=new.config_hash)
+            self._send(envelope, {"ok": True, "type": "reload", "id": request_id, "spec": new.spec()})
 
     def _on_shutdown(self, envelope: list[bytes], identity: bytes, msg: dict) -> None:
-        if not (self.cfg.allow_admin and self.cfg.allow_shutdown):
+        session = self._admin(identity, msg)
+        if not self.cfg.allow_shutdown:
             raise ProtocolError(ErrorCode.FORBIDDEN, "shutdown is disabled on this server (start it with --allow-shutdown)")
         self._send(envelope, {"ok": True, "type": "shutdown", "id": msg.get("id")})
-        self.events.write("shutdown", id=msg.get("id"), client=identity.hex())
+        self.events.write("shutdown", id=msg.get("id"), client=session.label)
         self._running = False
 
     # ------------------------------------------------------------------ replies
-    def _error(self, envelope: list[bytes], identity: bytes, code: ErrorCode, message: str, request_id: Any,
-               seq: Any = None) -> None:
+    def _error(self, envelope: list[bytes], code: ErrorCode, message: str, request_id: Any, seq: Any = None,
+               session: Session | None = None, extra: dict | None = None) -> None:
         self.stats.errors[code.value] += 1
-        self.stats.client(identity).errors += 1
+        if session is not None:
+            session.stats.errors += 1
         self.metrics.count_error(code.value)
-        self.events.write("error", id=request_id, client=identity.hex(), code=code.value, message=message)
+        self._event("error", id=request_id, client=session.label if session else None, code=code.value, message=message)
         reply = error_reply(code, message, request_id)
         if isinstance(seq, int):
             reply["seq"] = seq
+        if extra:
+            reply.update(extra)
         self._send(envelope, reply)
 
     def _send(self, envelope: list[bytes], reply: dict) -> None:
@@ -434,7 +538,21 @@ class GatewayServer:
         except zmq.Again:  # the client's queue is full or it is gone: drop, do not block the loop
             self.stats.errors["send_dropped"] += 1
 
-    def _tick(self) -> None:
+    def _event(self, event: str, **fields: Any) -> None:
+        """A per-request event, within ``event_rate_per_s``: a flood of bad requests must not flood the disk."""
+        if self._event_budget >= 1.0:
+            self._event_budget -= 1.0
+            self.events.write(event, **fields)
+        else:
+            self._events_suppressed += 1
+
+    def _tick(self, now: float) -> None:
+        self._event_budget = self.cfg.event_rate_per_s
+        if self._events_suppressed:
+            self.events.write("events_suppressed", count=self._events_suppressed)
+            self._events_suppressed = 0
+        self.sessions.prune(now)
+        self.stats.sessions = len(self.sessions)
         alert = self.sla.check(self.stats)
         if alert is not None:
             self.events.write("sla_alert", **alert)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
 PERCENTILES = (50, 90, 95, 99)
+CLIENT_WINDOW = 100
+STATS_CLIENTS = 32
+"""A stats reply lists at most this many sessions (the most recently active): its size stays bounded."""
 # all-time histogram: log-spaced bins from 1 us to 100 s (about 2 % wide)
 _EDGES = np.logspace(0, 8, 801)
 _EDGE_LIST = _EDGES.tolist()  # bisect on a list: ~20x faster than numpy for one value
@@ -51,11 +55,19 @@ class LatencyStats:
 
 @dataclass
 class ClientStats:
+    """One session's counters and its last ``CLIENT_WINDOW`` latencies (no all-time histogram: 6 kB each)."""
+
     requests: int = 0
     errors: int = 0
     deadline_misses: int = 0
     hash_mismatches: int = 0
-    total: LatencyStats = field(default_factory=LatencyStats)
+    recent: deque = field(default_factory=lambda: deque(maxlen=CLIENT_WINDOW))
+
+    def window(self) -> dict[str, float]:
+        if not self.recent:
+            return {}
+        values = np.percentile(np.fromiter(self.recent, float), PERCENTILES)
+        return {f"p{p}": float(v) for p, v in zip(PERCENTILES, values)}
 
 
 class GatewayStats:
@@ -69,30 +81,29 @@ class GatewayStats:
         self.deadline_misses = 0
         self.late_results = 0
         self.recent_misses: deque[bool] = deque(maxlen=window)
-        self.clients: dict[bytes, ClientStats] = {}
+        self.sessions = 0
         self.started = time.time()
 
-    def client(self, identity: bytes) -> ClientStats:
-        return self.clients.setdefault(identity, ClientStats())
-
-    def record_infer(self, identity: bytes, queue_us: float, inference_us: float, total_us: float, missed: bool) -> None:
+    def record_infer(self, client: ClientStats | None, queue_us: float, inference_us: float, total_us: float,
+                     missed: bool) -> None:
         self.infers += 1
         self.queue.add(queue_us)
         if not missed:
             self.inference.add(inference_us)
         self.total.add(total_us)
         self.recent_misses.append(missed)
-        c = self.client(identity)
-        c.requests += 1
-        c.total.add(total_us)
         if missed:
             self.deadline_misses += 1
-            c.deadline_misses += 1
+        if client is not None:
+            client.requests += 1
+            client.recent.append(total_us)
+            client.deadline_misses += missed
 
     def window_miss_rate(self) -> float:
         return sum(self.recent_misses) / len(self.recent_misses) if self.recent_misses else 0.0
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, clients: Iterable[tuple[str, str, ClientStats]] = ()) -> dict[str, Any]:
+        """Everything as plain data; ``clients``: (label, name, stats) of the sessions to list (at most 32)."""
         return {
             "uptime_s": time.time() - self.started,
             "requests": dict(self.requests),
@@ -104,9 +115,11 @@ class GatewayStats:
             "errors": dict(self.errors),
             "latency_us": {name: {"all": s.all_time(), "window": s.window()}
                            for name, s in (("queue", self.queue), ("inference", self.inference), ("total", self.total))},
-            "clients": {ident.hex(): {"requests": c.requests, "errors": c.errors, "deadline_misses": c.deadline_misses,
-                                      "hash_mismatches": c.hash_mismatches, "total_us": c.total.window()}
-                        for ident, c in self.clients.items()},
+            "sessions": self.sessions,
+            "clients": {label: {"name": name, "requests": c.requests, "errors": c.errors,
+                                "deadline_misses": c.deadline_misses, "hash_mismatches": c.hash_mismatches,
+                                "total_us": c.window()}
+                        for label, name, c in itertools.islice(clients, STATS_CLIENTS)},
         }
 
 
