@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from roarm_lab.assets.joint_table import joint
 from roarm_lab.rl.cli import add_runtime_arg, choose_runtime, load_task_configs, physics_name, set_device
 from roarm_lab.utils.io import atomic_write
 
@@ -83,11 +84,12 @@ def plot(paths: list[Path], png: Path) -> Path:
             response = run["q"][j, :, j] - run["home"][j]
             ax.plot(run["t"], response, label=f"{run['runtime']} ({run['servo']})" if "runtime" in run else path.stem)
         ax.axhline(float(runs[0][1]["step_rad"]), color="k", linestyle="--", linewidth=0.8)
-        ax.set_title(name.replace("_to_", " > "), fontsize=9)
+        ax.set_title(joint(name).short, fontsize=10)
         ax.set_xlabel("time (s)")
     axes[0].set_ylabel("joint minus home (rad)")
     axes[-1].legend(fontsize=8)
-    fig.suptitle("RoArm-M3 single-joint step responses, nominal arm")
+    fig.suptitle("RoArm-M3 single-joint 0.4 rad steps, nominal arm: raw drive and with the servo model "
+                 "(0.2 s latency, 2 rad/s)")
     fig.tight_layout()
     atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
