@@ -9,7 +9,6 @@ what was actually sent, so a limit never winds it up. Every step is logged, hold
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,8 @@ import numpy as np
 
 from roarm_lab.assets.joint_table import JOINTS
 from roarm_lab.assets.kinematics import firmware_mm_to_base
-from roarm_lab.gateway.policy import ActionConvention, ClientTargets
+from roarm_lab.gateway.meta import PolicyLoadError, load_policy_meta
+from roarm_lab.gateway.policy import ActionConvention, ClientTargets, NotFiniteError
 from roarm_lab.real.driver import RoArmDriver
 from roarm_lab.real.observation import ArmObservation
 from roarm_lab.real.steplog import StepLog, plot_tracking
@@ -47,7 +47,8 @@ class LocalPolicy:
         self.policy = LoadedPolicy.load(export_dir, backend)
 
     def __call__(self, obs: np.ndarray) -> tuple[np.ndarray | None, dict[str, bool]]:
-        return self.policy.infer(obs), {}
+        action = self.policy.infer(obs)
+        return (action, {}) if np.isfinite(action).all() else (None, {"not_finite": True})
 
 
 class GatewayPolicy:
@@ -63,12 +64,14 @@ class GatewayPolicy:
                                               "action_size": meta["action"]["size"]}).connect()
 
     def __call__(self, obs: np.ndarray) -> tuple[np.ndarray | None, dict[str, bool]]:
-        from roarm_lab.gateway.client import GatewayTimeout
+        from roarm_lab.gateway.client import GatewayError, GatewayTimeout
 
         try:
             reply = self.client.infer(obs, deadline_ms=self.deadline_ms)
         except GatewayTimeout:
             return None, {"gateway_timeout": True}
+        except GatewayError as err:  # not_finite, overloaded, ...: no action this step, hold
+            return None, {f"gateway_{err.code}": True}
         if reply["flags"]["deadline_miss"]:
             return None, {"deadline_miss": True}
         return reply["action"], {"hash_mismatch": bool(reply["flags"]["hash_mismatch"])}
@@ -218,17 +221,17 @@ class Bridge:
                 obs = self.observe(fb.q, hand, target, last_action, state.target)
                 raw, pflags = self.policy(obs)
                 flags["deadline_miss"] = bool(pflags.get("deadline_miss"))
-                if raw is None:
+                arm = self._arm_targets(raw, obs, state, pflags)
+                if arm is None:
                     flags["no_action"] = True
                     if holding != "no_action":
-                        say(f"no action in time ({', '.join(pflags) or 'policy'}): holding the pose")
+                        say(f"no usable action ({', '.join(pflags) or 'policy'}): holding the pose")
                         holding = "no_action"
                 else:
                     if holding == "no_action":
                         say("actions back: policy resumes")
                         holding = None
                     action = np.asarray(raw, np.float32)
-                    arm, _ = self.convention.to_targets(action, obs, state)
                     desired = last_cmd.copy()
                     desired[self.arm_ids] = arm
                     change = np.clip(desired - last_cmd, -cfg.max_step_rad, cfg.max_step_rad)
@@ -257,6 +260,17 @@ class Bridge:
             say("stop requested: torque-hold and exit")
         finals.append(self.log.last_error())
         return self.summary(finals)
+
+    def _arm_targets(self, raw: np.ndarray | None, obs: np.ndarray, state: ClientTargets,
+                     pflags: dict[str, bool]) -> np.ndarray | None:
+        """The action joints' targets by policy.json's convention; None (hold) without a finite action."""
+        if raw is None:
+            return None
+        try:
+            return self.convention.to_targets(np.asarray(raw, np.float32), obs, state)[0]
+        except NotFiniteError:  # never a NaN towards the arm, and the integrator is left as it was
+            pflags["not_finite"] = True
+            return None
 
     # ------------------------------------------------------------------ report
     def summary(self, finals: list[float]) -> dict[str, Any]:
@@ -299,8 +313,8 @@ def write_report(bridge: Bridge, summary: dict[str, Any]) -> None:
 
 
 def load_meta(export_dir: str | Path) -> dict[str, Any]:
-    path = Path(export_dir)
-    path = path / "policy.json" if path.is_dir() else path
-    if not path.is_file():
-        raise BridgeError(f"no policy.json at {path}; pass the exported/ folder written by scripts/play.py")
-    return json.loads(path.read_text())
+    """policy.json, checked as the gateway checks it (limits inside the joint table's box, finite numbers)."""
+    try:
+        return load_policy_meta(export_dir)[0]
+    except PolicyLoadError as err:
+        raise BridgeError(str(err)) from None

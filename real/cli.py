@@ -7,16 +7,21 @@ import contextlib
 import datetime
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from roarm_lab.gateway.files import read_bounded_text
 from roarm_lab.real.bridge import Bridge, BridgeConfig, BridgeError, GatewayPolicy, LocalPolicy, load_meta, write_report
 from roarm_lab.real.calibration import Calibration
 from roarm_lab.real.driver import DriverError, RoArmDriver
+from roarm_lab.rl.checkpoints import create_run_dir
 from roarm_lab.rl.cli import script_defaults
+
+MAX_TARGETS_BYTES = 1 << 20
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,20 +51,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+MAX_TARGET_M = 1.0
+"""The arm reaches about 0.5 m: a larger coordinate is a unit mistake (millimetres) or garbage."""
+
+
+def check_targets(targets: Any, where: str) -> np.ndarray:
+    """An (N, 3) array of finite positions within reach, checked before anything moves; the error names the entry."""
+    if not isinstance(targets, (list, tuple)) or not targets:
+        raise BridgeError(f"{where}: expected a non-empty list of [x, y, z] in metres")
+    for i, t in enumerate(targets):
+        ok = isinstance(t, (list, tuple)) and len(t) == 3 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in t)
+        if not ok:
+            raise BridgeError(f"{where}: target {i} is {t!r:.60}; expected a list of [x, y, z] in metres (finite numbers)")
+        if max(abs(v) for v in t) > MAX_TARGET_M:
+            raise BridgeError(f"{where}: target {i} {list(t)} is beyond {MAX_TARGET_M} m; targets are in metres "
+                              "(was it written in millimetres?)")
+    return np.array(targets, dtype=float)
+
+
 def load_targets(opts: dict[str, Any], meta: dict[str, Any]) -> np.ndarray:
     """From the command line, a file, or the task's own (held-out) reachable target bank."""
     if opts.get("target"):
-        return np.array(opts["target"], dtype=float)
+        return check_targets([list(t) for t in opts["target"]], "--target")
     if opts.get("targets_file"):
         import yaml
 
         path = Path(opts["targets_file"])
-        if not path.is_file():
+        if not path.exists():
             raise BridgeError(f"no targets file at {path}")
-        targets = np.array(yaml.safe_load(path.read_text()), dtype=float)
-        if targets.ndim != 2 or targets.shape[1] != 3:
-            raise BridgeError(f"{path}: expected a list of [x, y, z] in metres, got shape {targets.shape}")
-        return targets
+        try:
+            doc = yaml.safe_load(read_bounded_text(path, MAX_TARGETS_BYTES, "targets file"))
+        except yaml.YAMLError as err:
+            raise BridgeError(f"{path} is not valid YAML or JSON ({str(err).splitlines()[0]})") from None
+        return check_targets(doc, str(path))
     if opts.get("random"):
         from roarm_lab.mdp.commands import reachable_target_bank
         from roarm_lab.registry import load_cfg_from_registry
@@ -70,6 +95,18 @@ def load_targets(opts: dict[str, Any], meta: dict[str, Any]) -> np.ndarray:
         rng = np.random.default_rng(int(opts.get("seed") or 0))
         return bank[rng.choice(len(bank), size=int(opts["random"]), replace=False)]
     raise BridgeError("no targets: give --target X Y Z (repeatable), --targets FILE or --random N")
+
+
+def check_numbers(opts: dict[str, Any], given: dict[str, Any]) -> None:
+    """The numeric settings, before anything is opened: one line naming the value and the fix."""
+    positive = ("rate_hz", "target_time_s", "stale_after_s", "max_step_rad", "duration_s")
+    for key in positive:
+        value = opts.get(key)
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise BridgeError(f"--{key.replace('_', '-')} {value}: must be a positive number")
+    random = given.get("random")  # configs/real.yaml's 0 means none; asked for on the command line, 0 is a mistake
+    if random is not None and not 1 <= random <= 4096:
+        raise BridgeError(f"--random {random}: must be a count of targets in 1..4096")
 
 
 @contextlib.contextmanager
@@ -99,7 +136,7 @@ def open_driver(opts: dict[str, Any], calibration: Calibration):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    given = {k: v for k, v in vars(args).items() if v not in (None, [], False)}
+    given = {k: v for k, v in vars(args).items() if v is not None and v is not False and v != []}  # 0 is given
     if "port" in given and "robot" not in given:
         given["robot"] = "serial"
     if "http" in given and "robot" not in given:
@@ -109,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--policy is required (the exported/ folder written by scripts/play.py)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
+        check_numbers(opts, given)
         meta = load_meta(opts["policy"])
         targets = load_targets(opts, meta)
         calibration = Calibration.load(opts.get("calibration"))
-        run_dir = Path(opts["log_dir"]) / datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        run_dir = Path(opts["log_dir"]) / stamp  # created (exclusively) once the inputs are checked
         cfg = BridgeConfig(target_time_s=float(opts["target_time_s"]), stale_after_s=float(opts["stale_after_s"]),
                            max_step_rad=float(opts["max_step_rad"]), duration_s=opts.get("duration_s"),
                            log_dir=run_dir, stop_file=Path(opts["stop_file"]) if opts.get("stop_file") else None)
@@ -121,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         period_ms = 1000.0 * float(meta["control_period_s"])
         policy = (GatewayPolicy(opts["gateway"], meta, deadline_ms=0.5 * period_ms, timeout_ms=0.8 * period_ms)
                   if opts.get("gateway") else LocalPolicy(opts["policy"], opts.get("backend", "onnx")))
+        cfg.log_dir = run_dir = create_run_dir(Path(opts["log_dir"]), stamp)  # two runs never share a folder
         try:
             with open_driver(opts, calibration) as driver:
                 bridge = Bridge(driver, meta, policy, targets, cfg)
@@ -129,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if isinstance(policy, GatewayPolicy):
                 policy.close()
-    except (BridgeError, DriverError, FileNotFoundError, ValueError) as err:
+    except (BridgeError, DriverError, FileNotFoundError, ValueError, TimeoutError) as err:  # TimeoutError: gateway
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(json.dumps({k: summary[k] for k in ("steps", "jitter_ms", "targets", "reached", "reached_fraction",

@@ -42,6 +42,7 @@ class DriverStats:
     joint_commands_sent: int = 0
     joint_commands_superseded: int = 0
     commands_clamped: int = 0
+    commands_refused: int = 0
     reconnects: int = 0
     link_errors: int = 0
     connected: bool = False
@@ -50,7 +51,8 @@ class DriverStats:
         return {"frames": self.frames, "dropped": dict(self.dropped), "commands_sent": self.commands_sent,
                 "joint_commands_sent": self.joint_commands_sent,
                 "joint_commands_superseded": self.joint_commands_superseded,
-                "commands_clamped": self.commands_clamped, "reconnects": self.reconnects,
+                "commands_clamped": self.commands_clamped, "commands_refused": self.commands_refused,
+                "reconnects": self.reconnects,
                 "link_errors": self.link_errors, "connected": self.connected}
 
 
@@ -83,6 +85,7 @@ class RoArmDriver:
         self._last_joint_write = -1e9
         self._last_query = -1e9
         self._in_flight = False
+        self._silenced = False  # we turned the arm's feedback stream off (and turn it back on at close)
         self._running = False
         self._thread: threading.Thread | None = None
 
@@ -109,10 +112,16 @@ class RoArmDriver:
         return self
 
     def close(self, hold: bool = True) -> None:
-        """Stop the owner thread; with ``hold`` the last act is a torque-hold at the current pose."""
+        """Stop the owner thread; with ``hold`` the last act is a torque-hold at the current pose.
+
+        The arm is left streaming feedback as it was found (the driver silenced it only for its own queries).
+        """
         if hold and self._running and self.stats.connected:
             self.stop()
-            time.sleep(2 * self.period)  # let the owner write it
+        if self._silenced and self._running and self.stats.connected:
+            self._enqueue(flow_feedback_command(True))
+        if self._running and self.stats.connected:
+            self.flush(timeout=1.0)  # let the owner write them
         self._running = False
         if self._thread is not None:
             self._thread.join(2.0)
@@ -209,8 +218,9 @@ class RoArmDriver:
     def _connect(self) -> bool:
         try:
             self.transport.open()
-            if self.transport.streams and self.quiet_stream:
+            if self.transport.streams and self.quiet_stream and not self.dry_run:  # a dry run writes nothing
                 self.transport.send(encode(flow_feedback_command(False)))
+                self._silenced = True
                 time.sleep(0.05)
                 self.transport.flush_input()
             self.transport.send(encode(query_command()))
@@ -238,7 +248,7 @@ class RoArmDriver:
     def _serve_once(self) -> None:
         now = time.monotonic()
         due = self._last_joint_write + self.period
-        streaming = self.transport.streams and not self.quiet_stream
+        streaming = self.transport.streams and not self._silenced
         timeout = 0.005 if self._joint_slot is None else min(0.005, max(0.0, due - now))
         for line in self.transport.receive(timeout):
             self._take(line, time.monotonic())
@@ -259,15 +269,23 @@ class RoArmDriver:
                 self.stats.joint_commands_sent += 1
         finally:
             self._in_flight = False
-        if not streaming and now - self._last_query >= self.query_period:
+        fb = self._feedback
+        quiet = fb is None or now - fb.received > 2 * self.query_period  # a stream that is off or stalled
+        if (not streaming or quiet) and now - self._last_query >= self.query_period:
             self._last_query = now
             self.transport.send(encode(query_command()))
 
     def _write(self, cmd: dict[str, Any]) -> None:
+        try:
+            line = encode(cmd)  # refuses a non-finite number: nothing unchecked reaches the wire
+        except ValueError as err:
+            self.stats.commands_refused += 1
+            log.error("%s", err)
+            return
         if self.dry_run:
             self.on_dry_run(cmd)
             return
-        self.transport.send(encode(cmd))
+        self.transport.send(line)
         self.stats.commands_sent += 1
 
     def _take(self, line: bytes, received: float) -> None:

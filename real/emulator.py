@@ -587,6 +587,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-offset", type=float, nargs=len(JOINTS), default=None, metavar="RAD",
                    help="reported = true - offset, URDF radians in JOINTS order")
     p.add_argument("--estop-block-s", type=float, default=d.estop_block_s)
+    p.add_argument("--parent-pid", type=int, default=None,
+                   help="exit when this process is gone (EmulatorProcess passes its own pid: no orphaned emulator)")
     return p
 
 
@@ -606,7 +608,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ArmEmulator(cfg) as emu:
         print(f"{READY_PREFIX} serial={emu.port} http={emu.http_url or 'none'}", flush=True)
         while not done.wait(0.5):
-            pass
+            if args.parent_pid is not None and os.getppid() != args.parent_pid:
+                break  # the parent died (even by SIGKILL, which it cannot pass on): reparented, so stop
     return 0
 
 
@@ -614,7 +617,7 @@ class EmulatorProcess:
     """The CLI as a child process (a separate Python, as users run it); waits for its ready line."""
 
     def __init__(self, *cli_args: str, ready_timeout_s: float = 30.0):
-        self.args = [sys.executable, "-m", "roarm_lab.real.emulator", *cli_args]
+        self.args = [sys.executable, "-m", "roarm_lab.real.emulator", "--parent-pid", str(os.getpid()), *cli_args]
         self.ready_timeout_s = ready_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
         self.port: str | None = None

@@ -60,8 +60,17 @@ class Feedback:
 
 
 def encode(command: dict[str, Any]) -> bytes:
-    """One command line; the firmware drops lines of 256 bytes or more."""
-    line = json.dumps(command, separators=(",", ":")).encode() + b"\n"
+    """One command line; the firmware drops lines of 256 bytes or more.
+
+    The last point before the wire: every number must be finite (``json.dumps`` would write ``NaN``, which
+    the firmware reads as a position).
+    """
+    bad = [k for k, v in command.items() if isinstance(v, float) and not math.isfinite(v)
+           or not isinstance(v, (int, float, str))]
+    if bad:
+        raise ValueError(f"refusing to send T:{command.get('T')} with {', '.join(f'{k}={command[k]!r}' for k in bad)}: "
+                         "every value sent to the arm must be a finite number")
+    line = json.dumps(command, separators=(",", ":"), allow_nan=False).encode() + b"\n"
     if len(line) >= MAX_COMMAND_BYTES:
         raise ValueError(f"command of {len(line)} bytes; the firmware accepts under {MAX_COMMAND_BYTES}")
     return line
@@ -73,6 +82,8 @@ def joints_command(q: Sequence[float], spd: int = 0, acc: int = 10) -> dict[str,
         raise ValueError(f"T:102 needs {len(JOINTS)} joint values ({[j.short for j in JOINTS]}), got {len(q)}")
     cmd: dict[str, Any] = {"T": T_JOINTS}
     for j, value in zip(JOINTS, q):
+        if not math.isfinite(float(value)):
+            raise ValueError(f"T:102 {j.short} target is {float(value)}: joint targets must be finite")
         cmd[j.firmware_field] = round(j.to_firmware(float(value)), 4)
     cmd["spd"], cmd["acc"] = int(spd), int(acc)
     return cmd

@@ -403,3 +403,22 @@ def test_decode_level_errors_echo_the_request_id_and_true_is_not_version_one(ser
     reply = _ask(sock, {"type": "hello", "protocol_version": float(PROTOCOL_VERSION)})
     assert reply["error"]["code"] == "unsupported_version"
     sock.close()
+
+
+# ---------------------------------------------------------------------------- CLI errors
+def test_a_port_in_use_is_a_one_line_error_naming_the_fix(export_dir, capsys, tmp_path):
+    from roarm_lab.gateway.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--policy", str(export_dir), "--bind", f"tcp://127.0.0.1:{port}", "--event-log", ""]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot bind tcp://127.0.0.1:{port}" in err and "--bind" in err and err.count("\n") == 1
+        assert main(["--policy", str(export_dir), "--bind", "tcp://127.0.0.1:0", "--event-log", "",
+                     "--metrics-port", str(port)]) == 2
+        err = capsys.readouterr().err
+        assert f"127.0.0.1:{port}" in err and "--metrics-port" in err and err.count("\n") == 1
+    assert main(["--new-admin-token", str(tmp_path / "admin.token")]) == 0
+    assert (tmp_path / "admin.token").stat().st_mode & 0o077 == 0

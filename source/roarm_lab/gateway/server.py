@@ -130,14 +130,15 @@ class GatewayServer:
         self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         self.socket.setsockopt(zmq.RCVHWM, self.cfg.rcv_hwm)
         self.socket.setsockopt(zmq.SNDHWM, self.cfg.snd_hwm)
-        self._configure_security()
         try:
-            self.socket.bind(self.cfg.bind)
-        except zmq.ZMQError as err:
+            self._configure_security()
+            self._bind()
+        except ValueError:
             self.socket.close(linger=0)
             self.ctx.term()
-            raise ValueError(f"cannot bind {self.cfg.bind} ({err}): is another gateway running there? Pass another "
-                             "--bind port (or tcp://127.0.0.1:0 for any free one)") from None
+            self.metrics.close()
+            self.events.close()
+            raise
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._lock = threading.Lock()  # the socket and all serving state; never held while a policy runs
         self._backlog: collections.deque[tuple[_Pending, LoadedPolicy]] = collections.deque()
@@ -177,6 +178,13 @@ class GatewayServer:
             raise ValueError(f"refusing to bind {self.cfg.bind} without encryption: a non-loopback bind needs CURVE "
                              "keys (make them with `python -c \"import zmq.auth; zmq.auth.create_certificates('keys', "
                              "'server')\"` and pass --curve-secret-key keys/server.key_secret)")
+
+    def _bind(self) -> None:
+        try:
+            self.socket.bind(self.cfg.bind)
+        except zmq.ZMQError as err:
+            raise ValueError(f"cannot bind {self.cfg.bind} ({err}): is another gateway running there? Pass another "
+                             "--bind port (or tcp://127.0.0.1:0 for any free one)") from None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "GatewayServer":
