@@ -1,12 +1,19 @@
-"""Finding and checking checkpoints: the newest run, the newest model in it, and whether it fits a task."""
+"""Run folders and checkpoints: a new run folder, the newest run and model, loading one safely, and whether it fits.
+
+A checkpoint is a file from disk, so it is loaded with ``weights_only=True`` (tensors, dicts, numbers and
+strings; no code runs), its layout is checked, and its state dicts are handed to the algorithm directly:
+rsl_rl's own ``OnPolicyRunner.load`` calls ``torch.load(weights_only=False)`` and is never used.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 _MODEL = re.compile(r"model_(\d+)\.pt$")
 
@@ -15,11 +22,29 @@ class CheckpointError(ValueError):
     pass
 
 
+def create_run_dir(parent: Path, name: str) -> Path:
+    """A new, empty run folder ``parent/name`` (``name_2``, ``name_3``, ... if taken), created exclusively.
+
+    Two runs started in the same second with the same name get two folders, never one shared folder.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = parent / (name if n == 1 else f"{name}_{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise CheckpointError(f"could not create a new run folder for {parent / name}: 999 taken; pick another --run_name")
+
+
 def latest_run_dir(experiment_dir: Path) -> Path:
-    runs = sorted(p for p in experiment_dir.glob("*") if p.is_dir() and any(p.glob("model_*.pt")))
+    """The run whose newest checkpoint was written last (not the last name in sort order)."""
+    runs = [(os.stat(latest_checkpoint(p)).st_mtime_ns, p.name, p) for p in experiment_dir.glob("*")
+            if p.is_dir() and any(_MODEL.search(m.name) for m in p.glob("model_*.pt"))]
     if not runs:
         raise CheckpointError(f"no run with a checkpoint under {experiment_dir}; train first or pass a path")
-    return runs[-1]
+    return max(runs)[2]
 
 
 def latest_checkpoint(run_dir: Path) -> Path:
@@ -30,17 +55,61 @@ def latest_checkpoint(run_dir: Path) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint file; a missing or unreadable file is an error that names it."""
+    """Load a checkpoint file without running code; a missing, unreadable or odd file is an error naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_file():  # also refuses a FIFO or a device, which torch.load would block on or read forever
+        raise CheckpointError(f"checkpoint not found: {path} (pass a model_<N>.pt file)")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many types for a corrupt file
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") from err
-    if not isinstance(data, dict) or "actor_state_dict" not in data:
-        raise CheckpointError(f"{path} is not an rsl_rl checkpoint (no 'actor_state_dict')")
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt or code-carrying file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(f"checkpoint {path} cannot be loaded safely ({type(err).__name__}: {first[:200]}); "
+                              "only plain rsl_rl checkpoints (tensors, numbers, strings) are accepted") from None
+    problem = _layout_problem(data)
+    if problem:
+        raise CheckpointError(f"{path} is not an rsl_rl checkpoint ({problem})")
     return data
+
+
+def _layout_problem(data: Any) -> str | None:
+    if not isinstance(data, dict) or "actor_state_dict" not in data:
+        return "no 'actor_state_dict'"
+    for key in ("actor_state_dict", "critic_state_dict"):
+        part = data.get(key, {})
+        if not isinstance(part, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in part.items()):
+            return f"'{key}' must map names to tensors"
+    if "iter" in data and (not isinstance(data["iter"], int) or isinstance(data["iter"], bool) or data["iter"] < 0):
+        return f"'iter' is {data['iter']!r}, not a non-negative integer"
+    if data.get("infos") is not None and not isinstance(data["infos"], dict):
+        return "'infos' must be a mapping"
+    return None
+
+
+def restore(alg: Any, checkpoint: dict[str, Any], path: str | Path, load_cfg: dict[str, bool] | None = None) -> None:
+    """Put a loaded checkpoint into an rsl_rl algorithm, after checking every tensor's name and shape.
+
+    A checkpoint of another network shape is refused here, in one line, before anything is written.
+    """
+    current = alg.save()
+    parts = [k for k in ("actor", "critic") if (load_cfg or {"actor": True, "critic": True}).get(k)]
+    for part in parts:
+        want, have = current[f"{part}_state_dict"], checkpoint.get(f"{part}_state_dict")
+        if have is None:
+            raise CheckpointError(f"checkpoint {path} has no {part} network")
+        missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+        if missing or extra:
+            raise CheckpointError(f"checkpoint {path}: the {part} network differs from this config (missing "
+                                  f"{missing[:3]}, unexpected {extra[:3]}); use the run's own agent settings")
+        for name, tensor in want.items():
+            if tuple(have[name].shape) != tuple(tensor.shape):
+                raise CheckpointError(f"checkpoint {path}: {part} {name} has shape {list(have[name].shape)}, this "
+                                      f"config builds {list(tensor.shape)}; use the run's own agent settings "
+                                      "(agent.actor.hidden_dims, ...) or start a new run")
+    try:
+        alg.load(checkpoint, load_cfg, True)
+    except (RuntimeError, KeyError, ValueError) as err:  # e.g. an optimizer state of another layout
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} does not fit this config ({first[:200]})") from None
 
 
 def check_compatible(checkpoint: dict[str, Any], path: str | Path, task: str, obs_dim: int, action_dim: int) -> None:
@@ -56,3 +125,54 @@ def check_compatible(checkpoint: dict[str, Any], path: str | Path, task: str, ob
         if weights[-1].shape[0] != action_dim:
             raise CheckpointError(f"checkpoint {path} outputs {weights[-1].shape[0]} actions, task '{task}' "
                                   f"takes {action_dim}")
+
+
+def _class_names(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        names = {node["class_name"]} if isinstance(node.get("class_name"), str) else set()
+        return names.union(*(_class_names(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_class_names(v) for v in node))
+    return set()
+
+
+def run_network_settings(path: Path, train_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The networks a run was trained with (``actor``, ``critic``, ``obs_groups`` of its agent.yaml), checked.
+
+    rsl_rl imports and calls every ``class_name`` it is given, so a run's file may only name the classes the
+    task's own config names; the shapes must be plain lists of sizes.
+    """
+    from roarm_lab.gateway.files import UnsafeFileError, read_bounded_text
+
+    try:
+        saved = yaml.safe_load(read_bounded_text(path, 1 << 20, "agent.yaml"))
+    except (UnsafeFileError, yaml.YAMLError) as err:
+        raise CheckpointError(f"{path} cannot be read ({str(err).splitlines()[0]}); pass --checkpoint from a run "
+                              "folder written by train.py") from None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path} is not a mapping of agent settings")
+    taken: dict[str, Any] = {}
+    for key in ("actor", "critic", "obs_groups"):
+        if key not in saved:
+            continue
+        value, bad = saved[key], None
+        if key == "obs_groups":
+            if not (isinstance(value, dict) and all(isinstance(v, list) and all(isinstance(g, str) for g in v)
+                                                    for v in value.values())):
+                bad = "must map names to lists of observation groups"
+        elif not isinstance(value, dict):
+            bad = "must be a mapping"
+        elif _class_names(value) - _class_names(train_cfg.get(key)):
+            bad = (f"names {sorted(_class_names(value) - _class_names(train_cfg.get(key)))}; only the task's own "
+                   f"classes {sorted(_class_names(train_cfg.get(key)))} are built from a run's files")
+        elif not _sizes(value.get("hidden_dims", [])):
+            bad = f"hidden_dims {value.get('hidden_dims')!r:.60} must be a list of up to 16 sizes in 1..4096"
+        if bad:
+            raise CheckpointError(f"{path}: {key} {bad}")
+        taken[key] = value
+    return taken
+
+
+def _sizes(value: Any) -> bool:
+    return isinstance(value, list) and len(value) <= 16 and all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in value)

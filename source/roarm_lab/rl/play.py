@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
+from hydra.errors import OverrideParseException
 from tensordict import TensorDict
 
-from roarm_lab.rl.checkpoints import CheckpointError, check_compatible, load_checkpoint
+from roarm_lab.rl.checkpoints import CheckpointError, check_compatible, load_checkpoint, restore, run_network_settings
 from roarm_lab.rl.cli import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
                               relative, set_device)
+from roarm_lab.rl.config_checks import check_flag, parse_error
 from roarm_lab.rl.export import OnnxPolicy, export_policy
 from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.runner import RoArmRunner
@@ -56,9 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         task_spec(args.task)
         env_cfg, agent_cfg, applied = load_task_configs(args.task, overrides)
         set_device(env_cfg, None, args.device)
+        for flag, value in (("--episodes", args.episodes), ("--num_envs", args.num_envs)):
+            check_flag(flag, value)
+        check_flag("--physics_threads", args.physics_threads, at_least=0)
         checkpoint = load_checkpoint(args.checkpoint)
     except (OverrideError, CheckpointError, ValueError, RuntimeUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OverrideParseException as err:
+        print(f"error: {parse_error(err)}", file=sys.stderr)
         return 2
     from roarm_lab.rl.evaluate import evaluate, plot_errors
     from roarm_lab.tasks.reach.reach_env_cfg import configure_for_evaluation
@@ -80,12 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     train_cfg = to_rsl_rl_dict(agent_cfg)
     run_agent = Path(args.checkpoint).resolve().parent / "agent.yaml"
-    if run_agent.is_file():  # build the networks the checkpoint was trained with
-        saved = yaml.safe_load(run_agent.read_text())
-        train_cfg.update({k: saved[k] for k in ("actor", "critic", "obs_groups") if k in saved})
-    runner = RoArmRunner(vec_env, train_cfg, log_dir=None, device=args.device, total_iterations=0,
-                         show_progress=False)
-    runner.load(args.checkpoint, load_cfg={"actor": True}, map_location="cpu")
+    try:
+        if run_agent.exists():  # build the networks the checkpoint was trained with (checked: no foreign classes)
+            train_cfg.update(run_network_settings(run_agent, train_cfg))
+        runner = RoArmRunner(vec_env, train_cfg, log_dir=None, device=args.device, total_iterations=0,
+                             show_progress=False)
+        restore(runner.alg, checkpoint, args.checkpoint, {"actor": True})  # never rsl_rl's unsafe runner.load
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     actor = runner.get_inference_policy("cpu")
 
     ckpt_dir = Path(args.checkpoint).resolve().parent

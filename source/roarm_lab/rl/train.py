@@ -11,10 +11,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from hydra.errors import OverrideParseException
 
-from roarm_lab.rl.checkpoints import CheckpointError, latest_checkpoint, latest_run_dir, load_checkpoint
+from roarm_lab.rl.checkpoints import (CheckpointError, check_compatible, create_run_dir, latest_checkpoint,
+                                      latest_run_dir, load_checkpoint, restore)
 from roarm_lab.rl.cli import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
                               relative, set_device)
+from roarm_lab.rl.config_checks import check_flag, check_run_configs, parse_error
 from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.runner import RoArmRunner
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
@@ -61,15 +64,22 @@ def main(argv: list[str] | None = None) -> int:
         runtime = choose_runtime(args)
         env_cfg, agent_cfg, applied = load_task_configs(args.task, overrides)
         set_device(env_cfg, agent_cfg, args.device)
+        check_flag("--num_envs", args.num_envs)
+        check_flag("--max_iterations", args.max_iterations)
+        check_flag("--physics_threads", args.physics_threads, at_least=0)
+        if args.num_envs is not None:  # 0 is a value (refused above), not "not given"
+            env_cfg.scene.num_envs = args.num_envs
+        if args.max_iterations is not None:
+            agent_cfg.max_iterations = args.max_iterations
+        check_run_configs(env_cfg, agent_cfg)
     except (OverrideError, ValueError, RuntimeUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OverrideParseException as err:
+        print(f"error: {parse_error(err)}", file=sys.stderr)
+        return 2
     from roarm_lab.registry import make_env
 
-    if args.num_envs:
-        env_cfg.scene.num_envs = args.num_envs
-    if args.max_iterations:
-        agent_cfg.max_iterations = args.max_iterations
     agent_cfg.seed = args.seed
     agent_cfg.run_name = args.run_name or agent_cfg.run_name
     env_cfg.seed = args.seed
@@ -85,19 +95,18 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint = load_checkpoint(ckpt_path)
         else:
             stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-            run_dir = experiment_dir / (stamp + (f"_{agent_cfg.run_name}" if agent_cfg.run_name else ""))
+            run_dir = None  # created exclusively once the environment is built
             checkpoint = None
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     env = make_env(args.task, env_cfg)
     vec_env = RslRlVecEnvWrapper(env)
     env_hash, agent_hash = config_hash(env_cfg), config_hash(agent_cfg)
-    atomic_write_text(run_dir / "env.yaml", yaml.safe_dump(to_dict(env_cfg), sort_keys=False))
     train_cfg = to_rsl_rl_dict(agent_cfg)  # what rsl_rl is given is what the run folder records
-    atomic_write_text(run_dir / "agent.yaml", yaml.safe_dump(to_dict(train_cfg), sort_keys=False))
+    if run_dir is None:  # two runs started in the same second never share a folder
+        run_dir = create_run_dir(experiment_dir, stamp + (f"_{agent_cfg.run_name}" if agent_cfg.run_name else ""))
 
     total = agent_cfg.max_iterations
     runner = RoArmRunner(vec_env, train_cfg, log_dir=str(run_dir), device=args.device,
@@ -107,11 +116,20 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_git_repo_to_log(__file__)
     start = 0
     if checkpoint is not None:
-        runner.load(str(ckpt_path))
-        start = int(checkpoint["iter"]) + 1
+        try:  # checked against this config before anything in the run folder is rewritten
+            check_compatible(checkpoint, ckpt_path, args.task, int(env.observation_manager.group_obs_dim["policy"][0]),
+                             env.action_manager.total_action_dim)
+            restore(runner.alg, checkpoint, ckpt_path)
+        except CheckpointError as err:
+            print(f"error: {err}", file=sys.stderr)
+            env.close()
+            return 2
+        start = int(checkpoint.get("iter", -1)) + 1
         runner.current_learning_iteration = start
         runner.logger.bar.n = start
         print(f"resuming {relative(run_dir)} from {ckpt_path.name} (iteration {start} of {total})")
+    atomic_write_text(run_dir / "env.yaml", yaml.safe_dump(to_dict(env_cfg), sort_keys=False))
+    atomic_write_text(run_dir / "agent.yaml", yaml.safe_dump(to_dict(train_cfg), sort_keys=False))
     print(f"training {args.task} on {runtime} ({physics_name(env_cfg)}, {env_cfg.sim.device}): "
           f"{env_cfg.scene.num_envs} envs, {total} iterations -> {relative(run_dir)}")
     if applied:

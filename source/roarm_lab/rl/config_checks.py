@@ -1,0 +1,96 @@
+"""Checks of a run's settings before anything is built or written: one line that names the value and the fix.
+
+The configs come from code, the YAML defaults and the command line (``--num_envs``, ``env.*``/``agent.*``
+overrides); a zero, a negative or a NaN there would otherwise surface as a traceback deep in the simulator
+or the optimizer, or be silently replaced by a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Iterator
+
+from roarm_lab.rl.overrides import OverrideError
+
+_Rule = tuple[str, Callable[[Any], bool], str]
+
+
+def _int_at_least(n: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= n
+
+
+def _positive(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _unit(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+
+
+RULES: tuple[_Rule, ...] = (
+    ("env.scene.num_envs", _int_at_least(1), "an integer of at least 1"),
+    ("env.sim.dt", _positive, "a positive number of seconds (the physics step)"),
+    ("env.decimation", _int_at_least(1), "an integer of at least 1"),
+    ("env.episode_length_s", _positive, "a positive number of seconds"),
+    ("agent.max_iterations", _int_at_least(1), "an integer of at least 1"),
+    ("agent.num_steps_per_env", _int_at_least(1), "an integer of at least 1"),
+    ("agent.save_interval", _int_at_least(1), "an integer of at least 1"),
+    ("agent.algorithm.learning_rate", _positive, "a positive number"),
+    ("agent.algorithm.num_learning_epochs", _int_at_least(1), "an integer of at least 1"),
+    ("agent.algorithm.num_mini_batches", _int_at_least(1), "an integer of at least 1"),
+    ("agent.algorithm.clip_param", _positive, "a positive number"),
+    ("agent.algorithm.max_grad_norm", _positive, "a positive number"),
+    ("agent.algorithm.gamma", _unit, "a number in [0, 1]"),
+    ("agent.algorithm.lam", _unit, "a number in [0, 1]"),
+)
+
+
+def parse_error(err: Exception) -> str:
+    """Hydra's override parse error (several lines, a link) as one line that says how to write an override."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"cannot parse the overrides ({first}); write them as env.a.b=value or agent.c=value (Hydra's syntax, lists as [1,2])"
+
+
+def check_flag(flag: str, value: int | None, at_least: int = 1) -> None:
+    """A count given on the command line (``--num_envs``, ``--max_iterations``): None is "not given", 0 is not."""
+    if value is not None and value < at_least:
+        raise OverrideError(f"{flag} {value}: must be at least {at_least} (leave it out for the task's default)")
+
+
+def _leaves(node: Any, path: str) -> Iterator[tuple[str, Any]]:
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        for f in dataclasses.fields(node):
+            yield from _leaves(getattr(node, f.name), f"{path}.{f.name}")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f"{path}.{key}")
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _leaves(value, f"{path}[{i}]")
+    else:
+        yield path, node
+
+
+def _get(configs: dict[str, Any], path: str) -> Any:
+    prefix, *parts = path.split(".")
+    node = configs[prefix]
+    for part in parts:
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+    return node
+
+
+def check_run_configs(env_cfg: Any, agent_cfg: Any) -> None:
+    """Refuse settings no run can use: a NaN anywhere, and the ranges in ``RULES``; OverrideError names the first.
+
+    Inf is left to the rules: some of Isaac Lab's physics settings are infinite by default.
+    """
+    configs = {"env": env_cfg, "agent": agent_cfg}
+    for prefix, cfg in configs.items():
+        for path, value in _leaves(cfg, prefix):
+            if isinstance(value, float) and math.isnan(value):
+                raise OverrideError(f"{path}=nan: must be a number; set it with {path}=<number>")
+    for path, ok, what in RULES:
+        value = _get(configs, path)
+        if value is not None and not ok(value):
+            raise OverrideError(f"{path}={value!r}: must be {what}; set it with {path}=<value>")

@@ -1,0 +1,199 @@
+"""train.py and play.py against hostile files and bad numbers (issue 11, items 1, 8, 9, 10 and resume latest):
+crafted checkpoints and run files, zero/negative/NaN settings, a failed resume, concurrent run folders."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from roarm_lab.rl.checkpoints import CheckpointError, create_run_dir, latest_run_dir, load_checkpoint
+from roarm_lab.rl.play import main as play_main
+from roarm_lab.rl.train import main as train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--num_envs", "8", "--no-progress", "agent.num_steps_per_env=4", "agent.save_interval=1",
+        "agent.actor.hidden_dims=[16,16]", "agent.critic.hidden_dims=[16,16]"]
+
+
+def _train(log_root: Path, *extra: str) -> int:
+    return train_main(["--task", "RoArm-Reach-v0", "--log_root", str(log_root), *TINY, *extra])
+
+
+def _play(checkpoint: Path, *extra: str) -> int:
+    return play_main(["--task", "RoArm-Reach-v0", "--checkpoint", str(checkpoint), "--episodes", "2", "--num_envs", "2",
+                      "--no-progress", *extra])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    log_root = tmp_path_factory.mktemp("logs")
+    assert _train(log_root, "--max_iterations", "1", "--run_name", "tiny") == 0
+    (run_dir,) = list((log_root / "roarm_reach").iterdir())
+    return run_dir
+
+
+class _RunsCode:
+    """Pickles as a call of os.makedirs(marker): what a crafted checkpoint carries instead of tensors."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.makedirs, (str(self.marker),)
+
+
+def _crafted(tiny_run: Path, dest: Path, marker: Path) -> Path:
+    data = torch.load(tiny_run / "model_0.pt", weights_only=True)
+    data["infos"] = {"task": "RoArm-Reach-v0", "payload": _RunsCode(marker)}
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny_run / "agent.yaml", dest / "agent.yaml")
+    torch.save(data, dest / "model_5.pt")
+    return dest / "model_5.pt"
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------- 1. code in a checkpoint
+def test_a_checkpoint_that_runs_code_is_refused_by_play_and_by_resume(tiny_run, tmp_path, capsys):
+    marker = tmp_path / "ran"
+    logs = tmp_path / "logs"
+    crafted = _crafted(tiny_run, logs / "roarm_reach" / "9999-zz_newest", marker)
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        load_checkpoint(crafted)
+    assert _play(crafted) == 2
+    assert "cannot be loaded safely" in _one_error_line(capsys)
+    assert _train(logs, "--max_iterations", "2", "--resume", str(crafted)) == 2
+    assert "cannot be loaded safely" in _one_error_line(capsys)
+    assert _train(logs, "--max_iterations", "2", "--resume") == 2  # a bare --resume finds it as the newest run
+    assert "cannot be loaded safely" in _one_error_line(capsys)
+    assert not marker.exists()  # no code ran, on any path
+
+
+def test_no_code_path_loads_a_checkpoint_with_weights_only_false():
+    """rsl_rl's OnPolicyRunner.load uses torch.load(weights_only=False): it must never be called, and every
+    torch.load of ours passes weights_only=True."""
+    import rsl_rl.runners.on_policy_runner as opr
+
+    assert "weights_only=False" in Path(opr.__file__).read_text()  # why runner.load is off limits
+    bad = []
+    for folder in ("source", "real", "scripts", "tasks", "agents", "mcp_server"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                    continue
+                owner = ast.unparse(node.func.value)
+                if node.func.attr == "load" and owner == "torch":
+                    kw = {k.arg: k.value for k in node.keywords}
+                    if not (isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True):
+                        bad.append(f"{path.relative_to(ROOT)}:{node.lineno} torch.load without weights_only=True")
+                if node.func.attr == "load" and "runner" in owner.lower():
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno} {owner}.load (rsl_rl's unsafe loader)")
+    assert not bad, bad
+
+
+def test_a_run_file_that_names_foreign_code_is_refused_by_play(tiny_run, tmp_path, capsys, monkeypatch):
+    (tmp_path / "probe_mod.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\nclass Model: pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(tiny_run / "model_0.pt", run / "model_0.pt")
+    agent = yaml.safe_load((tiny_run / "agent.yaml").read_text())
+    agent["actor"]["class_name"] = "probe_mod:Model"  # rsl_rl imports and calls whatever is named here
+    (run / "agent.yaml").write_text(yaml.safe_dump(agent))
+    assert _play(run / "model_0.pt") == 2
+    assert "only the task's own classes" in _one_error_line(capsys)
+    assert not (tmp_path / "imported").exists()
+
+
+# ---------------------------------------------------------------------------- 8. zero, negative, NaN
+@pytest.mark.parametrize("args, named", [
+    (["--max_iterations", "0"], "--max_iterations 0"), (["--num_envs", "0"], "--num_envs 0"),
+    (["--num_envs", "-3"], "--num_envs -3"), (["env.scene.num_envs=-5"], "env.scene.num_envs=-5"),
+    (["env.sim.dt=0"], "env.sim.dt=0"), (["agent.algorithm.learning_rate=nan"], "agent.algorithm.learning_rate=nan"),
+    (["env.decimation=0"], "env.decimation=0"), (["env.rewards.tracking.weight=[1,2"], "cannot parse the overrides"),
+    (["--physics_threads", "-1"], "--physics_threads -1"),
+])
+def test_bad_settings_of_train_are_one_line_errors_and_start_no_run(tmp_path, capsys, args, named):
+    base = [a for a in TINY if a not in ("--num_envs", "8")]
+    code = train_main(["--task", "RoArm-Reach-v0", "--log_root", str(tmp_path), *base, *args])
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert named in line and ("must" in line or "write them as" in line)
+    assert not (tmp_path / "roarm_reach").exists()  # no run folder, nothing written
+
+
+def test_cuda_without_cuda_is_a_one_line_error(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert _train(tmp_path, "--device", "cuda:0") == 2
+    assert "--device cuda:0" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("args, named", [(["--episodes", "0"], "--episodes 0"), (["--num_envs", "-1"], "--num_envs -1")])
+def test_bad_counts_of_play_are_one_line_errors(tiny_run, capsys, args, named):
+    code = play_main(["--task", "RoArm-Reach-v0", "--checkpoint", str(tiny_run / "model_0.pt"), "--no-progress", *args])
+    assert code == 2 and named in _one_error_line(capsys)
+
+
+# ---------------------------------------------------------------------------- 9. a failed resume
+def test_a_resume_with_another_network_shape_rewrites_nothing(tmp_path, capsys):
+    assert _train(tmp_path, "--max_iterations", "1", "--run_name", "shape") == 0
+    (run,) = list((tmp_path / "roarm_reach").iterdir())
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert _train(tmp_path, "--max_iterations", "3", "agent.actor.hidden_dims=[32,32]", "--resume", str(run)) == 2
+    line = _one_error_line(capsys)
+    assert "shape" in line and "hidden_dims" in line
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert after == before  # agent.yaml, env.yaml, checkpoints: as they were, nothing added
+
+
+# ---------------------------------------------------------------------------- 10. run folders
+def test_runs_started_at_once_with_one_name_get_their_own_folders(tmp_path):
+    barrier, made = threading.Barrier(8), []
+
+    def start():
+        barrier.wait()
+        made.append(create_run_dir(tmp_path / "exp", "2026-01-01_00-00-00_twin"))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == 8 and all(p.is_dir() and not any(p.iterdir()) for p in made)
+
+
+def test_two_trainings_with_one_run_name_never_share_a_folder(tmp_path):
+    (tmp_path / "roarm_reach").mkdir()
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    for later in range(3):  # the folders a run started this second (or the next two) would take: already there
+        t = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(time.time() + later))
+        (tmp_path / "roarm_reach" / f"{t}_twin").mkdir(exist_ok=True)
+    assert _train(tmp_path, "--max_iterations", "1", "--run_name", "twin") == 0
+    runs = [r for r in (tmp_path / "roarm_reach").iterdir() if (r / "model_0.pt").is_file()]
+    assert len(runs) == 1 and runs[0].name.endswith("_twin_2") and runs[0].name >= stamp
+
+
+def test_resume_latest_is_the_run_written_last_not_the_last_name(tiny_run, tmp_path):
+    exp = tmp_path / "roarm_reach"
+    old, new = exp / "zzzz_sorts_last", exp / "2026-01-01_00-00-00_written_last"
+    for run in (old, new):
+        run.mkdir(parents=True)
+        shutil.copy(tiny_run / "model_0.pt", run / "model_0.pt")
+    past = time.time() - 3600
+    os.utime(old / "model_0.pt", (past, past))
+    assert latest_run_dir(exp) == new
