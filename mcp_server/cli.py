@@ -1,0 +1,54 @@
+"""``roarm-mcp``: the MCP server over stdio (VS Code's default), or streamable HTTP on loopback.
+
+stdout is the protocol on stdio: nothing here prints; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from roarm_lab.jobs.paths import ProjectPaths
+from roarm_lab.mcp_server.settings import LabSettings, RealArmSettings
+from roarm_lab.rl.cli import script_defaults
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="roarm-mcp", description="RoArm Lab's MCP server (docs/mcp.md).")
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP on 127.0.0.1 instead of stdio")
+    p.add_argument("--port", type=int, default=8765, help="HTTP port (with --http)")
+    p.add_argument("--root", type=Path, help="project checkout (default: this package's)")
+    p.add_argument("--logs", type=Path, help="logs folder: runs, jobs, simulator, real-arm logs (default: ROOT/logs)")
+    p.add_argument("--allow-real-arm", action="store_true",
+                   help="let run_policy_on_real_arm move the arm (each run still asks the user to confirm)")
+    p.add_argument("--robot", choices=["serial", "http", "emu"], help="real arm connection (default: configs/real.yaml)")
+    p.add_argument("--serial-port", dest="serial_port", help="e.g. /dev/ttyUSB0")
+    p.add_argument("--arm-http", dest="arm_http", help="the arm's address for --robot http")
+    p.add_argument("--calibration", help="per-arm calibration YAML")
+    p.add_argument("--target-time-s", dest="target_time_s", type=float, help="seconds each real-arm target is held")
+    return p
+
+
+def settings_from(args: argparse.Namespace) -> LabSettings:
+    real = script_defaults("real")
+    return LabSettings(paths=ProjectPaths.at(args.root, args.logs), real=RealArmSettings(
+        allow=args.allow_real_arm,
+        robot=args.robot or ("serial" if args.serial_port else "http" if args.arm_http else real.get("robot", "serial")),
+        port=args.serial_port or real.get("port", "/dev/ttyUSB0"), http=args.arm_http or real.get("http", "192.168.4.1"),
+        calibration=args.calibration or real.get("calibration"),
+        target_time_s=float(args.target_time_s or real.get("target_time_s", 4.0))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from roarm_lab.mcp_server.server import build_server
+
+    server = build_server(settings_from(args))
+    if args.http:
+        server.run("streamable-http", host="127.0.0.1", port=args.port)
+    else:
+        server.run()
+    return 0

@@ -1,0 +1,229 @@
+"""Typed results of the tools: their JSON schemas are the tools' output schemas (structuredContent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Done(BaseModel):
+    done: bool = Field(description="whether something was done (false: there was nothing to do)")
+    message: str
+
+
+class RobotJoint(BaseModel):
+    name: str = Field(description="short name")
+    urdf_name: str
+    lower_rad: float = Field(description="lower bound of the safe joint box, rad")
+    upper_rad: float
+    home_rad: float
+
+
+class RobotInfo(BaseModel):
+    name: str
+    description: str
+    joints: list[RobotJoint] = Field(description="all joints, root to tip (the reach task drives the first five)")
+    tcp_frame: str
+    base_height_m: float = Field(description="base above the table, m")
+    tasks: list[str] = Field(description="registered task ids for this robot")
+    urdf: str
+    loaded_in_sim: bool = Field(description="a running simulator has this robot")
+
+
+class RobotsResult(BaseModel):
+    robots: list[RobotInfo]
+
+
+class Joint(BaseModel):
+    name: str = Field(description="short joint name (base, shoulder, elbow, wrist, roll)")
+    position_rad: float = Field(description="measured joint position, rad")
+    commanded_rad: float = Field(description="the newest joint target sent to the servo, rad")
+    goal_rad: float | None = Field(None, description="held joint goal (set_joint_targets), rad; null if none")
+    lower_rad: float
+    upper_rad: float
+
+
+class JointState(BaseModel):
+    step: int = Field(description="control steps simulated since start")
+    sim_time_s: float
+    joints: list[Joint] = Field(description="the arm joints the policy drives, root to tip")
+    gripper_rad: float | None = Field(None, description="gripper joint position, rad (not actuated by the task)")
+    hand_m: list[float] = Field(description="hand (TCP) position in the robot base frame, m: x forward, y left, z up")
+    target_m: list[float] = Field(description="current hand target in the base frame, m")
+    error_m: float = Field(description="distance from hand to target, m")
+    within_threshold: bool = Field(description="error below the task's success threshold")
+    threshold_m: float
+    controller: dict[str, Any] | None = Field(None, description="what drives the arm now (policy run, action)")
+
+
+class SimInfo(BaseModel):
+    task: str
+    endpoint: str = Field(description="the simulator service's ZeroMQ endpoint (loopback)")
+    realtime: bool = Field(description="true: it steps itself at the control period; false: tools step it")
+    control_period_s: float
+    joint_names: list[str] = Field(description="arm joints (short names), the order of every joint vector")
+    lower_rad: list[float]
+    upper_rad: list[float]
+    observation_terms: list[dict[str, Any]] = Field(description="policy observation layout: name, start, stop, size")
+    cameras: list[str]
+    state: JointState
+    log: str = Field(description="the simulator service's log file")
+    pid: int = Field(description="the simulator service's process id")
+
+
+class TargetsResult(BaseModel):
+    requested_rad: list[float]
+    applied_rad: list[float] = Field(description="the goals actually held, after clamping to the joint box")
+    clamped: list[str] = Field(description="joints whose request was outside the box and was clamped")
+    steps_simulated: int
+    state: JointState
+    moved_rad: list[float] = Field(description="how far each joint moved during this call, rad")
+
+
+class ObservationGroup(BaseModel):
+    layout: list[dict[str, Any]] = Field(description="terms in order: name, start, stop, size (as policy.json)")
+    terms: dict[str, list[float]]
+    vector: list[float] = Field(description="the flat observation the policy is fed")
+
+
+class ObservationResult(BaseModel):
+    groups: dict[str, ObservationGroup] = Field(description="'policy' is what the policy sees; 'critic' adds "
+                                                "privileged terms (the hand error)")
+    state: JointState
+
+
+class InferResult(BaseModel):
+    policy: str = Field(description="the exported policy folder used")
+    observation_source: str = Field(description="'simulator' (captured now) or 'given'")
+    action: list[float] = Field(description="the policy's raw output (action units of the task)")
+    joint_targets_rad: list[float] = Field(description="joint targets after policy.json's action convention, "
+                                           "starting from the measured pose, clamped")
+    clipped: list[str] = Field(description="joints whose target was clamped to the limits")
+
+
+class RolloutResult(BaseModel):
+    dir: str = Field(description="folder with episode_XXXXX.npz and meta.json (play.py's rollout format)")
+    episodes: int
+    success_rate: float
+    mean_final_error_m: float
+    metrics: dict[str, Any]
+
+
+class RenderInfo(BaseModel):
+    camera: str
+    width: int
+    height: int
+    step: int
+    cameras: dict[str, str] = Field(description="the named cameras and what each shows")
+
+
+class PolicyRunResult(BaseModel):
+    source: str = Field(description="where the actions came from (local ONNX or the gateway)")
+    done: bool
+    stopped: str | None = Field(None, description="why it ended: reached, max_steps, stopped, policy failed ...")
+    steps: int
+    reached: bool = Field(description="the hand stayed within the success threshold for 5 steps")
+    reached_step: int | None
+    initial_error_m: float | None
+    final_error_m: float | None
+    min_error_m: float | None
+    error_trace_m: list[float] = Field(description="hand error every trace_every_steps steps, m")
+    trace_every_steps: int
+    hold_steps: int = Field(description="steps without an action in time (the arm held its targets)")
+    target_m: list[float]
+    state: JointState
+
+
+class JobStarted(BaseModel):
+    job_id: str = Field(description="poll it with training_status; use it as run_id for training runs")
+    run_id: str = Field(description="the id to pass as run_id to training_status, evaluate_policy, export_policy")
+    kind: str
+    state: str
+    command: list[str]
+    log: str
+    next: str = Field(description="what to call next")
+
+
+class JobStatus(BaseModel):
+    job_id: str | None
+    kind: str | None
+    state: str = Field(description="starting, running, succeeded, failed, stopped, orphaned (supervisor gone "
+                       "without a record of the end), or finished/unknown for a run without a job record")
+    exit_code: int | None = None
+    task: str | None = None
+    run_id: str | None = Field(None, description="the run folder's name once it exists")
+    run_dir: str | None = None
+    elapsed_s: float | None = None
+    iteration: int | None = Field(None, description="training iterations done")
+    total_iterations: int | None = None
+    eta_s: float | None = Field(None, description="estimated time left, s (rsl_rl's estimate)")
+    success_rate: float | None = Field(None, description="training: fraction of targets reached in recent episodes; "
+                                       "evaluation: of held-out targets")
+    position_error_m: float | None = None
+    newest_checkpoint: str | None = None
+    metrics: dict[str, Any] | None = Field(None, description="final metrics (run.json, metrics.json or the real "
+                                           "run's summary.json)")
+    error: str | None = Field(None, description="what went wrong, from the job's own output")
+    console_tail: list[str] = Field(default_factory=list, description="last lines of the console log")
+    next: str | None = Field(None, description="a suggested next step")
+
+
+class RunsResult(BaseModel):
+    runs: list[dict[str, Any]] = Field(description="run_id, experiment, task, checkpoints, exported, success_rate, "
+                                       "job_id and job_state")
+    active_jobs: list[dict[str, Any]]
+
+
+class ExportResult(BaseModel):
+    run_id: str
+    checkpoint: str
+    export_dir: str
+    up_to_date: bool = Field(description="true: the export is newer than the checkpoint, nothing was started")
+    job_id: str | None = Field(None, description="the export job (play.py) if one was started; poll training_status")
+    files: list[str]
+
+
+class GatewayInfo(BaseModel):
+    running: bool
+    endpoint: str | None = None
+    policy: str | None = None
+    pid: int | None = None
+    spec: dict[str, Any] | None = None
+    stats: dict[str, Any] | None = None
+    log: str | None = None
+
+
+class RealArmStatus(BaseModel):
+    motion_allowed: bool = Field(description="the server was started with --allow-real-arm")
+    robot: str = Field(description="serial, http or emu (the firmware emulator)")
+    port: str | None
+    port_present: bool | None = Field(None, description="the serial port exists (serial robot)")
+    stop_latched: bool = Field(description="emergency stop file present: real-arm runs are refused until a person "
+                               "deletes it after checking the arm")
+    stop_file: str
+    active_job: dict[str, Any] | None = None
+    last_summary: dict[str, Any] | None = None
+    probe: dict[str, Any] | None = Field(None, description="one feedback frame read from the arm (probe=true)")
+
+
+class RealRunResult(BaseModel):
+    dry_run: bool
+    sent: bool = Field(description="whether anything was (or will be) sent to the arm")
+    plan: dict[str, Any] = Field(description="policy, robot, start pose, targets, duration, limits")
+    job_id: str | None = Field(None, description="the real-arm run job; poll training_status; emergency_stop stops it")
+    message: str
+
+
+class EstopResult(BaseModel):
+    stop_file: str = Field(description="written: any running bridge torque-holds and exits; new runs are refused "
+                           "until it is deleted")
+    real_jobs_signalled: list[str]
+    sim_policy_stopped: bool
+    message: str
+
+
+class EnvReport(BaseModel):
+    checks: list[dict[str, str]] = Field(description="name, status (ok, missing, info, error), detail")
+    table: str
+    report_file: str

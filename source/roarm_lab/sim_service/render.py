@@ -1,0 +1,113 @@
+"""PNG images of the scene from named cameras, with MuJoCo's offscreen renderer (headless: EGL or OSMesa).
+
+The picture is drawn from the project's own MuJoCo model posed with the environment's joint positions (read
+through the manager-based API), so it shows the same arm on either runtime; the target is a green sphere.
+``MUJOCO_GL`` chooses the OpenGL platform and must be set before MuJoCo is imported: the service sets
+``egl`` when it is unset and there is no display (``osmesa`` is the software fallback; docs/sim_service.md).
+An OpenGL context belongs to the thread that made it: create and use a renderer on one thread.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+TARGET_RGBA = (0.1, 0.9, 0.2, 0.9)
+TARGET_RADIUS_M = 0.018
+
+
+@dataclass(frozen=True)
+class Camera:
+    lookat: tuple[float, float, float]
+    distance: float
+    azimuth: float
+    elevation: float
+    description: str
+
+
+CAMERAS: dict[str, Camera] = {
+    "iso": Camera((0.08, 0.0, 0.18), 1.0, 140.0, -25.0, "three-quarter view from the front left (default)"),
+    "front": Camera((0.1, 0.0, 0.2), 1.0, 180.0, -10.0, "from +x, looking back at the arm"),
+    "side": Camera((0.1, 0.0, 0.2), 1.0, 90.0, -10.0, "from -y, the arm's left side"),
+    "top": Camera((0.1, 0.0, 0.0), 1.1, 90.0, -89.0, "from above, x to the right"),
+}
+
+
+class RenderError(RuntimeError):
+    pass
+
+
+def gl_platform() -> str:
+    return os.environ.get("MUJOCO_GL", "") or "(unset)"
+
+
+class SceneRenderer:
+    """One offscreen renderer over the arm's MuJoCo model; ``render`` returns PNG bytes."""
+
+    def __init__(self, width: int = 640, height: int = 480):
+        import mujoco
+
+        from roarm_lab.assets.mjcf import TABLE_GEOM, build_model
+
+        self._mj = mujoco
+        self.model = build_model()
+        # the model has no lights: a brighter headlight and a lighter table make the arm readable
+        self.model.vis.headlight.ambient[:] = (0.45, 0.45, 0.45)
+        self.model.vis.headlight.diffuse[:] = (0.6, 0.6, 0.6)
+        self.model.vis.headlight.specular[:] = (0.1, 0.1, 0.1)
+        self.model.geom(TABLE_GEOM).rgba[:] = (0.62, 0.64, 0.68, 1.0)
+        self.model.vis.global_.offwidth = max(width, self.model.vis.global_.offwidth)
+        self.model.vis.global_.offheight = max(height, self.model.vis.global_.offheight)
+        self.data = mujoco.MjData(self.model)
+        self.width, self.height = width, height
+        try:
+            self._renderer = mujoco.Renderer(self.model, height, width)
+        except Exception as err:  # no OpenGL platform: say which packages and variable make one
+            raise RenderError(
+                f"no offscreen OpenGL context (MUJOCO_GL={gl_platform()}: {type(err).__name__}: {err}). Headless Linux "
+                "needs MUJOCO_GL=egl (apt: libegl1 libgl1-mesa-dri) or MUJOCO_GL=osmesa (apt: libosmesa6), set "
+                "before the simulator service starts") from None
+        self._qpos_adr: dict[str, int] = {self.model.joint(i).name: int(self.model.jnt_qposadr[i])
+                                          for i in range(self.model.njnt)}
+
+    def pose(self, joint_names: list[str], joint_pos: np.ndarray) -> None:
+        """Put the model in the environment's joint positions (matched by name)."""
+        for name, q in zip(joint_names, np.asarray(joint_pos, dtype=np.float64)):
+            if name in self._qpos_adr:
+                self.data.qpos[self._qpos_adr[name]] = q
+        self._mj.mj_kinematics(self.model, self.data)
+
+    def render(self, camera: str, joint_names: list[str], joint_pos: np.ndarray,
+               target_w: np.ndarray | None = None) -> bytes:
+        if camera not in CAMERAS:
+            raise KeyError(f"unknown camera '{camera}'; cameras: {sorted(CAMERAS)}")
+        mj = self._mj
+        self.pose(joint_names, joint_pos)
+        cam = mj.MjvCamera()
+        spec = CAMERAS[camera]
+        cam.type = mj.mjtCamera.mjCAMERA_FREE
+        cam.lookat[:] = spec.lookat
+        cam.distance, cam.azimuth, cam.elevation = spec.distance, spec.azimuth, spec.elevation
+        self._renderer.update_scene(self.data, camera=cam)
+        scene = self._renderer.scene
+        if target_w is not None and scene.ngeom < scene.maxgeom:
+            mj.mjv_initGeom(scene.geoms[scene.ngeom], mj.mjtGeom.mjGEOM_SPHERE, np.array([TARGET_RADIUS_M, 0, 0]),
+                            np.asarray(target_w, dtype=np.float64), np.eye(3).reshape(-1),
+                            np.asarray(TARGET_RGBA, dtype=np.float32))
+            scene.ngeom += 1
+        pixels = self._renderer.render()
+        return encode_png(pixels)
+
+    def close(self) -> None:
+        self._renderer.close()
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,246 @@
+"""The simulator service: a ZeroMQ ROUTER on loopback, one thread that owns the environment.
+
+Requests and (in real-time mode) control steps run on the same thread, so the environment and the OpenGL
+context are only ever touched by it. In real-time mode the loop waits on the socket until the next control
+tick; a tick that is late is not made up (simulated time slips rather than racing). A long request
+(``record``) pauses the real-time clock while it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import zmq
+
+from roarm_lab.gateway.server import is_loopback
+from roarm_lab.runtimes import RuntimeUnavailable
+from roarm_lab.utils.untrusted import check_overrides
+from roarm_lab.sim_service import protocol as p
+from roarm_lab.sim_service.protocol import ProtocolError, SimErrorCode
+
+log = logging.getLogger(__name__)
+NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+MAX_STEPS = 20000
+MAX_RECORD_EPISODES = 256
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
+class SimServer:
+    def __init__(self, bind: str = "tcp://127.0.0.1:5560", *, policy_roots: list[Path] | None = None,
+                 data_dir: Path = Path("logs/sim"), allow_shutdown: bool = True,
+                 session_factory: Callable[..., Any] | None = None):
+        if not is_loopback(bind):
+            raise ValueError(f"refusing to bind {bind}: the simulator service serves loopback only (127.0.0.1)")
+        self.policy_roots = [Path(r).resolve() for r in (policy_roots or [])]
+        self.data_dir = Path(data_dir)
+        self.allow_shutdown = allow_shutdown
+        if session_factory is None:
+            from roarm_lab.sim_service.session import SimSession as session_factory
+        self._factory = session_factory
+        self.session: Any = None
+        self.ctx = zmq.Context()
+        self.socket = self.ctx.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.bind(bind)
+        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._running = False
+        self._next_tick = 0.0
+        self.requests = 0
+        self.late_ticks = 0
+
+    # ------------------------------------------------------------------ loop
+    def serve_forever(self) -> None:
+        self._running = True
+        while self._running:
+            realtime = self.session is not None and self.session.realtime
+            timeout_ms = 100
+            if realtime:
+                timeout_ms = max(0, int((self._next_tick - time.monotonic()) * 1000))
+            if self.socket.poll(timeout_ms):
+                self._handle(self.socket.recv_multipart())
+            if realtime and self.session is not None and time.monotonic() >= self._next_tick:
+                self._tick()
+
+    def _tick(self) -> None:
+        try:
+            self.session.tick()
+        except Exception:
+            log.exception("control step failed")
+        now = time.monotonic()
+        self._next_tick += self.session.dt if self.session is not None else 0.0
+        if self._next_tick < now:  # late: start the schedule again rather than burst
+            self.late_ticks += 1
+            self._next_tick = now + (self.session.dt if self.session is not None else 0.0)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+        self.socket.close(linger=0)
+        self.ctx.term()
+
+    # ------------------------------------------------------------------ requests
+    def _handle(self, frames: list[bytes]) -> None:
+        if len(frames) < 2:
+            return
+        envelope, payload = frames[:-1], frames[-1]
+        request_id = None
+        try:
+            msg = p.decode(payload)
+            request_id = msg.get("id")
+            self.requests += 1
+            reply = getattr(self, f"_on_{msg['type']}")(msg)
+            reply = {"ok": True, "type": msg["type"], "id": request_id, **reply}
+        except ProtocolError as err:
+            reply = p.error_reply(err.code, err.message, request_id)
+        except Exception as err:  # never a traceback on the wire; the service's log has it
+            log.exception("request failed")
+            reply = p.error_reply(SimErrorCode.INTERNAL, f"internal error ({type(err).__name__}: {err})", request_id)
+        try:
+            self.socket.send_multipart([*envelope, p.encode(reply)], zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("reply dropped: the client is gone")
+
+    def _need(self) -> Any:
+        if self.session is None:
+            raise ProtocolError(SimErrorCode.NOT_STARTED, "no simulation is running: send start first")
+        return self.session
+
+    def _on_hello(self, msg: dict) -> dict:
+        if msg.get("protocol_version") not in p.SUPPORTED_VERSIONS:
+            raise ProtocolError(SimErrorCode.UNSUPPORTED_VERSION, f"protocol version {msg.get('protocol_version')!r} "
+                                f"is not supported; this service speaks {list(p.SUPPORTED_VERSIONS)}")
+        return {"protocol_version": p.PROTOCOL_VERSION, "spec": None if self.session is None else self.session.spec()}
+
+    def _on_ping(self, msg: dict) -> dict:
+        return {"time": time.time()}
+
+    def _on_status(self, msg: dict) -> dict:
+        s = self.session
+        return {"started": s is not None, "requests": self.requests, "late_ticks": self.late_ticks,
+                "spec": None if s is None else s.spec(), "state": None if s is None else s.joint_state(),
+                "policy": None if s is None else s.policy_status()}
+
+    def start(self, task: str, *, seed: int = 0, randomize: bool = False, realtime: bool = False,
+              overrides: list[str] | None = None) -> Any:
+        """Build the environment (a second start while one runs is refused)."""
+        if self.session is not None:
+            raise ProtocolError(SimErrorCode.BUSY, f"a simulation of {self.session.task} is running: send stop first")
+        try:
+            overrides = check_overrides(list(overrides or []), prefixes=("env",))
+            self.session = self._factory(task, seed=seed, randomize=randomize, overrides=overrides, realtime=realtime)
+        except ProtocolError:
+            raise
+        except (ValueError, KeyError, RuntimeUnavailable) as err:  # unknown task, a bad override (the parser's
+            raise ProtocolError(SimErrorCode.START_FAILED, str(err)) from None  # message), a missing runtime
+        self._next_tick = time.monotonic()
+        return self.session
+
+    def _on_start(self, msg: dict) -> dict:
+        overrides = msg.get("overrides") or []
+        if not isinstance(overrides, list):
+            raise ProtocolError(SimErrorCode.BAD_REQUEST, "'overrides' must be a list of env.a.b=value strings")
+        session = self.start(p.text(msg, "task", "RoArm-Reach-v0", 200), seed=p.integer(msg, "seed", 0, 0, 2**31 - 1),
+                             randomize=bool(msg.get("randomize", False)), realtime=bool(msg.get("realtime", False)),
+                             overrides=overrides)
+        return {"spec": session.spec(), "state": session.joint_state()}
+
+    def _on_stop(self, msg: dict) -> dict:
+        was = self.session is not None
+        if was:
+            self.session.close()
+            self.session = None
+        return {"stopped": was}
+
+    def _on_shutdown(self, msg: dict) -> dict:
+        if not self.allow_shutdown:
+            raise ProtocolError(SimErrorCode.FORBIDDEN, "shutdown is disabled on this service")
+        self._running = False
+        return {}
+
+    def _on_reset(self, msg: dict) -> dict:
+        return {"state": self._need().reset(p.vector(msg, "target", 3, required=False))}
+
+    def _on_set_target(self, msg: dict) -> dict:
+        return {"state": self._need().set_target(p.vector(msg, "target", 3))}
+
+    def _on_step(self, msg: dict) -> dict:
+        return {"state": self._need().step(p.integer(msg, "steps", 1, 1, MAX_STEPS))}
+
+    def _on_joint_state(self, msg: dict) -> dict:
+        return {"state": self._need().joint_state()}
+
+    def _on_observation(self, msg: dict) -> dict:
+        s = self._need()
+        return {"observation": s.observation(), "state": s.joint_state()}
+
+    def _on_set_joint_targets(self, msg: dict) -> dict:
+        s = self._need()
+        return {"state": s.set_joint_targets(p.vector(msg, "targets", s.action_size))}
+
+    def _on_act(self, msg: dict) -> dict:
+        s = self._need()
+        return {"state": s.act(p.vector(msg, "action", s.action_size), p.integer(msg, "steps", 1, 1, MAX_STEPS))}
+
+    def _source(self, msg: dict) -> Any:
+        from roarm_lab.sim_service.policies import open_source
+
+        s = self._need()
+        spec = msg.get("policy")
+        if isinstance(spec, dict) and isinstance(spec.get("export"), str):
+            path = Path(spec["export"]).resolve()
+            if not _inside(path, self.policy_roots):
+                raise ProtocolError(SimErrorCode.FORBIDDEN, f"policy folder {spec['export']} is outside this service's "
+                                    f"policy roots {[str(r) for r in self.policy_roots]}")
+            spec = {"export": str(path)}
+        obs_size = sum(t["size"] for t in s.layout())
+        return open_source(spec, s.task, obs_size, s.action_size)
+
+    def _on_run_policy(self, msg: dict) -> dict:
+        s = self._need()
+        max_steps = p.integer(msg, "max_steps", 300, 1, MAX_STEPS)
+        target = p.vector(msg, "target", 3, required=False)
+        s._refuse_if_running("starting another")
+        result = s.run_policy(self._source(msg), target, max_steps, bool(msg.get("until_reached", True)))
+        return {"policy": result, "state": s.joint_state()}
+
+    def _on_stop_policy(self, msg: dict) -> dict:
+        s = self._need()
+        return {"policy": s.stop_policy(), "state": s.joint_state()}
+
+    def _on_record(self, msg: dict) -> dict:
+        s = self._need()
+        name = p.text(msg, "name", None, 80)
+        if name is None or not NAME.match(name):
+            raise ProtocolError(SimErrorCode.BAD_REQUEST, "'name' (the rollout folder) must be 1-80 letters, digits, "
+                                "'_', '-' or '.'")
+        out = self.data_dir / "rollouts" / name
+        if out.exists():
+            raise ProtocolError(SimErrorCode.BAD_REQUEST, f"rollout folder {out} exists already; choose another name")
+        episodes = p.integer(msg, "episodes", 8, 1, MAX_RECORD_EPISODES)
+        source = self._source(msg)
+        result = s.record(source, episodes, bool(msg.get("randomize", False)), out)
+        self._next_tick = time.monotonic()  # the real-time clock was paused while it ran
+        return {"record": result}
+
+    def _on_render(self, msg: dict) -> dict:
+        from roarm_lab.sim_service.render import CAMERAS, RenderError
+
+        s = self._need()
+        camera = p.text(msg, "camera", "iso", 40)
+        if camera not in CAMERAS:
+            raise ProtocolError(SimErrorCode.BAD_REQUEST, f"unknown camera '{camera}'; cameras: {sorted(CAMERAS)}")
+        width, height = p.integer(msg, "width", 640, 64, 1920), p.integer(msg, "height", 480, 64, 1080)
+        try:
+            png = s.render(camera, width, height)
+        except RenderError as err:
+            raise ProtocolError(SimErrorCode.RENDER_FAILED, str(err)) from None
+        return {"png": png, "camera": camera, "width": width, "height": height,
+                "cameras": {k: v.description for k, v in CAMERAS.items()}}
