@@ -69,7 +69,7 @@ class SimLink:
             paths = self.settings.paths
             argv = [self.settings.python, "-m", "roarm_lab.sim_service", "--bind", "tcp://127.0.0.1:*", "--task", task,
                     "--seed", str(seed), "--policy-root", str(paths.runs), "--data-dir", str(paths.sim)]
-            argv += ["--realtime"] * realtime + ["--randomize"] * randomize + ["--no-headless"] * (not headless)
+            argv += ["--realtime"] * realtime + ["--randomize"] * randomize + ["--viewer"] * (not headless)
             proc = ServiceProcess(argv, r"endpoint=(\S+)", paths.sim / "service.log", cwd=paths.root)
             try:
                 proc.start()

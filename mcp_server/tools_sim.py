@@ -48,7 +48,9 @@ def register(mcp: MCPServer, lab: Lab) -> None:
 
     @mcp.tool(annotations=SIM)
     @guard
-    def start_sim(task: str = "RoArm-Reach-v0", headless: bool = True,
+    def start_sim(task: str = "RoArm-Reach-v0",
+                  headless: Annotated[bool, Field(description="true (default): no window; false: open MuJoCo's "
+                                                  "viewer on this machine's display")] = True,
                   realtime: Annotated[bool, Field(description="true: the simulator steps itself at the control "
                                                   "period (30 Hz) like the real arm; false (default): it advances "
                                                   "only when tools step it, as fast as possible")] = False,
@@ -57,7 +59,8 @@ def register(mcp: MCPServer, lab: Lab) -> None:
 
         The nominal arm (randomize=true turns domain randomization on), a fixed target that only changes when you
         set one. Only one simulator runs at a time: a second start_sim is refused until stop_sim. headless=false
-        needs a display; headless images come from render_sim. Never touches the real arm.
+        opens a viewer window (needs a display; use realtime=true to watch motion at the arm's speed); images
+        come from render_sim either way. Never touches the real arm.
         """
         from roarm_lab.mcp_server.training import validate_task
 

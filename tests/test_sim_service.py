@@ -101,6 +101,17 @@ def test_render_gives_a_png_of_the_scene_that_changes_with_the_camera(sim):
         sim.call("render", camera="nope")
 
 
+def test_a_raw_action_goes_through_the_tasks_action_term(sim):
+    spec = sim.hello()["spec"]["action"]
+    state = sim.call("reset", target=[0.25, 0.05, 0.15])["state"]
+    assert np.allclose(state["target_b"], [0.25, 0.05, 0.15], atol=1e-6)
+    before = np.array(state["arm"]["commanded"])
+    after = np.array(sim.call("act", action=[1.0, 0.0, 0.0, -1.0, 0.0], steps=3)["state"]["arm"]["commanded"])
+    # relative joint targets: three steps of scale * action (0.05 rad each, under the 0.1 rad step limit)
+    expected = before + 3 * np.array(spec["scale"]) * np.array([1.0, 0.0, 0.0, -1.0, 0.0])
+    assert spec["mode"] == "relative" and np.allclose(after, expected, atol=1e-5)
+
+
 def test_a_policy_runs_closed_loop_for_its_steps(sim, export_dir):
     sim.call("reset")
     reply = sim.call("run_policy", policy={"export": str(export_dir)}, target=[0.25, 0.05, 0.15], max_steps=40,
@@ -184,7 +195,38 @@ def test_a_realtime_service_steps_itself_and_refuses_manual_steps(tmp_path, expo
         with pytest.raises(SimError) as err:
             client.call("step", steps=1)
         assert err.value.code == "realtime"
+        # a policy run is ticked by the clock: the request returns at once, status follows it to the end
+        run = client.call("run_policy", policy={"export": str(export_dir)}, max_steps=15, until_reached=False)["policy"]
+        assert run["done"] is False and run["steps"] < 15
+        deadline = time.monotonic() + 30
+        while not client.call("status")["policy"]["done"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        final = client.call("status")["policy"]
+        assert final["done"] and final["steps"] == 15 and final["stopped"] == "max_steps"
     finally:
         client.close()
         proc.stop()
     assert not proc.alive()
+
+
+def test_the_viewer_window_mirrors_the_simulation_on_a_display(tmp_path, export_dir):
+    import shutil
+
+    xvfb = shutil.which("xvfb-run")
+    if xvfb is None:
+        pytest.skip("xvfb-run is not installed (apt: xvfb xauth): no display to open the viewer on")
+    proc = ServiceProcess([xvfb, "-a", sys.executable, "-m", "roarm_lab.sim_service", "--bind", "tcp://127.0.0.1:*",
+                           "--task", TASK, "--viewer", "--policy-root", str(export_dir.parent), "--data-dir",
+                           str(tmp_path)], r"endpoint=(\S+) .*gl=(\S+)", tmp_path / "service.log").start()
+    client = SimClient(proc.match.group(1), timeout_ms=60000)
+    try:
+        assert proc.match.group(2) == "default"  # a display: MUJOCO_GL is left to it, not forced to egl
+        state = client.call("step", steps=10)["state"]
+        assert state["step"] == 10
+        assert client.call("render", camera="side", width=160, height=120)["png"][:4] == b"\x89PNG"
+        client.call("shutdown", timeout_ms=10000)
+        proc.proc.wait(30)  # xvfb-run takes its X server down after the service exits
+    finally:
+        client.close()
+        code = proc.stop()
+    assert code == 0, proc.log_tail()

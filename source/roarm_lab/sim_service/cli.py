@@ -23,8 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--randomize", action="store_true", help="domain randomization on (default: the nominal arm)")
     p.add_argument("--realtime", action="store_true", help="step at the control period in wall-clock time")
-    p.add_argument("--no-headless", dest="headless", action="store_false",
-                   help="leave MUJOCO_GL alone (a display's GLX) instead of defaulting it to egl")
+    p.add_argument("--viewer", action="store_true", help="open MuJoCo's viewer window (needs a display; leaves "
+                   "MUJOCO_GL to the display instead of defaulting it to egl)")
     p.add_argument("--policy-root", action="append", default=[], help="exported policies may be loaded from "
                    "under this folder (repeatable; default: logs/rsl_rl)")
     p.add_argument("--data-dir", default="logs/sim", help="rollouts are written under DIR/rollouts/")
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"error: unrecognized arguments {bad} (overrides look like env.a.b=value)", file=sys.stderr)
         return 2
-    if args.headless and not os.environ.get("MUJOCO_GL") and not os.environ.get("DISPLAY"):
+    if not args.viewer and not os.environ.get("MUJOCO_GL") and not os.environ.get("DISPLAY"):
         os.environ["MUJOCO_GL"] = "egl"  # before anything imports MuJoCo
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     from roarm_lab.sim_service.protocol import ProtocolError
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                            data_dir=Path(args.data_dir), allow_shutdown=args.allow_shutdown)
         if args.task:
             server.start(args.task, seed=args.seed, randomize=args.randomize, realtime=args.realtime,
-                         overrides=overrides)
+                         overrides=overrides, viewer=args.viewer)
     except (ProtocolError, ValueError, OSError) as err:
         print(f"error: {getattr(err, 'message', err)}", file=sys.stderr)
         return 2

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,8 +46,8 @@ def gl_platform() -> str:
     return os.environ.get("MUJOCO_GL", "") or "(unset)"
 
 
-class SceneRenderer:
-    """One offscreen renderer over the arm's MuJoCo model; ``render`` returns PNG bytes."""
+class ModelMirror:
+    """The project's MuJoCo model posed with an environment's joint positions (matched by joint name)."""
 
     def __init__(self, width: int = 640, height: int = 480):
         import mujoco
@@ -62,23 +64,39 @@ class SceneRenderer:
         self.model.vis.global_.offwidth = max(width, self.model.vis.global_.offwidth)
         self.model.vis.global_.offheight = max(height, self.model.vis.global_.offheight)
         self.data = mujoco.MjData(self.model)
+        self._qpos_adr: dict[str, int] = {self.model.joint(i).name: int(self.model.jnt_qposadr[i])
+                                          for i in range(self.model.njnt)}
+
+    def pose(self, joint_names: list[str], joint_pos: np.ndarray) -> None:
+        for name, q in zip(joint_names, np.asarray(joint_pos, dtype=np.float64)):
+            if name in self._qpos_adr:
+                self.data.qpos[self._qpos_adr[name]] = q
+        self._mj.mj_kinematics(self.model, self.data)
+
+    def add_target(self, scene: Any, target_w: np.ndarray | None) -> None:
+        """The target marker as an extra geom of a scene (a renderer's or the viewer's user scene)."""
+        if target_w is None or scene.ngeom >= scene.maxgeom:
+            return
+        mj = self._mj
+        mj.mjv_initGeom(scene.geoms[scene.ngeom], mj.mjtGeom.mjGEOM_SPHERE, np.array([TARGET_RADIUS_M, 0, 0]),
+                        np.asarray(target_w, dtype=np.float64), np.eye(3).reshape(-1),
+                        np.asarray(TARGET_RGBA, dtype=np.float32))
+        scene.ngeom += 1
+
+
+class SceneRenderer(ModelMirror):
+    """One offscreen renderer over the arm's MuJoCo model; ``render`` returns PNG bytes."""
+
+    def __init__(self, width: int = 640, height: int = 480):
+        super().__init__(width, height)
         self.width, self.height = width, height
         try:
-            self._renderer = mujoco.Renderer(self.model, height, width)
+            self._renderer = self._mj.Renderer(self.model, height, width)
         except Exception as err:  # no OpenGL platform: say which packages and variable make one
             raise RenderError(
                 f"no offscreen OpenGL context (MUJOCO_GL={gl_platform()}: {type(err).__name__}: {err}). Headless Linux "
                 "needs MUJOCO_GL=egl (apt: libegl1 libgl1-mesa-dri) or MUJOCO_GL=osmesa (apt: libosmesa6), set "
                 "before the simulator service starts") from None
-        self._qpos_adr: dict[str, int] = {self.model.joint(i).name: int(self.model.jnt_qposadr[i])
-                                          for i in range(self.model.njnt)}
-
-    def pose(self, joint_names: list[str], joint_pos: np.ndarray) -> None:
-        """Put the model in the environment's joint positions (matched by name)."""
-        for name, q in zip(joint_names, np.asarray(joint_pos, dtype=np.float64)):
-            if name in self._qpos_adr:
-                self.data.qpos[self._qpos_adr[name]] = q
-        self._mj.mj_kinematics(self.model, self.data)
 
     def render(self, camera: str, joint_names: list[str], joint_pos: np.ndarray,
                target_w: np.ndarray | None = None) -> bytes:
@@ -92,17 +110,42 @@ class SceneRenderer:
         cam.lookat[:] = spec.lookat
         cam.distance, cam.azimuth, cam.elevation = spec.distance, spec.azimuth, spec.elevation
         self._renderer.update_scene(self.data, camera=cam)
-        scene = self._renderer.scene
-        if target_w is not None and scene.ngeom < scene.maxgeom:
-            mj.mjv_initGeom(scene.geoms[scene.ngeom], mj.mjtGeom.mjGEOM_SPHERE, np.array([TARGET_RADIUS_M, 0, 0]),
-                            np.asarray(target_w, dtype=np.float64), np.eye(3).reshape(-1),
-                            np.asarray(TARGET_RGBA, dtype=np.float32))
-            scene.ngeom += 1
-        pixels = self._renderer.render()
-        return encode_png(pixels)
+        self.add_target(self._renderer.scene, target_w)
+        return encode_png(self._renderer.render())
 
     def close(self) -> None:
         self._renderer.close()
+
+
+class SceneViewer(ModelMirror):
+    """MuJoCo's viewer window mirroring the environment (``start_sim(headless=false)``; needs a display)."""
+
+    def __init__(self) -> None:
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise RenderError("the viewer needs a display (DISPLAY is not set); run headless and use render")
+        super().__init__()
+        import mujoco.viewer
+
+        self.handle = mujoco.viewer.launch_passive(self.model, self.data, show_left_ui=False, show_right_ui=False)
+        self._last = 0.0
+
+    def sync(self, joint_names: list[str], joint_pos: np.ndarray, target_w: np.ndarray | None,
+             min_interval_s: float = 1 / 30) -> None:
+        now = time.monotonic()
+        if now - self._last < min_interval_s or not self.handle.is_running():
+            return
+        self._last = now
+        with self.handle.lock():
+            self.pose(joint_names, joint_pos)
+            self.handle.user_scn.ngeom = 0
+            self.add_target(self.handle.user_scn, target_w)
+        self.handle.sync()
+
+    def close(self) -> None:
+        self.handle.close()
+        end = time.monotonic() + 2.0  # let the viewer's thread finish (GLFW tears down badly under it otherwise)
+        while self.handle.is_running() and time.monotonic() < end:
+            time.sleep(0.02)
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

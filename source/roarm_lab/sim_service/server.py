@@ -18,6 +18,7 @@ import zmq
 
 from roarm_lab.gateway.server import is_loopback
 from roarm_lab.runtimes import RuntimeUnavailable
+from roarm_lab.sim_service.render import CAMERAS, RenderError
 from roarm_lab.utils.untrusted import check_overrides
 from roarm_lab.sim_service import protocol as p
 from roarm_lab.sim_service.protocol import ProtocolError, SimErrorCode
@@ -67,6 +68,8 @@ class SimServer:
                 self._handle(self.socket.recv_multipart())
             if realtime and self.session is not None and time.monotonic() >= self._next_tick:
                 self._tick()
+            if self.session is not None:
+                self.session.refresh_view()
 
     def _tick(self) -> None:
         try:
@@ -129,15 +132,18 @@ class SimServer:
                 "policy": None if s is None else s.policy_status()}
 
     def start(self, task: str, *, seed: int = 0, randomize: bool = False, realtime: bool = False,
-              overrides: list[str] | None = None) -> Any:
+              overrides: list[str] | None = None, viewer: bool = False) -> Any:
         """Build the environment (a second start while one runs is refused)."""
         if self.session is not None:
             raise ProtocolError(SimErrorCode.BUSY, f"a simulation of {self.session.task} is running: send stop first")
         try:
             overrides = check_overrides(list(overrides or []), prefixes=("env",))
-            self.session = self._factory(task, seed=seed, randomize=randomize, overrides=overrides, realtime=realtime)
+            self.session = self._factory(task, seed=seed, randomize=randomize, overrides=overrides, realtime=realtime,
+                                         viewer=viewer)
         except ProtocolError:
             raise
+        except RenderError as err:
+            raise ProtocolError(SimErrorCode.RENDER_FAILED, str(err)) from None
         except (ValueError, KeyError, RuntimeUnavailable) as err:  # unknown task, a bad override (the parser's
             raise ProtocolError(SimErrorCode.START_FAILED, str(err)) from None  # message), a missing runtime
         self._next_tick = time.monotonic()
@@ -149,7 +155,7 @@ class SimServer:
             raise ProtocolError(SimErrorCode.BAD_REQUEST, "'overrides' must be a list of env.a.b=value strings")
         session = self.start(p.text(msg, "task", "RoArm-Reach-v0", 200), seed=p.integer(msg, "seed", 0, 0, 2**31 - 1),
                              randomize=bool(msg.get("randomize", False)), realtime=bool(msg.get("realtime", False)),
-                             overrides=overrides)
+                             overrides=overrides, viewer=bool(msg.get("viewer", False)))
         return {"spec": session.spec(), "state": session.joint_state()}
 
     def _on_stop(self, msg: dict) -> dict:
@@ -231,8 +237,6 @@ class SimServer:
         return {"record": result}
 
     def _on_render(self, msg: dict) -> dict:
-        from roarm_lab.sim_service.render import CAMERAS, RenderError
-
         s = self._need()
         camera = p.text(msg, "camera", "iso", 40)
         if camera not in CAMERAS:

@@ -55,7 +55,7 @@ def evaluation_config(task: str, overrides: list[str], randomize: bool) -> tuple
 
 class SimSession:
     def __init__(self, task: str, *, seed: int = 0, randomize: bool = False, overrides: list[str] | None = None,
-                 realtime: bool = False):
+                 realtime: bool = False, viewer: bool = False):
         from roarm_lab.registry import make_env
 
         self.task, self.seed, self.randomize, self.realtime = task, seed, randomize, realtime
@@ -79,6 +79,11 @@ class SimSession:
         self.last_run: dict[str, Any] | None = None
         self._renderer: Any = None
         self._obs = self.env.reset()[0]
+        self.viewer = None
+        if viewer:
+            from roarm_lab.sim_service.render import SceneViewer
+
+            self.viewer = SceneViewer()
 
     # ------------------------------------------------------------------ description
     @property
@@ -277,6 +282,11 @@ class SimSession:
             self.tick()
 
     # ------------------------------------------------------------------ images
+    def _scene(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        data = self.robot.data
+        return (list(self.robot.joint_names), _np(data.joint_pos.torch[0]),
+                self.target_b() + _np(data.root_pos_w.torch[0]))
+
     def render(self, camera: str, width: int, height: int) -> bytes:
         from roarm_lab.sim_service.render import SceneRenderer
 
@@ -284,13 +294,17 @@ class SimSession:
             if self._renderer is not None:
                 self._renderer.close()
             self._renderer = SceneRenderer(width, height)
-        data = self.robot.data
-        target_w = self.target_b() + _np(data.root_pos_w.torch[0])
-        return self._renderer.render(camera, list(self.robot.joint_names), _np(data.joint_pos.torch[0]), target_w)
+        return self._renderer.render(camera, *self._scene())
+
+    def refresh_view(self) -> None:
+        """Show the current state in the viewer window, if there is one (at most 30 times a second)."""
+        if self.viewer is not None:
+            self.viewer.sync(*self._scene())
 
     def close(self) -> None:
         self.stop_policy("closed")
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        for view in (self._renderer, self.viewer):
+            if view is not None:
+                view.close()
+        self._renderer = self.viewer = None
         self.env.close()
