@@ -22,14 +22,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _expected() -> tuple[type[BaseException], ...]:
     from roarm_lab.gateway.client import GatewayError, GatewaySpecError, GatewayTimeout
+    from roarm_lab.gateway.files import UnsafeFileError
+    from roarm_lab.gateway.policy import PolicyLoadError
     from roarm_lab.jobs.paths import PathError
     from roarm_lab.jobs.runs import RunError
     from roarm_lab.jobs.services import ServiceError
     from roarm_lab.jobs.store import JobError
+    from roarm_lab.real.bridge import BridgeError
     from roarm_lab.rl.overrides import OverrideError
 
     return (LabError, PathError, RunError, JobError, ServiceError, OverrideError, GatewayError, GatewaySpecError,
-            GatewayTimeout)
+            GatewayTimeout, PolicyLoadError, UnsafeFileError, BridgeError)
 
 
 def guard(fn: F) -> F:

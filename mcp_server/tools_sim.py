@@ -63,12 +63,10 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         come from render_sim either way. Never touches the real arm.
         """
         from roarm_lab.mcp_server.training import validate_task
-
-        validate_task(task)
-        reply = lab.sim.start(task, headless, realtime, seed, randomize)
-        spec = reply["spec"]
         from roarm_lab.sim_service.render import CAMERAS
 
+        validate_task(task)
+        spec = lab.sim.start(task, headless, realtime, seed, randomize)["spec"]
         state = lab.sim.state()
         return SimInfo(task=spec["task"], endpoint=lab.sim.client.endpoint, realtime=spec["realtime"],
                        control_period_s=spec["control_period_s"], joint_names=lab.sim.arm_names,
@@ -127,8 +125,9 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                           ) -> TargetsResult:
         """Hold the simulated arm joints at these positions (rad) and let it move toward them.
 
-        Values outside the joint box are clamped, and the result names the clamped joints. The servos move at
-        about 2 rad/s with 0.1-0.27 s latency, so a large move takes more than 30 steps. NaN or Inf is refused.
+        Values outside the joint box are clamped, and the result names the clamped joints. The joint targets
+        change by at most 0.1 rad per step and the servos slew at about 2 rad/s, so a move of 1 rad takes about
+        half a second (15 steps) plus settling. NaN or Inf is refused.
         A running policy must end first (run_policy_in_sim finishes by itself).
         """
         return _move(lab, targets, steps, relative=False)

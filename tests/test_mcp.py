@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -90,6 +91,28 @@ def test_the_tools_have_the_issues_names_docstrings_schemas_and_annotations(tmp_
     assert "train_evaluate_try_reach" in prompts
     assert {"roarm://runs/{run_id}/metrics.json", "roarm://runs/{run_id}/policy.json",
             "roarm://runs/{run_id}/console"} <= set(templates)
+
+
+def test_check_environment_reports_this_machine_and_writes_the_diagnosis(tmp_path):
+    from roarm_lab.jobs.paths import ProjectPaths
+    from roarm_lab.mcp_server.server import build_server
+    from roarm_lab.mcp_server.settings import LabSettings
+
+    async def main():
+        async with Client(build_server(LabSettings(paths=ProjectPaths.at(None, tmp_path / "logs")))) as client:
+            return await call(client, "check_environment")
+
+    report = anyio.run(main)
+    rows = {r["name"]: r for r in report["checks"]}
+    assert rows["runtime: embedded"]["status"] == "ok" and rows["mcp sdk"]["detail"].startswith("mcp 2.3")
+    assert {"python", "torch", "mujoco", "runtime: Isaac Lab", "runtime: Isaac Sim", "warp devices", "gpu",
+            "node (MCP Inspector)"} <= set(rows)
+    (written,) = (tmp_path / "logs").glob("env_diag_*.txt")
+    assert written.read_text().strip() == report["table"].strip()
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_env.py"), "--logs", str(tmp_path / "cli")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "runtime: embedded" in out.stdout
+    assert len(list((tmp_path / "cli").glob("env_diag_*.txt"))) == 1 and "written to" in out.stdout
 
 
 # ---------------------------------------------------------------------------- the scenario
@@ -200,9 +223,13 @@ def test_a_killed_server_leaves_no_simulator_behind(tmp_path):
 def test_bad_input_is_refused_with_a_message_that_says_what_to_do(tmp_path, export_dir):
     logs = tmp_path / "logs"
     run = install_export(export_dir, logs).name
+    broken = install_export(export_dir, logs, "2026-01-02_00-00-00_broken")
+    (broken / "exported" / "policy.onnx").write_bytes(b"not a model")
 
     async def main():
         async with session(logs) as client:
+            msg = await refused(client, "policy_infer", policy=broken.name, observation=[0.0] * 26)
+            assert "ONNX" in msg and "Error executing tool policy_infer:" in msg
             assert "list_runs" in await refused(client, "training_status", run_id="train-20260101-000000-abcd")
             assert "'..'" in await refused(client, "stop_training", run_id="train-../../x")
             assert "outside the project's run folders" in await refused(client, "evaluate_policy",
@@ -241,7 +268,6 @@ def test_bad_input_is_refused_with_a_message_that_says_what_to_do(tmp_path, expo
 
 def test_the_server_also_serves_streamable_http_on_loopback(tmp_path):
     import socket
-    import sys
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

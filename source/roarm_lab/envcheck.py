@@ -138,13 +138,18 @@ def write_report(rows: list[Check], logs_dir: Path) -> Path:
     return atomic_write_text(Path(logs_dir) / f"env_diag_{time.strftime('%Y%m%d-%H%M%S')}.txt", table(rows) + "\n")
 
 
-def main() -> int:
-    """``scripts/check_env.py``: print the table and write it under the project's logs/."""
+def main(argv: list[str] | None = None) -> int:
+    """``scripts/check_env.py [--logs DIR]``: print the table and write it under the project's logs/."""
+    import argparse
+
     from roarm_lab.jobs.paths import ProjectPaths
 
+    parser = argparse.ArgumentParser(description="What this machine can run, as a table (also written to a file).")
+    parser.add_argument("--logs", type=Path, help="where env_diag_<time>.txt goes (default: the project's logs/)")
+    args = parser.parse_args(argv)
     rows = collect()
     print(table(rows))
-    print(f"\nwritten to {write_report(rows, ProjectPaths.at().logs)}")
+    print(f"\nwritten to {write_report(rows, args.logs or ProjectPaths.at().logs)}")
     return 0
 
 
