@@ -42,7 +42,12 @@ def settings_from(args: argparse.Namespace) -> LabSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.http and args.allow_real_arm:
+        # over HTTP any local user can connect, and a client of theirs can answer the confirmation itself
+        parser.error("--allow-real-arm is only offered over stdio, where the client is the program that started "
+                     "the server; drop --http (or --allow-real-arm)")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from roarm_lab.mcp_server.server import build_server
 

@@ -160,3 +160,12 @@ def test_a_missing_port_is_reported_by_status_not_a_crash(tmp_path):
             with pytest.raises(ToolFailed, match="feedback|cannot|No such"):
                 await call(client, "real_arm_status", probe=True)
     anyio.run(main)
+
+
+def test_real_arm_motion_is_not_offered_over_http():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "roarm_lab.mcp_server", "--http", "--allow-real-arm"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "only offered over stdio" in out.stderr

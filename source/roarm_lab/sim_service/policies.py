@@ -99,7 +99,8 @@ class GatewaySource(ActionSource):
         self.client.close()
 
 
-def open_source(spec: dict[str, Any], task: str, obs_size: int, action_size: int) -> ActionSource:
+def open_source(spec: dict[str, Any], task: str, obs_size: int, action_size: int,
+                deadline_ms: float = 50.0) -> ActionSource:
     """``{"export": DIR}`` or ``{"gateway": ENDPOINT}`` (a protocol field; the caller confines paths)."""
     if not isinstance(spec, dict) or len(set(spec) & {"export", "gateway"}) != 1:
         raise ProtocolError(SimErrorCode.BAD_REQUEST, "'policy' must be {'export': <exported/ folder>} or "
@@ -114,4 +115,4 @@ def open_source(spec: dict[str, Any], task: str, obs_size: int, action_size: int
     if not isinstance(endpoint, str) or not endpoint.startswith("tcp://") or not is_loopback(endpoint):
         raise ProtocolError(SimErrorCode.BAD_REQUEST, f"'policy.gateway' must be a loopback tcp:// endpoint, got "
                             f"{endpoint!r}")
-    return GatewaySource(endpoint, task, obs_size, action_size)
+    return GatewaySource(endpoint, task, obs_size, action_size, deadline_ms)

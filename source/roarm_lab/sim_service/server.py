@@ -207,7 +207,10 @@ class SimServer:
                                     f"policy roots {[str(r) for r in self.policy_roots]}")
             spec = {"export": str(path)}
         obs_size = sum(t["size"] for t in s.layout())
-        return open_source(spec, s.task, obs_size, s.action_size)
+        # real time: an action must come within half a control period, or the arm holds (as on the real arm);
+        # stepped, nothing waits on the clock, so a slow answer is only slow
+        deadline_ms = 500.0 * s.dt if s.realtime else 1000.0
+        return open_source(spec, s.task, obs_size, s.action_size, deadline_ms)
 
     def _on_run_policy(self, msg: dict) -> dict:
         s = self._need()
