@@ -200,3 +200,19 @@ def test_a_service_that_never_gets_ready_is_reported_with_its_log(tmp_path):
     argv = [PY, "-c", "import sys; print('error: no policy.json at /x', file=sys.stderr); sys.exit(2)"]
     with pytest.raises(ServiceError, match="exited with code 2.*no policy.json"):
         ServiceProcess(argv, r"ready", tmp_path / "svc.log").start()
+
+
+def test_a_chatty_service_is_not_blocked_by_its_output(tmp_path):
+    """After the ready line its stdout goes to the log; an unread pipe (64 KiB) would stop it."""
+    from roarm_lab.jobs.services import ServiceProcess
+
+    argv = [PY, "-c", "import sys, time\nprint('ready', flush=True)\nfor i in range(4000): print('x' * 100)\n"
+                      "sys.stdout.flush(); print('done', flush=True); time.sleep(60)"]
+    service = ServiceProcess(argv, r"ready", tmp_path / "svc.log").start()
+    try:
+        deadline = time.monotonic() + 30
+        while "done" not in (tmp_path / "svc.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "done" in (tmp_path / "svc.log").read_text() and service.alive()
+    finally:
+        service.stop()

@@ -103,12 +103,26 @@ class ServiceProcess:
             if ready:
                 chunk = os.read(self.proc.stdout.fileno(), 4096)
                 out += chunk
-        line = out.split(b"\n", 1)[0].decode(errors="replace").strip()
+        first, _, rest = out.partition(b"\n")
+        line = first.decode(errors="replace").strip()
         self.match = self.ready.search(line)
         if self.match is None:
             self.stop()
             raise ServiceError(f"unexpected first line from {self.argv}: {line!r}")
+        # whatever it prints later goes to its log: an unread pipe would fill and block the service
+        threading.Thread(target=self._drain, args=(rest,), name="service-stdout", daemon=True).start()
         return self
+
+    def _drain(self, pending: bytes) -> None:
+        stdout = self.proc.stdout
+        with open(self.log_path, "ab") as log:
+            log.write(pending)
+            try:
+                for chunk in iter(lambda: stdout.read1(4096), b""):
+                    log.write(chunk)
+                    log.flush()
+            except (OSError, ValueError):  # closed by stop()
+                pass
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
