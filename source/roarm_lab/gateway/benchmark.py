@@ -4,6 +4,8 @@
 2. four client processes as fast as they can: requests/s;
 3. 100k requests: replies lost or out of order (the client checks every sequence number);
 4. deadline misses: a server whose inference takes 30 ms, deadline 5 ms: what a miss costs the client.
+
+``--soak``: instead, minutes of good and hostile clients against one server (``roarm_lab.gateway.soak``).
 """
 
 from __future__ import annotations
@@ -105,8 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=5000, help="paced requests at 1 kHz")
     p.add_argument("--order-requests", type=int, default=100_000)
     p.add_argument("--seconds", type=float, default=5.0, help="throughput test duration")
+    p.add_argument("--soak", action="store_true", help="run the soak instead: good and hostile clients for minutes")
+    p.add_argument("--soak-seconds", type=float, default=300.0)
+    p.add_argument("--soak-clients", type=int, default=50)
+    p.add_argument("--rss-bound-mb", type=float, default=60.0, help="soak: the server's RSS may grow less than this")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.soak:
+        from roarm_lab.gateway.soak import soak_main
+
+        return soak_main(args.policy, args.soak_seconds, args.soak_clients, args.rss_bound_mb, _start_gateway)
 
     size = int(LoadedPolicy.load(args.policy).meta["observation"]["size"])
     port = _port()

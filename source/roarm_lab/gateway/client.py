@@ -64,6 +64,8 @@ class GatewayClient:
         self.stale_replies = 0
         self.reconnects = 0
         self.late_replies = 0
+        self.last_rtt_ms = 0.0
+        """Send to receipt of the last reply (this client's clock): what its deadline is checked against."""
         self._last_send = 0.0
 
     # ------------------------------------------------------------------ connection
@@ -174,7 +176,9 @@ class GatewayClient:
             left = (end - time.monotonic()) * 1000.0
             if left <= 0 or not self.socket.poll(left):
                 return None
-            reply = decode_reply(self.socket.recv())
+            frame = self.socket.recv()
+            self.last_rtt_ms = (time.monotonic() - self._last_send) * 1000.0
+            reply = decode_reply(frame)
             if reply.get(match_key) != match:
                 self.stale_replies += 1
                 continue
@@ -202,9 +206,8 @@ class GatewayClient:
         if self._send_time:
             message["sent"] = 0.0  # set at each send
         reply = self._call(message, key="seq", timeout_ms=timeout_ms)
-        elapsed_ms = (time.monotonic() - self._last_send) * 1000.0
         limit = deadline_ms if deadline_ms is not None else self.deadline_ms
-        if limit is not None and elapsed_ms > limit and not reply["flags"]["deadline_miss"]:
+        if limit is not None and self.last_rtt_ms > limit and not reply["flags"]["deadline_miss"]:
             reply["flags"]["deadline_miss"] = True  # it came, but too late to use: what the caller must know
             reply["flags"]["late_reply"] = True
             self.late_replies += 1

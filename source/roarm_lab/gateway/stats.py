@@ -70,6 +70,11 @@ class ClientStats:
         return {f"p{p}": float(v) for p, v in zip(PERCENTILES, values)}
 
 
+def client_entry(name: str, c: ClientStats) -> dict[str, Any]:
+    return {"name": name, "requests": c.requests, "errors": c.errors, "deadline_misses": c.deadline_misses,
+            "hash_mismatches": c.hash_mismatches, "total_us": c.window()}
+
+
 class GatewayStats:
     def __init__(self, window: int = 1000):
         self.queue = LatencyStats(window)
@@ -116,10 +121,7 @@ class GatewayStats:
             "latency_us": {name: {"all": s.all_time(), "window": s.window()}
                            for name, s in (("queue", self.queue), ("inference", self.inference), ("total", self.total))},
             "sessions": self.sessions,
-            "clients": {label: {"name": name, "requests": c.requests, "errors": c.errors,
-                                "deadline_misses": c.deadline_misses, "hash_mismatches": c.hash_mismatches,
-                                "total_us": c.window()}
-                        for label, name, c in itertools.islice(clients, STATS_CLIENTS)},
+            "clients": {label: client_entry(name, c) for label, name, c in itertools.islice(clients, STATS_CLIENTS)},
         }
 
 
