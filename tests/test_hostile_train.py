@@ -180,7 +180,7 @@ def test_runs_started_at_once_with_one_name_get_their_own_folders(tmp_path):
 def test_two_trainings_with_one_run_name_never_share_a_folder(tmp_path):
     (tmp_path / "roarm_reach").mkdir()
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    for later in range(3):  # the folders a run started this second (or the next two) would take: already there
+    for later in range(15):  # the folders a run started in the next seconds would take: already there
         t = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(time.time() + later))
         (tmp_path / "roarm_reach" / f"{t}_twin").mkdir(exist_ok=True)
     assert _train(tmp_path, "--max_iterations", "1", "--run_name", "twin") == 0
