@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,9 @@ import torch
 from rsl_rl.utils.logger import Logger
 from tqdm import tqdm
 
+PROGRESS_FILE = "progress.jsonl"
+"""Per-iteration record of a run: iteration, wall_time_s since training started, success_rate, position_error_m,
+mean_reward."""
 SUCCESS_KEY = "Metrics/ee_pose/success_rate"
 ERROR_KEY = "Metrics/ee_pose/position_error"
 
@@ -28,6 +33,7 @@ class ProgressLogger(Logger):
         self.bar = tqdm(total=total_iterations, initial=start_iteration, desc="train", unit="it", disable=not show,
                         dynamic_ncols=True)
         self.latest: dict[str, float] = {}
+        self._started = time.monotonic()
 
     def log(self, *args: Any, **kwargs: Any) -> None:
         success = _mean(self.ep_extras, SUCCESS_KEY)
@@ -45,6 +51,10 @@ class ProgressLogger(Logger):
         if self.rewbuffer:
             self.latest["mean_reward"] = sum(self.rewbuffer) / len(self.rewbuffer)
         self.latest["iteration"] = kwargs.get("it", args[0] if args else 0)
+        self.latest["wall_time_s"] = round(time.monotonic() - self._started, 3)
+        if self.log_dir is not None:  # one JSON line per iteration: learning curves, the lab panel, job status
+            with open(Path(self.log_dir) / PROGRESS_FILE, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(self.latest) + "\n")
         postfix = {}
         if "success_rate" in self.latest:
             postfix["success"] = f"{self.latest['success_rate']:.2f}"

@@ -1,0 +1,96 @@
+"""Learning curves from a run's own files: success rate and hand error against wall-clock time.
+
+A run writes ``progress.jsonl`` (one record per iteration, ``rl/progress.py``); runs from before that file
+existed are read from rsl_rl's console report (``train_console.log``: iteration blocks with "Time elapsed").
+
+    python scripts/plot_training.py RUN_DIR [RUN_DIR ...] --png docs/training_curves.png [--label NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from roarm_lab.rl.progress import ERROR_KEY, PROGRESS_FILE, SUCCESS_KEY
+from roarm_lab.utils.io import atomic_write
+
+_BLOCK = re.compile(r"Learning iteration (\d+)/\d+")
+_ELAPSED = re.compile(r"Time elapsed:\s+(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
+
+
+def _number(key: str, block: str) -> float:
+    found = re.search(re.escape(key) + r":\s+(-?[0-9.]+(?:e-?\d+)?)", block)
+    return float(found.group(1)) if found else float("nan")
+
+
+def load_curve(run_dir: Path) -> dict[str, np.ndarray]:
+    """``{"wall_time_s", "iteration", "success_rate", "position_error_m"}`` arrays of one run."""
+    records = run_dir / PROGRESS_FILE
+    if records.is_file():
+        rows = [json.loads(line) for line in records.read_text().splitlines() if line.strip()]
+        return {k: np.array([r.get(k, np.nan) for r in rows], dtype=float)
+                for k in ("wall_time_s", "iteration", "success_rate", "position_error_m")}
+    text = (run_dir / "train_console.log").read_text(errors="replace")
+    starts = [m.start() for m in _BLOCK.finditer(text)] + [len(text)]
+    rows = []
+    for a, b in zip(starts, starts[1:]):
+        block = text[a:b]
+        elapsed = _ELAPSED.search(block)
+        if elapsed:
+            d, h, m, s = (int(g) if g else 0 for g in elapsed.groups())
+            rows.append((((d * 24 + h) * 60 + m) * 60 + s, int(_BLOCK.match(block).group(1)),
+                         _number(SUCCESS_KEY, block), _number(ERROR_KEY, block)))
+    if not rows:
+        raise ValueError(f"{run_dir} has neither {PROGRESS_FILE} nor iteration reports in train_console.log")
+    t, it, success, error = map(np.array, zip(*rows))
+    return {"wall_time_s": t.astype(float), "iteration": it.astype(float), "success_rate": success,
+            "position_error_m": error}
+
+
+def plot_curves(runs: list[tuple[str, dict[str, np.ndarray]]], png: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 6), sharex=True)
+    for label, c in runs:
+        minutes = c["wall_time_s"] / 60.0
+        top.plot(minutes, c["success_rate"], label=label)
+        bottom.plot(minutes, 100 * c["position_error_m"], label=label)
+    top.set_ylabel("success rate (training episodes)")
+    top.set_ylim(0, 1)
+    top.axhline(0.97, color="k", linestyle="--", linewidth=0.8)
+    bottom.set_ylabel("hand error at segment end (cm)")
+    bottom.set_yscale("log")
+    bottom.set_xlabel("wall-clock minutes (2 CPU cores)")
+    top.legend()
+    top.set_title(title)
+    fig.tight_layout()
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return png
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", type=Path, nargs="+", help="run folders (logs/rsl_rl/<experiment>/<run>)")
+    p.add_argument("--label", action="append", help="a legend label per run, in order")
+    p.add_argument("--png", type=Path, default=Path("docs/training_curves.png"))
+    p.add_argument("--title", default="RoArm-Reach-v0 training")
+    args = p.parse_args(argv)
+    labels = args.label or [r.name for r in args.runs]
+    if len(labels) != len(args.runs):
+        p.error(f"give one --label per run ({len(args.runs)} runs, {len(labels)} labels)")
+    try:
+        runs = [(label, load_curve(run)) for label, run in zip(labels, args.runs)]
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {plot_curves(runs, args.png, args.title)}")
+    return 0
