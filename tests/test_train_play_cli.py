@@ -56,6 +56,25 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     assert run["resumed_from"] == 1 and run["iterations"] == 4
 
 
+def _last_curriculum_weight(run_dir: Path) -> float:
+    """The action-rate weight of the newest iteration in rsl_rl's own report of the run."""
+    text = (run_dir / "train_console.log").read_text()
+    return float(text.rsplit("Curriculum/action_rate:", 1)[1].split()[0])
+
+
+def test_a_killed_and_resumed_run_ends_with_the_same_curriculum_as_an_unbroken_one(tmp_path):
+    """The curriculum raises the action-rate weight after 40 env steps: between iteration 3 (24 steps) and 6 (48)."""
+    curriculum = ["env.curriculum.action_rate.params.num_steps=40", "env.episode_length_s=0.2"]  # 6-step episodes: resets in every 8-step iteration
+    assert _train(tmp_path / "straight", "--max_iterations", "6", *curriculum) == 0
+    (straight,) = list((tmp_path / "straight" / "roarm_reach").iterdir())
+    assert _train(tmp_path / "broken", "--max_iterations", "3", *curriculum) == 0
+    assert _train(tmp_path / "broken", "--max_iterations", "6", "--resume", "latest", *curriculum) == 0
+    (broken,) = list((tmp_path / "broken" / "roarm_reach").iterdir())
+    raised = -0.02  # the task's curriculum target for action_rate
+    assert _last_curriculum_weight(straight) == pytest.approx(raised)
+    assert _last_curriculum_weight(broken) == pytest.approx(raised)
+
+
 def test_play_exports_evaluates_records_and_plots(trained_run, tmp_path):
     ckpt = trained_run / "model_2.pt"
     rec = tmp_path / "rollouts"

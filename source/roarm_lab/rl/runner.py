@@ -11,6 +11,18 @@ from roarm_lab.rl.progress import ProgressLogger
 from roarm_lab.utils.io import atomic_write
 
 
+def env_state(vec_env: Any) -> dict[str, int]:
+    """What a resumed run needs from the environment to continue as if never stopped: the step counter that
+    curricula read (a resume that restarts it from 0 would replay the reward curriculum from the start)."""
+    return {"common_step_counter": int(vec_env.env.common_step_counter)}
+
+
+def restore_env_state(vec_env: Any, state: dict[str, Any] | None) -> None:
+    """Put a checkpoint's environment state back (checkpoints written before it existed have none)."""
+    if state and "common_step_counter" in state:
+        vec_env.env.common_step_counter = int(state["common_step_counter"])
+
+
 class RoArmRunner(OnPolicyRunner):
     def __init__(self, env: Any, train_cfg: dict, log_dir: str | None, device: str, *, total_iterations: int,
                  checkpoint_infos: dict | None = None, show_progress: bool = True):
@@ -34,5 +46,6 @@ class RoArmRunner(OnPolicyRunner):
         saved = self.alg.save()
         saved["iter"] = self.current_learning_iteration
         saved["infos"] = {**self.checkpoint_infos, **(infos or {})}
+        saved["env_state"] = env_state(self.env)
         atomic_write(path, lambda tmp: torch.save(saved, tmp))
         self.logger.save_model(path, self.current_learning_iteration)

@@ -19,7 +19,7 @@ from roarm_lab.rl.cli import (add_runtime_arg, choose_runtime, load_task_configs
                               relative, set_device)
 from roarm_lab.rl.config_checks import check_flag, check_run_configs, parse_error
 from roarm_lab.rl.overrides import OverrideError
-from roarm_lab.rl.runner import RoArmRunner
+from roarm_lab.rl.runner import RoArmRunner, restore_env_state
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 from roarm_lab.runtime.configclass import to_dict
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             check_compatible(checkpoint, ckpt_path, args.task, int(env.observation_manager.group_obs_dim["policy"][0]),
                              env.action_manager.total_action_dim)
             restore(runner.alg, checkpoint, ckpt_path)
+            restore_env_state(vec_env, checkpoint.get("env_state"))
         except CheckpointError as err:
             print(f"error: {err}", file=sys.stderr)
             env.close()
