@@ -158,12 +158,11 @@ def test_a_policy_trained_on_the_embedded_runtime_moves_the_hand_toward_targets_
     import torch
 
     from roarm_lab.rl.evaluate import evaluate
-    from roarm_lab.tasks.reach.reach_env_cfg import configure_for_evaluation
 
     checkpoint = os.environ.get("ROARM_SIM2SIM_CHECKPOINT")
     if not checkpoint:
         pytest.skip("ROARM_SIM2SIM_CHECKPOINT not set (.ci/run sets it after a short embedded training run)")
-    env = make_reach_env(num_envs=50, seed=12345, edit=lambda cfg: configure_for_evaluation(cfg, randomize=False))
+    env = make_reach_env(num_envs=50, seed=12345, edit=lambda cfg: cfg.evaluation_mode(randomize=False))
     baseline, _ = evaluate(env, lambda obs: torch.zeros(obs.shape[0], 5), 100, show_progress=False)  # a still arm
     env.close()
     out = run([sys.executable, "scripts/play.py", "--task", TASK, "--runtime", "isaaclab", "--checkpoint", checkpoint,

@@ -227,3 +227,20 @@ def test_episodes_log_success_error_and_per_term_reward_sums(make_reach_env):
         assert f"Episode_Reward/{name}" in log
     assert float(log["Episode_Reward/tracking"]) < 0.0 and float(log["Episode_Reward/goal"]) > 0.0
     assert "Episode_Termination/time_out" in log
+
+
+def test_nominal_evaluation_runs_the_tables_arm_with_no_randomization(make_reach_env):
+    """``evaluation_mode(randomize=False)`` finds the randomization terms in the config itself and drops them."""
+    env = make_reach_env(num_envs=4, edit=lambda cfg: cfg.evaluation_mode(randomize=False))
+    env.reset()
+    robot = env.scene["robot"]
+    ids, _ = robot.find_bodies([link.name for link in LINKS], preserve_order=True)
+    torch.testing.assert_close(data(env).body_mass.torch[:, ids], torch.tensor([link.mass for link in LINKS]).expand(4, -1))
+    torch.testing.assert_close(data(env).joint_stiffness.torch[:, :ARM], torch.tensor([j.kp for j in ARM_JOINTS]).expand(4, -1))
+    term = env.action_manager.get_term("arm_action")
+    assert not term.calibration_offset.any()
+    assert not env.cfg.observations.policy.enable_corruption and env.cfg.compute_final_obs
+    assert env.command_manager.get_term("ee_pose").cfg.held_out
+    randomized = make_reach_env(num_envs=4, edit=lambda cfg: cfg.evaluation_mode(randomize=True))
+    randomized.reset()
+    assert (data(randomized).body_mass.torch[:, ids] != torch.tensor([link.mass for link in LINKS])).any()

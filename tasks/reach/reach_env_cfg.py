@@ -112,11 +112,6 @@ class EventCfg:
                                            "velocity_range": (0.0, 0.0)})
 
 
-RANDOMIZATION_EVENTS = ("link_masses", "servo_gains", "joint_dynamics", "calibration", "action_latency",
-                        "servo_speed")
-"""Event terms that are domain randomization (switched off for nominal evaluation)."""
-
-
 @configclass
 class RewardsCfg:
     tracking = RewTerm(func=mdp.position_command_error, weight=-2.0,
@@ -166,18 +161,29 @@ class RoArmReachEnvCfg(ManagerBasedRLEnvCfg):
         # four 3 s targets per episode: most start where the last one ended, as on the arm's target sequences
         self.episode_length_s = 12.0
 
+    def play_mode(self):
+        """Isaac Lab's hook for playback (``isaaclab play`` calls it): a small scene, no observation noise, and
+        this task's nominal evaluation."""
+        super().play_mode()
+        self.evaluation_mode(randomize=False)
+
+    def evaluation_mode(self, randomize: bool) -> None:
+        """Held-out targets, one per 3 s episode (success = the final error, read from the final observation);
+        nominal (no randomization, no observation noise) or randomized. ``play.py`` and the simulator use this."""
+        self.commands.ee_pose.held_out = True
+        self.commands.ee_pose.resampling_time_range = (1e9, 1e9)
+        self.episode_length_s = 3.0
+        self.curriculum = None
+        self.compute_final_obs = True
+        if not randomize:
+            self.observations.policy.enable_corruption = False
+            for name in mdp.randomization_terms(self.events):
+                setattr(self.events, name, None)
+
 
 def configure_for_evaluation(cfg: RoArmReachEnvCfg, randomize: bool) -> RoArmReachEnvCfg:
-    """Held-out targets, one target per episode (success = the final error), nominal or randomized arm."""
-    cfg.commands.ee_pose.held_out = True
-    cfg.commands.ee_pose.resampling_time_range = (1e9, 1e9)
-    cfg.episode_length_s = 3.0
-    cfg.curriculum = None
-    cfg.compute_final_obs = True  # the final error is read from the last observation before the reset
-    if not randomize:
-        cfg.observations.policy.enable_corruption = False
-        for name in RANDOMIZATION_EVENTS:
-            setattr(cfg.events, name, None)
+    """The evaluation settings of ``cfg`` (see ``RoArmReachEnvCfg.evaluation_mode``)."""
+    cfg.evaluation_mode(randomize)
     return cfg
 
 
@@ -185,5 +191,4 @@ def configure_for_evaluation(cfg: RoArmReachEnvCfg, randomize: bool) -> RoArmRea
 class RoArmReachEnvCfg_PLAY(RoArmReachEnvCfg):
     def __post_init__(self):
         super().__post_init__()
-        self.scene.num_envs = 64
-        configure_for_evaluation(self, randomize=False)
+        self.play_mode()

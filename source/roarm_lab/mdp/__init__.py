@@ -3,7 +3,7 @@
 from roarm_lab.mdp.actions import ServoJointPositionAction, ServoJointPositionActionCfg
 from roarm_lab.mdp.commands import ReachableTargetCommand, ReachableTargetCommandCfg, reachable_target_bank
 from roarm_lab.mdp.curriculum import modify_reward_weight
-from roarm_lab.mdp.events import (randomize_action_latency, randomize_actuator_gains, randomize_calibration_offset,
+from roarm_lab.mdp.events import (randomization_terms, randomize_action_latency, randomize_actuator_gains, randomize_calibration_offset,
                                   randomize_joint_dynamics, randomize_rigid_body_mass, randomize_servo_speed,
                                   reset_joints_by_offset)
 from roarm_lab.mdp.observations import (ee_position_b, ee_position_error_b, generated_commands, hand_position_b,
@@ -20,6 +20,7 @@ __all__ = [
     "ReachableTargetCommandCfg",
     "reachable_target_bank",
     "modify_reward_weight",
+    "randomization_terms",
     "randomize_action_latency",
     "randomize_actuator_gains",
     "randomize_calibration_offset",

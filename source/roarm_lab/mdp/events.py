@@ -14,6 +14,19 @@ import torch
 from roarm_lab.compat import ManagerTermBase, SceneEntityCfg
 
 
+RANDOMIZATION_PREFIX = "randomize_"
+"""Event terms whose function is named ``randomize_*`` are domain randomization (nominal evaluation drops them)."""
+
+
+def randomization_terms(events_cfg: Any) -> list[str]:
+    """Names of the event terms of a config that randomize the simulated arm, read from the config itself."""
+    if events_cfg is None:
+        return []
+    return [name for name, term in vars(events_cfg).items()
+            if term is not None and getattr(term, "func", None) is not None
+            and getattr(term.func, "__name__", "").startswith(RANDOMIZATION_PREFIX)]
+
+
 def env_index(env: Any, env_ids: Any) -> torch.Tensor:
     """Isaac Lab's env_ids forms (None, a slice, a tensor) as an index tensor."""
     if env_ids is None or isinstance(env_ids, slice):

@@ -68,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {parse_error(err)}", file=sys.stderr)
         return 2
     from roarm_lab.rl.evaluate import evaluate, plot_errors
-    from roarm_lab.tasks.reach.reach_env_cfg import configure_for_evaluation
-
-    configure_for_evaluation(env_cfg, randomize=args.randomize)
+    env_cfg.evaluation_mode(randomize=args.randomize)
     env_cfg.scene.num_envs = min(args.num_envs, args.episodes)
     env_cfg.seed = args.seed
     if args.physics_threads is not None and runtime == "embedded":

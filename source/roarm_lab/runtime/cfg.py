@@ -7,6 +7,7 @@ so a task written against these classes is a valid Isaac Lab task.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Literal
 
 from roarm_lab.runtime.configclass import MISSING, configclass
@@ -220,3 +221,11 @@ class ManagerBasedRLEnvCfg:
     commands: object | None = None
     compute_final_obs: bool = False
     """Put the observations of the step that ended an episode, before its reset, in ``extras["final_obs"]``."""
+
+    def play_mode(self):
+        """Playback defaults, as Isaac Lab 3's: at most 50 environments, no observation corruption."""
+        self.scene.num_envs = min(self.scene.num_envs, 50)
+        for name in [f.name for f in dataclasses.fields(self.observations)]:
+            group = getattr(self.observations, name)
+            if hasattr(group, "enable_corruption"):
+                group.enable_corruption = False
