@@ -6,6 +6,7 @@ Nothing here imports the task modules at import time: the runtime (``--runtime``
 from __future__ import annotations
 
 import argparse
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +14,12 @@ from omegaconf import OmegaConf
 
 from roarm_lab.rl.overrides import OverrideError, apply_overrides
 from roarm_lab.runtimes import RUNTIMES, select_runtime
-from roarm_lab.utils.provenance import REPO_ROOT
-
-CONFIG_DIR = REPO_ROOT / "configs"
 
 
 def script_defaults(name: str) -> dict[str, Any]:
-    """Defaults from ``configs/<name>.yaml`` (empty if the file is absent, e.g. in an installed wheel)."""
-    path = CONFIG_DIR / f"{name}.yaml"
-    return dict(OmegaConf.to_container(OmegaConf.load(path))) if path.is_file() else {}
+    """Defaults from ``configs/<name>.yaml``, which ship inside the package (``roarm_lab.configs``)."""
+    text = resources.files("roarm_lab.configs").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    return dict(OmegaConf.to_container(OmegaConf.create(text)))
 
 
 def parse_with_defaults(parser: argparse.ArgumentParser, name: str, argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
