@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from roarm_lab.assets.joint_table import JOINTS
+from roarm_lab.assets.joint_table import JOINTS, SERVO
 from roarm_lab.assets.kinematics import firmware_mm_to_base
 from roarm_lab.gateway.meta import PolicyLoadError, load_policy_meta
 from roarm_lab.gateway.policy import ActionConvention, ClientTargets, NotFiniteError
@@ -84,12 +84,13 @@ class GatewayPolicy:
 class BridgeConfig:
     target_time_s: float = 4.0
     stale_after_s: float = 0.25
-    max_step_rad: float = 0.1
-    """Largest change of any joint target per control step (0.1 rad at 30 Hz = 3 rad/s)."""
+    max_step_rad: float = SERVO.max_step_rad
+    """Largest change of any joint target per control step (the servo spec's, 3 rad/s at 30 Hz)."""
     start_speed_rad_s: float = 0.5
     start_tolerance_rad: float = 0.05
     start_timeout_s: float = 20.0
-    success_m: float = 0.02
+    success_m: float | None = None
+    """A target counts as reached within this distance (m); None: the task's success threshold."""
     duration_s: float | None = None
     """Stop after this long (else when the targets are done)."""
     log_dir: Path = Path("logs/real/run")
@@ -110,6 +111,8 @@ class Bridge:
         self.cfg = cfg
         self.period = float(meta["control_period_s"])
         self.observe = ArmObservation(meta)
+        if cfg.success_m is None:
+            cfg.success_m = self.observe.success_threshold_m
         self.convention = ActionConvention(meta)
         names = [j.name for j in JOINTS]
         self.arm_ids = [names.index(n) for n in self.convention.joint_names]

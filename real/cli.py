@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from roarm_lab.assets.joint_table import SERVO
 from roarm_lab.gateway.files import read_bounded_text
 from roarm_lab.real.bridge import Bridge, BridgeConfig, BridgeError, GatewayPolicy, LocalPolicy, load_meta, write_report
 from roarm_lab.real.calibration import Calibration
@@ -90,7 +91,7 @@ def load_targets(opts: dict[str, Any], meta: dict[str, Any]) -> np.ndarray:
         from roarm_lab.registry import load_cfg_from_registry
 
         cmd = load_cfg_from_registry(meta["task"], "env_cfg_entry_point").commands.ee_pose
-        bank = reachable_target_bank(cmd.joint_box, 4096, int(opts.get("seed") or 0) + 1_000_003,
+        bank = reachable_target_bank(cmd.joint_box, 4096, int(opts.get("seed") or 0) + cmd.held_out_seed_offset,
                                      cmd.min_height_above_table_m, cmd.min_radius_m)
         rng = np.random.default_rng(int(opts.get("seed") or 0))
         return bank[rng.choice(len(bank), size=int(opts["random"]), replace=False)]
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
         run_dir = Path(opts["log_dir"]) / stamp  # created (exclusively) once the inputs are checked
         cfg = BridgeConfig(target_time_s=float(opts["target_time_s"]), stale_after_s=float(opts["stale_after_s"]),
-                           max_step_rad=float(opts["max_step_rad"]), duration_s=opts.get("duration_s"),
+                           max_step_rad=float(opts.get("max_step_rad") or SERVO.max_step_rad),
+                           duration_s=opts.get("duration_s"),
                            log_dir=run_dir, stop_file=Path(opts["stop_file"]) if opts.get("stop_file") else None)
         if cfg.stop_file is not None and cfg.stop_file.exists():
             raise BridgeError(f"the stop file {cfg.stop_file} exists: delete it to run")

@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import mujoco
 import numpy as np
 
-from roarm_lab.assets.joint_table import JOINTS, NAMED_POSES, TCP_FRAME
+from roarm_lab.assets.joint_table import JOINTS, NAMED_POSES, SERVO, TCP_FRAME
 from roarm_lab.assets.kinematics import world_to_firmware_mm
 from roarm_lab.assets.mjcf import build_model
 from roarm_lab.real.protocol import (FIRMWARE_CLAMPS, MAX_COMMAND_BYTES, T_CLEAR_ESTOP, T_ESTOP, T_FLOW, T_HOME,
@@ -67,11 +67,11 @@ class EmulatorConfig:
     http_port: int | None = None
     """None: no HTTP; 0: any free port on 127.0.0.1."""
     physics_dt: float = 0.002
-    latency_s: float = 0.2
+    latency_s: float = SERVO.latency_s
     """Delay from a motion command's arrival to the servos starting to move."""
-    speed_rad_s: float = 2.0
+    speed_rad_s: float = SERVO.speed_rad_s
     """Setpoint slew limit for spd=0 ("maximum speed" through the usual command path)."""
-    deadband_rad: float = 0.005
+    deadband_rad: float = SERVO.deadband_rad
     feedback_hz: float = 23.0
     flow_feedback: bool = True
     """The M3 firmware streams T:1051 by default; T:605 cmd 0 silences it."""

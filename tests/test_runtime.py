@@ -123,11 +123,12 @@ def test_finite_difference_velocity_matches_position_change(make_reach_env):
 
 
 def test_command_targets_are_reachable_above_the_table_and_held_out_differs(make_reach_env):
-    from roarm_lab.mdp.commands import reachable_target_bank
+    from roarm_lab.mdp.commands import ReachableTargetCommandCfg, reachable_target_bank
 
     box = {"roll": (0.0, 0.0)}
     train = reachable_target_bank(box, 500, seed=0, min_height_above_table_m=0.04, min_radius_m=0.12)
-    held = reachable_target_bank(box, 500, seed=1_000_003, min_height_above_table_m=0.04, min_radius_m=0.12)
+    held = reachable_target_bank(box, 500, seed=ReachableTargetCommandCfg().held_out_seed_offset,
+                                 min_height_above_table_m=0.04, min_radius_m=0.12)
     assert (train[:, 2] + 0.0701 >= 0.04).all() and (np.hypot(train[:, 0], train[:, 1]) >= 0.12).all()
     shoulder = np.array([0.0, 0.0, 0.051959])
     chain = 0.2388 + 0.1446 + 0.0557 + 0.1154  # upper arm + forearm + wrist offset + hand, from the URDF origins

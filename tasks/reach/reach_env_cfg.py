@@ -8,7 +8,7 @@ around home for the five arm joints; observations are what the arm's T:1051 feed
 from __future__ import annotations
 
 from roarm_lab import mdp
-from roarm_lab.assets.joint_table import ARM_JOINTS, TCP_FRAME
+from roarm_lab.assets.joint_table import ARM_JOINTS, SERVO, TCP_FRAME
 from roarm_lab.assets.links import LINKS
 from roarm_lab.assets.physics import RoArmPhysicsCfg
 from roarm_lab.assets.roarm_m3_cfg import ROARM_M3_CFG, TABLE_CFG
@@ -47,8 +47,8 @@ class ActionsCfg:
     arm_action = mdp.ServoJointPositionActionCfg(
         asset_name="robot", joint_names=ARM, scale=0.05, mode="relative",
         use_default_offset=True, max_latency_steps=8,
-        # the servo firmware (ROARM_M3.md): ~2 rad/s through T:102, settles within ~0.01 rad
-        max_step=0.1, servo_speed=2.0, servo_deadband=0.005)
+        # the servo firmware (joint_table.SERVO): ~2 rad/s through T:102, stops within 5 mrad
+        max_step=SERVO.max_step_rad, servo_speed=SERVO.speed_rad_s, servo_deadband=SERVO.deadband_rad)
 
 
 @configclass
@@ -106,7 +106,8 @@ class EventCfg:
                                # is 0.10..0.27 s. A policy trained on 0..2 steps oscillated on the emulator.
                                params={"action_name": "arm_action", "latency_range": (3, 8)})
     servo_speed = EventTerm(func=mdp.randomize_servo_speed, mode="reset",
-                            params={"action_name": "arm_action", "speed_range": (1.4, 2.8)})
+                            params={"action_name": "arm_action",
+                                    "speed_range": (0.7 * SERVO.speed_rad_s, 1.4 * SERVO.speed_rad_s)})
     reset_robot_joints = EventTerm(func=mdp.reset_joints_by_offset, mode="reset",
                                    params={"asset_cfg": ARM_CFG, "position_range": (-0.3, 0.3),
                                            "velocity_range": (0.0, 0.0)})

@@ -62,6 +62,26 @@ class JointSpec:
         return math.pi - value if self.firmware_inverted else value
 
 
+@dataclass(frozen=True)
+class ServoSpec:
+    """How the serial bus servos behave behind the firmware's T:102 (ROARM_M3.md; measured on the emulator's model).
+
+    The task's servo model, the firmware emulator and the real-arm bridge all read these; the task randomizes
+    around them.
+    """
+
+    latency_s: float = 0.2
+    """From a command's arrival to the servos starting to move."""
+    speed_rad_s: float = 2.0
+    """Setpoint slew of a T:102 move at the default speed."""
+    deadband_rad: float = 0.005
+    """A servo does not move while its setpoint is this close to the goal."""
+    max_step_rad: float = 0.1
+    """Largest change of a joint target per 30 Hz control step (3 rad/s), in the task and in the bridge."""
+
+
+SERVO = ServoSpec()
+
 HALF_PI = math.pi / 2
 
 JOINTS: tuple[JointSpec, ...] = (

@@ -20,13 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from roarm_lab.assets.joint_table import joint
+from roarm_lab.assets.joint_table import SERVO, joint
 from roarm_lab.rl.cli import add_runtime_arg, choose_runtime, load_task_configs, physics_name, set_device
 from roarm_lab.utils.io import atomic_write
 
 TASK = "RoArm-Reach-v0"
-NOMINAL_LATENCY_STEPS = 6
-"""0.2 s at 30 Hz: the real arm's command-to-motion delay (ROARM_M3.md)."""
 
 
 def record(step_rad: float, seconds: float, servo: str, device: str = "cpu") -> dict[str, np.ndarray]:
@@ -50,7 +48,7 @@ def record(step_rad: float, seconds: float, servo: str, device: str = "cpu") -> 
     try:
         env.reset()
         term = env.action_manager.get_term("arm_action")
-        latency = 0 if servo == "raw" else NOMINAL_LATENCY_STEPS
+        latency = 0 if servo == "raw" else round(SERVO.latency_s / env.step_dt)  # the arm's delay, in steps
         term.set_latency(torch.full((arm_joints,), latency, device=env.device, dtype=torch.long),
                          torch.arange(arm_joints, device=env.device))
         action = torch.zeros(arm_joints, arm_joints, device=env.device)
