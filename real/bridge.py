@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from roarm_lab.assets.joint_table import JOINTS, SERVO
+from roarm_lab.assets.joint_table import JOINTS, SERVO, safe_box
 from roarm_lab.assets.kinematics import firmware_mm_to_base
 from roarm_lab.gateway.meta import PolicyLoadError, load_policy_meta
 from roarm_lab.gateway.policy import ActionConvention, ClientTargets, NotFiniteError
@@ -25,8 +25,7 @@ from roarm_lab.real.driver import RoArmDriver
 from roarm_lab.real.observation import ArmObservation
 from roarm_lab.real.steplog import StepLog, plot_tracking
 
-SAFE_LOWER = np.array([j.lower for j in JOINTS])
-SAFE_UPPER = np.array([j.upper for j in JOINTS])
+SAFE_LOWER, SAFE_UPPER = safe_box()
 
 
 class BridgeError(RuntimeError):

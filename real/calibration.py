@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import yaml
 
-from roarm_lab.assets.joint_table import JOINTS, NAMED_POSES
+from roarm_lab.assets.joint_table import JOINTS, NAMED_POSES, safe_box
 from roarm_lab.gateway.files import UnsafeFileError, read_bounded_text
 from roarm_lab.utils.io import atomic_write_text
 
@@ -27,12 +27,12 @@ MAX_CALIBRATION_BYTES = 64 * 1024
 @dataclass
 class Calibration:
     offsets: np.ndarray = field(default_factory=lambda: np.zeros(len(JOINTS)))
-    lower: np.ndarray = field(default_factory=lambda: np.array([j.lower for j in JOINTS]))
-    upper: np.ndarray = field(default_factory=lambda: np.array([j.upper for j in JOINTS]))
+    lower: np.ndarray = field(default_factory=lambda: safe_box()[0])
+    upper: np.ndarray = field(default_factory=lambda: safe_box()[1])
     note: str = ""
 
     def __post_init__(self) -> None:
-        safe_lo, safe_hi = np.array([j.lower for j in JOINTS]), np.array([j.upper for j in JOINTS])
+        safe_lo, safe_hi = safe_box()
         for name, values in (("offsets", self.offsets), ("lower limits", self.lower), ("upper limits", self.upper)):
             if np.shape(values) != (len(JOINTS),) or not np.all(np.isfinite(values)):
                 raise ValueError(f"calibration {name} must be {len(JOINTS)} finite numbers ({SHORT_NAMES}), got "
@@ -97,7 +97,7 @@ def _finite(value: object) -> bool:
 def calibration_fields(doc: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Offsets and limits from a calibration document, and the list of what is wrong in it (by field)."""
     offsets = np.zeros(len(JOINTS))
-    lower, upper = np.array([j.lower for j in JOINTS]), np.array([j.upper for j in JOINTS])
+    lower, upper = safe_box()
     if not isinstance(doc, dict):
         return offsets, lower, upper, ["the file must be a mapping with offsets: and limits:"]
     bad = [f"unknown key '{k}' (valid: note, offsets, limits)" for k in doc if k not in ("note", "offsets", "limits")]

@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class JointSpec:
@@ -135,6 +137,11 @@ def joint(name: str) -> JointSpec:
         if name in (j.name, j.short):
             return j
     raise KeyError(f"unknown joint '{name}'; valid: {[j.short for j in JOINTS]} or {joint_names()}")
+
+
+def safe_box(joints: tuple[JointSpec, ...] = JOINTS) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of the safe joint box (rad): fresh arrays, so a caller can narrow its own copy."""
+    return np.array([j.lower for j in joints]), np.array([j.upper for j in joints])
 
 
 def home_pose(joints: tuple[JointSpec, ...] = JOINTS) -> list[float]:

@@ -52,7 +52,6 @@ class MujocoCpuBackend(PhysicsBackend):
         self._warnings = self.batch.warning
         self._divergence_counts = self._warnings[:, _DIVERGENCE_SLICE, 1].sum(axis=1)
         self._friction_eps = friction_velocity_eps
-        nj = m.njnt
         self.friction = np.tile(np.array([j.friction for j in JOINTS]), (num_envs, 1))
         # per-simulation copies of the fields randomization writes
         self._mass = self.batch.expand("body_mass")
