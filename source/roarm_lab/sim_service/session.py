@@ -9,7 +9,6 @@ episode, so it never resets by itself.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +37,14 @@ def _list(x: Any) -> list[float]:
 
 
 def evaluation_config(task: str, overrides: list[str], randomize: bool) -> tuple[Any, list[str]]:
-    """The task's env config with overrides (the project's parser) and its evaluation settings, as play.py does."""
-    from roarm_lab.registry import task_spec
+    """The task's env config with overrides (the project's parser) in its own evaluation mode, as play.py does."""
     from roarm_lab.rl.cli import load_task_configs
 
     env_cfg, _, applied = load_task_configs(task, overrides)
-    module = importlib.import_module(task_spec(task).kwargs["env_cfg_entry_point"].split(":")[0])
-    configure = getattr(module, "configure_for_evaluation", None)
-    if configure is not None:
-        configure(env_cfg, randomize=randomize)
+    if not callable(getattr(env_cfg, "evaluation_mode", None)):
+        raise ValueError(f"task '{task}' has no evaluation_mode(randomize) in its env config; the simulator needs "
+                         "one (held-out targets, no resampling)")
+    env_cfg.evaluation_mode(randomize=randomize)
     physics = env_cfg.sim.physics
     if physics is not None and hasattr(physics, "nthread"):
         physics.nthread = 1  # one environment: threads only cost
