@@ -397,3 +397,15 @@ def test_a_seq_already_in_flight_is_refused_and_the_first_is_still_answered(expo
         sock.close()
     finally:
         srv.stop()
+
+
+def test_every_request_type_of_the_protocol_has_exactly_one_handler(export_dir):
+    from roarm_lab.gateway.policy import LoadedPolicy
+    from roarm_lab.gateway.protocol import REQUEST_TYPES
+    from roarm_lab.gateway.server import GatewayConfig, GatewayServer
+
+    srv = GatewayServer(LoadedPolicy.load(export_dir), GatewayConfig(bind="tcp://127.0.0.1:0"))
+    try:
+        assert set(srv._handlers) == set(REQUEST_TYPES)
+    finally:
+        srv.close()

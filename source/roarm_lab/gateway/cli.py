@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 
@@ -37,6 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def server_config(opts: dict) -> GatewayConfig:
+    """The server's settings from the command line and configs/gateway.yaml; what neither sets keeps
+    ``GatewayConfig``'s default (the one home of the gateway's defaults)."""
+    fields = {f.name for f in dataclasses.fields(GatewayConfig)}
+    given = {k: v for k, v in opts.items() if k in fields and v is not None}
+    if opts.get("curve_secret_key"):
+        given["curve_secret_key_file"] = opts["curve_secret_key"]
+    if "reload_roots" in given:
+        given["reload_roots"] = tuple(given["reload_roots"])
+    return GatewayConfig(**given)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     defaults = script_defaults("gateway")
@@ -50,15 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--policy is required (an exported/ folder written by scripts/play.py)")
     try:
         policy = LoadedPolicy.load(opts["policy"], opts.get("backend", "onnx"))
-        server = GatewayServer(policy, GatewayConfig(
-            bind=opts["bind"], deadline_ms=float(opts["deadline_ms"]),
-            reply_margin_ms=float(opts.get("reply_margin_ms", 1.0)), admin_token_file=opts.get("admin_token_file"),
-            allow_shutdown=bool(opts.get("allow_shutdown")), reload_roots=tuple(opts.get("reload_roots") or ()),
-            curve_secret_key_file=opts.get("curve_secret_key"),
-            event_log=opts.get("event_log"), metrics_port=opts.get("metrics_port"),
-            metrics_textfile=opts.get("metrics_textfile"), sla_p95_us=float(opts["sla_p95_us"]),
-            sla_miss_rate=float(opts["sla_miss_rate"]), sla_cooldown_s=float(opts["sla_cooldown_s"]),
-            debug_inference_delay_ms=float(opts.get("debug_inference_delay_ms") or 0.0)))
+        server = GatewayServer(policy, server_config(opts))
     except (PolicyLoadError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -68,15 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spec = policy.spec()
     print(f"serving {spec['task']} ({spec['observation']['size']} obs -> {spec['action']['size']} actions, "
-          f"{policy.backend}) on {server.endpoint}; deadline {opts['deadline_ms']} ms; admin "
+          f"{policy.backend}) on {server.endpoint}; deadline {server.cfg.deadline_ms} ms; admin "
           f"{'on (token file)' if opts.get('admin_token_file') else 'off'}; Ctrl-C to stop", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "_running", False))
+    signal.signal(signal.SIGTERM, lambda *_: server.request_stop())
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server._close()
+        server.close()
     print("gateway stopped")
     return 0
 

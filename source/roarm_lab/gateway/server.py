@@ -5,7 +5,7 @@ released (ONNX Runtime and TorchScript release the GIL), takes the lock back and
 costs ~150 us per direction on a small machine, more than the whole inference, so the policy is not run on
 a separate worker.
 
-Safety path: a watchdog thread sleeps until the earliest unanswered deadline. If inference is still running
+Safety path: a watchdog thread (``watchdog.py``) sleeps until the earliest unanswered deadline. If inference is still running
 then, it takes the socket lock, answers with the safe action (hold the client's joint targets) flagged
 ``deadline_miss``, and keeps serving the socket (``ping``, ``stats``, new requests queued, their deadlines
 watched) until the serving thread is back; the late result is dropped. The serving thread only waits on the
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import heapq
-import itertools
 import math
 import secrets
 import threading
@@ -41,6 +39,7 @@ from roarm_lab.gateway.protocol import (MAX_FRAME_BYTES, PROTOCOL_VERSION, Error
                                         decode, encode, error_reply, is_loopback, pack_array, unpack_array)
 from roarm_lab.gateway.sessions import Session, SessionTable
 from roarm_lab.gateway.stats import GatewayStats, SlaMonitor, client_entry
+from roarm_lab.gateway.watchdog import DeadlineWatchdog
 
 MAX_SENT_AGE_S = 60.0
 """A client's ``sent`` time older than this (or in the future) is not believed."""
@@ -147,20 +146,18 @@ class GatewayServer:
         self._lock = threading.Lock()  # the socket and all serving state; never held while a policy runs
         self._backlog: collections.deque[tuple[_Pending, LoadedPolicy]] = collections.deque()
         self._pending: dict[tuple[bytes, int], _Pending] = {}
-        self._deadlines: list[tuple[float, int, tuple[bytes, int]]] = []
-        self._watch_deadline = math.inf  # earliest unanswered deadline (read by the watchdog without the lock)
-        self._watchdog_wake = math.inf  # when the watchdog will look next
-        self._watchdog_cond = threading.Condition()
         self._inferring = False
         self._reloading = False
-        self._tie = itertools.count()
         self._running = False
         self._closed = False
         self._thread: threading.Thread | None = None
         self._event_budget = self.cfg.event_rate_per_s
         self._events_suppressed = 0
-        self._watchdog = threading.Thread(target=self._watch, name="gateway-watchdog", daemon=True)
-        self._watchdog.start()
+        self._handlers = {"hello": self._on_hello, "infer": self._on_infer, "ping": self._on_ping,
+                          "stats": self._on_stats, "reset": self._on_reset, "reload": self._on_reload,
+                          "shutdown": self._on_shutdown}
+        """The request loop's dispatch: one handler per request type of the protocol (docs/gateway.md)."""
+        self._watchdog = DeadlineWatchdog(self.cfg.deadline_ms / 1000.0, self._on_deadline, self._on_watchdog_error)
         self._last_tick = time.monotonic()
         self.events.write("start", endpoint=self.endpoint, policy=str(policy.path), backend=policy.backend,
                           config_hash=policy.config_hash, admin=self._admin_token is not None,
@@ -197,19 +194,23 @@ class GatewayServer:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def request_stop(self) -> None:
+        """Ask ``serve_forever`` to return after the message at hand (safe from a signal handler)."""
         self._running = False
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving (the background thread of ``start``, if any) and close."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._close()
+        self.close()
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Release the socket, the watchdog and the logs (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        with self._watchdog_cond:
-            self._watchdog_cond.notify()
-        self._watchdog.join(2.0)
+        self._watchdog.close()
         with self._lock:
             self.socket.close(linger=0)
         self.ctx.term()
@@ -218,7 +219,7 @@ class GatewayServer:
         self.metrics.close()
 
     def serve_forever(self) -> None:
-        """Serve until ``stop`` or an allowed ``shutdown``; the caller closes (``stop`` or ``_close``)."""
+        """Serve until ``request_stop`` or an allowed ``shutdown``; the caller then calls ``close``."""
         self._running = True
         while self._running:
             with self._lock:
@@ -296,62 +297,30 @@ class GatewayServer:
                                     timings["total_us"], missed=missed)
             self.metrics.observe_infer(timings["total_us"], missed=missed)
 
-    # ------------------------------------------------------------------ watchdog thread
-    def _watch(self) -> None:
-        while not self._closed:
-            try:
-                self._watch_once()
-            except Exception as err:  # the watchdog must outlive any bug in what it calls
-                self.events.write("internal_error", where="watchdog", error=f"{type(err).__name__}: {err}")
-                time.sleep(0.001)
-
-    def _watch_once(self) -> None:
-        """Sleep until the earliest deadline; if it has passed, answer it and serve while the policy runs."""
-        with self._watchdog_cond:
-            now = time.monotonic()
-            due = self._watch_deadline
-            if due > now:
-                # with nothing pending, look again after one default deadline: requests with the default
-                # deadline then never need to wake this thread
-                wake = min(due, now + self.cfg.deadline_ms / 1000.0)
-                self._watchdog_wake = wake
-                self._watchdog_cond.wait(wake - now)
-                self._watchdog_wake = math.inf
-                return
+    # ------------------------------------------------------------------ deadlines (watchdog thread)
+    def _on_deadline(self) -> None:
+        """The earliest deadline has passed: answer what expired, and serve while the policy is still running."""
         with self._lock:
             if self._closed:
                 return
             self._expire_deadlines()
-            # the policy is still running: keep the socket served until the serving thread is back
             while self._inferring and self._running and not self._closed:
-                left_ms = (self._watch_deadline - time.monotonic()) * 1000.0
+                left_ms = (self._watchdog.earliest - time.monotonic()) * 1000.0
                 self._receive_one(timeout_ms=5 if left_ms > 5 else max(0, math.ceil(left_ms)))
                 self._expire_deadlines()
                 self._maybe_tick()
 
-    def _add_deadline(self, pending: _Pending) -> None:
-        key = (pending.session.token, pending.seq)
-        heapq.heappush(self._deadlines, (pending.deadline, next(self._tie), key))
-        if pending.deadline < self._watch_deadline:
-            self._watch_deadline = pending.deadline
-        if pending.deadline < self._watchdog_wake:
-            with self._watchdog_cond:
-                self._watchdog_cond.notify()
-
-    def _refresh_watch(self) -> None:
-        while self._deadlines and self._deadlines[0][2] not in self._pending:
-            heapq.heappop(self._deadlines)
-        self._watch_deadline = self._deadlines[0][0] if self._deadlines else math.inf
+    def _on_watchdog_error(self, err: Exception) -> None:
+        self.events.write("internal_error", where="watchdog", error=f"{type(err).__name__}: {err}")
 
     def _expire_deadlines(self) -> None:
         now = time.monotonic()
-        while self._deadlines and self._deadlines[0][0] <= now:
-            _, _, key = heapq.heappop(self._deadlines)
+        for key in self._watchdog.pop_due(now):
             pending = self._pending.get(key)
             if pending is not None and not pending.answered:
                 self._forget(pending, refresh=False)
                 self._answer_hold(pending, now)
-        self._refresh_watch()
+        self._watchdog.refresh(self._pending.__contains__)
 
     def _answer_hold(self, pending: _Pending, now: float) -> None:
         """The safe action for a request whose deadline passed: the session's current targets, flagged."""
@@ -374,7 +343,7 @@ class GatewayServer:
         if self._pending.pop((pending.session.token, pending.seq), None) is not None:
             pending.session.in_flight -= 1
         if refresh:
-            self._refresh_watch()
+            self._watchdog.refresh(self._pending.__contains__)
 
     # ------------------------------------------------------------------ requests
     def _handle(self, frames: list[bytes]) -> None:
@@ -391,7 +360,7 @@ class GatewayServer:
             kind = msg["type"]
             self.stats.requests[kind] += 1
             self.metrics.count_request(kind)
-            getattr(self, f"_on_{kind}")(envelope, identity, msg)
+            self._handlers[kind](envelope, identity, msg)
         except ProtocolError as err:
             self._error(envelope, err.code, err.message, request_id if err.request_id is None else err.request_id,
                         seq=msg.get("seq") if isinstance(msg, dict) else None)
@@ -449,7 +418,7 @@ class GatewayServer:
             return
         self._pending[key] = pending
         session.in_flight += 1
-        self._add_deadline(pending)
+        self._watchdog.add(pending.deadline, key)
         self._backlog.append((pending, self.policy))  # the policy of this moment: a reload does not affect it
 
     def _sent_time(self, sent: Any, now: float) -> float:
@@ -530,7 +499,7 @@ class GatewayServer:
             raise ProtocolError(ErrorCode.FORBIDDEN, "shutdown is disabled on this server (start it with --allow-shutdown)")
         self._send(envelope, {"ok": True, "type": "shutdown", "id": msg.get("id")})
         self.events.write("shutdown", id=msg.get("id"), client=session.label)
-        self._running = False
+        self.request_stop()
 
     # ------------------------------------------------------------------ replies
     def _error(self, envelope: list[bytes], code: ErrorCode, message: str, request_id: Any, seq: Any = None,
