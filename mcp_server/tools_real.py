@@ -62,7 +62,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         runs are refused until a person deletes the stop file. Also stops a policy running in the simulator.
         Always available, never asks, cannot be cancelled half-way."""
         with anyio.CancelScope(shield=True):
-            return await anyio.to_thread.run_sync(lambda: _estop(lab))
+            return await anyio.to_thread.run_sync(lab.emergency_stop)
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     @guard
@@ -77,19 +77,3 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         return EnvReport(checks=[r.as_dict() for r in rows], table=table(rows),
                          report_file=rel_path(lab.settings.paths, path))
 
-
-def _estop(lab: Lab) -> EstopResult:
-    signalled = lab.real.emergency_stop()
-    sim_stopped = False
-    if lab.sim.running():
-        try:
-            result = lab.sim.call("stop_policy", timeout_ms=3000, wait_s=2.0)
-            sim_stopped = bool(result["policy"].get("stopped"))
-        except Exception:  # the arm comes first: a busy simulator must not fail the stop
-            sim_stopped = False
-    stop_file = str(lab.settings.stop_file)
-    message = (f"stop file written ({stop_file}); " + (f"real-arm runs {signalled} told to torque-hold and exit"
-               if signalled else "no real-arm run was active") + ". Real runs are refused until a person checks "
-               "the arm and deletes the stop file.")
-    return EstopResult(stop_file=stop_file, real_jobs_signalled=signalled, sim_policy_stopped=sim_stopped,
-                       message=message)

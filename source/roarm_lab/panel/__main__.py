@@ -1,0 +1,5 @@
+import sys
+
+from roarm_lab.panel.cli import main
+
+sys.exit(main())
