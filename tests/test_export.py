@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -62,8 +63,10 @@ def test_policy_json_describes_the_observation_and_action_layout(trained_actor, 
     meta = json.loads(files["metadata"].read_text())
     assert meta["schema_version"] == 1 and meta["task"] == TASK
     terms = meta["observation"]["terms"]
-    assert [t["name"] for t in terms] == env.observation_manager.active_terms["policy"]
-    assert terms[-1]["stop"] == meta["observation"]["size"] == vec.get_observations()["policy"].shape[1]
+    contract = json.loads((Path(__file__).parent / "data" / "reach_observation_layout.json").read_text())["policy"]
+    assert [[t["name"], t["size"]] for t in terms] == contract  # the layout both runtimes are held to
+    onnx_input = onnx.load(str(files["onnx"])).graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    assert terms[-1]["stop"] == meta["observation"]["size"] == onnx_input  # what the model file itself takes
     assert all(a["stop"] == b["start"] for a, b in zip(terms, terms[1:]))
     assert meta["action"]["names"] == ["base", "shoulder", "elbow", "wrist", "roll"]
     assert meta["action"]["size"] == 5 and len(meta["action"]["lower"]) == 5

@@ -48,9 +48,17 @@ def test_unknown_task_lists_the_registered_ones():
     assert "RoArm-Reach-v0" in registered_tasks()
 
 
-def test_task_is_registered_like_isaac_lab_tasks():
+def test_gymnasium_builds_the_task_on_the_selected_runtime_from_its_registration():
+    """As Isaac Lab's scripts do: ``gym.make(id, cfg=...)`` with the config the registry names."""
     import gymnasium as gym
 
-    spec = gym.spec(TASK)
-    assert spec.kwargs["env_cfg_entry_point"].endswith("reach_env_cfg:RoArmReachEnvCfg")
-    assert spec.kwargs["rsl_rl_cfg_entry_point"].endswith("reach_ppo_cfg:RoArmReachPPORunnerCfg")
+    from roarm_lab.compat import ENTRY_POINT, ManagerBasedRLEnvCfg, RslRlOnPolicyRunnerCfg
+
+    env_cfg = load_cfg_from_registry(TASK, "env_cfg_entry_point")
+    agent_cfg = load_cfg_from_registry(TASK, "rsl_rl_cfg_entry_point")
+    assert isinstance(env_cfg, ManagerBasedRLEnvCfg) and isinstance(agent_cfg, RslRlOnPolicyRunnerCfg)
+    env_cfg.scene.num_envs = 2
+    env = gym.make(TASK, cfg=env_cfg).unwrapped
+    module, name = ENTRY_POINT.split(":")
+    assert type(env).__module__ == module and type(env).__name__ == name
+    assert env.num_envs == 2 and env.observation_manager.group_obs_dim["policy"] == (26,)
