@@ -60,16 +60,23 @@ class SimServer:
     def serve_forever(self) -> None:
         self._running = True
         while self._running:
-            realtime = self.session is not None and self.session.realtime
-            timeout_ms = 100
-            if realtime:
-                timeout_ms = max(0, int((self._next_tick - time.monotonic()) * 1000))
-            if self.socket.poll(timeout_ms):
-                self._handle(self.socket.recv_multipart())
-            if realtime and self.session is not None and time.monotonic() >= self._next_tick:
-                self._tick()
-            if self.session is not None:
-                self.session.refresh_view()
+            self.serve_once()
+
+    def serve_once(self, timeout_ms: int | None = None) -> bool:
+        """One turn: wait up to ``timeout_ms`` for a request (default: until the next control tick in real
+        time, else 100 ms), handle it, and take the control step when one is due. ``timeout_ms=0`` never blocks (the Kit
+        extension calls it from Kit's update loop). True if a request was handled."""
+        realtime = self.session is not None and self.session.realtime
+        if timeout_ms is None:
+            timeout_ms = max(0, int((self._next_tick - time.monotonic()) * 1000)) if realtime else 100
+        handled = bool(self.socket.poll(timeout_ms))
+        if handled:
+            self._handle(self.socket.recv_multipart())
+        if realtime and self.session is not None and time.monotonic() >= self._next_tick:
+            self._tick()
+        if self.session is not None:
+            self.session.refresh_view()
+        return handled
 
     def _tick(self) -> None:
         try:
