@@ -48,7 +48,8 @@ class PanelError(ValueError):
 
 def for_people(message: str) -> str:
     """The control plane's messages name MCP tools; the panel names its buttons instead."""
-    return _TOOL.sub(lambda m: f"press “{BUTTONS[m.group(1)]}”", message)
+    text = _TOOL.sub(lambda m: f"press “{BUTTONS[m.group(1)]}”", message)
+    return text.replace(" with that run_id", " for that run").replace("run_id", "run")
 
 
 def _number(value: Any, name: str, low: float, high: float) -> float:

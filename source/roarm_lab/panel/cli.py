@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import signal
 import socket
 import stat
 import sys
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{READY_PREFIX} url={url}", flush=True)
     import uvicorn
 
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler it found: make
+    # that an exit through ``finally`` so the simulator and gateway this panel started are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = uvicorn.Server(uvicorn.Config(app.app, log_level="warning", access_log=False, lifespan="off"))
     try:
         server.run(sockets=[sock])
