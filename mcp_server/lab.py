@@ -25,8 +25,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def expected_errors() -> tuple[type[BaseException], ...]:
     """The errors a caller can fix; their message says how (anything else is a bug)."""
     from roarm_lab.gateway.client import GatewayError, GatewaySpecError, GatewayTimeout
-    from roarm_lab.gateway.files import UnsafeFileError
-    from roarm_lab.gateway.policy import PolicyLoadError
+    from roarm_lab.utils.files import UnsafeFileError
+    from roarm_lab.policy import PolicyLoadError
     from roarm_lab.jobs.paths import PathError
     from roarm_lab.jobs.runs import RunError
     from roarm_lab.jobs.services import ServiceError

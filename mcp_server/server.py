@@ -51,7 +51,7 @@ def _resources(mcp: MCPServer, lab: Lab) -> None:
         path = run.path.joinpath(*parts)
         if not path.is_file():
             raise ResourceError(f"{run.id} has no {'/'.join(parts)} yet")
-        from roarm_lab.gateway.files import UnsafeFileError, read_bounded_text
+        from roarm_lab.utils.files import UnsafeFileError, read_bounded_text
 
         try:
             return read_bounded_text(path, 4 * 1024 * 1024, "/".join(parts))

@@ -159,7 +159,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                                      "from the running simulator")] = None) -> InferResult:
         """Run an exported policy once on an observation and return its raw action and the joint targets it
         implies under policy.json's action convention (from the measured pose). Moves nothing."""
-        from roarm_lab.gateway.policy import ClientTargets, LoadedPolicy
+        from roarm_lab.policy import ClientTargets, LoadedPolicy
 
         if not policy:
             raise LabError("name the policy: a run id from list_runs or an exported/ folder")

@@ -19,8 +19,8 @@ import numpy as np
 
 from roarm_lab.assets.joint_table import JOINTS, SERVO, safe_box
 from roarm_lab.assets.kinematics import firmware_mm_to_base
-from roarm_lab.gateway.meta import PolicyLoadError, load_policy_meta
-from roarm_lab.gateway.policy import ActionConvention, ClientTargets, NotFiniteError
+from roarm_lab.policy.spec import PolicyLoadError, load_spec
+from roarm_lab.policy import ActionConvention, ClientTargets, NotFiniteError
 from roarm_lab.real.driver import RoArmDriver
 from roarm_lab.real.observation import ArmObservation
 from roarm_lab.real.steplog import StepLog, plot_tracking
@@ -41,7 +41,7 @@ class LocalPolicy:
     """ONNX Runtime (or TorchScript) in this process, from the exported folder."""
 
     def __init__(self, export_dir: str | Path, backend: str = "onnx"):
-        from roarm_lab.gateway.policy import LoadedPolicy
+        from roarm_lab.policy import LoadedPolicy
 
         self.policy = LoadedPolicy.load(export_dir, backend)
 
@@ -317,6 +317,6 @@ def write_report(bridge: Bridge, summary: dict[str, Any]) -> None:
 def load_meta(export_dir: str | Path) -> dict[str, Any]:
     """policy.json, checked as the gateway checks it (limits inside the joint table's box, finite numbers)."""
     try:
-        return load_policy_meta(export_dir)[0]
+        return load_spec(export_dir)[0]
     except PolicyLoadError as err:
         raise BridgeError(str(err)) from None

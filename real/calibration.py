@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from roarm_lab.assets.joint_table import JOINTS, NAMED_POSES, safe_box
-from roarm_lab.gateway.files import UnsafeFileError, read_bounded_text
+from roarm_lab.utils.files import UnsafeFileError, read_bounded_text
 from roarm_lab.utils.io import atomic_write_text
 
 SHORT_NAMES = [j.short for j in JOINTS]

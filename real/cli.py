@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from roarm_lab.assets.joint_table import SERVO
-from roarm_lab.gateway.files import read_bounded_text
+from roarm_lab.utils.files import read_bounded_text
 from roarm_lab.real.bridge import Bridge, BridgeConfig, BridgeError, GatewayPolicy, LocalPolicy, load_meta, write_report
 from roarm_lab.real.calibration import Calibration
 from roarm_lab.real.driver import DriverError, RoArmDriver

@@ -13,6 +13,7 @@ import torch
 from tensordict import TensorDict
 
 from roarm_lab.registry import load_cfg_from_registry
+from roarm_lab.policy import SCHEMA_VERSION
 from roarm_lab.rl.export import export_policy
 from roarm_lab.rl.runner import RoArmRunner
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
@@ -61,7 +62,8 @@ def test_policy_json_describes_the_observation_and_action_layout(trained_actor, 
     env, actor, vec = trained_actor
     files = export_policy(actor, env, TASK, tmp_path / "exported")
     meta = json.loads(files["metadata"].read_text())
-    assert meta["schema_version"] == 1 and meta["task"] == TASK
+    assert meta["schema_version"] == SCHEMA_VERSION == 2 and meta["task"] == TASK
+    assert meta["observation"]["measured_joint_pos_term"] == "joint_pos"  # found from the config's servo term
     terms = meta["observation"]["terms"]
     contract = json.loads((Path(__file__).parent / "data" / "reach_observation_layout.json").read_text())["policy"]
     assert [[t["name"], t["size"]] for t in terms] == contract  # the layout both runtimes are held to

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from roarm_lab.gateway.client import GatewayClient, GatewayError, GatewaySpecError, GatewayTimeout
-from roarm_lab.gateway.policy import LoadedPolicy
+from roarm_lab.policy import LoadedPolicy
 from roarm_lab.gateway.protocol import PROTOCOL_VERSION, encode, pack_array
 from roarm_lab.gateway.server import GatewayConfig, GatewayServer
 from roarm_lab.gateway.stats import LatencyStats
@@ -400,7 +400,7 @@ def test_a_seq_already_in_flight_is_refused_and_the_first_is_still_answered(expo
 
 
 def test_every_request_type_of_the_protocol_has_exactly_one_handler(export_dir):
-    from roarm_lab.gateway.policy import LoadedPolicy
+    from roarm_lab.policy import LoadedPolicy
     from roarm_lab.gateway.protocol import REQUEST_TYPES
     from roarm_lab.gateway.server import GatewayConfig, GatewayServer
 

@@ -21,8 +21,8 @@ from roarm_lab.assets.joint_table import JOINTS
 from roarm_lab.gateway.admin import new_admin_token
 from roarm_lab.gateway.benchmark import _start_gateway
 from roarm_lab.gateway.client import GatewayClient, GatewayError
-from roarm_lab.gateway.meta import PolicyLoadError
-from roarm_lab.gateway.policy import LoadedPolicy
+from roarm_lab.policy.spec import PolicyLoadError
+from roarm_lab.policy import LoadedPolicy
 from roarm_lab.gateway.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION, encode, pack_array
 from roarm_lab.gateway.server import GatewayConfig, GatewayServer
 from roarm_lab.gateway.soak import rss_mb
@@ -120,7 +120,7 @@ def test_a_huge_finite_observation_is_a_coded_error_and_a_hold_and_leaves_the_se
 
 
 def test_the_bridge_holds_instead_of_sending_a_non_finite_target(export_dir):
-    from roarm_lab.gateway.policy import ActionConvention, ClientTargets, NotFiniteError
+    from roarm_lab.policy import ActionConvention, ClientTargets, NotFiniteError
 
     convention = ActionConvention(json.loads((export_dir / "policy.json").read_text()))
     state = ClientTargets()

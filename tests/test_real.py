@@ -52,7 +52,7 @@ def test_feedback_round_trip_maps_the_gripper_back():
 # ---------------------------------------------------------------------------- observation
 def test_arm_observation_is_the_task_observation(make_reach_env, export_dir):
     """The bridge's observation, with targets from the exported action convention, equals the simulator's."""
-    from roarm_lab.gateway.policy import ActionConvention, ClientTargets
+    from roarm_lab.policy import ActionConvention, ClientTargets
     from roarm_lab.mdp import hand_position_b
 
     def noiseless(cfg):

@@ -94,13 +94,13 @@ def test_targets_are_step_limited_and_boxed_and_the_servo_slews_toward_them(make
 
 def test_exported_action_convention_reproduces_the_simulators_targets(make_reach_env):
     """The gateway and the bridge convert actions with ActionConvention(policy.json): same targets as the sim."""
-    from roarm_lab.gateway.policy import ActionConvention, ClientTargets
-    from roarm_lab.rl.export import policy_metadata
+    from roarm_lab.policy import ActionConvention, ClientTargets
+    from roarm_lab.policy.spec import build_spec
 
     env = make_reach_env(num_envs=1, edit=lambda c: (setattr(c, "events", None),
                                                      setattr(c.observations.policy, "enable_corruption", False)))
     obs, _ = env.reset()
-    convention = ActionConvention(policy_metadata(env, "RoArm-Reach-v0"))
+    convention = ActionConvention(build_spec(env, "RoArm-Reach-v0"))
     state = ClientTargets()
     term = env.action_manager.get_term("arm_action")
     gen = torch.Generator().manual_seed(0)

@@ -15,8 +15,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from roarm_lab.gateway.files import UnsafeFileError, read_bounded
-from roarm_lab.gateway.meta import PolicyLoadError
+from roarm_lab.utils.files import UnsafeFileError, read_bounded
+from roarm_lab.policy.spec import PolicyLoadError
 from roarm_lab.utils.io import atomic_write_text
 
 MIN_TOKEN_CHARS = 32

@@ -22,7 +22,7 @@ import numpy as np
 import zmq
 
 from roarm_lab.gateway.client import GatewayClient
-from roarm_lab.gateway.policy import LoadedPolicy
+from roarm_lab.policy import LoadedPolicy
 
 
 def _port() -> int:

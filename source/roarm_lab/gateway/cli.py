@@ -8,7 +8,7 @@ import signal
 import sys
 
 from roarm_lab.gateway.admin import new_admin_token
-from roarm_lab.gateway.policy import LoadedPolicy, PolicyLoadError
+from roarm_lab.policy import LoadedPolicy, PolicyLoadError
 from roarm_lab.gateway.server import GatewayConfig, GatewayServer
 from roarm_lab.rl.cli import script_defaults
 

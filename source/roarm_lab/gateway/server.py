@@ -34,7 +34,7 @@ import zmq
 from roarm_lab.gateway.admin import allowed_export, load_admin_token, token_matches
 from roarm_lab.gateway.eventlog import EventLog
 from roarm_lab.gateway.metrics import PrometheusExporter
-from roarm_lab.gateway.policy import LoadedPolicy, NotFiniteError, PolicyLoadError
+from roarm_lab.policy import LoadedPolicy, NotFiniteError, ObservationSizeError, PolicyLoadError
 from roarm_lab.gateway.protocol import (MAX_FRAME_BYTES, PROTOCOL_VERSION, ErrorCode, ProtocolError, check_version,
                                         decode, encode, error_reply, is_loopback, pack_array, unpack_array)
 from roarm_lab.gateway.sessions import Session, SessionTable
@@ -280,7 +280,7 @@ class GatewayServer:
                 target, clipped = policy.to_targets(action, pending.obs, session.targets)
             except NotFiniteError as err:  # a coded error and a hold; the session's targets are untouched
                 hold = policy.hold_targets(pending.obs, session.targets, commit=False)
-                self._error(pending.envelope, err.code, err.message, pending.request_id, seq=pending.seq,
+                self._error(pending.envelope, ErrorCode.NOT_FINITE, err.message, pending.request_id, seq=pending.seq,
                             session=session, extra={"hold": pack_array(hold)})
                 return
             now = time.monotonic()
@@ -389,10 +389,13 @@ class GatewayServer:
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "infer needs an integer seq")
         raw = msg.get("obs")
-        if isinstance(raw, dict) and "data" not in raw:
-            obs = self.policy.assemble({k: unpack_array(v, f"obs.{k}") for k, v in raw.items()})
-        else:
-            obs = self.policy.assemble(unpack_array(raw, "obs"))
+        try:
+            if isinstance(raw, dict) and "data" not in raw:
+                obs = self.policy.assemble({k: unpack_array(v, f"obs.{k}") for k, v in raw.items()})
+            else:
+                obs = self.policy.assemble(unpack_array(raw, "obs"))
+        except ObservationSizeError as err:
+            raise ProtocolError(ErrorCode.WRONG_SIZE, str(err)) from None
         deadline_ms = msg.get("deadline_ms", self.cfg.deadline_ms)
         if not isinstance(deadline_ms, (int, float)) or isinstance(deadline_ms, bool) or not 0 < deadline_ms <= 60000:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "deadline_ms must be a number in (0, 60000]")

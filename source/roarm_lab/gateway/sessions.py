@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from roarm_lab.gateway.policy import ClientTargets
+from roarm_lab.policy import ClientTargets
 from roarm_lab.gateway.stats import ClientStats
 
 TOKEN_BYTES = 16

@@ -215,9 +215,9 @@ def run_soak(endpoint: str, server_pid: int, obs_size: int, seconds: float = 300
 def soak_main(policy: str, seconds: float, clients: int, rss_bound_mb: float,
               start_gateway: Callable[[str, int], Any]) -> int:
     """Start a gateway process, soak it, print the figures as JSON; exit 1 if a property failed."""
-    from roarm_lab.gateway.meta import load_policy_meta
+    from roarm_lab.policy.spec import load_spec
 
-    meta, _ = load_policy_meta(policy)
+    meta, _ = load_spec(policy)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from roarm_lab.gateway.files import UnsafeFileError, read_bounded_text
+from roarm_lab.utils.files import UnsafeFileError, read_bounded_text
 from roarm_lab.rl.progress import ERROR_KEY, SUCCESS_KEY
 
 MAX_JSON_BYTES = 4 * 1024 * 1024

@@ -153,7 +153,7 @@ class JobStore:
 
 
 def read_record(path: Path) -> JobRecord:
-    from roarm_lab.gateway.files import UnsafeFileError, read_bounded_text
+    from roarm_lab.utils.files import UnsafeFileError, read_bounded_text
 
     try:
         data = json.loads(read_bounded_text(path, MAX_RECORD_BYTES, "job record"))

@@ -142,7 +142,7 @@ def run_network_settings(path: Path, train_cfg: dict[str, Any]) -> dict[str, Any
     rsl_rl imports and calls every ``class_name`` it is given, so a run's file may only name the classes the
     task's own config names; the shapes must be plain lists of sizes.
     """
-    from roarm_lab.gateway.files import UnsafeFileError, read_bounded_text
+    from roarm_lab.utils.files import UnsafeFileError, read_bounded_text
 
     try:
         saved = yaml.safe_load(read_bounded_text(path, 1 << 20, "agent.yaml"))

@@ -20,7 +20,8 @@ from roarm_lab.rl.checkpoints import CheckpointError, check_compatible, load_che
 from roarm_lab.rl.cli import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
                               relative, set_device)
 from roarm_lab.rl.config_checks import check_flag, parse_error
-from roarm_lab.rl.export import OnnxPolicy, export_policy
+from roarm_lab.policy import LoadedPolicy
+from roarm_lab.rl.export import export_policy
 from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.runner import RoArmRunner
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
@@ -101,10 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     files = export_policy(actor, env, args.task, export_dir)
     print(f"exported {', '.join(relative(p) for p in files.values())}")
 
-    if args.policy == "onnx":
-        policy = OnnxPolicy(files["onnx"])
-    elif args.policy == "torchscript":
-        policy = torch.jit.load(str(files["torchscript"]))
+    if args.policy in ("onnx", "torchscript"):  # the exported file, loaded as every other consumer loads it
+        policy = LoadedPolicy.load(export_dir, args.policy).as_torch()
     else:
         policy = lambda obs: actor(TensorDict({"policy": obs}, batch_size=[obs.shape[0]]))  # noqa: E731
     record = Path(args.record_rollouts) if args.record_rollouts else None

@@ -47,7 +47,7 @@ class LocalSource(ActionSource):
     """The exported ONNX file run in this process (the gateway's loader: checks schema and sizes at load)."""
 
     def __init__(self, export_dir: str | Path):
-        from roarm_lab.gateway.policy import LoadedPolicy, PolicyLoadError
+        from roarm_lab.policy import LoadedPolicy, PolicyLoadError
 
         try:
             self.policy = LoadedPolicy.load(export_dir, "onnx")
@@ -60,9 +60,7 @@ class LocalSource(ActionSource):
         return self.policy.infer(np.asarray(obs, dtype=np.float32))
 
     def batched(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        from roarm_lab.rl.export import OnnxPolicy
-
-        return OnnxPolicy(self.policy.path / self.policy.meta["files"]["onnx"])  # what play.py evaluates
+        return self.policy.as_torch()  # what play.py evaluates
 
 
 class GatewaySource(ActionSource):

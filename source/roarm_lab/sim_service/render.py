@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -143,9 +144,11 @@ class SceneViewer(ModelMirror):
 
     def close(self) -> None:
         self.handle.close()
-        end = time.monotonic() + 2.0  # let the viewer's thread finish (GLFW tears down badly under it otherwise)
-        while self.handle.is_running() and time.monotonic() < end:
-            time.sleep(0.02)
+        # Let the viewer's own thread end before GLFW is torn down at exit: is_running() turns false while that
+        # thread still tears its window down, and the process then died in glfw.terminate (SIGSEGV).
+        for thread in threading.enumerate():
+            if getattr(getattr(thread, "_target", None), "__name__", "") == "_launch_internal":
+                thread.join(timeout=5.0)
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

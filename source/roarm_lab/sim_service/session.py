@@ -18,7 +18,7 @@ import torch
 from roarm_lab.compat import RUNTIME
 from roarm_lab.mdp.observations import hand_position_b
 from roarm_lab.rl.evaluate import COMMAND
-from roarm_lab.rl.export import observation_layout
+from roarm_lab.policy.spec import observation_layout
 from roarm_lab.sim_service.controllers import PolicyRun, RawAction, action_toward
 from roarm_lab.sim_service.policies import ActionSource, layout_mismatch
 from roarm_lab.sim_service.protocol import ProtocolError, SimErrorCode

@@ -1,8 +1,13 @@
-"""Reading and checking ``policy.json``: every consumer (gateway, bridge) goes through ``load_policy_meta``.
+"""The policy contract, ``policy.json``: written here, read here, checked here (schema, sizes, limits).
 
-The file is input from disk, so it is checked as a whole before anything acts on it: types, sizes, finite
-numbers, and above all the joint limits. The joint table (``roarm_lab.assets.joint_table``) is the authority
-on the arm's safe box; an export may only narrow it, so limits outside the box are refused, not trusted.
+Every consumer of an export (play.py, the gateway, the real-arm bridge, the simulator service, the MCP tools)
+reads it through ``load_spec``. The file is input from disk, so it is checked as a whole before anything acts on
+it: types, sizes, finite numbers, and above all the joint limits. The joint table is the authority on the arm's
+safe box; an export may only narrow it, so limits outside the box are refused, not trusted.
+
+Schema 2 names the observation term that carries the servos' joint readings (``measured_joint_pos_term``:
+where a relative-action client starts its targets); schema 1 files (without it) are read with the old rule,
+the term named ``joint_pos``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,94 @@ from pathlib import Path
 from typing import Any
 
 from roarm_lab.assets.joint_table import JOINTS
-from roarm_lab.gateway.files import UnsafeFileError, read_bounded_text
+from roarm_lab.utils.files import UnsafeFileError, read_bounded_text
+from roarm_lab.utils.provenance import config_hash, git_hash
+
+SCHEMA_VERSION = 2
+SUPPORTED_SCHEMAS = (1, 2)
+POLICY_GROUP = "policy"
+MEASURED_TERM_FUNCTION = "servo_joint_pos_rel"
+"""The observation function whose term is the servos' reading of the action joints (relative to home)."""
+LEGACY_MEASURED_TERM = "joint_pos"
+
+
+def measured_joint_pos_term(env: Any, action_name: str) -> str | None:
+    """The policy term that reads the action term's servos, found in the config (None if there is none)."""
+    group = getattr(env.cfg.observations, POLICY_GROUP)
+    for name in env.observation_manager.active_terms[POLICY_GROUP]:
+        term = getattr(group, name, None)
+        func = getattr(term, "func", None)
+        if getattr(func, "__name__", "") == MEASURED_TERM_FUNCTION and term.params.get("action_name") == action_name:
+            return name
+    return None
+
+
+def measured_slice(meta: dict[str, Any]) -> slice | None:
+    """Where the action joints' readings (rel. default) sit in the observation, from the spec itself."""
+    obs = meta["observation"]
+    name = obs.get("measured_joint_pos_term") if meta["schema_version"] >= 2 else LEGACY_MEASURED_TERM
+    term = next((t for t in obs["terms"] if t["name"] == name), None)
+    return slice(term["start"], term["stop"]) if term and term["size"] == meta["action"]["size"] else None
+
+
+
+
+def observation_layout(env: Any, group: str = POLICY_GROUP) -> list[dict[str, Any]]:
+    """Names, sizes and slices of the terms of an observation group, in the order the policy sees them."""
+    manager = env.observation_manager
+    names = manager.active_terms[group]
+    dims = manager.group_obs_term_dim[group]
+    layout, start = [], 0
+    for name, dim in zip(names, dims):
+        size = int(dim[0])
+        layout.append({"name": name, "start": start, "stop": start + size, "size": size})
+        start += size
+    return layout
+
+
+def build_spec(env: Any, task: str) -> dict[str, Any]:
+    """The ``policy.json`` document for the environment's action term and policy observation group."""
+    term_name = env.action_manager.active_terms[0]
+    term = env.action_manager.get_term(term_name)
+    lower, upper = term.limits
+    by_name = {j.name: j for j in JOINTS}
+    action_joints = [by_name[n] for n in term.joint_names]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "task": task,
+        "observation": {
+            "group": POLICY_GROUP,
+            "size": int(env.observation_manager.group_obs_dim[POLICY_GROUP][0]),
+            "terms": observation_layout(env),
+            "normalizer": "folded into the model (feed raw observations)",
+            "joint_names": [j.name for j in action_joints],
+            "measured_joint_pos_term": measured_joint_pos_term(env, term_name),
+        },
+        "action": {
+            "term": term_name,
+            "size": term.action_dim,
+            "names": [j.short for j in action_joints],
+            "joint_names": [j.name for j in action_joints],
+            "mode": term.mode,
+            "convention": ("relative joint targets: target_t = clamp(target_{t-1} + scale * action, lower, upper), "
+                           "target_0 = measured joint positions" if term.mode == "relative" else
+                           "absolute joint targets: target = clamp(offset + scale * action, lower, upper)")
+                          + "; then target_t - target_{t-1} is clamped to +-max_step (if not null)",
+            "scale": term.scale.tolist(),
+            "offset": term.offset.tolist(),
+            "lower": lower.tolist(),
+            "upper": upper.tolist(),
+            "max_step": term.max_step,
+            "firmware_fields": [j.firmware_field for j in action_joints],
+        },
+        "control_period_s": env.step_dt,
+        "physics_dt_s": env.physics_dt,
+        "decimation": env.cfg.decimation,
+        "default_joint_pos": {j.name: j.home for j in JOINTS},
+        "config_hash": config_hash(env.cfg),
+        "git": git_hash(),
+    }
+
 
 MAX_META_BYTES = 1 << 20
 LIMIT_TOLERANCE = 1e-6
@@ -37,13 +129,13 @@ def _file_name(value: Any) -> bool:
     return isinstance(value, str) and value not in ("", ".", "..") and "/" not in value and "\\" not in value
 
 
-def policy_meta_problems(meta: Any) -> list[str]:
+def spec_problems(meta: Any) -> list[str]:
     """Everything wrong with a policy.json document (empty if it is usable), each naming its field."""
     if not isinstance(meta, dict):
         return ["the document must be a JSON object"]
     bad: list[str] = []
-    if meta.get("schema_version") != 1 or not _int(meta.get("schema_version")):
-        bad.append(f"schema_version {meta.get('schema_version')!r} is not supported (1)")
+    if not _int(meta.get("schema_version")) or meta.get("schema_version") not in SUPPORTED_SCHEMAS:
+        bad.append(f"schema_version {meta.get('schema_version')!r} is not supported {list(SUPPORTED_SCHEMAS)}")
     if not isinstance(meta.get("task"), str):
         bad.append("task must be a string")
     period = meta.get("control_period_s")
@@ -76,7 +168,12 @@ def _observation_problems(obs: dict) -> list[str]:
                 and t.get("start") == start and t.get("stop") == start + t["size"]):
             return [f"observation.terms[{i}] must be {{name, start={start}, stop=start+size, size>0}}"]
         start += t["size"]
-    return [] if start == size else [f"observation.terms add up to {start} values, observation.size says {size}"]
+    if start != size:
+        return [f"observation.terms add up to {start} values, observation.size says {size}"]
+    measured = obs.get("measured_joint_pos_term")
+    if measured is not None and measured not in [t["name"] for t in terms]:
+        return [f"observation.measured_joint_pos_term {measured!r:.40} is not one of the terms"]
+    return []
 
 
 def _action_problems(act: dict, default: Any) -> list[str]:
@@ -115,16 +212,16 @@ def _action_problems(act: dict, default: Any) -> list[str]:
     return bad
 
 
-def check_policy_meta(meta: Any, where: str = "policy.json") -> dict[str, Any]:
+def check_spec(meta: Any, where: str = "policy.json") -> dict[str, Any]:
     """The document if it is usable, else ``PolicyLoadError`` naming each problem and the fix."""
-    bad = policy_meta_problems(meta)
+    bad = spec_problems(meta)
     if bad:
         more = f" (and {len(bad) - 4} more)" if len(bad) > 4 else ""
         raise PolicyLoadError(f"{where}: {'; '.join(bad[:4])}{more}; export the policy again with scripts/play.py")
     return meta
 
 
-def load_policy_meta(export_dir: str | Path) -> tuple[dict[str, Any], Path]:
+def load_spec(export_dir: str | Path) -> tuple[dict[str, Any], Path]:
     """policy.json of an exported/ folder (or the file itself), checked; returns it and its folder."""
     path = Path(export_dir)
     meta_path = path / "policy.json" if path.is_dir() else path
@@ -136,4 +233,4 @@ def load_policy_meta(export_dir: str | Path) -> tuple[dict[str, Any], Path]:
         raise PolicyLoadError(str(err)) from None
     except ValueError as err:  # JSONDecodeError
         raise PolicyLoadError(f"{meta_path} is not valid JSON ({err}); export the policy again with scripts/play.py") from None
-    return check_policy_meta(meta, str(meta_path)), meta_path.parent
+    return check_spec(meta, str(meta_path)), meta_path.parent

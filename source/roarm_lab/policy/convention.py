@@ -1,0 +1,101 @@
+"""policy.json's action convention as code: raw action to clamped joint targets, and the safe hold.
+
+The one implementation of the conversion the simulator's action term applies: the gateway serves it, the
+real-arm bridge and the simulator service call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from roarm_lab.assets.joint_table import JOINTS
+from roarm_lab.policy.spec import check_spec, measured_slice
+
+_BOX = {j.name: (j.lower, j.upper) for j in JOINTS}
+
+
+class NotFiniteError(ValueError):
+    """The policy's action or the integrated target is NaN or Inf: nothing is committed, the caller holds."""
+
+    code = "not_finite"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class ClientTargets:
+    """The joint targets a client is driving towards (initialised from its first observation)."""
+
+    target: np.ndarray | None = None
+
+
+class ActionConvention:
+    """policy.json's action block as code: raw action to clamped joint targets, the safe hold target.
+
+    The one implementation of the conversion: the gateway serves it, the real-arm bridge calls it. The limits
+    are policy.json's intersected with the joint table's safe box (a file can narrow the box, never widen it).
+    """
+
+    def __init__(self, meta: dict[str, Any]):
+        check_spec(meta)
+        act = meta["action"]
+        self.size = int(act["size"])
+        self.joint_names = list(act["joint_names"])
+        box = np.array([_BOX[j] for j in self.joint_names], dtype=np.float32)
+        self.scale = np.asarray(act["scale"], dtype=np.float32)
+        self.lower = np.maximum(np.asarray(act["lower"], dtype=np.float32), box[:, 0])
+        self.upper = np.minimum(np.asarray(act["upper"], dtype=np.float32), box[:, 1])
+        self.offset = np.asarray(act["offset"], dtype=np.float32)
+        self.relative = act.get("mode", "absolute") == "relative"
+        self.max_step = act.get("max_step")
+        self.default = np.array([meta["default_joint_pos"][j] for j in self.joint_names], dtype=np.float32)
+        self._joint_pos_slice = measured_slice(meta)
+
+    def measured_joint_pos(self, obs: np.ndarray) -> np.ndarray | None:
+        """The action joints' measured positions, read back from the spec's measured term (rel. default)."""
+        if self._joint_pos_slice is None:
+            return None
+        return obs[self._joint_pos_slice] + self.default
+
+    def _start(self, obs: np.ndarray) -> np.ndarray:
+        """Where a client without targets starts: relative from the measured pose, absolute from the offset."""
+        measured = self.measured_joint_pos(obs) if self.relative else None
+        return (measured if measured is not None else self.offset).astype(np.float32)
+
+    def to_targets(self, action: np.ndarray, obs: np.ndarray, state: ClientTargets) -> tuple[np.ndarray, list[bool]]:
+        """Joint targets from a raw action (the convention of policy.json), clamped; clipping flagged per joint.
+
+        A non-finite action or target raises ``NotFiniteError`` before ``state`` changes (no poisoned integrator).
+        """
+        previous = state.target if state.target is not None else self._start(obs)
+        desired = (previous if self.relative else self.offset) + self.scale * action
+        target = np.clip(desired, self.lower, self.upper)
+        clipped = [bool(c) for c in (desired < self.lower) | (desired > self.upper)]
+        if self.max_step is not None:  # from the previous target, in the box (in the simulator it always is)
+            inside = np.clip(previous, self.lower, self.upper)
+            target = inside + np.clip(target - inside, -self.max_step, self.max_step)
+        if not (np.isfinite(action).all() and np.isfinite(target).all()):
+            raise NotFiniteError("the policy's action or joint target is NaN or Inf for this observation (a value "
+                                 "out of range?); nothing was applied: hold the current targets")
+        state.target = target.astype(np.float32)
+        return state.target, clipped
+
+    def hold_targets(self, obs: np.ndarray, state: ClientTargets, commit: bool = True) -> np.ndarray:
+        """The safe action: keep the current targets (or the measured pose, in the box, if there are none yet).
+
+        ``commit=False`` leaves a client without targets without them (the observation is not to be trusted).
+        """
+        if state.target is not None:
+            return state.target
+        measured = self.measured_joint_pos(obs)
+        start = np.clip(measured if measured is not None else self.offset, self.lower, self.upper).astype(np.float32)
+        if not np.isfinite(start).all():
+            return np.clip(self.default, self.lower, self.upper)  # never a NaN target; the state stays empty
+        if commit:
+            state.target = start
+        return start
