@@ -9,6 +9,7 @@ what was actually sent, so a limit never winds it up. Every step is logged, hold
 
 from __future__ import annotations
 
+import enum
 import signal
 import time
 from dataclasses import dataclass, field
@@ -98,6 +99,27 @@ class BridgeConfig:
     say: Callable[[str], None] = field(default=print, repr=False)
 
 
+class HoldReason(enum.Enum):
+    """Why a control step sends nothing and the arm holds its last command."""
+
+    NONE = "none"
+    STALE = "stale"
+    """The newest feedback is older than ``stale_after_s`` (a pulled cable, a stalled firmware)."""
+    NO_ACTION = "no_action"
+    """No usable action: a gateway miss or error, or a non-finite action."""
+
+
+@dataclass
+class _LoopState:
+    """What one control step hands to the next."""
+
+    last_cmd: np.ndarray
+    """The last T:102 joint command (all joints, URDF rad)."""
+    last_action: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    targets: ClientTargets = field(default_factory=ClientTargets)
+    holding: HoldReason = HoldReason.NONE
+
+
 class Bridge:
     def __init__(self, driver: RoArmDriver, meta: dict[str, Any], policy: ActionSource, targets: np.ndarray,
                  cfg: BridgeConfig):
@@ -178,14 +200,13 @@ class Bridge:
             self.log.save()
 
     def _control(self) -> dict[str, Any]:
-        cfg, say = self.cfg, self.cfg.say
-        state = ClientTargets()
+        """The control loop: one ``step`` per period on a fixed schedule, each logged; targets change on time."""
+        cfg = self.cfg
         fb0 = self.driver.feedback()
-        last_cmd = fb0.q.copy()
-        last_cmd[:5] = self.start_pose[:5]
-        last_action = np.zeros(self.convention.size, np.float32)
+        loop = _LoopState(last_cmd=fb0.q.copy())
+        loop.last_cmd[self.arm_ids] = self.start_pose[self.arm_ids]
+        loop.last_action = np.zeros(self.convention.size, np.float32)
         self.observe.reset()
-        holding: str | None = None
         finals: list[float] = []
         start = time.monotonic()
         next_tick, last_tick, last_save = start, start, start
@@ -200,54 +221,8 @@ class Bridge:
             if index != target_index:  # the previous target's segment ends: its final error counts
                 finals.append(self.log.last_error())
                 target_index = index
-            target = self.targets[index % len(self.targets)]
-            fb = self.driver.feedback()
-            age = np.inf if fb is None else now - fb.received
-            flags = {"stale": False, "no_action": False, "deadline_miss": False, "step_limited": False,
-                     "box_clamped": False, "sent": False}
-            obs = np.full(self.observe.size, np.nan, np.float32)
-            action = np.zeros(self.convention.size, np.float32)
-            hand = np.full(3, np.nan)
-            q = np.full(len(JOINTS), np.nan) if fb is None else fb.q
-            if age > cfg.stale_after_s:
-                flags["stale"] = True
-                if holding != "stale":
-                    say(f"feedback stale ({age:.2f} s): holding the pose")
-                    holding = "stale"
-            else:
-                if holding == "stale":
-                    say("feedback back: policy resumes")
-                    self.observe.reset()  # the finite-difference velocity restarts, as after a reset in sim
-                    holding = None
-                hand = firmware_mm_to_base(fb.tcp_mm)
-                obs = self.observe(fb.q, hand, target, last_action, state.target)
-                raw, pflags = self.policy(obs)
-                flags["deadline_miss"] = bool(pflags.get("deadline_miss"))
-                arm = self._arm_targets(raw, obs, state, pflags)
-                if arm is None:
-                    flags["no_action"] = True
-                    if holding != "no_action":
-                        say(f"no usable action ({', '.join(pflags) or 'policy'}): holding the pose")
-                        holding = "no_action"
-                else:
-                    if holding == "no_action":
-                        say("actions back: policy resumes")
-                        holding = None
-                    action = np.asarray(raw, np.float32)
-                    desired = last_cmd.copy()
-                    desired[self.arm_ids] = arm
-                    change = np.clip(desired - last_cmd, -cfg.max_step_rad, cfg.max_step_rad)
-                    flags["step_limited"] = bool(np.any(np.abs(change - (desired - last_cmd)) > 1e-9))
-                    sent = self.driver.command_joints(last_cmd + change)
-                    flags["box_clamped"] = bool(sent.clamped.any())
-                    flags["sent"] = not self.driver.dry_run
-                    last_cmd = sent.q
-                    state.target = last_cmd[self.arm_ids].astype(np.float32)  # the integrator follows what was sent
-                    last_action = action
-            error = float(np.linalg.norm(hand - target)) if np.all(np.isfinite(hand)) else np.nan
-            self.log.append(t=now - start, interval=now - last_tick, feedback_age=min(age, 1e3), q=q, hand=hand,
-                            target=target, target_index=index, error=error, obs=obs, action=action,
-                            command=last_cmd.copy(), **flags)
+            record = self.step(loop, now, self.targets[index % len(self.targets)])
+            self.log.append(t=now - start, interval=now - last_tick, target_index=index, **record)
             last_tick = now
             if now - last_save > cfg.checkpoint_every_s:
                 self.log.checkpoint()
@@ -259,9 +234,69 @@ class Bridge:
             else:
                 next_tick = time.monotonic()  # overran: restart the schedule rather than burst
         if self._abort_requested():
-            say("stop requested: torque-hold and exit")
+            cfg.say("stop requested: torque-hold and exit")
         finals.append(self.log.last_error())
         return self.summary(finals)
+
+    def step(self, loop: "_LoopState", now: float, target: np.ndarray) -> dict[str, Any]:
+        """One control step: newest feedback, the task's observation, an action, one bounded T:102; or a hold.
+
+        Returns the step's log record (without the times the loop adds).
+        """
+        fb = self.driver.feedback()
+        age = np.inf if fb is None else now - fb.received
+        record: dict[str, Any] = {
+            "feedback_age": min(age, 1e3), "q": np.full(len(JOINTS), np.nan) if fb is None else fb.q,
+            "hand": np.full(3, np.nan), "target": target, "obs": np.full(self.observe.size, np.nan, np.float32),
+            "action": np.zeros(self.convention.size, np.float32), "stale": False, "no_action": False,
+            "deadline_miss": False, "step_limited": False, "box_clamped": False, "sent": False}
+        if age > self.cfg.stale_after_s:
+            record["stale"] = True
+            self._hold(loop, HoldReason.STALE, f"feedback stale ({age:.2f} s): holding the pose")
+        else:
+            if loop.holding is HoldReason.STALE:
+                self.observe.reset()  # the finite-difference velocity restarts, as after a reset in sim
+            hand = firmware_mm_to_base(fb.tcp_mm)
+            obs = self.observe(fb.q, hand, target, loop.last_action, loop.targets.target)
+            raw, pflags = self.policy(obs)
+            record.update(hand=hand, obs=obs, deadline_miss=bool(pflags.get("deadline_miss")))
+            arm = self._arm_targets(raw, obs, loop.targets, pflags)
+            if arm is None:
+                record["no_action"] = True
+                self._hold(loop, HoldReason.NO_ACTION,
+                           f"no usable action ({', '.join(pflags) or 'policy'}): holding the pose")
+            else:
+                self._hold(loop, HoldReason.NONE, "")
+                record.update(self._send(loop, arm), action=np.asarray(raw, np.float32))
+                loop.last_action = record["action"]
+        hand = record["hand"]
+        record["error"] = float(np.linalg.norm(hand - target)) if np.all(np.isfinite(hand)) else np.nan
+        record["command"] = loop.last_cmd.copy()
+        return record
+
+    def _send(self, loop: "_LoopState", arm: np.ndarray) -> dict[str, bool]:
+        """The arm joints' new targets, each moved at most ``max_step_rad`` from the last command, through the
+        driver (which clamps to the calibrated box); the integrator then follows what was actually sent."""
+        desired = loop.last_cmd.copy()
+        desired[self.arm_ids] = arm
+        wanted = desired - loop.last_cmd
+        change = np.clip(wanted, -self.cfg.max_step_rad, self.cfg.max_step_rad)
+        sent = self.driver.command_joints(loop.last_cmd + change)
+        loop.last_cmd = sent.q
+        loop.targets.target = loop.last_cmd[self.arm_ids].astype(np.float32)
+        return {"step_limited": bool(np.any(np.abs(change - wanted) > 1e-9)), "box_clamped": bool(sent.clamped.any()),
+                "sent": not self.driver.dry_run}
+
+    def _hold(self, loop: "_LoopState", reason: "HoldReason", message: str) -> None:
+        """Say when the hold reason changes (once, not every step)."""
+        if reason is loop.holding:
+            return
+        if reason is HoldReason.NONE:
+            self.cfg.say("feedback back: policy resumes" if loop.holding is HoldReason.STALE
+                         else "actions back: policy resumes")
+        else:
+            self.cfg.say(message)
+        loop.holding = reason
 
     def _arm_targets(self, raw: np.ndarray | None, obs: np.ndarray, state: ClientTargets,
                      pflags: dict[str, bool]) -> np.ndarray | None:
