@@ -1,26 +1,17 @@
-"""A RoArm-M3 firmware emulator: the v0.84 JSON protocol over a real pseudo-terminal and HTTP, driving a MuJoCo arm.
+"""The emulated arm: the firmware (v0.84 JSON commands over a pseudo-terminal and HTTP) and the MuJoCo arm behind it.
 
-A driver opens ``ArmEmulator.port`` exactly like ``/dev/ttyUSB0`` (``serial.Serial(path, 115200)``) or calls
-``GET http://127.0.0.1:PORT/js?json=...`` like the arm's Wi-Fi interface. Behind it runs the project's MuJoCo
-model with servo-like behaviour: command latency, a slew-limited setpoint, a deadband, position servos that sag
-under gravity, limp torque-off, the emergency-stop block, flow feedback at about 23 Hz, and injected faults
-(garbage, torn and unpowered frames, dropped frames, a pulled USB cable) so drivers can be tested without an arm.
-
-Run it with ``python -m roarm_lab.real.emulator`` (or ``roarm-emulator``); tests use ``ArmEmulator`` in-process
-or ``EmulatorProcess`` as a child process.
+Command latency, a slew-limited setpoint, a deadband, position servos that sag under gravity, limp torque-off,
+the emergency-stop block, flow feedback at about 23 Hz, and injected faults (garbage, torn and unpowered frames,
+dropped frames, a pulled USB cable).
 """
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import math
 import os
 import random
-import re
 import select
-import signal
-import subprocess
 import sys
 import tempfile
 import termios
@@ -28,65 +19,21 @@ import threading
 import time
 import tty
 import urllib.parse
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Sequence
 
 import mujoco
 import numpy as np
 
-from roarm_lab.assets.joint_table import JOINTS, NAMED_POSES, SERVO, TCP_FRAME
+from roarm_lab.assets.joint_table import JOINTS, NAMED_POSES, TCP_FRAME
 from roarm_lab.assets.kinematics import world_to_firmware_mm
 from roarm_lab.assets.mjcf import build_model
+from roarm_lab.real.emulator.config import (LIMP_GEAR_FRICTION_NM, MAX_LAG_S, MAX_PENDING_LINE,
+                                            PHYSICS_TICK_S, STEPS_PER_TURN, TTY_QUEUE_LIMIT, EmulatorConfig)
+from roarm_lab.real.emulator.http import make_handler
 from roarm_lab.real.protocol import (FIRMWARE_CLAMPS, MAX_COMMAND_BYTES, T_CLEAR_ESTOP, T_ESTOP, T_FLOW, T_HOME,
                                      T_JOINT, T_JOINTS, T_LED, T_QUERY, T_TORQUE, command_joint_targets, encode,
                                      feedback_message, parse_command)
-
-STEPS_PER_TURN = 4096
-"""Servo encoder steps per revolution: ``spd`` is in steps per second."""
-ESTOP_BLOCK_S = 10.0
-"""How long the firmware sleeps after T:0 (it reads no command meanwhile)."""
-LIMP_GEAR_FRICTION_NM = 0.5
-"""Backdriving torque of an unpowered geared servo: a limp arm stays where a hand leaves it."""
-TTY_QUEUE_LIMIT = 4096
-"""Bytes the client side may leave unread (Linux's n_tty buffer); beyond that the queue is discarded."""
-PHYSICS_TICK_S = 0.003
-"""The physics thread catches up with the wall clock this often, then sleeps (never busy-spins)."""
-MAX_LAG_S = 0.1
-"""If the process stalls longer than this, simulated time skips ahead instead of racing to catch up."""
-MAX_PENDING_LINE = 4096
-READY_PREFIX = "emulator ready"
-
-
-@dataclass
-class EmulatorConfig:
-    """What the emulated arm looks like to a driver; the fault rates are probabilities per feedback frame."""
-
-    link: str | None = None
-    """Stable symlink to the pty slave (like /dev/serial/by-id/...); None: ``<fresh temp dir>/ttyRoArmEmu``."""
-    http_port: int | None = None
-    """None: no HTTP; 0: any free port on 127.0.0.1."""
-    physics_dt: float = 0.002
-    latency_s: float = SERVO.latency_s
-    """Delay from a motion command's arrival to the servos starting to move."""
-    speed_rad_s: float = SERVO.speed_rad_s
-    """Setpoint slew limit for spd=0 ("maximum speed" through the usual command path)."""
-    deadband_rad: float = SERVO.deadband_rad
-    feedback_hz: float = 23.0
-    flow_feedback: bool = True
-    """The M3 firmware streams T:1051 by default; T:605 cmd 0 silences it."""
-    calibration_offset: tuple[float, ...] = (0.0,) * 6
-    """Reported joint position = true position - offset (URDF radians, JOINTS order)."""
-    garbage_rate: float = 0.0
-    """A frame becomes a garbage line or a torn half line (half each)."""
-    drop_rate: float = 0.0
-    unpowered_rate: float = 0.0
-    """A frame reads like unpowered servos: base and roll at +pi."""
-    seed: int = 0
-    pull_cable_at_s: float | None = None
-    """Seconds after start() to pull the USB cable once (for the CLI and benchmarks)."""
-    pull_cable_for_s: float = 2.0
-    estop_block_s: float = ESTOP_BLOCK_S
 
 
 def _firmware_ranges_urdf() -> np.ndarray:
@@ -175,7 +122,7 @@ class ArmEmulator:
             with self._lock:
                 self._open_pty_locked()
             if self.config.http_port is not None:
-                self._http = ThreadingHTTPServer(("127.0.0.1", self.config.http_port), _make_handler(self))
+                self._http = ThreadingHTTPServer(("127.0.0.1", self.config.http_port), make_handler(self))
                 self._http.daemon_threads = True
         except OSError:
             self.stop()  # e.g. the HTTP port is taken: leave no link or pty behind
@@ -543,137 +490,3 @@ class ArmEmulator:
                 self.ignored_lines += 1
                 return 400, f"bad command: {exc}".splitlines()[0].encode() + b"\n"
         return 200, (encode(reply).rstrip(b"\n") if reply is not None else b"")
-
-
-def _make_handler(emulator: ArmEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        """GET /js?json=... as on the arm's web server."""
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            parts = urllib.parse.urlsplit(self.path)
-            if parts.path != "/js":
-                status, body = 404, b"only /js?json=<command> is served\n"
-            else:
-                status, body = emulator.handle_http(parts.query)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json" if status == 200 else "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass  # a driver polling at 20 Hz would flood the terminal
-
-    return Handler
-
-
-# ---------------------------------------------------------------------- CLI
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m roarm_lab.real.emulator",
-                                description="Emulate a RoArm-M3 (firmware v0.84) on a pseudo-terminal and HTTP.")
-    d = EmulatorConfig()
-    p.add_argument("--link", default=None, help="symlink to create for the serial port (default: a temp path)")
-    p.add_argument("--http-port", type=int, default=None, help="serve GET /js on 127.0.0.1:N (0 = any free port)")
-    p.add_argument("--latency-s", type=float, default=d.latency_s)
-    p.add_argument("--speed-rad-s", type=float, default=d.speed_rad_s)
-    p.add_argument("--feedback-hz", type=float, default=d.feedback_hz)
-    p.add_argument("--no-flow-feedback", action="store_true", help="start with the feedback stream off")
-    p.add_argument("--garbage-rate", type=float, default=0.0)
-    p.add_argument("--drop-rate", type=float, default=0.0)
-    p.add_argument("--unpowered-rate", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pull-cable-at", type=float, default=None, metavar="S", help="pull the USB cable S s after start")
-    p.add_argument("--pull-cable-for", type=float, default=d.pull_cable_for_s, metavar="S")
-    p.add_argument("--calibration-offset", type=float, nargs=len(JOINTS), default=None, metavar="RAD",
-                   help="reported = true - offset, URDF radians in JOINTS order")
-    p.add_argument("--estop-block-s", type=float, default=d.estop_block_s)
-    p.add_argument("--parent-pid", type=int, default=None,
-                   help="exit when this process is gone (EmulatorProcess passes its own pid: no orphaned emulator)")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Serve until SIGTERM or SIGINT; prints one ``emulator ready serial=... http=...`` line once serving."""
-    args = _parser().parse_args(argv)
-    cfg = EmulatorConfig(link=args.link, http_port=args.http_port, latency_s=args.latency_s,
-                         speed_rad_s=args.speed_rad_s, feedback_hz=args.feedback_hz,
-                         flow_feedback=not args.no_flow_feedback, garbage_rate=args.garbage_rate,
-                         drop_rate=args.drop_rate, unpowered_rate=args.unpowered_rate, seed=args.seed,
-                         pull_cable_at_s=args.pull_cable_at, pull_cable_for_s=args.pull_cable_for,
-                         estop_block_s=args.estop_block_s,
-                         calibration_offset=tuple(args.calibration_offset or (0.0,) * len(JOINTS)))
-    done = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
-    with ArmEmulator(cfg) as emu:
-        print(f"{READY_PREFIX} serial={emu.port} http={emu.http_url or 'none'}", flush=True)
-        while not done.wait(0.5):
-            if args.parent_pid is not None and os.getppid() != args.parent_pid:
-                break  # the parent died (even by SIGKILL, which it cannot pass on): reparented, so stop
-    return 0
-
-
-class EmulatorProcess:
-    """The CLI as a child process (a separate Python, as users run it); waits for its ready line."""
-
-    def __init__(self, *cli_args: str, ready_timeout_s: float = 30.0):
-        self.args = [sys.executable, "-m", "roarm_lab.real.emulator", "--parent-pid", str(os.getpid()), *cli_args]
-        self.ready_timeout_s = ready_timeout_s
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port: str | None = None
-        self.http_url: str | None = None
-        self._stderr = tempfile.TemporaryFile()
-
-    def start(self) -> "EmulatorProcess":
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr)
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + self.ready_timeout_s
-        out = b""
-        while b"\n" not in out:
-            left = deadline - time.monotonic()
-            if self.proc.poll() is not None or left <= 0:
-                why = (f"exited with code {self.proc.returncode}" if self.proc.returncode is not None
-                       else f"printed no ready line within {self.ready_timeout_s:.0f} s")
-                self.stop()
-                raise RuntimeError(f"emulator {why}; stdout {out[-500:]!r}; stderr: {self._stderr_tail()}")
-            ready, _, _ = select.select([self.proc.stdout], [], [], min(left, 0.2))
-            if ready:
-                out += os.read(self.proc.stdout.fileno(), 4096)
-        line = out.split(b"\n", 1)[0].decode(errors="replace")
-        match = re.fullmatch(rf"{READY_PREFIX} serial=(\S+) http=(\S+)", line.strip())
-        if match is None:
-            self.stop()
-            raise RuntimeError(f"unexpected first line from the emulator: {line!r}")
-        self.port = match.group(1)
-        self.http_url = None if match.group(2) == "none" else match.group(2)
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> int | None:
-        """SIGTERM, then SIGKILL if it does not exit in time; returns the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        return self.proc.returncode
-
-    def _stderr_tail(self) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read()[-2000:].decode(errors="replace").strip() or "(empty)"
-
-    def __enter__(self) -> "EmulatorProcess":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self._stderr.close()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
