@@ -12,7 +12,7 @@ from pathlib import Path
 
 from roarm_lab.jobs.paths import ProjectPaths
 from roarm_lab.mcp_server.settings import LabSettings, RealArmSettings
-from roarm_lab.rl.cli import script_defaults
+from roarm_lab.rl.run_setup import script_defaults
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,7 +49,7 @@ class Training:
     # ------------------------------------------------------------------ start
     def start_training(self, task: str, num_envs: int | None, max_iterations: int | None, overrides: list[str],
                        run_name: str, seed: int | None) -> JobStarted:
-        from roarm_lab.rl.cli import load_task_configs
+        from roarm_lab.rl.run_setup import load_task_configs
         from roarm_lab.rl.overrides import OverrideError
 
         validate_task(task)

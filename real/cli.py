@@ -20,7 +20,7 @@ from roarm_lab.real.bridge import Bridge, BridgeConfig, BridgeError, GatewayPoli
 from roarm_lab.real.calibration import Calibration
 from roarm_lab.real.driver import DriverError, RoArmDriver
 from roarm_lab.rl.checkpoints import create_run_dir
-from roarm_lab.rl.cli import script_defaults
+from roarm_lab.rl.run_setup import script_defaults
 
 MAX_TARGETS_BYTES = 1 << 20
 

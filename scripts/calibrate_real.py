@@ -2,7 +2,7 @@
 
 import sys
 
-from roarm_lab.real.calibrate import main
+from roarm_lab.real.calibration_routine import main
 
 if __name__ == "__main__":
     sys.exit(main())

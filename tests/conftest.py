@@ -11,7 +11,7 @@ import torch
 
 from roarm_lab.compat import RUNTIME
 from roarm_lab.registry import load_cfg_from_registry, make_env
-from roarm_lab.rl.cli import load_task_configs, set_device
+from roarm_lab.rl.run_setup import load_task_configs, set_device
 
 TASK = "RoArm-Reach-v0"
 

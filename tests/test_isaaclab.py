@@ -77,7 +77,7 @@ def test_the_embedded_runtime_cannot_run_here_and_says_so(tmp_path):
 
 @on_isaaclab
 def test_an_unknown_preset_is_refused_by_name():
-    from roarm_lab.rl.cli import load_task_configs
+    from roarm_lab.rl.run_setup import load_task_configs
     from roarm_lab.rl.overrides import OverrideError
 
     with pytest.raises(OverrideError, match="newton_mj.*this task has.*physx"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from roarm_lab.registry import load_cfg_from_registry, make_env, registered_tasks
-from roarm_lab.rl.cli import load_task_configs
+from roarm_lab.rl.run_setup import load_task_configs
 from roarm_lab.rl.overrides import OverrideError
 
 TASK = "RoArm-Reach-v0"

@@ -131,7 +131,7 @@ def test_step_log_keeps_records_when_a_part_cannot_be_written(tmp_path, caplog):
 
 # ---------------------------------------------------------------------------- driver against the emulator
 from roarm_lab.real.bridge import SAFE_LOWER, SAFE_UPPER, Bridge, BridgeConfig, LocalPolicy, load_meta, write_report  # noqa: E402
-from roarm_lab.real.calibrate import calibrate  # noqa: E402
+from roarm_lab.real.calibration_routine import calibrate  # noqa: E402
 from roarm_lab.real.calibration import Calibration  # noqa: E402
 from roarm_lab.real.driver import RoArmDriver  # noqa: E402
 from roarm_lab.real.emulator import ArmEmulator, EmulatorConfig  # noqa: E402

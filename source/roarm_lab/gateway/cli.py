@@ -10,7 +10,7 @@ import sys
 from roarm_lab.gateway.admin import new_admin_token
 from roarm_lab.policy import LoadedPolicy, PolicyLoadError
 from roarm_lab.gateway.server import GatewayConfig, GatewayServer
-from roarm_lab.rl.cli import script_defaults
+from roarm_lab.rl.run_setup import script_defaults
 
 
 def build_parser() -> argparse.ArgumentParser:

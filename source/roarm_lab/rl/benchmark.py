@@ -21,7 +21,7 @@ import mujoco
 import numpy as np
 import torch
 
-from roarm_lab.rl.cli import add_runtime_arg, choose_runtime, load_task_configs, physics_name, set_device
+from roarm_lab.rl.run_setup import add_runtime_arg, choose_runtime, load_task_configs, physics_name, set_device
 from roarm_lab.rl.runner import RoArmRunner
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper

@@ -17,7 +17,7 @@ from hydra.errors import OverrideParseException
 from tensordict import TensorDict
 
 from roarm_lab.rl.checkpoints import CheckpointError, check_compatible, load_checkpoint, restore, run_network_settings
-from roarm_lab.rl.cli import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
+from roarm_lab.rl.run_setup import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
                               relative, set_device)
 from roarm_lab.rl.config_checks import check_flag, parse_error
 from roarm_lab.policy import LoadedPolicy

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from roarm_lab.assets.joint_table import SERVO, joint
-from roarm_lab.rl.cli import add_runtime_arg, choose_runtime, load_task_configs, physics_name, set_device
+from roarm_lab.rl.run_setup import add_runtime_arg, choose_runtime, load_task_configs, physics_name, set_device
 from roarm_lab.utils.io import atomic_write
 
 TASK = "RoArm-Reach-v0"

@@ -15,7 +15,7 @@ from hydra.errors import OverrideParseException
 
 from roarm_lab.rl.checkpoints import (CheckpointError, check_compatible, create_run_dir, latest_checkpoint,
                                       latest_run_dir, load_checkpoint, restore)
-from roarm_lab.rl.cli import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
+from roarm_lab.rl.run_setup import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
                               relative, set_device)
 from roarm_lab.rl.config_checks import check_flag, check_run_configs, parse_error
 from roarm_lab.rl.overrides import OverrideError

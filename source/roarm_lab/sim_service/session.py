@@ -38,7 +38,7 @@ def _list(x: Any) -> list[float]:
 
 def evaluation_config(task: str, overrides: list[str], randomize: bool) -> tuple[Any, list[str]]:
     """The task's env config with overrides (the project's parser) in its own evaluation mode, as play.py does."""
-    from roarm_lab.rl.cli import load_task_configs
+    from roarm_lab.rl.run_setup import load_task_configs
 
     env_cfg, _, applied = load_task_configs(task, overrides)
     if not callable(getattr(env_cfg, "evaluation_mode", None)):
