@@ -192,8 +192,9 @@ function renderJobs(jobs) {
     const active = ACTIVE.includes(focus.state);
     const it = focus.iteration ?? 0, total = focus.total_iterations ?? focus.params?.max_iterations ?? null;
     const frac = focus.kind === "train" ? (total ? it / total : 0) : (focus.state === "succeeded" ? 1 : 0);
-    const bar = el("div", { class: "bar", id: "progress", "data-iteration": String(it), "data-total": String(total ?? "") },
-      el("div", { class: `fill ${focus.state}`, style: `width:${(100 * Math.min(1, frac)).toFixed(1)}%` }));
+    const fill = el("div", { class: `fill ${focus.state}` });
+    fill.style.width = `${(100 * Math.min(1, frac)).toFixed(1)}%`;  // CSSOM: the page's CSP allows no inline styles
+    const bar = el("div", { class: "bar", id: "progress", "data-iteration": String(it), "data-total": String(total ?? "") }, fill);
     if (active && focus.kind !== "train") bar.classList.add("indeterminate");
     const buttons = el("div", { class: "row" });
     if (active && focus.kind !== "real") {
@@ -254,7 +255,7 @@ async function loadRuns() {
       `${r.run_id}${r.exported ? "  ✓ exported" : ""}${r.success_rate != null ? `  ${pct(r.success_rate)}` : ""}`)));
     if (!ui.runs.length) sel.append(el("option", { value: "" }, "no runs yet"));
     if (keep && ui.runs.some((r) => r.run_id === keep)) sel.value = keep;
-    if (sel.value !== ui.run) selectRun(sel.value);
+    selectRun(sel.value);  // also when it is the same run: its checkpoints and export may have changed
   } catch (err) { say($("policy-msg"), err.message, "error"); }
 }
 async function selectRun(runId) {
@@ -263,7 +264,9 @@ async function selectRun(runId) {
   if (!runId) { sel.replaceChildren(); $("export-state").textContent = ""; return; }
   try {
     const run = await api(`/api/run?id=${encodeURIComponent(runId)}`);
+    const keep = sel.value;
     sel.replaceChildren(...run.checkpoints.map((c) => el("option", { value: c }, c.split("/").pop())));
+    if (run.checkpoints.includes(keep)) sel.value = keep;
     $("export-state").textContent = run.exported
       ? `exported${run.metrics?.success_rate != null ? ` · success ${pct(run.metrics.success_rate)}` : ""}` : "not exported yet";
     $("export-state").dataset.exported = String(run.exported);
