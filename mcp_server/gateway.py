@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from roarm_lab.jobs.runs import rel_path
-from roarm_lab.jobs.services import ServiceError, ServiceProcess
+from roarm_lab.utils.services import ServiceError, ServiceProcess
 
 from roarm_lab.mcp_server.models import GatewayInfo
 from roarm_lab.mcp_server.settings import LabError, LabSettings

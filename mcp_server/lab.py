@@ -29,7 +29,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from roarm_lab.policy import PolicyLoadError
     from roarm_lab.jobs.paths import PathError
     from roarm_lab.jobs.runs import RunError
-    from roarm_lab.jobs.services import ServiceError
+    from roarm_lab.utils.services import ServiceError
     from roarm_lab.jobs.store import JobError
     from roarm_lab.real.bridge import BridgeError
     from roarm_lab.rl.overrides import OverrideError

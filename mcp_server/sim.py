@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from roarm_lab.jobs.services import ServiceError, ServiceProcess
+from roarm_lab.utils.services import ServiceError, ServiceProcess
 from roarm_lab.sim_service.client import SimClient, SimError, SimTimeout
 
 from roarm_lab.mcp_server.models import Joint, JointState

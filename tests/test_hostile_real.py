@@ -123,8 +123,9 @@ def test_a_dry_run_sends_nothing_and_leaves_the_stream_on_and_a_real_run_turns_i
 
 
 def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
+    """Child processes of ``pid``, whichever of its threads started them."""
+    return [int(c) for task in Path(f"/proc/{pid}/task").glob("*") if (task / "children").exists()
+            for c in (task / "children").read_text().split()]
 
 
 def _gone(pid: int) -> bool:

@@ -176,7 +176,7 @@ def test_a_service_started_from_a_short_lived_thread_outlives_that_thread(tmp_pa
     """The kernel's parent-death signal follows the forking thread; tools run on pool threads that end."""
     import threading
 
-    from roarm_lab.jobs.services import ServiceProcess
+    from roarm_lab.utils.services import ServiceProcess
 
     made = {}
     argv = [PY, "-c", "import time; print('ready now', flush=True); time.sleep(120)"]
@@ -195,7 +195,7 @@ def test_a_service_started_from_a_short_lived_thread_outlives_that_thread(tmp_pa
 
 
 def test_a_service_that_never_gets_ready_is_reported_with_its_log(tmp_path):
-    from roarm_lab.jobs.services import ServiceError, ServiceProcess
+    from roarm_lab.utils.services import ServiceError, ServiceProcess
 
     argv = [PY, "-c", "import sys; print('error: no policy.json at /x', file=sys.stderr); sys.exit(2)"]
     with pytest.raises(ServiceError, match="exited with code 2.*no policy.json"):
@@ -204,7 +204,7 @@ def test_a_service_that_never_gets_ready_is_reported_with_its_log(tmp_path):
 
 def test_a_chatty_service_is_not_blocked_by_its_output(tmp_path):
     """After the ready line its stdout goes to the log; an unread pipe (64 KiB) would stop it."""
-    from roarm_lab.jobs.services import ServiceProcess
+    from roarm_lab.utils.services import ServiceProcess
 
     argv = [PY, "-c", "import sys, time\nprint('ready', flush=True)\nfor i in range(4000): print('x' * 100)\n"
                       "sys.stdout.flush(); print('done', flush=True); time.sleep(60)"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import zmq
 
-from roarm_lab.jobs.services import ServiceProcess
+from roarm_lab.utils.services import ServiceProcess
 from roarm_lab.sim_service.client import SimClient, SimError
 
 TASK = "RoArm-Reach-v0"

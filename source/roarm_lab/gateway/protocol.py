@@ -83,20 +83,24 @@ def encode(message: dict[str, Any]) -> bytes:
     return msgpack.packb(message, use_bin_type=True)
 
 
-def decode(frame: bytes) -> dict[str, Any]:
-    """Decode one request frame; any malformation becomes a ProtocolError with its code."""
+def decode(frame: bytes, request_types: tuple[str, ...] = REQUEST_TYPES, codes: Any = ErrorCode) -> dict[str, Any]:
+    """Decode one request frame; any malformation becomes a ProtocolError with its code.
+
+    The framing is shared: the simulator service decodes its requests here too, with its own request types and
+    error codes (an enum with the same members for the framing errors).
+    """
     if len(frame) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(ErrorCode.TOO_LARGE, f"message of {len(frame)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+        raise ProtocolError(codes.TOO_LARGE, f"message of {len(frame)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     try:
         msg = msgpack.unpackb(frame, raw=False, strict_map_key=True, max_bin_len=MAX_MESSAGE_BYTES,
                               max_str_len=MAX_MESSAGE_BYTES, max_array_len=MAX_ARRAY_LEN, max_map_len=64)
     except Exception as err:  # msgpack raises several types for malformed input
-        raise ProtocolError(ErrorCode.BAD_MSGPACK, f"not a valid msgpack message ({type(err).__name__})") from None
+        raise ProtocolError(codes.BAD_MSGPACK, f"not a valid msgpack message ({type(err).__name__})") from None
     if not isinstance(msg, dict):
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "a request must be a msgpack map")
+        raise ProtocolError(codes.BAD_REQUEST, "a request must be a msgpack map")
     kind = msg.get("type")
-    if not isinstance(kind, str) or kind not in REQUEST_TYPES:
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown request type {kind!r:.40}; valid: {list(REQUEST_TYPES)}",
+    if not isinstance(kind, str) or kind not in request_types:
+        raise ProtocolError(codes.UNKNOWN_TYPE, f"unknown request type {kind!r:.40}; valid: {list(request_types)}",
                             msg.get("id"))
     return msg
 

@@ -11,11 +11,10 @@ import math
 from enum import Enum
 from typing import Any
 
-import msgpack
 import numpy as np
 
-from roarm_lab.gateway.protocol import (MAX_ARRAY_LEN, MAX_MESSAGE_BYTES, ProtocolError, decode_reply, encode,
-                                        pack_array, unpack_array)
+from roarm_lab.gateway.protocol import ProtocolError, decode_reply, encode, pack_array, unpack_array
+from roarm_lab.gateway.protocol import decode as decode_request
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -53,20 +52,8 @@ class SimErrorCode(str, Enum):
 
 
 def decode(frame: bytes) -> dict[str, Any]:
-    """Decode one request frame with the gateway's limits; any malformation is a ProtocolError with its code."""
-    if len(frame) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(SimErrorCode.TOO_LARGE, f"message of {len(frame)} bytes; the limit is {MAX_MESSAGE_BYTES}")
-    try:
-        msg = msgpack.unpackb(frame, raw=False, strict_map_key=True, max_bin_len=MAX_MESSAGE_BYTES,
-                              max_str_len=MAX_MESSAGE_BYTES, max_array_len=MAX_ARRAY_LEN, max_map_len=64)
-    except Exception as err:  # msgpack raises several types for malformed input
-        raise ProtocolError(SimErrorCode.BAD_MSGPACK, f"not a valid msgpack message ({type(err).__name__})") from None
-    if not isinstance(msg, dict):
-        raise ProtocolError(SimErrorCode.BAD_REQUEST, "a request must be a msgpack map")
-    if msg.get("type") not in REQUEST_TYPES:
-        raise ProtocolError(SimErrorCode.UNKNOWN_TYPE,
-                            f"unknown request type {msg.get('type')!r}; valid: {list(REQUEST_TYPES)}")
-    return msg
+    """Decode one request frame with the gateway's framing and limits, the simulator's types and codes."""
+    return decode_request(frame, REQUEST_TYPES, SimErrorCode)
 
 
 def error_reply(code: SimErrorCode, message: str, request_id: Any = None) -> dict[str, Any]:
