@@ -136,7 +136,8 @@ def test_a_killed_simulator_and_a_killed_job_are_reported_and_restart(tmp_path):
         assert request(url, "/api/frame.png?camera=top&w=160&h=120")[1][:8] == b"\x89PNG\r\n\x1a\n"
         os.kill(sim["pid"], signal.SIGKILL)
         died = wait_for("the death reported", lambda: state(url)["sim"]["died"], 30)
-        assert died["exit_code"] == -signal.SIGKILL and not state(url)["sim"]["running"]
+        assert died["exit_code"] == -signal.SIGKILL and died["why"] == "killed by SIGKILL"
+        assert not state(url)["sim"]["running"]
         error = act(url, "set_target", 400, target=[0.2, 0.0, 0.2])["error"]
         assert "stopped unexpectedly" in error and "Restart simulator" in error
         status, body = request(url, "/api/frame.png")

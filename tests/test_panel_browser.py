@@ -60,7 +60,11 @@ def test_a_person_trains_exports_plays_and_stops_the_arm_in_the_browser(tmp_path
     shots = (ROOT / docs) if docs else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     cfg = _docs_run() if docs else TEST_RUN
-    with panel_server(tmp_path / "logs") as (url, _):
+    logs = tmp_path / "logs"
+    if docs:  # inside the checkout, so the pictures show the short paths a user sees (logs/ is ignored by git)
+        logs = ROOT / "logs" / "panel_screenshots"
+        shutil.rmtree(logs, ignore_errors=True)
+    with panel_server(logs) as (url, _):
         page = browser.new_page(viewport={"width": 1480, "height": 1000})
         errors: list[str] = []
         page.on("pageerror", lambda err: errors.append(str(err)))
@@ -82,7 +86,7 @@ def test_a_person_trains_exports_plays_and_stops_the_arm_in_the_browser(tmp_path
             seen.add(it)
             if not shot and total * 0.4 <= it < total and page.get_attribute("#focus", "data-state") == "running":
                 page.wait_for_timeout(1200)  # let the curve draw the points so far
-                page.screenshot(path=str(shots / "panel_training.png"))
+                page.screenshot(path=str(shots / "panel_training.png"), full_page=True)
                 shot = True
             assert page.get_attribute("#focus", "data-state") in ("none", "starting", "running", "succeeded"), \
                 page.inner_text("#focus")
@@ -117,21 +121,21 @@ def test_a_person_trains_exports_plays_and_stops_the_arm_in_the_browser(tmp_path
         after = page.locator("#frame").screenshot()
         assert before != after, "the arm image did not change when the policy played"
         assert "playing" in page.inner_text("#play-msg")
-        page.screenshot(path=str(shots / "panel_play.png"))
+        page.screenshot(path=str(shots / "panel_play.png"), full_page=True)
 
         # ---- emergency stop: always enabled, latches the real arm, says so
         assert page.is_enabled("#estop")
         page.click("#estop")
         page.wait_for_selector("#banner[data-kind=estop]:has-text('EMERGENCY STOP')")
         page.wait_for_selector("#real .kvrow.bad:has-text('LATCHED')")
-        page.screenshot(path=str(shots / "panel_estop.png"))
-        assert (tmp_path / "logs" / "real" / "STOP").is_file()
+        page.screenshot(path=str(shots / "panel_estop.png"), full_page=True)
+        assert (logs / "real" / "STOP").is_file()
 
         # ---- the simulator dies: the page says so, does not freeze, and restarts it
         pid = request(url, "/api/state")[1]["sim"]["pid"]
         os.kill(pid, signal.SIGKILL)
         page.wait_for_selector("#banner:has-text('stopped unexpectedly')", timeout=30000)
-        page.screenshot(path=str(shots / "panel_sim_died.png"))
+        page.screenshot(path=str(shots / "panel_sim_died.png"), full_page=True)
         page.click("#banner-action")
         page.wait_for_selector("#sim-line:has-text('step')", timeout=120000)
         assert request(url, "/api/state")[1]["sim"]["pid"] != pid

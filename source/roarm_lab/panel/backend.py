@@ -42,6 +42,18 @@ BUTTONS = {"start_sim": "Start simulator", "stop_sim": "Stop simulator", "export
 _TOOL = re.compile(r"\b(?:call |use |with )?(" + "|".join(BUTTONS) + r")\b(\([^)]*\))?")
 
 
+def _exit_words(code: int | None) -> str:
+    """An exit status as a person reads it: 'exit code 1', 'killed by SIGKILL'."""
+    import signal
+
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
 class PanelError(ValueError):
     """An action the panel refuses or that failed; the message says what to do."""
 
@@ -209,8 +221,9 @@ class PanelBackend:
     def gateway_state(self) -> dict[str, Any]:
         link = self.lab.gateway
         if link.proc is not None and not link.proc.alive():
-            self._gateway_death = {"exit_code": link.proc.proc.returncode, "log_tail": link.proc.log_tail(6),
-                                   "at": time.time()}
+            code = link.proc.proc.returncode
+            self._gateway_death = {"exit_code": code, "log_tail": link.proc.log_tail(6), "at": time.time(),
+                                   "log": rel_path(self.paths, link.proc.log_path), "why": _exit_words(code)}
             link.stop()
         if not link.running():
             return {"running": False, "died": self._gateway_death}
@@ -310,8 +323,10 @@ class PanelBackend:
             if result.job_id:
                 self.lab.training.wait_started(result.job_id)
         if result.up_to_date:
-            return {"job_id": None, "message": f"the export of {result.run_id} is up to date ({result.checkpoint})"}
-        return {"job_id": result.job_id, "message": f"export job {result.job_id} started ({result.checkpoint})"}
+            return {"job_id": None, "message": f"the export of {result.run_id} is up to date "
+                                              f"({Path(result.checkpoint).name})"}
+        return {"job_id": result.job_id, "message": f"export job {result.job_id} started "
+                                                    f"({Path(result.checkpoint).name})"}
 
     def _playing(self, run_id: str | None, checkpoint: str | None) -> dict[str, Any] | None:
         """An evaluation/export job already running on this run (a second press answers with it)."""
@@ -376,7 +391,7 @@ class PanelBackend:
             self._sim_call("stop_policy")
         reply = self._sim_call("run_policy", timeout_ms=120000, **fields)
         run = reply["policy"]
-        return {"policy": run, "message": f"playing {rel_path(self.paths, export)} toward "
+        return {"policy": run, "message": f"playing {export.parent.name} toward "
                 f"{[round(v, 3) for v in run.get('target_b') or []]} m"
                 + (" (real time: watch the live view)" if not run.get("done") else
                    f": {run.get('stopped')} after {run.get('steps')} steps, final error "
@@ -434,8 +449,8 @@ class PanelBackend:
         if link.proc is not None and not link.proc.alive():
             self._note_sim_death()
         if self._sim_death is not None and link.proc is None:
-            raise PanelError("the simulator stopped unexpectedly (its log ends: "
-                             f"{self._sim_death['log_tail'][-300:] or 'nothing'}); press “Restart simulator”")
+            raise PanelError(f"the simulator stopped unexpectedly ({self._sim_death['why']}; its log: "
+                             f"{self._sim_death['log']}); press “Restart simulator”")
         if self._sim_starting:
             raise PanelError("the simulator is still starting; try again in a few seconds")
         return self._guard(lambda: link.call(kind, timeout_ms=timeout_ms, wait_s=SIM_WAIT_S, **fields))
@@ -443,8 +458,9 @@ class PanelBackend:
     def _note_sim_death(self) -> None:
         link = self.lab.sim
         if link.proc is not None and not link.proc.alive():
-            self._sim_death = {"exit_code": link.proc.proc.returncode, "log_tail": link.proc.log_tail(6),
-                               "at": time.time()}
+            code = link.proc.proc.returncode
+            self._sim_death = {"exit_code": code, "log_tail": link.proc.log_tail(6), "at": time.time(),
+                               "log": rel_path(self.paths, link.proc.log_path), "why": _exit_words(code)}
             with contextlib.suppress(Exception):
                 link.stop()
 

@@ -315,7 +315,7 @@ async function frameLoop() {
 function renderGateway(g) {
   $("gw-stop").disabled = !g.running;
   if (!g.running) {
-    kv($("gateway"), [["status", g.died ? `stopped unexpectedly (exit ${g.died.exit_code})` : "not running", g.died ? "bad" : ""]]);
+    kv($("gateway"), [["status", g.died ? `stopped unexpectedly (${g.died.why}; log ${g.died.log})` : "not running", g.died ? "bad" : ""]]);
     return;
   }
   const lat = g.latency_us || {};
@@ -367,8 +367,7 @@ async function refresh() {
 function banner(state) {
   const sim = state.sim;
   if (sim.died && !sim.running) {
-    const tail = (sim.died.log_tail || "").split("\n").filter(Boolean).pop() || "";
-    return showBanner(`The simulator stopped unexpectedly (exit code ${sim.died.exit_code}). ${tail}`,
+    return showBanner(`The simulator stopped unexpectedly (${sim.died.why}). Its log: ${sim.died.log}.`,
       ["Restart simulator", (e) => act("restart_sim", {}, "sim-msg", e.target)]);
   }
   if (state.real?.stop_latched) {
