@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,14 @@ def test_the_extension_loads_in_kit_and_its_controller_drives_the_simulator_and_
     # shutdown: no more updates reach the extension, no coroutine is left
     assert r["shutdown"] == {"enabled": False, "instance": False, "updates_after_disable": 0, "tasks_left": 0}
     assert run.returncode == 0, f"Kit exited with {run.returncode} after a clean shutdown: {run.stdout[-2000:]}"
+
+
+def test_the_extension_package_imports_without_omni_and_every_module_compiles():
+    """Kit-free Python imports the package (as Isaac Lab's template asks); the Kit-only modules at least compile."""
+    code = ("import sys, py_compile, pathlib; sys.path.insert(0, 'exts/roarm_lab_panel'); import roarm_lab_panel; "
+            "assert not [m for m in sys.modules if m.startswith('omni') or m == 'carb'], 'omni imported'; "
+            "[py_compile.compile(str(p), doraise=True) for p in pathlib.Path('exts/roarm_lab_panel').rglob('*.py')]; "
+            "print(sorted(roarm_lab_panel.__all__))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "PanelController" in run.stdout
