@@ -145,7 +145,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
     @mcp.tool(annotations=READ)
     @guard
     def capture_observation() -> ObservationResult:
-        """The observation the policy sees now, by term (joint_pos, joint_vel, pose_command, ee_position, actions,
+        """The observation the policy sees now, by term (joint_pos, joint_vel, ee_target, ee_position, actions,
         joint_target; same names, order and slices as the export's policy.json), plus the critic's group."""
         reply = lab.sim.call("observation")
         groups = {g: ObservationGroup(**v) for g, v in reply["observation"].items()}

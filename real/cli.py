@@ -90,7 +90,7 @@ def load_targets(opts: dict[str, Any], meta: dict[str, Any]) -> np.ndarray:
         from roarm_lab.mdp.commands import reachable_target_bank
         from roarm_lab.registry import load_cfg_from_registry
 
-        cmd = load_cfg_from_registry(meta["task"], "env_cfg_entry_point").commands.ee_pose
+        cmd = load_cfg_from_registry(meta["task"], "env_cfg_entry_point").commands.ee_target
         bank = reachable_target_bank(cmd.joint_box, 4096, int(opts.get("seed") or 0) + cmd.held_out_seed_offset,
                                      cmd.min_height_above_table_m, cmd.min_radius_m)
         rng = np.random.default_rng(int(opts.get("seed") or 0))

@@ -94,7 +94,7 @@ class ArmObservation:
 
     def __init__(self, meta: dict[str, Any]):
         env_cfg = load_cfg_from_registry(meta["task"], "env_cfg_entry_point")
-        self.success_threshold_m = float(env_cfg.commands.ee_pose.success_threshold_m)
+        self.success_threshold_m = float(env_cfg.commands.ee_target.success_threshold_m)
         """The task's own success radius (the command config states it once)."""
         group = getattr(env_cfg.observations, meta["observation"]["group"])
         group.enable_corruption = False  # noise is the simulator's model of the arm; the arm brings its own

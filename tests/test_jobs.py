@@ -150,7 +150,7 @@ def test_paths_outside_the_runs_folder_are_refused(project, store, tmp_path):
 def test_training_progress_is_read_from_rsl_rl_reports():
     block = ("#" * 80 + "\n\x1b[1m" + " Learning iteration 41/900 ".center(80) + "\x1b[0m \n\n"
              "                       Mean reward: 3.25\n"
-             "    Metrics/ee_pose/position_error: 0.0312\n      Metrics/ee_pose/success_rate: 0.6500\n"
+             "    Metrics/ee_target/position_error: 0.0312\n      Metrics/ee_target/success_rate: 0.6500\n"
              + "-" * 80 + "\n                   Iteration time: 0.95s\n                              ETA: 0:13:35\n")
     older = block.replace("41/900", "40/900").replace("0.6500", "0.1000")
     progress = training_progress(older + block)

@@ -37,7 +37,7 @@ INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 # that target, so the policy that comes out can be seen to move the hand toward it.
 TARGET_Q = {"base": 0.3, "shoulder": 0.25, "elbow": 1.25, "wrist": 0.3, "roll": 0.0}
 TRAIN_OVERRIDES = [
-    "env.commands.ee_pose.joint_box={" + ",".join(f"{k}:[{v},{v}]" for k, v in TARGET_Q.items()) + "}",
+    "env.commands.ee_target.joint_box={" + ",".join(f"{k}:[{v},{v}]" for k, v in TARGET_Q.items()) + "}",
     "env.episode_length_s=3.0", "env.events.action_latency=null", "env.events.servo_speed=null",
     "env.events.link_masses=null", "env.events.servo_gains=null", "env.events.joint_dynamics=null",
     "env.events.calibration=null", "agent.save_interval=10",

@@ -62,7 +62,7 @@ def test_arm_observation_is_the_task_observation(make_reach_env, export_dir):
     meta = json.loads((export_dir / "policy.json").read_text())
     arm = ArmObservation(meta)  # built after the env: resolving its terms must not disturb the simulator's
     convention, sent = ActionConvention(meta), ClientTargets()
-    robot, command = env.scene["robot"], env.command_manager.get_term("ee_pose")
+    robot, command = env.scene["robot"], env.command_manager.get_term("ee_target")
 
     servos = env.action_manager.get_term("arm_action")
 
@@ -70,7 +70,7 @@ def test_arm_observation_is_the_task_observation(make_reach_env, export_dir):
         hand = hand_position_b(robot, command.body_idx)[0]
         q = robot.data.joint_pos.torch[0].clone()
         q[:5] = servos.measured_joint_pos[0]  # what the arm's servos report
-        return arm(q.numpy(), hand.numpy(), env.command_manager.get_command("ee_pose")[0].numpy(),
+        return arm(q.numpy(), hand.numpy(), env.command_manager.get_command("ee_target")[0].numpy(),
                    env.action_manager.action[0].numpy(), sent.target)
 
     env.reset()

@@ -21,7 +21,7 @@ def test_step_returns_isaac_lab_shapes_and_logs_episode_sums(make_reach_env):
         obs, rew, terminated, truncated, extras = env.step(zeros)
         logs.update(extras["log"])
     assert truncated.all() and not terminated.any()
-    for key in ("Episode_Reward/tracking", "Episode_Reward/goal", "Metrics/ee_pose/success_rate",
+    for key in ("Episode_Reward/tracking", "Episode_Reward/goal", "Metrics/ee_target/success_rate",
                 "Episode_Termination/time_out"):
         assert key in logs
     assert logs["Episode_Reward/tracking"] < 0.0

@@ -70,7 +70,7 @@ def test_observation_terms_follow_the_exported_layout(sim, export_dir):
     flat = np.concatenate([obs["terms"][t["name"]] for t in obs["layout"]])
     assert np.allclose(flat, obs["vector"]) and len(flat) == meta["observation"]["size"]
     state = sim.call("joint_state")["state"]
-    assert np.allclose(obs["terms"]["pose_command"], state["target_b"], atol=1e-6)
+    assert np.allclose(obs["terms"]["ee_target"], state["target_b"], atol=1e-6)
     assert np.allclose(obs["terms"]["ee_position"], state["hand_b"], atol=1e-6)  # noise is off in this config
 
 

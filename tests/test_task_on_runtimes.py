@@ -207,11 +207,11 @@ def test_episodes_log_success_error_and_per_term_reward_sums(make_reach_env):
     def short_absolute(cfg):
         raw_servo(cfg)
         cfg.episode_length_s = 2.0
-        cfg.commands.ee_pose.resampling_time_range = (1e9, 1e9)
+        cfg.commands.ee_target.resampling_time_range = (1e9, 1e9)
 
     env = make_reach_env(num_envs=4, edit=short_absolute)
     env.reset()
-    command = env.command_manager.get_term("ee_pose")
+    command = env.command_manager.get_term("ee_target")
     q = torch.tensor([[0.4, 0.3, 1.2, 0.2, 0.0], [-0.6, 0.1, 1.8, -0.3, 0.0], [1.2, -0.2, 1.0, 0.5, 0.0],
                       [0.0, 0.5, 1.5, 0.0, 0.0]])
     command.pos_command_b[:] = torch.as_tensor(tcp_positions_base(q.numpy()), dtype=torch.float32)
@@ -221,8 +221,8 @@ def test_episodes_log_success_error_and_per_term_reward_sums(make_reach_env):
         _, _, _, truncated, extras = env.step(action)
         log.update(extras.get("log", {}))
     assert truncated.all()
-    assert float(log["Metrics/ee_pose/success_rate"]) == 1.0
-    assert float(log["Metrics/ee_pose/position_error"]) < 0.01
+    assert float(log["Metrics/ee_target/success_rate"]) == 1.0
+    assert float(log["Metrics/ee_target/position_error"]) < 0.01
     for name in env.reward_manager.active_terms:
         assert f"Episode_Reward/{name}" in log
     assert float(log["Episode_Reward/tracking"]) < 0.0 and float(log["Episode_Reward/goal"]) > 0.0
@@ -240,7 +240,7 @@ def test_nominal_evaluation_runs_the_tables_arm_with_no_randomization(make_reach
     term = env.action_manager.get_term("arm_action")
     assert not term.calibration_offset.any()
     assert not env.cfg.observations.policy.enable_corruption and env.cfg.compute_final_obs
-    assert env.command_manager.get_term("ee_pose").cfg.held_out
+    assert env.command_manager.get_term("ee_target").cfg.held_out
     randomized = make_reach_env(num_envs=4, edit=lambda cfg: cfg.evaluation_mode(randomize=True))
     randomized.reset()
     assert (data(randomized).body_mass.torch[:, ids] != torch.tensor([link.mass for link in LINKS])).any()

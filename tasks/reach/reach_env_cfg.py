@@ -31,7 +31,7 @@ class RoArmSceneCfg(InteractiveSceneCfg):
 
 @configclass
 class CommandsCfg:
-    ee_pose = mdp.ReachableTargetCommandCfg(
+    ee_target = mdp.ReachableTargetCommandCfg(
         asset_name="robot",
         body_name=TCP_FRAME,
         resampling_time_range=(3.0, 3.0),
@@ -59,7 +59,7 @@ class ObservationsCfg:
                             noise=Unoise(n_min=-0.005, n_max=0.005))
         joint_vel = ObsTerm(func=mdp.servo_joint_vel_finite_difference, params={"action_name": "arm_action"},
                             noise=Unoise(n_min=-0.05, n_max=0.05))
-        pose_command = ObsTerm(func=mdp.generated_commands, params={"command_name": "ee_pose"})
+        ee_target = ObsTerm(func=mdp.generated_commands, params={"command_name": "ee_target"})
         ee_position = ObsTerm(func=mdp.ee_position_b, params={"asset_cfg": TCP_CFG},
                               noise=Unoise(n_min=-0.002, n_max=0.002))
         actions = ObsTerm(func=mdp.last_action)
@@ -75,11 +75,11 @@ class ObservationsCfg:
 
         joint_pos = ObsTerm(func=mdp.joint_pos_rel, params={"asset_cfg": ARM_CFG})
         joint_vel = ObsTerm(func=mdp.servo_joint_vel_finite_difference, params={"action_name": "arm_action"})
-        pose_command = ObsTerm(func=mdp.generated_commands, params={"command_name": "ee_pose"})
+        ee_target = ObsTerm(func=mdp.generated_commands, params={"command_name": "ee_target"})
         ee_position = ObsTerm(func=mdp.ee_position_b, params={"asset_cfg": TCP_CFG})
         actions = ObsTerm(func=mdp.last_action)
         joint_target = ObsTerm(func=mdp.joint_target_rel, params={"action_name": "arm_action"})
-        ee_error = ObsTerm(func=mdp.ee_position_error_b, params={"command_name": "ee_pose", "asset_cfg": TCP_CFG})
+        ee_error = ObsTerm(func=mdp.ee_position_error_b, params={"command_name": "ee_target", "asset_cfg": TCP_CFG})
 
     policy: PolicyCfg = PolicyCfg()
     critic: CriticCfg = CriticCfg()
@@ -116,13 +116,13 @@ class EventCfg:
 @configclass
 class RewardsCfg:
     tracking = RewTerm(func=mdp.position_command_error, weight=-2.0,
-                       params={"command_name": "ee_pose", "asset_cfg": TCP_CFG})
+                       params={"command_name": "ee_target", "asset_cfg": TCP_CFG})
     tracking_coarse = RewTerm(func=mdp.position_command_error_tanh, weight=1.0,
-                              params={"std": 0.1, "command_name": "ee_pose", "asset_cfg": TCP_CFG})
+                              params={"std": 0.1, "command_name": "ee_target", "asset_cfg": TCP_CFG})
     tracking_fine = RewTerm(func=mdp.position_command_error_tanh, weight=2.0,
-                            params={"std": 0.02, "command_name": "ee_pose", "asset_cfg": TCP_CFG})
+                            params={"std": 0.02, "command_name": "ee_target", "asset_cfg": TCP_CFG})
     goal = RewTerm(func=mdp.position_goal_bonus, weight=2.0,
-                   params={"tolerance": 0.01, "command_name": "ee_pose", "asset_cfg": TCP_CFG})
+                   params={"tolerance": 0.01, "command_name": "ee_target", "asset_cfg": TCP_CFG})
     action_rate = RewTerm(func=mdp.action_rate_l2, weight=-0.005)
     roll_home = RewTerm(func=mdp.joint_deviation_l1, weight=-0.2,
                         params={"asset_cfg": SceneEntityCfg("robot", joint_names=[ARM_JOINTS[4].name])})
@@ -171,8 +171,8 @@ class RoArmReachEnvCfg(ManagerBasedRLEnvCfg):
     def evaluation_mode(self, randomize: bool) -> None:
         """Held-out targets, one per 3 s episode (success = the final error, read from the final observation);
         nominal (no randomization, no observation noise) or randomized. ``play.py`` and the simulator use this."""
-        self.commands.ee_pose.held_out = True
-        self.commands.ee_pose.resampling_time_range = (1e9, 1e9)
+        self.commands.ee_target.held_out = True
+        self.commands.ee_target.resampling_time_range = (1e9, 1e9)
         self.episode_length_s = 3.0
         self.curriculum = None
         self.compute_final_obs = True

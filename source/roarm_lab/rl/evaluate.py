@@ -14,7 +14,7 @@ from roarm_lab.mdp.observations import hand_position_b
 from roarm_lab.utils.io import atomic_write, atomic_write_json
 from roarm_lab.utils.provenance import git_hash
 
-COMMAND = "ee_pose"
+COMMAND = "ee_target"
 ERROR_GROUP, ERROR_TERM = "critic", "ee_error"
 """The final hand error is read from this noiseless observation term of the last step before a reset."""
 

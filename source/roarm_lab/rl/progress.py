@@ -16,8 +16,8 @@ from tqdm import tqdm
 PROGRESS_FILE = "progress.jsonl"
 """Per-iteration record of a run: iteration, wall_time_s since training started, success_rate, position_error_m,
 mean_reward."""
-SUCCESS_KEY = "Metrics/ee_pose/success_rate"
-ERROR_KEY = "Metrics/ee_pose/position_error"
+SUCCESS_KEY = "Metrics/ee_target/success_rate"
+ERROR_KEY = "Metrics/ee_target/position_error"
 
 
 def _mean(ep_extras: list[dict], key: str) -> float | None:
