@@ -6,6 +6,8 @@
 4. deadline misses: a server whose inference takes 30 ms, deadline 5 ms: what a miss costs the client.
 
 ``--soak``: instead, minutes of good and hostile clients against one server (``roarm_lab.gateway.soak``).
+``--clients 1 4 16 64``: instead, latency against the number of client processes, each paced at
+``--client-rate`` Hz, with ``--plot PNG`` for the curve.
 """
 
 from __future__ import annotations
@@ -101,6 +103,65 @@ def _throughput_worker(endpoint: str, size: int, seconds: float, out: mp.Queue) 
     out.put(n)
 
 
+def _paced_worker(endpoint: str, size: int, rate_hz: float, seconds: float, start_at: float, out: mp.Queue) -> None:
+    """One client: hello, then requests paced at ``rate_hz`` from ``start_at`` (a shared wall time) on."""
+    with GatewayClient(endpoint, timeout_ms=5000) as client:
+        obs = _obs(size)
+        client.infer(obs)
+        while time.time() < start_at:
+            time.sleep(0.001)
+        lat = _paced(lambda i: client.infer(obs), int(seconds * rate_hz), rate_hz)
+    out.put(lat.tolist())
+
+
+def client_sweep(endpoint: str, size: int, counts: list[int], rate_hz: float, seconds: float) -> list[dict]:
+    """p50/p99 round trip and served requests/s for each number of paced client processes."""
+    rows = []
+    for k in counts:
+        out: mp.Queue = mp.Queue()
+        start_at = time.time() + 2.0 + 0.05 * k  # every client connected and warmed before the first paced request
+        procs = [mp.Process(target=_paced_worker, args=(endpoint, size, rate_hz, seconds, start_at, out))
+                 for _ in range(k)]
+        for proc in procs:
+            proc.start()
+        lat = np.concatenate([np.asarray(out.get(), float) for _ in procs])
+        for proc in procs:
+            proc.join()
+        p50, p99 = np.percentile(lat, [50, 99])
+        rows.append({"clients": k, "p50_us": float(p50), "p99_us": float(p99), "offered_per_s": k * rate_hz,
+                     "requests": int(lat.size)})
+        print(f"{k:>3} clients x {rate_hz:.0f} Hz: p50 {p50:,.0f} us  p99 {p99:,.0f} us  ({lat.size} requests)",
+              flush=True)
+    return rows
+
+
+def plot_clients(rows: list[dict], echo_p50_us: float, png: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from roarm_lab.utils.io import atomic_write
+
+    k = [r["clients"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(k, [r["p50_us"] for r in rows], "o-", label="gateway p50")
+    ax.plot(k, [r["p99_us"] for r in rows], "s-", label="gateway p99")
+    ax.axhline(echo_p50_us, color="k", linestyle=":", label=f"ROUTER echo p50, 1 client ({echo_p50_us:.0f} us)")
+    ax.axhline(1000, color="C3", linestyle="--", linewidth=0.8, label="1 ms")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(k, [str(c) for c in k])
+    ax.set_xlabel(f"client processes, each paced at {rows[0]['offered_per_s'] / rows[0]['clients']:.0f} Hz")
+    ax.set_ylabel("round trip (us)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Policy gateway round trip against clients (2 CPU cores, loopback)")
+    fig.tight_layout()
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", required=True)
@@ -111,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--soak-seconds", type=float, default=300.0)
     p.add_argument("--soak-clients", type=int, default=50)
     p.add_argument("--rss-bound-mb", type=float, default=60.0, help="soak: the server's RSS may grow less than this")
+    p.add_argument("--clients", type=int, nargs="+", help="instead: latency against this many paced client processes")
+    p.add_argument("--client-rate", type=float, default=100.0, help="--clients: requests/s of each client")
+    p.add_argument("--client-seconds", type=float, default=5.0)
+    p.add_argument("--plot", help="--clients: write the curve to this PNG")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.soak:
@@ -122,6 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     port = _port()
     gateway = _start_gateway(args.policy, port)
     endpoint = f"tcp://127.0.0.1:{port}"
+    if args.clients:
+        try:
+            rows = client_sweep(endpoint, size, args.clients, args.client_rate, args.client_seconds)
+        finally:
+            gateway.terminate()
+            gateway.wait(10)
+        echo = float(np.percentile(_echo_latency(zmq.ROUTER, 2000), 50))
+        print(f"ROUTER echo, 1 client @ 1 kHz: p50 {echo:.0f} us")
+        if args.plot:
+            plot_clients(rows, echo, args.plot)
+            print(f"wrote {args.plot}")
+        return 0
     try:
         # 1. latency at 1 kHz
         with GatewayClient(endpoint) as client:

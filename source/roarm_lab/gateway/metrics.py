@@ -23,12 +23,17 @@ class PrometheusExporter:
                             ["quantile"], registry=self.registry)
         self.clients = Gauge("roarm_gateway_clients", "Open sessions", registry=self.registry)
         self.textfile = textfile
+        self._request_children: dict[str, Any] = {}  # labels() looks the child up under a lock: once per type
         self._server = None
         if port is not None:
             self._server, _ = start_http_server(port, addr=host, registry=self.registry)
 
     def count_request(self, kind: str) -> None:
-        self.requests.labels(type=kind).inc()
+        """``kind`` is one of the protocol's request types (decode refuses others): the cache stays that small."""
+        child = self._request_children.get(kind)
+        if child is None:
+            child = self._request_children[kind] = self.requests.labels(type=kind)
+        child.inc()
 
     def count_error(self, code: str) -> None:
         self.errors.labels(code=code).inc()

@@ -74,14 +74,17 @@ class ActionConvention:
         """
         previous = state.target if state.target is not None else self._start(obs)
         desired = (previous if self.relative else self.offset) + self.scale * action
-        target = np.clip(desired, self.lower, self.upper)
-        clipped = [bool(c) for c in (desired < self.lower) | (desired > self.upper)]
-        if self.max_step is not None:  # from the previous target, in the box (in the simulator it always is)
-            inside = np.clip(previous, self.lower, self.upper)
-            target = inside + np.clip(target - inside, -self.max_step, self.max_step)
-        if not (np.isfinite(action).all() and np.isfinite(target).all()):
+        # non-finite exactly when the action (or a start read from the observation) is: one check covers both,
+        # before any clamp could turn an Inf into a finite limit
+        if not np.isfinite(desired).all():
             raise NotFiniteError("the policy's action or joint target is NaN or Inf for this observation (a value "
                                  "out of range?); nothing was applied: hold the current targets")
+        lower, upper = self.lower, self.upper
+        target = np.minimum(np.maximum(desired, lower), upper)  # np.clip's dispatch costs more than the work here
+        clipped = ((desired < lower) | (desired > upper)).tolist()
+        if self.max_step is not None:  # from the previous target, in the box (in the simulator it always is)
+            inside = np.minimum(np.maximum(previous, lower), upper)
+            target = inside + np.minimum(np.maximum(target - inside, -self.max_step), self.max_step)
         state.target = target.astype(np.float32)
         return state.target, clipped
 

@@ -6,6 +6,11 @@ same kinematics stage, random servo targets written from numpy: the engine's flo
 *train*: rsl_rl PPO iterations (collection + update). Each figure is the median over repeats. With
 ``--runtime isaaclab`` (in the Isaac Lab venv) the full step and training are measured on Isaac Lab 3's Newton
 backend; *raw* is the embedded engine's floor and is not measured there.
+
+``--isolate`` measures each ``num_envs`` in a fresh process (its resident memory is then its own, not the
+largest so far) and ``--plot PNG`` draws env-steps/s and resident memory against ``num_envs``:
+
+    python scripts/benchmark.py --num_envs 64 128 256 512 1024 2048 4096 8192 --isolate --plot docs/scaling_envs.png
 """
 
 from __future__ import annotations
@@ -13,6 +18,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
+import subprocess
+import sys
+from pathlib import Path
 import resource
 import statistics
 import time
@@ -93,6 +102,66 @@ def bench_train(env, agent, iterations: int) -> float:
     return iterations * agent.num_steps_per_env * env.num_envs / (time.perf_counter() - start)
 
 
+def measure(n: int, args: argparse.Namespace) -> dict[str, float]:
+    """One ``num_envs``: raw, full and training rates and this process's peak resident memory."""
+    from roarm_lab.registry import make_env
+
+    cfg, agent, _ = load_task_configs(TASK, [])
+    set_device(cfg, agent, args.device)
+    cfg.scene.num_envs = n
+    env = make_env(TASK, cfg)
+    raw, full, ratio = bench_env(env, args.seconds, args.repeats)
+    train = bench_train(env, agent, args.train_iterations) if args.train_iterations else float("nan")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row = {"num_envs": n, "raw": raw, "full": full, "ratio": ratio, "train": train, "rss_mb": rss,
+           "physics": physics_name(cfg)}
+    env.close()
+    return row
+
+
+def _isolated(n: int, argv: list[str]) -> dict[str, float]:
+    """``measure`` in a fresh interpreter: the row is the child's last stdout line (JSON)."""
+    cmd = [sys.executable, "-m", "roarm_lab.rl.benchmark", *argv, "--num_envs", str(n), "--row"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"num_envs {n} failed (exit {done.returncode}): {done.stderr.strip()[-400:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def plot_scaling(rows: list[dict[str, float]], png: Path) -> Path:
+    """Env-steps/s (raw, full, training) and resident memory against num_envs, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from roarm_lab.utils.io import atomic_write
+
+    n = [r["num_envs"] for r in rows]
+    fig, (rate, mem) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("raw", "raw MuJoCo (mujoco.batch)"), ("full", "full environment step"),
+                       ("train", "PPO training (collect + update)")):
+        values = [r[key] for r in rows]
+        if any(v == v for v in values):  # not all NaN
+            rate.plot(n, values, "o-", label=label)
+    rate.set_xscale("log", base=2)
+    rate.set_yscale("log")
+    rate.set_xlabel("num_envs")
+    rate.set_ylabel("env-steps per second")
+    rate.legend()
+    rate.grid(True, which="both", alpha=0.3)
+    mem.plot(n, [r["rss_mb"] for r in rows], "o-", color="C3")
+    mem.set_xscale("log", base=2)
+    mem.set_xlabel("num_envs")
+    mem.set_ylabel("peak resident memory (MB)")
+    mem.grid(True, which="both", alpha=0.3)
+    fig.suptitle("RoArm-Reach-v0 on the embedded runtime, 2 CPU cores")
+    fig.tight_layout()
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return png
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num_envs", type=int, nargs="+", default=[512, 2048, 4096])
@@ -101,23 +170,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train_iterations", type=int, default=3, help="PPO iterations timed (0 to skip)")
     p.add_argument("--device", default="cpu", help="simulation and learner device (Isaac Lab: cpu or cuda:0)")
     add_runtime_arg(p)
+    p.add_argument("--isolate", action="store_true", help="each num_envs in a fresh process (its own peak memory)")
+    p.add_argument("--plot", type=Path, help="write a PNG of env-steps/s and memory against num_envs")
+    p.add_argument("--json", type=Path, help="write the rows as JSON")
+    p.add_argument("--row", action="store_true", help=argparse.SUPPRESS)  # --isolate's child: one JSON row
     args = p.parse_args(argv)
     runtime = choose_runtime(args)
-    from roarm_lab.registry import make_env
-
+    if args.row:
+        print(json.dumps(measure(args.num_envs[0], args)))
+        return 0
+    child_argv = ["--seconds", str(args.seconds), "--repeats", str(args.repeats), "--train_iterations",
+                  str(args.train_iterations), "--device", args.device, "--runtime", runtime]
     print(f"runtime: {runtime}, device: {args.device}")
     print(f"{'num_envs':>8} {'raw env-steps/s':>16} {'full env-steps/s':>17} {'full/raw time':>14} "
           f"{'train env-steps/s':>18} {'max RSS MB':>11}")
+    rows = []
     for n in args.num_envs:
-        cfg, agent, _ = load_task_configs(TASK, [])
-        set_device(cfg, agent, args.device)
-        cfg.scene.num_envs = n
-        env = make_env(TASK, cfg)
-        if n == args.num_envs[0]:
-            print(f"physics: {physics_name(cfg)}")
-        raw, full, ratio = bench_env(env, args.seconds, args.repeats)
-        train = bench_train(env, agent, args.train_iterations) if args.train_iterations else float("nan")
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{n:>8} {raw:>16,.0f} {full:>17,.0f} {ratio:>14.2f} {train:>18,.0f} {rss:>11,.0f}", flush=True)
-        env.close()
+        row = _isolated(n, child_argv) if args.isolate else measure(n, args)
+        if not rows:
+            print(f"physics: {row['physics']}")
+        rows.append(row)
+        print(f"{n:>8} {row['raw']:>16,.0f} {row['full']:>17,.0f} {row['ratio']:>14.2f} {row['train']:>18,.0f} "
+              f"{row['rss_mb']:>11,.0f}", flush=True)
+    if args.json:
+        from roarm_lab.utils.io import atomic_write_json
+
+        atomic_write_json(args.json, rows)
+    if args.plot:
+        print(f"wrote {plot_scaling(rows, args.plot)}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
