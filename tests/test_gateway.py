@@ -409,3 +409,52 @@ def test_every_request_type_of_the_protocol_has_exactly_one_handler(export_dir):
         assert set(srv._handlers) == set(REQUEST_TYPES)
     finally:
         srv.close()
+
+
+def test_requests_that_arrive_together_run_as_one_batch_and_each_gets_its_own_action(export_dir):
+    """Queued requests of several sessions run through the policy together; every reply is its own observation's
+    action, and two requests of one session integrate in order, exactly as if they had run one by one."""
+    reference = LoadedPolicy.load(export_dir)
+    policy = LoadedPolicy.load(export_dir)
+    fast, sizes = policy._run, []
+
+    def slow_first(obs):  # the first inference takes 0.3 s, so the others queue up behind it
+        sizes.append(len(obs))
+        if len(sizes) == 1:
+            time.sleep(0.3)
+        return fast(obs)
+
+    policy._run = slow_first
+    srv = GatewayServer(policy, GatewayConfig(bind="tcp://127.0.0.1:0", deadline_ms=5000)).start()
+    try:
+        socks = [_raw(srv.endpoint) for _ in range(4)]
+        sessions = [_hello(s) for s in socks]
+        socks[0].send(encode({"type": "infer", "seq": 1, "obs": pack_array(_obs(20)), "session": sessions[0]}))
+        time.sleep(0.1)  # it is running now
+        sent = {}
+        for k, (sock, session) in enumerate(zip(socks, sessions)):
+            for seq in (2, 3) if k == 1 else (2,):
+                obs = _obs(30 + 10 * k + seq)
+                sent[(k, seq)] = obs
+                sock.send(encode({"type": "infer", "seq": seq, "obs": pack_array(obs), "session": session}))
+        replies = {}
+        for k, sock in enumerate(socks):
+            for _ in range(1 + (k <= 1)):
+                assert sock.poll(3000), "no reply"
+                reply = msgpack.unpackb(sock.recv(), raw=False)
+                assert reply["ok"] and not reply["flags"]["deadline_miss"], reply
+                replies[(k, reply["seq"])] = reply
+        assert max(sizes) == 5, f"the five queued requests should have run as one batch, ran as {sizes}"
+        for key, obs in sent.items():
+            action = np.frombuffer(replies[key]["action"]["data"], "<f4")
+            np.testing.assert_allclose(action, reference.infer(obs), atol=1e-5)
+        meta = reference.meta
+        scale, lower, upper = (np.array(meta["action"][k]) for k in ("scale", "lower", "upper"))
+        first = np.frombuffer(replies[(1, 2)]["target"]["data"], "<f4")
+        second = np.frombuffer(replies[(1, 3)]["target"]["data"], "<f4")
+        np.testing.assert_allclose(second, np.clip(first + scale * reference.infer(sent[(1, 3)]), lower, upper),
+                                   atol=1e-5)
+        for sock in socks:
+            sock.close()
+    finally:
+        srv.stop()

@@ -76,11 +76,15 @@ def _echo_latency(kind: int, requests: int) -> np.ndarray:
     return lat
 
 
-def _paced(fn, n: int, rate_hz: float) -> np.ndarray:
+def _paced(fn, n: int, rate_hz: float, spin: bool = True) -> np.ndarray:
+    """Call ``fn`` ``n`` times at ``rate_hz``; per-call latency in us. ``spin``: busy-wait for the next slot (one
+    client: the most exact timing), else sleep (many clients: spinning ones would starve the server's cores)."""
     period = 1.0 / rate_hz
     lat = np.empty(n)
     next_t = time.perf_counter()
     for i in range(n):
+        if not spin:
+            time.sleep(max(0.0, next_t - time.perf_counter()))
         while time.perf_counter() < next_t:
             pass
         t = time.perf_counter()
@@ -103,24 +107,45 @@ def _throughput_worker(endpoint: str, size: int, seconds: float, out: mp.Queue) 
     out.put(n)
 
 
-def _paced_worker(endpoint: str, size: int, rate_hz: float, seconds: float, start_at: float, out: mp.Queue) -> None:
-    """One client: hello, then requests paced at ``rate_hz`` from ``start_at`` (a shared wall time) on."""
-    with GatewayClient(endpoint, timeout_ms=5000) as client:
+def _paced_worker(endpoint: str, size: int, rate_hz: float, seconds: float, start_at: float, out: mp.Queue,
+                  echo: bool = False) -> None:
+    """One client: hello, then requests paced at ``rate_hz`` (sleeping between them, as a control loop does) from
+    ``start_at`` (a shared wall time) on. ``echo``: a bare DEALER against the ROUTER echo instead (the floor)."""
+    if echo:
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.connect(endpoint)
+        payload = os.urandom(150)
+
+        def ask() -> None:
+            sock.send(payload)
+            sock.recv()
+    else:
+        client = GatewayClient(endpoint, timeout_ms=5000).connect()
         obs = _obs(size)
-        client.infer(obs)
-        while time.time() < start_at:
-            time.sleep(0.001)
-        lat = _paced(lambda i: client.infer(obs), int(seconds * rate_hz), rate_hz)
+
+        def ask() -> None:
+            client.infer(obs)
+    ask()
+    while time.time() < start_at:
+        time.sleep(0.001)
+    lat = _paced(lambda i: ask(), int(seconds * rate_hz), rate_hz, spin=False)
+    if echo:
+        sock.close(0)
+        ctx.term()
+    else:
+        client.close()
     out.put(lat.tolist())
 
 
-def client_sweep(endpoint: str, size: int, counts: list[int], rate_hz: float, seconds: float) -> list[dict]:
-    """p50/p99 round trip and served requests/s for each number of paced client processes."""
+def client_sweep(endpoint: str, size: int, counts: list[int], rate_hz: float, seconds: float,
+                 echo: bool = False) -> list[dict]:
+    """p50/p99 round trip for each number of paced client processes (``echo``: against the ROUTER echo)."""
     rows = []
     for k in counts:
         out: mp.Queue = mp.Queue()
         start_at = time.time() + 2.0 + 0.05 * k  # every client connected and warmed before the first paced request
-        procs = [mp.Process(target=_paced_worker, args=(endpoint, size, rate_hz, seconds, start_at, out))
+        procs = [mp.Process(target=_paced_worker, args=(endpoint, size, rate_hz, seconds, start_at, out, echo))
                  for _ in range(k)]
         for proc in procs:
             proc.start()
@@ -130,12 +155,12 @@ def client_sweep(endpoint: str, size: int, counts: list[int], rate_hz: float, se
         p50, p99 = np.percentile(lat, [50, 99])
         rows.append({"clients": k, "p50_us": float(p50), "p99_us": float(p99), "offered_per_s": k * rate_hz,
                      "requests": int(lat.size)})
-        print(f"{k:>3} clients x {rate_hz:.0f} Hz: p50 {p50:,.0f} us  p99 {p99:,.0f} us  ({lat.size} requests)",
-              flush=True)
+        print(f"{'ROUTER echo' if echo else 'gateway':>11}, {k:>3} clients x {rate_hz:.0f} Hz: p50 {p50:,.0f} us  "
+              f"p99 {p99:,.0f} us  ({lat.size} requests)", flush=True)
     return rows
 
 
-def plot_clients(rows: list[dict], echo_p50_us: float, png: str) -> None:
+def plot_clients(rows: list[dict], echo_rows: list[dict], png: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,10 +170,11 @@ def plot_clients(rows: list[dict], echo_p50_us: float, png: str) -> None:
 
     k = [r["clients"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.plot(k, [r["p50_us"] for r in rows], "o-", label="gateway p50")
-    ax.plot(k, [r["p99_us"] for r in rows], "s-", label="gateway p99")
-    ax.axhline(echo_p50_us, color="k", linestyle=":", label=f"ROUTER echo p50, 1 client ({echo_p50_us:.0f} us)")
-    ax.axhline(1000, color="C3", linestyle="--", linewidth=0.8, label="1 ms")
+    ax.plot(k, [r["p50_us"] for r in rows], "o-", color="C0", label="gateway p50")
+    ax.plot(k, [r["p99_us"] for r in rows], "s--", color="C0", label="gateway p99")
+    ax.plot(k, [r["p50_us"] for r in echo_rows], "o-", color="0.5", label="ROUTER echo p50 (same pacing)")
+    ax.plot(k, [r["p99_us"] for r in echo_rows], "s--", color="0.5", label="ROUTER echo p99")
+    ax.axhline(1000, color="C3", linestyle=":", linewidth=0.8, label="1 ms")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(k, [str(c) for c in k])
@@ -156,7 +182,7 @@ def plot_clients(rows: list[dict], echo_p50_us: float, png: str) -> None:
     ax.set_ylabel("round trip (us)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title("Policy gateway round trip against clients (2 CPU cores, loopback)")
+    ax.set_title("Policy gateway round trip against clients (2 CPU cores, loopback)", fontsize=10)
     fig.tight_layout()
     atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
@@ -193,10 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             gateway.terminate()
             gateway.wait(10)
-        echo = float(np.percentile(_echo_latency(zmq.ROUTER, 2000), 50))
-        print(f"ROUTER echo, 1 client @ 1 kHz: p50 {echo:.0f} us")
+        echo_port = _port()
+        echo = mp.Process(target=_echo_server, args=(echo_port, zmq.ROUTER), daemon=True)
+        echo.start()
+        echo_rows = client_sweep(f"tcp://127.0.0.1:{echo_port}", size, args.clients, args.client_rate,
+                                 args.client_seconds, echo=True)
+        echo.terminate()
         if args.plot:
-            plot_clients(rows, echo, args.plot)
+            plot_clients(rows, echo_rows, args.plot)
             print(f"wrote {args.plot}")
         return 0
     try:

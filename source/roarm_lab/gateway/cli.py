@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a folder a reload may load exports from (repeatable; default: configs/gateway.yaml)")
     p.add_argument("--allow-shutdown", dest="allow_shutdown", action="store_true", default=None)
     p.add_argument("--curve-secret-key", dest="curve_secret_key", help="server .key_secret file (zmq.auth)")
+    p.add_argument("--max-batch", dest="max_batch", type=int,
+                   help="requests already waiting run through the policy together, at most this many (1: one by one)")
     p.add_argument("--event-log", dest="event_log")
     p.add_argument("--metrics-port", dest="metrics_port", type=int)
     p.add_argument("--metrics-textfile", dest="metrics_textfile")

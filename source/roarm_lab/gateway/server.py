@@ -1,7 +1,8 @@
 """The gateway server: one ROUTER socket, inference on the serving thread, a watchdog thread for deadlines.
 
-Fast path (no thread hand-off): the serving thread receives a request, runs the policy with the socket lock
-released (ONNX Runtime and TorchScript release the GIL), takes the lock back and replies. A thread hand-off
+Fast path (no thread hand-off): the serving thread receives a request (and whatever else has arrived by
+then, up to ``max_batch``), runs the policy on them as one batch with the socket lock released (ONNX Runtime
+and TorchScript release the GIL), takes the lock back and replies to each. A thread hand-off
 costs ~150 us per direction on a small machine, more than the whole inference, so the policy is not run on
 a separate worker.
 
@@ -71,6 +72,8 @@ class GatewayConfig:
     max_in_flight: int = 8
     """Infer requests one session may have waiting; more are refused ``overloaded``."""
     max_backlog: int = 256
+    max_batch: int = 16
+    """Requests that have already arrived run through the policy together, at most this many (1: one by one)."""
     rcv_hwm: int = 8
     """ZeroMQ's receive queue per peer, in messages (each frame at most ``MAX_FRAME_BYTES``); a client with more
     in flight than ``max_in_flight`` gains nothing from a longer queue."""
@@ -79,6 +82,14 @@ class GatewayConfig:
     """Per-request events (errors, misses, hellos) written per second at most; the rest are counted."""
     debug_inference_delay_ms: float = 0.0
     """Added to every inference (benchmarks of the deadline watchdog only)."""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.deadline_ms) and self.deadline_ms > 0):
+            raise ValueError(f"deadline_ms must be a positive number of milliseconds, got {self.deadline_ms}")
+        for name in ("max_batch", "max_in_flight", "max_sessions", "max_backlog"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
 @dataclass
@@ -223,26 +234,48 @@ class GatewayServer:
         self._running = True
         while self._running:
             with self._lock:
-                job = self._backlog.popleft() if self._backlog else None
-                if job is None:
+                if not self._backlog:
                     # nothing is pending here, so the watchdog has no reason to want the lock while we wait
                     self._receive_one(timeout_ms=50)
-                    job = self._backlog.popleft() if self._backlog else None
+                self._receive_waiting(self.cfg.max_batch)
+                batch = self._take_batch()
                 self._maybe_tick()
-            if job is not None:
-                self._run(*job)
+            if batch is not None:
+                self._run(*batch)
 
-    def _receive_one(self, timeout_ms: int) -> None:
+    def _receive_one(self, timeout_ms: int) -> bool:
         """Receive and handle at most one message (the lock is held); infer requests join the backlog."""
         # a message waiting (under load): read it at once; none (one paced client): wait in poll. Either way no
         # failed non-blocking read, whose exception costs more than the check
         if not self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN and not self.socket.poll(timeout_ms):
-            return
+            return False
         try:
             frames = self.socket.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
-            return
+            return False
         self._handle(frames)
+        return True
+
+    def _receive_waiting(self, limit: int) -> None:
+        """Handle what has already arrived (at most ``limit`` messages), without waiting: under load several
+        clients' requests then run as one batch."""
+        for _ in range(limit):
+            if len(self._backlog) >= limit or not self._receive_one(timeout_ms=0):
+                return
+
+    def _take_batch(self) -> tuple[list[_Pending], LoadedPolicy] | None:
+        """Up to ``max_batch`` waiting requests queued with the same policy (a reload splits batches)."""
+        batch: list[_Pending] = []
+        policy = None
+        while self._backlog and len(batch) < self.cfg.max_batch:
+            pending, queued_with = self._backlog[0]
+            if policy is not None and queued_with is not policy:
+                break
+            self._backlog.popleft()
+            if not pending.answered:  # else it expired while it waited
+                batch.append(pending)
+                policy = queued_with
+        return (batch, policy) if batch else None
 
     def _maybe_tick(self) -> None:
         now = time.monotonic()
@@ -251,50 +284,61 @@ class GatewayServer:
             self._tick(now)
 
     # ------------------------------------------------------------------ inference (serving thread)
-    def _run(self, pending: _Pending, policy: LoadedPolicy) -> None:
-        """Run the policy without the lock, then reply unless the watchdog already answered."""
-        if pending.answered:  # expired while it waited in the backlog
-            return
+    def _run(self, batch: list[_Pending], policy: LoadedPolicy) -> None:
+        """Run the policy on the batch without the lock, then reply to each request the watchdog has not answered.
+
+        One request or sixteen, each gets the action of its own observation (the policy is stateless), and the
+        replies go out in arrival order, so a session's targets integrate as if its requests had run one by one.
+        """
         self._inferring = True
         started = time.monotonic()
         try:
             if self.cfg.debug_inference_delay_ms:
                 time.sleep(self.cfg.debug_inference_delay_ms / 1000.0)
-            action, error = policy.infer(pending.obs), None
+            if len(batch) == 1:
+                actions, error = policy.infer(batch[0].obs)[None], None
+            else:
+                actions, error = policy.infer_batch(np.stack([p.obs for p in batch])), None
         except Exception as err:  # a broken model must not kill the server
-            action, error = None, f"{type(err).__name__}: {err}"
+            actions, error = None, f"{type(err).__name__}: {err}"
         finished = time.monotonic()
         self._inferring = False
         with self._lock:
-            if pending.answered:
-                self.stats.late_results += 1
-                return
-            self._forget(pending)
-            session = pending.session
-            if error is not None:
-                self._error(pending.envelope, ErrorCode.INTERNAL, f"inference failed ({error})", pending.request_id,
-                            seq=pending.seq, session=session)
-                return
-            try:
-                target, clipped = policy.to_targets(action, pending.obs, session.targets)
-            except NotFiniteError as err:  # a coded error and a hold; the session's targets are untouched
-                hold = policy.hold_targets(pending.obs, session.targets, commit=False)
-                self._error(pending.envelope, ErrorCode.NOT_FINITE, err.message, pending.request_id, seq=pending.seq,
-                            session=session, extra={"hold": pack_array(hold)})
-                return
-            now = time.monotonic()
-            total = now - pending.received
-            missed = now > pending.due  # the watchdog lost the race for the lock: late all the same
-            timings = {"queue_us": (started - pending.received) * 1e6, "inference_us": (finished - started) * 1e6,
-                       "total_us": total * 1e6}
-            self._send(pending.envelope, {
-                "ok": True, "type": "action", "id": pending.request_id, "seq": pending.seq,
-                "action": pack_array(action), "target": pack_array(target), "timings": timings,
-                "flags": {"deadline_miss": missed, "clipped": clipped, "any_clipped": any(clipped),
-                          "hash_mismatch": pending.hash_mismatch}})
-            self.stats.record_infer(session.stats, timings["queue_us"], timings["inference_us"],
-                                    timings["total_us"], missed=missed)
-            self.metrics.observe_infer(timings["total_us"], missed=missed)
+            for i, pending in enumerate(batch):
+                self._reply(pending, policy, None if actions is None else actions[i], error, started, finished)
+
+    def _reply(self, pending: _Pending, policy: LoadedPolicy, action: np.ndarray | None, error: str | None,
+               started: float, finished: float) -> None:
+        """The action reply to one request (the lock is held), unless the watchdog answered it already."""
+        if pending.answered:
+            self.stats.late_results += 1
+            return
+        self._forget(pending)
+        session = pending.session
+        if error is not None:
+            self._error(pending.envelope, ErrorCode.INTERNAL, f"inference failed ({error})", pending.request_id,
+                        seq=pending.seq, session=session)
+            return
+        try:
+            target, clipped = policy.to_targets(action, pending.obs, session.targets)
+        except NotFiniteError as err:  # a coded error and a hold; the session's targets are untouched
+            hold = policy.hold_targets(pending.obs, session.targets, commit=False)
+            self._error(pending.envelope, ErrorCode.NOT_FINITE, err.message, pending.request_id, seq=pending.seq,
+                        session=session, extra={"hold": pack_array(hold)})
+            return
+        now = time.monotonic()
+        total = now - pending.received
+        missed = now > pending.due  # the watchdog lost the race for the lock: late all the same
+        timings = {"queue_us": (started - pending.received) * 1e6, "inference_us": (finished - started) * 1e6,
+                   "total_us": total * 1e6}
+        self._send(pending.envelope, {
+            "ok": True, "type": "action", "id": pending.request_id, "seq": pending.seq,
+            "action": pack_array(action), "target": pack_array(target), "timings": timings,
+            "flags": {"deadline_miss": missed, "clipped": clipped, "any_clipped": any(clipped),
+                      "hash_mismatch": pending.hash_mismatch}})
+        self.stats.record_infer(session.stats, timings["queue_us"], timings["inference_us"],
+                                timings["total_us"], missed=missed)
+        self.metrics.observe_infer(timings["total_us"], missed=missed)
 
     # ------------------------------------------------------------------ deadlines (watchdog thread)
     def _on_deadline(self) -> None:

@@ -148,7 +148,7 @@ def plot_scaling(rows: list[dict[str, float]], png: Path) -> Path:
     rate.set_yscale("log")
     rate.set_xlabel("num_envs")
     rate.set_ylabel("env-steps per second")
-    rate.legend()
+    rate.legend(loc="lower right", fontsize=8)
     rate.grid(True, which="both", alpha=0.3)
     mem.plot(n, [r["rss_mb"] for r in rows], "o-", color="C3")
     mem.set_xscale("log", base=2)
