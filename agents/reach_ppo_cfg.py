@@ -1,7 +1,7 @@
 """PPO for RoArm-Reach-v0: 13 to 16 minutes on a 2-core laptop.
 
 900 iterations: against the servo model (0.1..0.27 s latency, ~2 rad/s) 450 stopped at 0.93 nominal success
-and 86 % of 50 emulator targets; 900 (with 12 s episodes) reach 0.94 to 0.98 depending on the machine's
+and 86 % of 50 emulator targets; 900 (with 12 s episodes) reach 0.92 to 0.98 depending on the seed and the machine's
 numerics, still rising at the end (docs/benchmarks.md, docs/training_curves.png). The classes are
 ``isaaclab_rl.rsl_rl``'s with Isaac Lab selected, so ``isaaclab train --rl_library rsl_rl`` reads this too.
 """
