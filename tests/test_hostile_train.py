@@ -104,6 +104,33 @@ def test_no_code_path_loads_a_checkpoint_with_weights_only_false():
     assert not bad, bad
 
 
+def test_the_runner_s_own_load_is_the_safe_one(tiny_run, tmp_path, make_reach_env):
+    """``RoArmRunner.load`` (rsl_rl's name, so any caller reaches it) refuses a code-carrying file without running
+    it, and restores a real checkpoint: weights, iteration and the environment's step counter."""
+    from roarm_lab.registry import load_cfg_from_registry
+    from roarm_lab.rl.runner import RoArmRunner
+    from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+    from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
+
+    agent = load_cfg_from_registry("RoArm-Reach-v0", "rsl_rl_cfg_entry_point")
+    agent.actor.hidden_dims = agent.critic.hidden_dims = [16, 16]
+    env = make_reach_env(4)
+    runner = RoArmRunner(RslRlVecEnvWrapper(env), to_rsl_rl_dict(agent), log_dir=None, device="cpu",
+                         total_iterations=0, show_progress=False)
+    marker = tmp_path / "ran"
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        runner.load(str(_crafted(tiny_run, tmp_path / "crafted", marker)))
+    assert not marker.exists()
+    saved = torch.load(tiny_run / "model_0.pt", weights_only=True)
+    runner.current_learning_iteration, env.common_step_counter = 99, 0
+    infos = runner.load(str(tiny_run / "model_0.pt"))
+    assert infos["task"] == "RoArm-Reach-v0"
+    assert runner.current_learning_iteration == saved["iter"]
+    assert env.common_step_counter == saved["env_state"]["common_step_counter"] > 0
+    for name, tensor in runner.alg.save()["actor_state_dict"].items():
+        assert torch.equal(tensor, saved["actor_state_dict"][name]), name
+
+
 def test_a_run_file_that_names_foreign_code_is_refused_by_play(tiny_run, tmp_path, capsys, monkeypatch):
     (tmp_path / "probe_mod.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\nclass Model: pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -42,6 +42,8 @@ from roarm_lab.gateway.sessions import Session, SessionTable
 from roarm_lab.gateway.stats import GatewayStats, SlaMonitor, client_entry
 from roarm_lab.gateway.watchdog import DeadlineWatchdog
 
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: pyzmq's enum arithmetic costs per request
+
 MAX_SENT_AGE_S = 60.0
 """A client's ``sent`` time older than this (or in the future) is not believed."""
 
@@ -247,7 +249,7 @@ class GatewayServer:
         """Receive and handle at most one message (the lock is held); infer requests join the backlog."""
         # a message waiting (under load): read it at once; none (one paced client): wait in poll. Either way no
         # failed non-blocking read, whose exception costs more than the check
-        if not self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN and not self.socket.poll(timeout_ms):
+        if not self.socket.getsockopt(_EVENTS) & _POLLIN and (timeout_ms <= 0 or not self.socket.poll(timeout_ms)):
             return False
         try:
             frames = self.socket.recv_multipart(zmq.NOBLOCK)
@@ -295,10 +297,7 @@ class GatewayServer:
         try:
             if self.cfg.debug_inference_delay_ms:
                 time.sleep(self.cfg.debug_inference_delay_ms / 1000.0)
-            if len(batch) == 1:
-                actions, error = policy.infer(batch[0].obs)[None], None
-            else:
-                actions, error = policy.infer_batch(np.stack([p.obs for p in batch])), None
+            actions, error = policy.infer_batch(np.stack([p.obs for p in batch])), None
         except Exception as err:  # a broken model must not kill the server
             actions, error = None, f"{type(err).__name__}: {err}"
         finished = time.monotonic()

@@ -1,8 +1,8 @@
 """Run folders and checkpoints: a new run folder, the newest run and model, loading one safely, and whether it fits.
 
 A checkpoint is a file from disk, so it is loaded with ``weights_only=True`` (tensors, dicts, numbers and
-strings; no code runs), its layout is checked, and its state dicts are handed to the algorithm directly:
-rsl_rl's own ``OnPolicyRunner.load`` calls ``torch.load(weights_only=False)`` and is never used.
+strings; no code runs), its layout is checked, and its state dicts are handed to the algorithm directly.
+rsl_rl's ``OnPolicyRunner.load`` would unpickle anything; ``RoArmRunner.load`` replaces it with this path.
 """
 
 from __future__ import annotations

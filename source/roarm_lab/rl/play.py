@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             train_cfg.update(run_network_settings(run_agent, train_cfg))
         runner = RoArmRunner(vec_env, train_cfg, log_dir=None, device=args.device, total_iterations=0,
                              show_progress=False)
-        restore(runner.alg, checkpoint, args.checkpoint, {"actor": True})  # never rsl_rl's unsafe runner.load
+        restore(runner.alg, checkpoint, args.checkpoint, {"actor": True})  # the file is already loaded safely above
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

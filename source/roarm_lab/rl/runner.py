@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from rsl_rl.runners import OnPolicyRunner
 
+from roarm_lab.rl.checkpoints import load_checkpoint, restore
 from roarm_lab.rl.progress import ProgressLogger
 from roarm_lab.utils.io import atomic_write
 
@@ -40,6 +41,18 @@ class RoArmRunner(OnPolicyRunner):
         if type(old) is torch.optim.Adam and not old.state:
             groups = [{k: v for k, v in g.items() if k not in ("fused", "foreach")} for g in old.param_groups]
             self.alg.optimizer = torch.optim.Adam(groups, fused=True)
+
+    def load(self, path: str, load_cfg: dict | None = None, strict: bool = True, map_location: str | None = None) -> dict:
+        """rsl_rl's ``load`` signature on the safe path: ``OnPolicyRunner.load`` unpickles with
+        ``torch.load(weights_only=False)``, so a crafted file would run code; here the file is read with
+        ``weights_only=True``, every tensor's name and shape is checked, and the environment state comes back too.
+        Loading is always strict and lands on the networks' own device (``strict``/``map_location`` are ignored)."""
+        checkpoint = load_checkpoint(path)
+        restore(self.alg, checkpoint, path, load_cfg)
+        if load_cfg is None or load_cfg.get("iteration"):
+            self.current_learning_iteration = int(checkpoint.get("iter", 0))
+            restore_env_state(self.env, checkpoint.get("env_state"))
+        return checkpoint.get("infos") or {}
 
     def save(self, path: str, infos: dict | None = None) -> None:
         """Write the checkpoint atomically: a run killed mid-save leaves the previous one intact."""
