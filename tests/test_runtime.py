@@ -42,6 +42,20 @@ def test_nan_in_the_simulation_resets_only_that_env_and_is_counted(make_reach_en
     assert env.episode_length_buf[2] == 0 and (env.episode_length_buf[[0, 1, 3]] == before[[0, 1, 3]] + 1).all()
 
 
+def test_the_divergence_term_flags_non_finite_and_too_fast_joints_only(make_reach_env):
+    from roarm_lab.mdp.terminations import joint_velocity_diverged
+
+    env = make_reach_env(num_envs=6)
+    env.reset()
+    cfg = env.cfg.terminations.diverged
+    limit = cfg.params["max_velocity"]
+    vel = env.scene["robot"].data.joint_vel.torch
+    vel.zero_()
+    vel[1, 0], vel[2, 1], vel[3, 2], vel[4, 3], vel[5, 4] = np.nan, np.inf, -np.inf, 1.01 * limit, -0.99 * limit
+    flagged = joint_velocity_diverged(env, **cfg.params)
+    assert flagged.tolist() == [False, True, True, True, True, False]
+
+
 def test_mass_writes_reach_the_engine_and_inertia_is_separate(make_reach_env):
     """Isaac Lab 3's semantics: set_masses_index leaves the inertia; set_inertias_index sets it."""
     env = make_reach_env(num_envs=2, edit=lambda c: setattr(c, "events", None))

@@ -151,14 +151,18 @@ def test_action_latency_delays_the_targets_by_whole_control_steps(make_reach_env
     env = make_reach_env(num_envs=3, edit=only_events())
     env.reset()
     term = env.action_manager.get_term("arm_action")
-    term.set_latency(torch.tensor([0, 1, 2]), torch.arange(3))
-    applied = []
-    for t in range(6):
-        env.step(torch.full((3, ARM), 0.2 * (t + 1)))
+    longest = term.cfg.max_latency_steps
+    term.set_latency(torch.tensor([0, 1, longest]), torch.arange(3))
+    applied, commanded = [], []
+    for t in range(3 * (longest + 1)):  # past the end of the target history more than once
+        env.step(torch.full((3, ARM), 0.02 * (-1) ** t * (t + 1)))
         applied.append(term.processed_actions.clone())
-    for t in range(2, 6):
-        torch.testing.assert_close(applied[t][1], applied[t - 1][0])
-        torch.testing.assert_close(applied[t][2], applied[t - 2][0])
+        commanded.append(term.commanded_targets.clone())
+    for t in range(longest, len(applied)):
+        torch.testing.assert_close(applied[t][0], commanded[t][0])
+        torch.testing.assert_close(applied[t][1], commanded[t - 1][1])
+        torch.testing.assert_close(applied[t][2], commanded[t - longest][2])
+        assert not torch.equal(commanded[t][2], commanded[t - 1][2])  # each step commands something new
     randomized = make_reach_env(num_envs=32, edit=only_events("action_latency"))
     randomized.reset()
     lo, hi = randomized.cfg.events.action_latency.params["latency_range"]

@@ -49,9 +49,14 @@ class ServoJointPositionAction(ActionTerm):
         self._calibration = torch.zeros(n, k, device=dev)
         self._raw = torch.zeros(n, k, device=dev)
         self._processed = self._offset.clone()
+        # the last max_latency_steps + 1 targets, a ring: slot ``_head`` holds the newest (no copy per step)
         self._history = self._offset.unsqueeze(1).repeat(1, cfg.max_latency_steps + 1, 1)
+        self._head = 0
         self._latency = torch.zeros(n, dtype=torch.long, device=dev)
         self._rows = torch.arange(n, device=dev)
+        ids = self._joint_ids  # a contiguous run of joints reads as a view, not a gather
+        contiguous = ids == list(range(ids[0], ids[0] + len(ids)))
+        self._cols = slice(ids[0], ids[0] + len(ids)) if contiguous else ids
         self._setpoint = self._offset.clone()
         # Isaac Lab applies once per physics step, unless its backend runs all substeps in one call (the
         # embedded runtime does): then once per control step.
@@ -100,7 +105,7 @@ class ServoJointPositionAction(ActionTerm):
     @property
     def measured_joint_pos(self) -> torch.Tensor:
         """What the servos read: the joint positions minus each servo's calibration error (rad)."""
-        return self._asset.data.joint_pos.torch[:, self._joint_ids] - self._calibration
+        return self._asset.data.joint_pos.torch[:, self._cols] - self._calibration
 
     @property
     def calibration_offset(self) -> torch.Tensor:
@@ -118,7 +123,7 @@ class ServoJointPositionAction(ActionTerm):
     @property
     def commanded_targets(self) -> torch.Tensor:
         """The newest targets (before the latency and the servo's slew): what the bridge last sent."""
-        return self._history[:, 0]
+        return self._history[:, self._head]
 
     @property
     def max_step(self) -> float | None:
@@ -132,14 +137,15 @@ class ServoJointPositionAction(ActionTerm):
 
     def process_actions(self, actions: torch.Tensor) -> None:
         self._raw.copy_(actions)
-        previous = self._history[:, 0]
+        previous = self._history[:, self._head]
         base = previous if self.cfg.mode == "relative" else self._offset
         target = torch.clamp(base + self._scale * actions, self._lower, self._upper)
         if self.cfg.max_step is not None:
             target = previous + torch.clamp(target - previous, -self.cfg.max_step, self.cfg.max_step)
-        self._history = torch.roll(self._history, 1, dims=1)
-        self._history[:, 0] = target
-        self._processed = self._history[self._rows, self._latency]
+        slots = self._history.shape[1]
+        self._head = (self._head + 1) % slots
+        self._history[:, self._head] = target
+        self._processed = self._history[self._rows, (self._head - self._latency) % slots]
 
     def apply_actions(self) -> None:
         # the servo's setpoint slews toward the (delayed) target; inside the deadband it does not move

@@ -11,6 +11,10 @@ backend; *raw* is the embedded engine's floor and is not measured there.
 largest so far) and ``--plot PNG`` draws env-steps/s and resident memory against ``num_envs``:
 
     python scripts/benchmark.py --num_envs 64 128 256 512 1024 2048 4096 8192 --isolate --plot docs/scaling_envs.png
+
+``--split N`` profiles N training iterations of the default task and prints where an iteration goes:
+
+    python scripts/benchmark.py --split 15
 """
 
 from __future__ import annotations
@@ -102,6 +106,41 @@ def bench_train(env, agent, iterations: int) -> float:
     return iterations * agent.num_steps_per_env * env.num_envs / (time.perf_counter() - start)
 
 
+SPLIT_PARTS = (  # (label, how to find its cumulative time in the profile: file suffix, function name)
+    ("PPO update (epochs x mini-batches: forward, backward, Adam)", "rsl_rl/algorithms/ppo.py", "update"),
+    ("environment steps", "roarm_lab/runtime/env.py", "step"),
+    ("  of which MuJoCo (mujoco.batch step)", "~", "mujoco._batch.step"),
+    ("policy inference during collection (PPO.act)", "rsl_rl/algorithms/ppo.py", "act"),
+)
+
+
+def split_iteration(env, agent, iterations: int) -> list[tuple[str, float]]:
+    """Where a training iteration goes: cProfile over ``iterations`` rsl_rl iterations, the cumulative time of
+    the update, the environment steps (and MuJoCo within them) and inference, per iteration; the rest is
+    rollout storage, returns and logging. The profiler adds a few per cent to the small calls."""
+    import cProfile
+    import pstats
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        runner = RoArmRunner(RslRlVecEnvWrapper(env), to_rsl_rl_dict(agent), log_dir=None, device=agent.device,
+                             total_iterations=iterations, show_progress=False)
+    runner.learn(1)
+    profile = cProfile.Profile()
+    start = time.perf_counter()
+    profile.runcall(runner.learn, iterations)
+    total = (time.perf_counter() - start) / iterations
+    stats = pstats.Stats(profile).stats
+    rows = []
+    for label, where, name in SPLIT_PARTS:
+        found = [v[3] for (path, _, func), v in stats.items()
+                 if (name in func if where == "~" else path.endswith(where) and func == name)]
+        rows.append((label, sum(found) / iterations))
+    top_level = sum(t for label, t in rows if not label.startswith(" "))
+    rows.append(("rollout storage, returns, logging, the rest", max(total - top_level, 0.0)))
+    rows.append(("one iteration", total))
+    return rows
+
+
 def measure(n: int, args: argparse.Namespace) -> dict[str, float]:
     """One ``num_envs``: raw, full and training rates and this process's peak resident memory."""
     from roarm_lab.registry import make_env
@@ -173,9 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--isolate", action="store_true", help="each num_envs in a fresh process (its own peak memory)")
     p.add_argument("--plot", type=Path, help="write a PNG of env-steps/s and memory against num_envs")
     p.add_argument("--json", type=Path, help="write the rows as JSON")
+    p.add_argument("--split", type=int, metavar="N", help="instead: profile N training iterations at the task's "
+                   "default num_envs and print where an iteration goes")
     p.add_argument("--row", action="store_true", help=argparse.SUPPRESS)  # --isolate's child: one JSON row
     args = p.parse_args(argv)
     runtime = choose_runtime(args)
+    if args.split:
+        return _print_split(args)
     if args.row:
         print(json.dumps(measure(args.num_envs[0], args)))
         return 0
@@ -198,6 +241,22 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(args.json, rows)
     if args.plot:
         print(f"wrote {plot_scaling(rows, args.plot)}")
+    return 0
+
+
+def _print_split(args: argparse.Namespace) -> int:
+    from roarm_lab.registry import make_env
+
+    cfg, agent, _ = load_task_configs(TASK, [])
+    set_device(cfg, agent, args.device)
+    env = make_env(TASK, cfg)
+    rows = split_iteration(env, agent, args.split)
+    total = rows[-1][1]
+    print(f"{TASK}: {cfg.scene.num_envs} envs x {agent.num_steps_per_env} steps, {args.split} iterations profiled")
+    print(f"{'part':<62} {'s / iteration':>13} {'share':>6}")
+    for label, seconds in rows:
+        print(f"{label:<62} {seconds:>13.3f} {100 * seconds / total:>5.0f}%")
+    env.close()
     return 0
 
 

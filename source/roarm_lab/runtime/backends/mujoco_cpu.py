@@ -53,6 +53,7 @@ class MujocoCpuBackend(PhysicsBackend):
         self._divergence_counts = self._warnings[:, _DIVERGENCE_SLICE, 1].sum(axis=1)
         self._friction_eps = friction_velocity_eps
         self.friction = np.tile(np.array([j.friction for j in JOINTS]), (num_envs, 1))
+        self._friction_tmp = np.empty_like(self.friction)
         # per-simulation copies of the fields randomization writes
         self._mass = self.batch.expand("body_mass")
         self._inertia = self.batch.expand("body_inertia")
@@ -115,7 +116,11 @@ class MujocoCpuBackend(PhysicsBackend):
 
     def apply_joint_friction(self) -> None:
         """Coulomb friction as a smooth torque ``-f tanh(qd / eps)``, held over the control period."""
-        np.multiply(-self.friction, np.tanh(self.qvel / self._friction_eps), out=self.qfrc_applied)
+        tmp = self._friction_tmp  # in place: no temporaries per control step
+        np.divide(self.qvel, self._friction_eps, out=tmp)
+        np.tanh(tmp, out=tmp)
+        np.multiply(tmp, self.friction, out=tmp)
+        np.negative(tmp, out=self.qfrc_applied)
 
     # ------------------------------------------------------------------ per-environment parameters
     def body_mass(self) -> np.ndarray:

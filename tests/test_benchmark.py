@@ -1,0 +1,22 @@
+"""The benchmark's iteration split finds each part in the profile (a part it cannot find would read as 0 s)."""
+
+from __future__ import annotations
+
+from roarm_lab.rl.benchmark import SPLIT_PARTS, split_iteration
+from roarm_lab.registry import load_cfg_from_registry
+
+TASK = "RoArm-Reach-v0"
+
+
+def test_the_iteration_split_finds_every_part_and_the_parts_add_up(make_reach_env):
+    env = make_reach_env(num_envs=32)
+    agent = load_cfg_from_registry(TASK, "rsl_rl_cfg_entry_point")
+    agent.num_steps_per_env = 8
+    rows = dict(split_iteration(env, agent, 2))
+    assert len(rows) == len(SPLIT_PARTS) + 2
+    update, stepping, mujoco, act = (rows[label] for label, _, _ in SPLIT_PARTS)
+    assert min(update, stepping, mujoco, act) > 0.0  # each was found in the profile
+    assert mujoco < stepping  # MuJoCo runs inside the environment step
+    total = rows["one iteration"]
+    assert update + stepping + act <= total * 1.001
+    assert abs(update + stepping + act + rows["rollout storage, returns, logging, the rest"] - total) < 1e-6 * total + 1e-9
