@@ -27,7 +27,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                        num_envs: Annotated[int | None, Field(ge=1, le=8192, description="parallel environments "
                                                              "(default 1024)")] = None,
                        max_iterations: Annotated[int | None, Field(ge=1, le=100000, description="PPO iterations "
-                                                                   "(default 900, about 13 min on 2 cores)")] = None,
+                                                                   "(default 700, about 6 min on 2 cores)")] = None,
                        overrides: Annotated[list[str] | None, Field(description="Hydra-style config overrides, e.g. "
                                             "['env.rewards.tracking.weight=-3.0', 'agent.algorithm.learning_rate="
                                             "3e-4']; a wrong key is refused with the valid keys")] = None,

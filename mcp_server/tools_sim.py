@@ -146,7 +146,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
     @guard
     def capture_observation() -> ObservationResult:
         """The observation the policy sees now, by term (joint_pos, joint_vel, ee_target, ee_position, actions,
-        joint_target; same names, order and slices as the export's policy.json), plus the critic's group."""
+        joint_target, ee_error; the names, order and slices of the export's policy.json), and the critic's group."""
         reply = lab.sim.call("observation")
         groups = {g: ObservationGroup(**v) for g, v in reply["observation"].items()}
         return ObservationResult(groups=groups, state=joint_state(reply["state"]))

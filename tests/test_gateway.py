@@ -22,7 +22,7 @@ from roarm_lab.gateway.server import GatewayConfig, GatewayServer
 from roarm_lab.gateway.stats import LatencyStats
 
 TASK = "RoArm-Reach-v0"
-OBS_SIZE = 26  # RoArm-Reach-v0's policy observation (test_runtime holds the layout)
+OBS_SIZE = 29  # RoArm-Reach-v0's policy observation (test_runtime holds the layout)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from roarm_lab.gateway.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION, encode
 from roarm_lab.gateway.server import GatewayConfig, GatewayServer
 from roarm_lab.gateway.soak import rss_mb
 
-OBS_SIZE = 26
+OBS_SIZE = 29
 BOX = {j.name: (j.lower, j.upper) for j in JOINTS}
 
 

@@ -228,7 +228,7 @@ def test_bad_input_is_refused_with_a_message_that_says_what_to_do(tmp_path, expo
 
     async def main():
         async with session(logs) as client:
-            msg = await refused(client, "policy_infer", policy=broken.name, observation=[0.0] * 26)
+            msg = await refused(client, "policy_infer", policy=broken.name, observation=[0.0] * 29)
             assert "ONNX" in msg and "Error executing tool policy_infer:" in msg
             assert "list_runs" in await refused(client, "training_status", run_id="train-20260101-000000-abcd")
             assert "'..'" in await refused(client, "stop_training", run_id="train-../../x")

@@ -61,4 +61,4 @@ def test_gymnasium_builds_the_task_on_the_selected_runtime_from_its_registration
     env = gym.make(TASK, cfg=env_cfg).unwrapped
     module, name = ENTRY_POINT.split(":")
     assert type(env).__module__ == module and type(env).__name__ == name
-    assert env.num_envs == 2 and env.observation_manager.group_obs_dim["policy"] == (26,)
+    assert env.num_envs == 2 and env.observation_manager.group_obs_dim["policy"] == (29,)

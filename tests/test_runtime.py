@@ -13,7 +13,7 @@ from roarm_lab.assets.links import LINKS
 def test_step_returns_isaac_lab_shapes_and_logs_episode_sums(make_reach_env):
     env = make_reach_env(num_envs=6)
     obs, _ = env.reset()
-    assert obs["policy"].shape == (6, 26) and obs["critic"].shape == (6, 29)
+    assert obs["policy"].shape == (6, 29) and obs["critic"].shape == (6, 29)
     assert env.step_dt == pytest.approx(1 / 30) and env.max_episode_length == 360
     zeros = torch.zeros(6, 5)
     logs = {}

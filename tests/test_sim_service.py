@@ -139,7 +139,7 @@ def test_rollouts_are_recorded_in_plays_format(sim, export_dir):
     episodes = sorted(out.glob("episode_*.npz"))
     assert len(episodes) == 3 and reply["metrics"]["episodes"] == 3
     ep = np.load(episodes[0])
-    assert ep["obs"].shape == (90, 26) and ep["actions"].shape == (90, 5) and ep["target_pos"].shape == (90, 3)
+    assert ep["obs"].shape == (90, 29) and ep["actions"].shape == (90, 5) and ep["target_pos"].shape == (90, 3)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["task"] == TASK and meta["episodes"] == 3 and "tracking" in meta["reward_terms"]
     with pytest.raises(SimError, match="exists already"):

@@ -133,6 +133,7 @@ def test_calibration_offset_moves_the_true_joint_but_not_the_servo_reading(make_
     def absolute(cfg):  # target = home + action: zero action asks every servo for home
         only_events()(cfg)
         cfg.actions.arm_action.mode, cfg.actions.arm_action.scale = "absolute", 1.0
+        cfg.observations.policy.enable_corruption = False  # the readings themselves, not plus 5 mrad of noise
 
     two = make_reach_env(num_envs=2, edit=absolute)
     servos = two.action_manager.get_term("arm_action")

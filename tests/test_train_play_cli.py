@@ -89,7 +89,7 @@ def test_play_exports_evaluates_records_and_plots(trained_run, tmp_path):
     episodes = sorted(rec.glob("episode_*.npz"))
     assert len(episodes) == 6
     ep = np.load(episodes[0])
-    assert ep["obs"].shape == (90, 26) and ep["actions"].shape == (90, 5) and ep["target_pos"].shape == (90, 3)
+    assert ep["obs"].shape == (90, 29) and ep["actions"].shape == (90, 5) and ep["target_pos"].shape == (90, 3)
     assert json.loads(str(ep["randomization"]))["link_masses_kg"]
     meta = json.loads((rec / "meta.json").read_text())
     assert meta["task"] == "RoArm-Reach-v0" and "tracking" in meta["reward_terms"]
@@ -116,7 +116,7 @@ def test_mismatched_checkpoint_says_what_differs(tmp_path, capsys):
     code = play_main(["--task", "RoArm-Reach-v0", "--checkpoint", str(run_dir / "model_0.pt"), "--episodes", "2",
                       "--no-progress"])
     assert code == 2
-    assert "expects 21 observations, task 'RoArm-Reach-v0' gives 26" in capsys.readouterr().err
+    assert "expects 24 observations, task 'RoArm-Reach-v0' gives 29" in capsys.readouterr().err
 
 
 def test_bad_override_and_unknown_task_fail_with_a_message(tmp_path, capsys):

@@ -88,5 +88,5 @@ def ee_position_b(env: Any, asset_cfg: SceneEntityCfg) -> torch.Tensor:
 
 
 def ee_position_error_b(env: Any, command_name: str, asset_cfg: SceneEntityCfg) -> torch.Tensor:
-    """Target minus end-effector position in the base frame (privileged: for the critic only)."""
+    """Target minus end-effector position in the base frame (m): the policy's and the critic's error vector."""
     return env.command_manager.get_command(command_name)[:, :3] - ee_position_b(env, asset_cfg)

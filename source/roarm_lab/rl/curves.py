@@ -69,7 +69,7 @@ def plot_curves(runs: list[tuple[str, dict[str, np.ndarray]]], png: Path, title:
     bottom.set_ylabel("hand error at segment end (cm)")
     bottom.set_yscale("log")
     bottom.set_xlabel("wall-clock minutes (2 CPU cores)")
-    top.legend()
+    top.legend(loc="lower right", fontsize=8)  # the curves rise from the lower left
     top.set_title(title)
     fig.tight_layout()
     atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
