@@ -96,11 +96,17 @@ def bench_env(env, seconds: float, repeats: int) -> tuple[float, float, float]:
             statistics.median(ratios) if ratios else nan)
 
 
-def bench_train(env, agent, iterations: int) -> float:
+def _quiet_runner(env, agent, iterations: int) -> RoArmRunner:
+    """A runner without logs or progress bar, one iteration already run (warm-up)."""
     with contextlib.redirect_stdout(io.StringIO()):  # rsl_rl prints the networks
         runner = RoArmRunner(RslRlVecEnvWrapper(env), to_rsl_rl_dict(agent), log_dir=None, device=agent.device,
                              total_iterations=iterations, show_progress=False)
     runner.learn(1)
+    return runner
+
+
+def bench_train(env, agent, iterations: int) -> float:
+    runner = _quiet_runner(env, agent, iterations)
     start = time.perf_counter()
     runner.learn(iterations)
     return iterations * agent.num_steps_per_env * env.num_envs / (time.perf_counter() - start)
@@ -121,10 +127,7 @@ def split_iteration(env, agent, iterations: int) -> list[tuple[str, float]]:
     import cProfile
     import pstats
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        runner = RoArmRunner(RslRlVecEnvWrapper(env), to_rsl_rl_dict(agent), log_dir=None, device=agent.device,
-                             total_iterations=iterations, show_progress=False)
-    runner.learn(1)
+    runner = _quiet_runner(env, agent, iterations)
     profile = cProfile.Profile()
     start = time.perf_counter()
     profile.runcall(runner.learn, iterations)

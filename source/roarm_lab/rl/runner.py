@@ -43,9 +43,10 @@ class RoArmRunner(OnPolicyRunner):
             self.alg.optimizer = torch.optim.Adam(groups, fused=True)
 
     def load(self, path: str, load_cfg: dict | None = None, strict: bool = True, map_location: str | None = None) -> dict:
-        """rsl_rl's ``load`` signature on the safe path: ``OnPolicyRunner.load`` unpickles with
-        ``torch.load(weights_only=False)``, so a crafted file would run code; here the file is read with
-        ``weights_only=True``, every tensor's name and shape is checked, and the environment state comes back too.
+        """rsl_rl's ``load`` signature on the safe path: ``OnPolicyRunner.load`` unpickles arbitrary objects
+        (its loader runs with the weights-only guard off), so a crafted file would run code; here the file is read
+        by ``load_checkpoint`` (tensors and plain data only), every tensor's name and shape is checked, and the
+        environment state comes back too.
         Loading is always strict and lands on the networks' own device (``strict``/``map_location`` are ignored)."""
         checkpoint = load_checkpoint(path)
         restore(self.alg, checkpoint, path, load_cfg)
