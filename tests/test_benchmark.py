@@ -19,3 +19,17 @@ def test_the_iteration_split_finds_every_part_and_counts_none_twice(make_reach_e
     assert mujoco < stepping  # MuJoCo runs inside the environment step
     total = rows["one iteration"]
     assert update + stepping + act <= total * 1.001  # no part counted twice
+
+
+def test_the_engine_floor_is_timed_inside_the_full_step(make_reach_env):
+    """``engine`` is the time the full step spends in mujoco.batch: a part of the step, so its rate is above the
+    full step's, and the batch is the env's own again afterwards."""
+    from roarm_lab.rl.benchmark import bench_env
+
+    env = make_reach_env(num_envs=16)
+    batch = env.sim.batch
+    rates = bench_env(env, seconds=0.4, repeats=2)
+    assert env.sim.batch is batch
+    assert rates["engine"] > rates["full"] > 0.0 and rates["raw"] > 0.0
+    assert rates["ratio_engine"] > 1.0
+    assert rates["ratio_engine"] == rates["ratio_engine"] and rates["ratio"] == rates["ratio"]  # not NaN

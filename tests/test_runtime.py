@@ -153,6 +153,65 @@ def test_command_targets_are_reachable_above_the_table_and_held_out_differs(make
         reachable_target_bank({"shoulder": (-2.0, 0.0)}, 10, 0, 0.0, 0.0)
 
 
+def test_workspace_regions_split_azimuth_into_sectors_and_height_into_equal_bands():
+    from roarm_lab.mdp.commands import workspace_regions
+
+    bank = np.array([[1.0, 0.0, 0.1], [0.0, 1.0, 0.2], [-1.0, 1e-6, 0.3], [-1.0, -1e-6, 0.4],
+                     [0.0, -1.0, 0.5], [1.0, -1e-6, 0.6]])
+    regions = workspace_regions(bank, azimuth_bins=4, height_bins=2)
+    sector, band = regions // 2, regions % 2
+    # sectors of 90 deg from -180: +0 deg and +90 deg in 2 and 3, just past +-180 in 3 and 0, -90 deg in 1
+    assert sector.tolist() == [2, 3, 3, 0, 1, 1]
+    assert band.tolist() == [0, 0, 0, 1, 1, 1]  # split at the median height
+
+
+def test_failure_weighted_sampling_draws_where_the_policy_fails_and_evaluation_stays_uniform(make_reach_env):
+    def weighted(fraction):
+        def edit(cfg):
+            cfg.commands.ee_target.failure_weighted_fraction = fraction
+        return edit
+
+    env = make_reach_env(num_envs=64, edit=weighted(1.0))
+    cmd = env.command_manager.get_term("ee_target")
+    populated = torch.nonzero(cmd._region_count > 0).flatten()
+    hard = int(populated[0])
+    cmd._region_stats[:] = 1000.0
+    cmd._region_stats[1] = 0.0
+    cmd._region_stats[1, hard] = 800.0  # only this region fails
+    drawn = cmd._draw(500)
+    assert (cmd._region_of[drawn] == hard).all()
+    # scoring: segments ending far from their targets raise their region's failure rate
+    env.reset()
+    cmd._region_stats[:] = 1.0
+    cmd._target_region[:] = hard
+    cmd.command_counter[:] = 1
+    cmd.metrics["position_error"][:] = 0.5
+    cmd._score_segments(torch.arange(64))
+    rates = cmd.region_failure_rate()
+    assert float(rates[hard]) == pytest.approx(65 / 65) and float(rates[hard]) >= float(rates.max())
+    cmd.metrics["position_error"][:] = 0.0
+    cmd._score_segments(torch.arange(64))
+    assert float(cmd.region_failure_rate()[hard]) == pytest.approx(65 / 129)
+
+    # held out: the sampler is off and draws consume the random stream exactly as uniform draws do
+    def held_out(cfg):
+        weighted(1.0)(cfg)
+        cfg.commands.ee_target.held_out = True
+    env = make_reach_env(num_envs=8, edit=held_out)
+    cmd = env.command_manager.get_term("ee_target")
+    torch.manual_seed(3)
+    drawn = cmd._draw(100)
+    torch.manual_seed(3)
+    assert torch.equal(drawn, torch.randint(0, len(cmd.bank), (100,)))
+    with pytest.raises(ValueError, match="failure_weighted_fraction"):
+        make_reach_env(num_envs=8, edit=weighted(1.5))
+
+    def no_sectors(cfg):
+        cfg.commands.ee_target.regions = (0, 3)
+    with pytest.raises(ValueError, match="azimuth sectors"):
+        make_reach_env(num_envs=8, edit=no_sectors)
+
+
 def test_partial_reset_leaves_other_envs_untouched(make_reach_env):
     def only_joint_reset(cfg):
         cfg.events = type(cfg.events)(**{name: None for name in vars(cfg.events) if name != "reset_robot_joints"})

@@ -137,3 +137,36 @@ def test_every_script_is_a_thin_wrapper_of_a_console_script():
         imports = [f"{n.module}:{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names]
         assert len(imports) == 1 and imports[0] in targets, f"{script.name}: {imports}"
         assert len(script.read_text().splitlines()) <= 12, f"{script.name} holds logic; put it in the package"
+
+
+def test_the_runner_s_mini_batches_are_rsl_rl_s_exactly(make_reach_env):
+    """RoArmRunner gathers mini-batches by row (index_select); they must be rsl_rl's own, field by field, in the
+    same order, for the same random state: the speed-up may not change a single sample."""
+    import torch
+    from rsl_rl.storage import RolloutStorage
+
+    from roarm_lab.registry import load_cfg_from_registry
+    from roarm_lab.rl.runner import RoArmRunner
+    from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+    from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
+
+    agent = load_cfg_from_registry("RoArm-Reach-v0", "rsl_rl_cfg_entry_point")
+    agent.num_steps_per_env = 6
+    agent.actor.hidden_dims = agent.critic.hidden_dims = [16, 16]
+    runner = RoArmRunner(RslRlVecEnvWrapper(make_reach_env(8)), to_rsl_rl_dict(agent), log_dir=None, device="cpu",
+                         total_iterations=1, show_progress=False)
+    runner.learn(1)  # fills the rollout storage
+    storage = runner.alg.storage
+    assert type(storage.mini_batch_generator).__name__ == "_RowGatheredMiniBatches"
+    torch.manual_seed(5)
+    ours = list(storage.mini_batch_generator(4, 2))
+    torch.manual_seed(5)
+    theirs = list(RolloutStorage.mini_batch_generator(storage, 4, 2))
+    assert len(ours) == len(theirs) == 8
+    for a, b in zip(ours, theirs):
+        for key in ("policy", "critic"):
+            assert torch.equal(a.observations[key], b.observations[key])
+        for field in ("actions", "values", "advantages", "returns", "old_actions_log_prob"):
+            assert torch.equal(getattr(a, field), getattr(b, field)), field
+        assert all(torch.equal(p, q) for p, q in zip(a.old_distribution_params, b.old_distribution_params))
+    assert not torch.equal(ours[0].actions, ours[1].actions)  # the batches are different rows

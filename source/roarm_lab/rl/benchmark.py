@@ -1,8 +1,11 @@
 """Benchmarks: raw MuJoCo stepping vs full environment stepping vs PPO training, per ``num_envs``.
 
 *raw*: the task's model in the same ``mujoco.batch`` threads, ``decimation`` substeps per env-step, the
-same kinematics stage, random servo targets written from numpy: the engine's floor. *full*: the whole
-``RoArm-Reach-v0`` step (actions, physics, managers, resets, observations) with random actions.
+same kinematics stage, random servo targets written from numpy. *full*: the whole ``RoArm-Reach-v0`` step
+(actions, physics, managers, resets, observations) with random actions. *engine*: the time the full step
+spends inside ``mujoco.batch``'s step, as a rate: the engine's floor in the task's own states. The two floors
+differ: random targets swing the arms through free space, while the task's arms touch the table and the base
+(contacts, constraint rows), which costs the engine more per step; ``full/engine`` is the manager overhead alone.
 *train*: rsl_rl PPO iterations (collection + update). Each figure is the median over repeats. With
 ``--runtime isaaclab`` (in the Isaac Lab venv) the full step and training are measured on Isaac Lab 3's Newton
 backend; *raw* is the embedded engine's floor and is not measured there.
@@ -79,21 +82,56 @@ def full_stepper(env):
     return step
 
 
-def bench_env(env, seconds: float, repeats: int) -> tuple[float, float, float]:
-    """Median raw and full rates, alternating the two so that machine noise hits both alike (raw: embedded only)."""
-    raw = raw_stepper(env) if hasattr(env, "sim") and hasattr(env.sim, "batch") else None
+class _TimedBatch:
+    """``mujoco.batch.Batch`` with its ``step`` timed: what the full step spends in the engine."""
+
+    def __init__(self, batch):
+        self._batch = batch
+        self.seconds = 0.0
+
+    def step(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self._batch.step(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def __getattr__(self, name):
+        return getattr(self._batch, name)
+
+
+def bench_env(env, seconds: float, repeats: int) -> dict[str, float]:
+    """Median raw, full and engine rates and the ratios full/raw and full/engine, alternating raw and full rounds
+    so that machine noise hits both alike (raw and engine: embedded runtime only)."""
+    embedded = hasattr(env, "sim") and hasattr(env.sim, "batch")
+    raw = raw_stepper(env) if embedded else None
     full = full_stepper(env)
-    raws, fulls, ratios = [], [], []
+    rows: dict[str, list[float]] = {"raw": [], "full": [], "engine": [], "ratio": [], "ratio_engine": []}
     for _ in range(repeats):
-        f = _rate(full, env.num_envs, seconds / repeats)
-        fulls.append(f)
+        timed = _TimedBatch(env.sim.batch) if embedded else None
+        if timed is not None:
+            env.sim.batch = timed
+        calls = [0]
+
+        def counted():
+            full()
+            calls[0] += 1
+
+        try:
+            f = _rate(counted, env.num_envs, seconds / repeats)
+        finally:
+            if timed is not None:
+                env.sim.batch = timed._batch
+        rows["full"].append(f)
         if raw is not None:
             r = _rate(raw, env.num_envs, seconds / repeats)
-            raws.append(r)
-            ratios.append(r / f)
+            engine = calls[0] * env.num_envs / timed.seconds  # warm-up call included in both
+            rows["raw"].append(r)
+            rows["engine"].append(engine)
+            rows["ratio"].append(r / f)
+            rows["ratio_engine"].append(engine / f)
     nan = float("nan")
-    return (statistics.median(raws) if raws else nan, statistics.median(fulls),
-            statistics.median(ratios) if ratios else nan)
+    return {k: statistics.median(v) if v else nan for k, v in rows.items()}
 
 
 def _quiet_runner(env, agent, iterations: int) -> RoArmRunner:
@@ -152,11 +190,10 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, float]:
     set_device(cfg, agent, args.device)
     cfg.scene.num_envs = n
     env = make_env(TASK, cfg)
-    raw, full, ratio = bench_env(env, args.seconds, args.repeats)
+    rates = bench_env(env, args.seconds, args.repeats)
     train = bench_train(env, agent, args.train_iterations) if args.train_iterations else float("nan")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    row = {"num_envs": n, "raw": raw, "full": full, "ratio": ratio, "train": train, "rss_mb": rss,
-           "physics": physics_name(cfg)}
+    row = {"num_envs": n, **rates, "train": train, "rss_mb": rss, "physics": physics_name(cfg)}
     env.close()
     return row
 
@@ -181,9 +218,10 @@ def plot_scaling(rows: list[dict[str, float]], png: Path) -> Path:
 
     n = [r["num_envs"] for r in rows]
     fig, (rate, mem) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("raw", "raw MuJoCo (mujoco.batch)"), ("full", "full environment step"),
+    for key, label in (("raw", "raw MuJoCo, random targets (mujoco.batch)"),
+                       ("engine", "MuJoCo inside the task's step"), ("full", "full environment step"),
                        ("train", "PPO training (collect + update)")):
-        values = [r[key] for r in rows]
+        values = [r.get(key, float("nan")) for r in rows]
         if any(v == v for v in values):  # not all NaN
             rate.plot(n, values, "o-", label=label)
     rate.set_xscale("log", base=2)
@@ -228,16 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     child_argv = ["--seconds", str(args.seconds), "--repeats", str(args.repeats), "--train_iterations",
                   str(args.train_iterations), "--device", args.device, "--runtime", runtime]
     print(f"runtime: {runtime}, device: {args.device}")
-    print(f"{'num_envs':>8} {'raw env-steps/s':>16} {'full env-steps/s':>17} {'full/raw time':>14} "
-          f"{'train env-steps/s':>18} {'max RSS MB':>11}")
+    print(f"{'num_envs':>8} {'raw env-steps/s':>16} {'engine env-steps/s':>19} {'full env-steps/s':>17} "
+          f"{'full/raw time':>14} {'full/engine time':>17} {'train env-steps/s':>18} {'max RSS MB':>11}")
     rows = []
     for n in args.num_envs:
         row = _isolated(n, child_argv) if args.isolate else measure(n, args)
         if not rows:
             print(f"physics: {row['physics']}")
         rows.append(row)
-        print(f"{n:>8} {row['raw']:>16,.0f} {row['full']:>17,.0f} {row['ratio']:>14.2f} {row['train']:>18,.0f} "
-              f"{row['rss_mb']:>11,.0f}", flush=True)
+        print(f"{n:>8} {row['raw']:>16,.0f} {row['engine']:>19,.0f} {row['full']:>17,.0f} {row['ratio']:>14.2f} "
+              f"{row['ratio_engine']:>17.2f} {row['train']:>18,.0f} {row['rss_mb']:>11,.0f}", flush=True)
     if args.json:
         from roarm_lab.utils.io import atomic_write_json
 

@@ -29,6 +29,7 @@ class RoArmRunner(OnPolicyRunner):
                  checkpoint_infos: dict | None = None, show_progress: bool = True):
         super().__init__(env, train_cfg, log_dir=log_dir, device=device)
         self._fuse_adam()
+        self._gather_mini_batches_by_row()
         self.logger = ProgressLogger(log_dir, self.cfg, self.env.cfg, self.env.num_envs, self.is_distributed,
                                      self.gpu_world_size, self.gpu_global_rank, self.device,
                                      total_iterations=total_iterations, show=show_progress)
@@ -41,6 +42,15 @@ class RoArmRunner(OnPolicyRunner):
         if type(old) is torch.optim.Adam and not old.state:
             groups = [{k: v for k, v in g.items() if k not in ("fused", "foreach")} for g in old.param_groups]
             self.alg.optimizer = torch.optim.Adam(groups, fused=True)
+
+    def _gather_mini_batches_by_row(self) -> None:
+        """The same mini-batches, gathered with ``index_select`` (a row copy) instead of advanced indexing
+        (element by element): on the CPU that was an eighth of each update. Same permutation, same batches,
+        same order (``tests/test_train_play_cli.py`` compares them with rsl_rl's own generator)."""
+        storage = getattr(self.alg, "storage", None)
+        if storage is None or getattr(storage, "training_type", None) != "rl":
+            return
+        storage.mini_batch_generator = _RowGatheredMiniBatches(storage)
 
     def load(self, path: str, load_cfg: dict | None = None, strict: bool = True, map_location: str | None = None) -> dict:
         """rsl_rl's ``load`` signature on the safe path: ``OnPolicyRunner.load`` unpickles arbitrary objects
@@ -63,3 +73,27 @@ class RoArmRunner(OnPolicyRunner):
         saved["env_state"] = env_state(self.env)
         atomic_write(path, lambda tmp: torch.save(saved, tmp))
         self.logger.save_model(path, self.current_learning_iteration)
+
+
+class _RowGatheredMiniBatches:
+    """``RolloutStorage.mini_batch_generator`` (rsl_rl 5.5) with every field gathered by ``index_select``."""
+
+    def __init__(self, storage: Any):
+        self.storage = storage
+
+    def __call__(self, num_mini_batches: int, num_epochs: int = 8):
+        st = self.storage
+        size = (st.num_envs * st.num_transitions_per_env) // num_mini_batches
+        indices = torch.randperm(num_mini_batches * size, requires_grad=False, device=st.device)
+        observations = st.observations.flatten(0, 1)
+        fields = [t.flatten(0, 1) for t in (st.actions, st.values, st.advantages, st.returns, st.actions_log_prob)]
+        distribution = [p.flatten(0, 1) for p in st.distribution_params]
+        for _ in range(num_epochs):
+            for i in range(num_mini_batches):
+                idx = indices[i * size:(i + 1) * size]
+                actions, values, advantages, returns, log_prob = (t.index_select(0, idx) for t in fields)
+                obs = observations.apply(lambda t, rows=idx: t.index_select(0, rows), batch_size=[size])
+                yield type(st).Batch(
+                    observations=obs, actions=actions, values=values, advantages=advantages, returns=returns,
+                    old_actions_log_prob=log_prob, old_distribution_params=tuple(p.index_select(0, idx)
+                                                                                 for p in distribution))
