@@ -31,5 +31,4 @@ def test_the_engine_floor_is_timed_inside_the_full_step(make_reach_env):
     rates = bench_env(env, seconds=0.4, repeats=2)
     assert env.sim.batch is batch
     assert rates["engine"] > rates["full"] > 0.0 and rates["raw"] > 0.0
-    assert rates["ratio_engine"] > 1.0
-    assert rates["ratio_engine"] == rates["ratio_engine"] and rates["ratio"] == rates["ratio"]  # not NaN
+    assert rates["ratio_engine"] > 1.0 and rates["ratio"] > 0.0  # both measured (NaN compares false)

@@ -160,7 +160,8 @@ def test_workspace_regions_split_azimuth_into_sectors_and_height_into_equal_band
                      [0.0, -1.0, 0.5], [1.0, -1e-6, 0.6]])
     regions = workspace_regions(bank, azimuth_bins=4, height_bins=2)
     sector, band = regions // 2, regions % 2
-    # sectors of 90 deg from -180: +0 deg and +90 deg in 2 and 3, just past +-180 in 3 and 0, -90 deg in 1
+    # 90 deg sectors from -180: 0 deg in 2, +90 in 3, just under +180 in 3, just past -180 in 0,
+    # -90 and just under 0 deg in 1
     assert sector.tolist() == [2, 3, 3, 0, 1, 1]
     assert band.tolist() == [0, 0, 0, 1, 1, 1]  # split at the median height
 

@@ -160,7 +160,8 @@ class ReachableTargetCommand(CommandTerm):
         count = len(range(self.num_envs)[env_ids]) if isinstance(env_ids, slice) else len(env_ids)
         pick = self._draw(count)
         self.pos_command_b[env_ids] = self.bank[pick]
-        self._target_region[env_ids] = self._region_of[pick]
+        if self._weighted > 0.0:  # only the sampler reads it: nothing more per resample when it is off
+            self._target_region[env_ids] = self._region_of[pick]
 
     def _update_command(self) -> None:
         pass
