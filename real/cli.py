@@ -87,12 +87,11 @@ def load_targets(opts: dict[str, Any], meta: dict[str, Any]) -> np.ndarray:
             raise BridgeError(f"{path} is not valid YAML or JSON ({str(err).splitlines()[0]})") from None
         return check_targets(doc, str(path))
     if opts.get("random"):
-        from roarm_lab.mdp.commands import reachable_target_bank
+        from roarm_lab.mdp.commands import task_target_bank
         from roarm_lab.registry import load_cfg_from_registry
 
         cmd = load_cfg_from_registry(meta["task"], "env_cfg_entry_point").commands.ee_target
-        bank = reachable_target_bank(cmd.joint_box, 4096, int(opts.get("seed") or 0) + cmd.held_out_seed_offset,
-                                     cmd.min_height_above_table_m, cmd.min_radius_m)
+        bank = task_target_bank(cmd, 4096, int(opts.get("seed") or 0) + cmd.held_out_seed_offset)
         rng = np.random.default_rng(int(opts.get("seed") or 0))
         return bank[rng.choice(len(bank), size=int(opts["random"]), replace=False)]
     raise BridgeError("no targets: give --target X Y Z (repeatable), --targets FILE or --random N")

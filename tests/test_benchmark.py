@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from roarm_lab.rl.benchmark import SPLIT_PARTS, split_iteration
 from roarm_lab.registry import load_cfg_from_registry
 
@@ -32,3 +34,20 @@ def test_the_engine_floor_is_timed_inside_the_full_step(make_reach_env):
     assert env.sim.batch is batch
     assert rates["engine"] > rates["full"] > 0.0 and rates["raw"] > 0.0
     assert rates["ratio_engine"] > 1.0 and rates["ratio"] > 0.0  # both measured (NaN compares false)
+
+
+def test_the_full_step_ends_episodes_at_random_steps_as_training_does(make_reach_env):
+    """rsl_rl starts training at random episode lengths, so partial resets run in most steps; the benchmark's
+    full step must pay for them too, not reset every environment together once per episode."""
+    from roarm_lab.rl.benchmark import full_stepper
+
+    env = make_reach_env(num_envs=256)
+    step = full_stepper(env)
+    lengths = env.episode_length_buf.clone()
+    assert len(torch.unique(lengths)) > 150  # spread over the 360 steps of an episode, not all at 0
+    steps_with_resets = 0
+    for _ in range(20):
+        before = env.episode_length_buf.clone()
+        step()
+        steps_with_resets += int((env.episode_length_buf < before).any())
+    assert steps_with_resets >= 5  # 256 envs over 360 steps: about half the steps reset someone

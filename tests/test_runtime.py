@@ -153,6 +153,31 @@ def test_command_targets_are_reachable_above_the_table_and_held_out_differs(make
         reachable_target_bank({"shoulder": (-2.0, 0.0)}, 10, 0, 0.0, 0.0)
 
 
+def test_a_bank_facing_the_base_range_keeps_only_targets_in_front_of_the_turned_base():
+    """The shoulder leaning back puts 3 % of a +-2.2 rad base box's points behind the base; facing_base_range drops
+    exactly those, and every kept target is one the arm reaches facing it with the base inside the box."""
+    from roarm_lab.assets.kinematics import tcp_positions_base
+    from roarm_lab.mdp.commands import reachable_target_bank
+
+    box = {"base": (-2.2, 2.2), "shoulder": (-1.0, 1.0), "elbow": (0.0, 2.6), "wrist": (-0.8, 1.2), "roll": (0.0, 0.0)}
+    every = reachable_target_bank(box, 4000, 0, 0.04, 0.15)
+    facing = reachable_target_bank(box, 4000, 0, 0.04, 0.15, facing_base_range=True)
+    behind = np.abs(np.arctan2(every[:, 1], every[:, 0])) > 2.2
+    assert 0.01 < behind.mean() < 0.06
+    assert (np.abs(np.arctan2(facing[:, 1], facing[:, 0])) <= 2.2 + 1e-6).all() and len(facing) == 4000
+    # the arm's vertical plane holds the hand: base turned to a kept target's azimuth, the rest of some joint
+    # vector of the box reaches it (within the 2 mm the search below resolves)
+    rng = np.random.default_rng(1)
+    q = rng.uniform([0, -1.0, 0.0, -0.8, 0.0], [0, 1.0, 2.6, 1.2, 0.0], size=(60000, 5))
+    plane = tcp_positions_base(q)
+    in_front = plane[:, 0] > 0
+    r_z = np.stack([plane[in_front, 0], plane[in_front, 2]], axis=1)
+    sample = facing[rng.choice(len(facing), 200, replace=False)]
+    want = np.stack([np.hypot(sample[:, 0], sample[:, 1]), sample[:, 2]], axis=1)
+    nearest = np.sqrt(((want[:, None] - r_z[None]) ** 2).sum(-1)).min(axis=1)
+    assert nearest.max() < 0.01
+
+
 def test_workspace_regions_split_azimuth_into_sectors_and_height_into_equal_bands():
     from roarm_lab.mdp.commands import workspace_regions
 
@@ -234,3 +259,62 @@ def test_missing_config_field_is_reported_by_name(make_reach_env):
 
     with pytest.raises(ValueError, match="episode_length_s"):
         make_reach_env(num_envs=2, edit=lambda c: setattr(c, "episode_length_s", MISSING))
+
+
+def test_a_velocity_write_leaves_the_kinematics_and_a_position_write_recomputes_them(make_reach_env):
+    """A reset writes positions, then velocities: only the first needs the engine's kinematics pass."""
+    env = make_reach_env(num_envs=3)
+    env.reset()
+    robot, sim = env.scene["robot"], env.sim
+    frames = robot.data.body_pos_w.torch.clone()
+    robot.write_joint_velocity_to_sim_index(velocity=torch.full((1, 5), 0.7), joint_ids=list(range(5)),
+                                            env_ids=torch.tensor([1]))
+    assert np.allclose(sim.qvel[1, :5], 0.7) and np.allclose(sim.qvel[[0, 2]], 0.0)
+    torch.testing.assert_close(robot.data.body_pos_w.torch, frames)
+    robot.write_joint_position_to_sim_index(position=torch.tensor([[0.5, 0.3]]), joint_ids=[0, 1],
+                                            env_ids=torch.tensor([2]))
+    moved = robot.data.body_pos_w.torch
+    torch.testing.assert_close(moved[[0, 1]], frames[[0, 1]])
+    assert not torch.allclose(moved[2], frames[2])
+    sim.forward()  # the engine's own kinematics of every simulation agree with what the write stored
+    torch.testing.assert_close(moved, torch.from_numpy(sim.frame_positions()).float())
+
+
+def test_a_contiguous_joint_subset_resolves_to_a_slice_that_reads_the_same_values(make_reach_env):
+    from roarm_lab.compat import SceneEntityCfg
+    from roarm_lab.mdp.observations import joint_pos_rel
+
+    env = make_reach_env(num_envs=4)
+    env.reset()
+    env.step(torch.full((4, 5), 0.5))
+    names = env.scene["robot"].joint_names
+    arm = SceneEntityCfg("robot", joint_names=names[1:4], preserve_order=True)
+    scattered = SceneEntityCfg("robot", joint_names=[names[3], names[1]], preserve_order=True)
+    every = SceneEntityCfg("robot", joint_names=".*")
+    for cfg in (arm, scattered, every):
+        cfg.resolve(env.scene)
+    assert arm.joint_ids == slice(1, 4) and scattered.joint_ids == [3, 1] and every.joint_ids == slice(None)
+    q = env.scene["robot"].data.joint_pos.torch - env.scene["robot"].data.default_joint_pos.torch
+    torch.testing.assert_close(joint_pos_rel(env, arm), q[:, [1, 2, 3]])
+    torch.testing.assert_close(joint_pos_rel(env, scattered), q[:, [3, 1]])
+    torch.testing.assert_close(joint_pos_rel(env, every), q)
+
+
+def test_the_step_reward_is_the_weighted_sum_of_the_terms_and_the_episode_sums_add_up(make_reach_env):
+    env = make_reach_env(num_envs=5)
+    env.reset()
+    manager = env.reward_manager
+    total = torch.zeros(5)
+    for _ in range(4):
+        _, reward, *_ = env.step(torch.full((5, 5), 0.2))
+        expected = sum(manager.get_term_cfg(name).weight * env.step_dt * manager.get_term_cfg(name).func(
+            env, **manager.get_term_cfg(name).params) for name in manager.active_terms
+            if not isinstance(manager.get_term_cfg(name).func, type))
+        torch.testing.assert_close(reward, expected)
+        total += reward
+    torch.testing.assert_close(sum(manager._episode_sums.values()), total)
+    logged = manager.reset(torch.tensor([0, 3]))
+    assert set(logged) == {f"Episode_Reward/{name}" for name in manager.active_terms}
+    assert sum(logged.values()) == pytest.approx(float(total[[0, 3]].mean()) / env.max_episode_length_s, rel=1e-5)
+    assert float(manager._episode_sums["tracking"][[0, 3]].abs().sum()) == 0.0
+    assert float(manager._episode_sums["tracking"][[1, 2, 4]].abs().sum()) > 0.0

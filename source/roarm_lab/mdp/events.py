@@ -35,7 +35,8 @@ def env_index(env: Any, env_ids: Any) -> torch.Tensor:
 
 
 def _ids(asset_ids: Any, count: int) -> list[int]:
-    return list(range(count)) if isinstance(asset_ids, slice) else list(asset_ids)
+    """A resolved ``joint_ids`` / ``body_ids`` (a list or a slice) as a list of indices."""
+    return list(range(count))[asset_ids] if isinstance(asset_ids, slice) else list(asset_ids)
 
 
 def _uniform(lo: float, hi: float, shape: tuple[int, ...], device: Any) -> torch.Tensor:

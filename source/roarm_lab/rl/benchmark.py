@@ -2,7 +2,8 @@
 
 *raw*: the task's model in the same ``mujoco.batch`` threads, ``decimation`` substeps per env-step, the
 same kinematics stage, random servo targets written from numpy. *full*: the whole ``RoArm-Reach-v0`` step
-(actions, physics, managers, resets, observations) with random actions. *engine*: the time the full step
+(actions, physics, managers, resets, observations) with random actions, its episodes ending at random steps
+as training's do (a few partial resets in most steps). *engine*: the time the full step
 spends inside ``mujoco.batch``'s step, as a rate: the engine's floor in the task's own states. The two floors
 differ: random targets swing the arms through free space, while the task's arms touch the table and the base
 (contacts, constraint rows), which costs the engine more per step; ``full/engine`` is the manager overhead alone.
@@ -70,8 +71,14 @@ def raw_stepper(env):
 
 
 def full_stepper(env):
-    """The whole environment step with random policy actions."""
+    """The whole environment step with random policy actions, episodes ending as they do in training.
+
+    rsl_rl starts a run with random episode lengths (``init_at_random_ep_len``), so in training a few
+    environments reset in almost every step; after a plain ``reset()`` they would all end together, once per
+    episode, and the per-step cost of partial resets would not be measured.
+    """
     env.reset()
+    env.episode_length_buf = torch.randint_like(env.episode_length_buf, high=int(env.max_episode_length))
     actions = torch.randn(64, env.num_envs, env.action_manager.total_action_dim, device=env.device)
     i = [0]
 

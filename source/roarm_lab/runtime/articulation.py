@@ -186,17 +186,13 @@ class Articulation:
     def write_joint_position_to_sim_index(self, *, position: torch.Tensor, joint_ids: Ids = None,
                                           env_ids: Ids = None) -> None:
         rows, _ = self._write(self.data.joint_pos, position, env_ids, joint_ids, self.num_joints)
-        self._teleport(rows)
+        self.backend.write_joint_positions(rows, self.data.joint_pos.torch[rows].double().numpy())
+        self.data.body_pos_w.torch[rows] = torch.from_numpy(self.backend.frame_positions(rows)).float()
 
     def write_joint_velocity_to_sim_index(self, *, velocity: torch.Tensor, joint_ids: Ids = None,
                                           env_ids: Ids = None) -> None:
         rows, _ = self._write(self.data.joint_vel, velocity, env_ids, joint_ids, self.num_joints)
-        self._teleport(rows)
-
-    def _teleport(self, rows: np.ndarray) -> None:
-        self.backend.write_joint_state(rows, self.data.joint_pos.torch[rows].double().numpy(),
-                                       self.data.joint_vel.torch[rows].double().numpy())
-        self.data.body_pos_w.torch[rows] = torch.from_numpy(self.backend.frame_positions()[rows]).float()
+        self.backend.write_joint_velocities(rows, self.data.joint_vel.torch[rows].double().numpy())
 
     # ------------------------------------------------------------------ engine parameters (Isaac Lab 3's writers)
     def write_joint_stiffness_to_sim_index(self, *, stiffness: Any, joint_ids: Ids = None, env_ids: Ids = None) -> None:

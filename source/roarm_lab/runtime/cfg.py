@@ -31,7 +31,13 @@ class SceneEntityCfg:
         asset = scene[self.name]
         if self.joint_names is not None:
             ids, _ = asset.find_joints(self.joint_names, preserve_order=self.preserve_order)
-            self.joint_ids = slice(None) if len(ids) == asset.num_joints and ids == list(range(len(ids))) else ids
+            # all joints read as slice(None), as in Isaac Lab; any other ascending run as a slice too, so the
+            # terms that index every step with it take a view instead of a gather (terms accept both forms)
+            if ids == list(range(ids[0], ids[0] + len(ids))):
+                whole = len(ids) == asset.num_joints
+                self.joint_ids = slice(None) if whole else slice(ids[0], ids[0] + len(ids))
+            else:
+                self.joint_ids = ids
         if self.body_names is not None:
             ids, _ = asset.find_bodies(self.body_names, preserve_order=self.preserve_order)
             self.body_ids = ids

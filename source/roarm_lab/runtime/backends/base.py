@@ -35,10 +35,15 @@ class PhysicsBackend(ABC):
         """Advance every simulation; return a bool mask of those that diverged (already reset)."""
 
     @abstractmethod
-    def frame_positions(self) -> np.ndarray: ...
+    def frame_positions(self, env_ids: np.ndarray | None = None) -> np.ndarray: ...
 
     @abstractmethod
-    def write_joint_state(self, env_ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None: ...
+    def write_joint_positions(self, env_ids: np.ndarray, qpos: np.ndarray) -> None:
+        """Teleport the joints of some simulations and recompute their kinematics."""
+
+    @abstractmethod
+    def write_joint_velocities(self, env_ids: np.ndarray, qvel: np.ndarray) -> None:
+        """Set joint velocities (the kinematics do not depend on them: nothing is recomputed)."""
 
     @abstractmethod
     def set_targets(self, targets: np.ndarray) -> None: ...

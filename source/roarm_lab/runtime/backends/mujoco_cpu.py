@@ -100,15 +100,21 @@ class MujocoCpuBackend(PhysicsBackend):
         self.batch.forward(env_ids, stage=mujoco.mjtStage.mjSTAGE_POS.value)
 
     # ------------------------------------------------------------------ state
-    def frame_positions(self) -> np.ndarray:
-        """(N, nbody-1+1, 3): world positions of every body after the world, then the TCP site."""
-        return np.concatenate([self._xpos[:, 1:], self._site_xpos[:, self._tcp_site: self._tcp_site + 1]], axis=1)
+    def frame_positions(self, env_ids: np.ndarray | None = None) -> np.ndarray:
+        """(N, nbody-1+1, 3): world positions of every body after the world, then the TCP site (of ``env_ids``)."""
+        rows = slice(None) if env_ids is None else env_ids
+        site = self._tcp_site
+        return np.concatenate([self._xpos[rows, 1:], self._site_xpos[rows, site: site + 1]], axis=1)
 
-    def write_joint_state(self, env_ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
-        """Teleport joints (positions and velocities of the given simulations) and recompute the kinematics."""
+    def write_joint_positions(self, env_ids: np.ndarray, qpos: np.ndarray) -> None:
+        """Teleport joints of the given simulations and recompute their kinematics."""
         self.qpos[env_ids] = qpos
-        self.qvel[env_ids] = qvel
         self.forward(env_ids)
+
+    def write_joint_velocities(self, env_ids: np.ndarray, qvel: np.ndarray) -> None:
+        """Joint velocities of the given simulations. The kinematics stage reads positions only, so unlike a
+        position write this needs no ``forward``: a reset that writes both runs the engine once, not twice."""
+        self.qvel[env_ids] = qvel
 
     def set_targets(self, targets: np.ndarray) -> None:
         """Servo targets of every joint of every simulation."""

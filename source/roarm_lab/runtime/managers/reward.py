@@ -10,12 +10,17 @@ from roarm_lab.runtime.managers.base import ManagerTermBase, iter_terms, resolve
 
 
 class RewardManager:
+    """Each term's weighted value is written into one row of a (terms, envs) buffer: the step's reward and
+    the episode sums are then one reduction and one addition, not two additions per term."""
+
     def __init__(self, cfg: Any, env: Any):
         self._env = env
         self._terms = [(name, t, resolve_term(name, t, env, "reward")) for name, t in iter_terms(cfg)]
-        n = env.num_envs
+        n, k = env.num_envs, len(self._terms)
         self._reward_buf = torch.zeros(n, device=env.device)
-        self._episode_sums = {name: torch.zeros(n, device=env.device) for name, _, _ in self._terms}
+        self._step_values = torch.zeros(k, n, device=env.device)
+        self._sums = torch.zeros(k, n, device=env.device)
+        self._episode_sums = {name: self._sums[i] for i, (name, _, _) in enumerate(self._terms)}
 
     @property
     def active_terms(self) -> list[str]:
@@ -31,22 +36,19 @@ class RewardManager:
         self._terms = [(n, cfg if n == name else c, f) for n, c, f in self._terms]
 
     def compute(self, dt: float) -> torch.Tensor:
-        self._reward_buf.zero_()
-        for name, cfg, fn in self._terms:
+        values = self._step_values
+        for row, (_, cfg, fn) in zip(values, self._terms):
             if cfg.weight == 0.0:
-                continue
-            value = fn(self._env, **cfg.params) * (cfg.weight * dt)
-            self._reward_buf += value
-            self._episode_sums[name] += value
-        return self._reward_buf
+                row.zero_()
+            else:
+                torch.mul(fn(self._env, **cfg.params), cfg.weight * dt, out=row)
+        self._sums += values
+        return torch.sum(values, dim=0, out=self._reward_buf)
 
     def reset(self, env_ids: torch.Tensor) -> dict[str, float]:
-        extras = {}
-        max_len_s = self._env.max_episode_length_s
-        for name, sums in self._episode_sums.items():
-            extras[f"Episode_Reward/{name}"] = (sums[env_ids].mean() / max_len_s).item()
-            sums[env_ids] = 0.0
+        means = (self._sums[:, env_ids].mean(dim=1) / self._env.max_episode_length_s).tolist()
+        self._sums[:, env_ids] = 0.0
         for _, _, fn in self._terms:
             if isinstance(fn, ManagerTermBase):
                 fn.reset(env_ids)
-        return extras
+        return {f"Episode_Reward/{name}": mean for (name, _, _), mean in zip(self._terms, means)}
