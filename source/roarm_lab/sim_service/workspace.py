@@ -1,8 +1,9 @@
 """Is a hand target reachable? The task's own reachable-target bank decides (not a guessed box).
 
 The bank is the one the task's command samples from (forward kinematics of joint vectors in the command's
-joint box, above the table, outside the base). A target counts as reachable when a bank point lies within
-``tolerance_m`` of it. The simulator and the real-arm tools both ask here before they move anything.
+joint box, above the table, outside the base, in front of the base turned within the box). A target counts
+as reachable when a bank point lies within ``tolerance_m`` of it. The simulator and the real-arm tools both
+ask here before they move anything.
 """
 
 from __future__ import annotations
@@ -48,9 +49,8 @@ class Workspace:
 @lru_cache(maxsize=4)
 def task_workspace(task: str) -> Workspace:
     """The workspace of a task's hand command, from its registered env config."""
-    from roarm_lab.mdp.commands import reachable_target_bank
+    from roarm_lab.mdp.commands import task_target_bank
     from roarm_lab.registry import load_cfg_from_registry
 
     cmd = getattr(load_cfg_from_registry(task, "env_cfg_entry_point").commands, COMMAND)
-    return Workspace(reachable_target_bank(cmd.joint_box, BANK_SIZE, cmd.seed, cmd.min_height_above_table_m,
-                                           cmd.min_radius_m))
+    return Workspace(task_target_bank(cmd, BANK_SIZE, cmd.seed))
