@@ -5,9 +5,9 @@ joint vectors inside a joint box (within the safe box), running the model's forw
 keeping the points above the table and outside the base. ``held_out=True`` draws the bank from a
 separate random stream, so evaluation targets are points training never saw.
 
-With the base sampled inside +-2.2 rad, the shoulder leaning back over the base puts 3 % of the points behind
-it (3.8 % beyond 126 deg of azimuth). The arm reaches each of those facing it too, but only with the base turned past
-2.2 rad, a range training hardly practises: a policy reached 18 % of them against 98.6 % elsewhere. The task
+With the base sampled inside +-2.2 rad, the shoulder leaning back over the base puts 3.8 % of the points behind
+it (beyond 126 deg of azimuth). The arm reaches each of those facing it too, but only with the base turned past
+2.2 rad, a range training hardly practises: a policy reached 18 % of those beyond 135 deg, 98.6 % elsewhere. The task
 keeps the points it can reach facing them (``facing_base_range``). Sampling the base over its whole safe box
 instead covers the circle, but 700 iterations did not learn it (docs/benchmarks.md).
 
