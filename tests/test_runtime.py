@@ -266,13 +266,19 @@ def test_a_velocity_write_leaves_the_kinematics_and_a_position_write_recomputes_
     env = make_reach_env(num_envs=3)
     env.reset()
     robot, sim = env.scene["robot"], env.sim
+    passes: list = []
+    engine_forward = sim.forward
+    sim.forward = lambda env_ids=None: (passes.append(env_ids), engine_forward(env_ids))[1]
     frames = robot.data.body_pos_w.torch.clone()
     robot.write_joint_velocity_to_sim_index(velocity=torch.full((1, 5), 0.7), joint_ids=list(range(5)),
                                             env_ids=torch.tensor([1]))
+    assert passes == []  # no kinematics pass for a velocity write
     assert np.allclose(sim.qvel[1, :5], 0.7) and np.allclose(sim.qvel[[0, 2]], 0.0)
     torch.testing.assert_close(robot.data.body_pos_w.torch, frames)
     robot.write_joint_position_to_sim_index(position=torch.tensor([[0.5, 0.3]]), joint_ids=[0, 1],
                                             env_ids=torch.tensor([2]))
+    assert len(passes) == 1 and list(passes[0]) == [2]  # one pass, for the written simulation only
+    sim.forward = engine_forward
     moved = robot.data.body_pos_w.torch
     torch.testing.assert_close(moved[[0, 1]], frames[[0, 1]])
     assert not torch.allclose(moved[2], frames[2])
