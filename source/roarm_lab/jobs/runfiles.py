@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from roarm_lab.utils.files import UnsafeFileError, read_bounded_text
-from roarm_lab.rl.progress import ERROR_KEY, SUCCESS_KEY
+from roarm_lab.rl.progress_record import ERROR_KEY, SUCCESS_KEY
 
 MAX_JSON_BYTES = 4 * 1024 * 1024
 TAIL_BYTES = 64 * 1024

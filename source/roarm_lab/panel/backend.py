@@ -25,7 +25,7 @@ from roarm_lab.jobs.runs import find_run, newest_checkpoint, rel_path, resolve_e
 from roarm_lab.jobs.store import ACTIVE, JobRecord
 from roarm_lab.mcp_server.lab import Lab, expected_errors
 from roarm_lab.mcp_server.settings import LabError, LabSettings
-from roarm_lab.rl.progress import PROGRESS_FILE
+from roarm_lab.rl.progress_record import PROGRESS_FILE
 
 RECENT_JOBS = 8
 CURVE_BYTES = 2 * 1024 * 1024

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from roarm_lab.rl.progress import ERROR_KEY, PROGRESS_FILE, SUCCESS_KEY
+from roarm_lab.rl.progress_record import ERROR_KEY, PROGRESS_FILE, SUCCESS_KEY
 from roarm_lab.utils.io import atomic_write
 
 _BLOCK = re.compile(r"Learning iteration (\d+)/\d+")

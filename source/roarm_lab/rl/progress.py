@@ -13,11 +13,9 @@ import torch
 from rsl_rl.utils.logger import Logger
 from tqdm import tqdm
 
-PROGRESS_FILE = "progress.jsonl"
-"""Per-iteration record of a run: iteration, wall_time_s since training started, success_rate, position_error_m,
-mean_reward."""
-SUCCESS_KEY = "Metrics/ee_target/success_rate"
-ERROR_KEY = "Metrics/ee_target/position_error"
+from roarm_lab.rl.progress_record import ERROR_KEY, PROGRESS_FILE, SUCCESS_KEY
+
+__all__ = ["ERROR_KEY", "PROGRESS_FILE", "SUCCESS_KEY", "ProgressLogger"]
 
 
 def _mean(ep_extras: list[dict], key: str) -> float | None:
