@@ -234,6 +234,33 @@ def test_episodes_log_success_error_and_per_term_reward_sums(make_reach_env):
     assert "Episode_Termination/time_out" in log
 
 
+def reward_term(env, name: str):
+    """The callable of a reward term: Isaac Lab swaps a class term's ``func`` for its instance, the embedded
+    runtime keeps the instance beside the config."""
+    func = env.reward_manager.get_term_cfg(name).func
+    if not isinstance(func, type):
+        return func
+    return next(fn for term, _, fn in env.reward_manager._terms if term == name)
+
+
+def test_the_workspace_box_penalty_is_how_far_each_joint_lies_outside_the_box_the_targets_come_from(make_reach_env):
+    env = make_reach_env(num_envs=3, edit=only_events())
+    env.reset()
+    box = env.cfg.commands.ee_target.joint_box
+    assert box["wrist"][0] == -0.8 and box["elbow"][1] == 2.6 and box["base"][1] == 2.2  # the figures below
+    term, cfg = reward_term(env, "workspace_box"), env.reward_manager.get_term_cfg("workspace_box")
+    # env 0: inside the box; env 1: wrist at its hard limit (0.2 rad out), elbow 0.1 rad out; env 2: the base
+    # 0.3 rad out and the roll turned, which this term leaves to roll_home
+    q = data(env).default_joint_pos.torch[:, :ARM].clone()
+    q[1, 3], q[1, 2] = -1.0, 2.7
+    q[2, 0], q[2, 4] = 2.5, 1.0
+    data_ids = list(range(ARM))
+    env.scene["robot"].write_joint_position_to_sim_index(position=q, joint_ids=data_ids, env_ids=torch.arange(3))
+    value = term(env, **cfg.params)
+    torch.testing.assert_close(value, torch.tensor([0.0, 0.3, 0.3]), atol=1e-5, rtol=0)
+    assert cfg.weight < 0.0
+
+
 def test_nominal_evaluation_runs_the_tables_arm_with_no_randomization(make_reach_env):
     """``evaluation_mode(randomize=False)`` finds the randomization terms in the config itself and drops them."""
     env = make_reach_env(num_envs=4, edit=lambda cfg: cfg.evaluation_mode(randomize=False))

@@ -137,6 +137,11 @@ class RewardsCfg:
     roll_home = RewTerm(func=mdp.joint_deviation_l1, weight=-0.2,
                         params={"asset_cfg": SceneEntityCfg("robot", joint_names=[ARM_JOINTS[4].name])})
     joint_vel = RewTerm(func=mdp.joint_vel_l2, weight=-0.001, params={"asset_cfg": ARM_CFG})
+    # outside the box the targets are drawn from (every target is reached inside it): policies that rode the
+    # wrist's or the elbow's hard limit, the roll turned to make up the rest, stalled 2 to 3 cm short there
+    workspace_box = RewTerm(func=mdp.joint_outside_workspace_box_l1, weight=-4.0,
+                            params={"command_name": "ee_target",
+                                    "asset_cfg": SceneEntityCfg("robot", joint_names=ARM[:4], preserve_order=True)})
 
 
 @configclass

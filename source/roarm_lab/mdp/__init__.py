@@ -9,8 +9,8 @@ from roarm_lab.mdp.events import (randomization_terms, randomize_action_latency,
 from roarm_lab.mdp.observations import (ee_position_b, ee_position_error_b, generated_commands, hand_position_b,
                                         joint_pos_rel, joint_target_rel, last_action, servo_joint_pos_rel,
                                         servo_joint_vel_finite_difference)
-from roarm_lab.mdp.rewards import (action_rate_l2, joint_deviation_l1, joint_vel_l2, position_command_error,
-                                   position_command_error_tanh, position_goal_bonus)
+from roarm_lab.mdp.rewards import (action_rate_l2, joint_deviation_l1, joint_outside_workspace_box_l1, joint_vel_l2,
+                                   position_command_error, position_command_error_tanh, position_goal_bonus)
 from roarm_lab.mdp.terminations import joint_velocity_diverged, time_out
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "servo_joint_vel_finite_difference",
     "action_rate_l2",
     "joint_deviation_l1",
+    "joint_outside_workspace_box_l1",
     "joint_vel_l2",
     "position_command_error",
     "position_command_error_tanh",

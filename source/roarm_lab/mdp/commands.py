@@ -29,6 +29,18 @@ from roarm_lab.compat import MISSING, CommandTerm, CommandTermCfg, configclass
 from roarm_lab.mdp.observations import hand_position_b
 
 
+def workspace_joint_box(joint_box: dict[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(lows, highs) of the arm joints (``ARM_JOINTS`` order) a bank samples: ``joint_box`` by short name, the
+    safe box for joints it does not name. A range outside the safe box is refused: a file never widens it."""
+    lows = np.array([joint_box.get(j.short, (j.lower, j.upper))[0] for j in ARM_JOINTS], dtype=float)
+    highs = np.array([joint_box.get(j.short, (j.lower, j.upper))[1] for j in ARM_JOINTS], dtype=float)
+    for j, lo, hi in zip(ARM_JOINTS, lows, highs):
+        if lo < j.lower - 1e-9 or hi > j.upper + 1e-9 or lo > hi:
+            raise ValueError(f"workspace joint box for '{j.short}' ({lo}, {hi}) must lie inside the safe box "
+                             f"({j.lower}, {j.upper})")
+    return lows, highs
+
+
 def reachable_target_bank(joint_box: dict[str, tuple[float, float]], count: int, seed: int,
                           min_height_above_table_m: float, min_radius_m: float,
                           facing_base_range: bool = False) -> np.ndarray:
@@ -39,12 +51,7 @@ def reachable_target_bank(joint_box: dict[str, tuple[float, float]], count: int,
     reaches each of them facing it too, with the base turned past the box (``docs/benchmarks.md``).
     """
     rng = np.random.default_rng(seed)
-    lows = np.array([joint_box.get(j.short, (j.lower, j.upper))[0] for j in ARM_JOINTS])
-    highs = np.array([joint_box.get(j.short, (j.lower, j.upper))[1] for j in ARM_JOINTS])
-    for j, lo, hi in zip(ARM_JOINTS, lows, highs):
-        if lo < j.lower - 1e-9 or hi > j.upper + 1e-9 or lo > hi:
-            raise ValueError(f"workspace joint box for '{j.short}' ({lo}, {hi}) must lie inside the safe box "
-                             f"({j.lower}, {j.upper})")
+    lows, highs = workspace_joint_box(joint_box)
     kept: list[np.ndarray] = []
     total = 0
     while total < count:
