@@ -322,3 +322,15 @@ def test_the_step_reward_is_the_weighted_sum_of_the_terms_and_the_episode_sums_a
     assert sum(logged.values()) == pytest.approx(float(total[[0, 3]].mean()) / env.max_episode_length_s, rel=1e-5)
     assert float(manager._episode_sums["tracking"][[0, 3]].abs().sum()) == 0.0
     assert float(manager._episode_sums["tracking"][[1, 2, 4]].abs().sum()) > 0.0
+
+
+def test_the_workspace_box_term_refuses_a_joint_the_box_does_not_cover(make_reach_env):
+    """The gripper is not in the targets' joint box: naming it is a config error at build time, not a zero penalty."""
+    from roarm_lab.assets.joint_table import GRIPPER_JOINT
+    from roarm_lab.compat import SceneEntityCfg
+
+    def with_gripper(cfg):
+        cfg.rewards.workspace_box.params["asset_cfg"] = SceneEntityCfg("robot", joint_names=[GRIPPER_JOINT.name])
+
+    with pytest.raises(ValueError, match="not arm joints of the workspace box"):
+        make_reach_env(num_envs=2, edit=with_gripper)

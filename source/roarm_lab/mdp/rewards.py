@@ -1,4 +1,4 @@
-"""Reward terms: tracking, smoothness and goal. Weights live in the task config, not here."""
+"""Reward terms: tracking, smoothness, goal and posture. Weights live in the task config, not here."""
 
 from __future__ import annotations
 
