@@ -67,6 +67,7 @@ async def _wait_job(client: Client, job_id: str, timeout_s: float) -> dict:
 
 # ---------------------------------------------------------------------------- the tool surface
 
+
 def test_the_server_starts_without_torch_rsl_rl_or_mujoco():
     """A chat client waits on the server's start: the modules it loads up front are its own, the job scripts load
     the learning stack in their own processes (importing torch and rsl_rl here once took 8 of 11 seconds)."""
@@ -74,6 +75,7 @@ def test_the_server_starts_without_torch_rsl_rl_or_mujoco():
             "print(sorted(m for m in ('torch', 'rsl_rl', 'mujoco', 'tensordict') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
 
 def test_the_tools_have_the_issues_names_docstrings_schemas_and_annotations(tmp_path):
     from roarm_lab.mcp_server.server import build_server

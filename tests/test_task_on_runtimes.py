@@ -254,8 +254,7 @@ def test_the_workspace_box_penalty_is_how_far_each_joint_lies_outside_the_box_th
     q = data(env).default_joint_pos.torch[:, :ARM].clone()
     q[1, 3], q[1, 2] = -1.0, 2.7
     q[2, 0], q[2, 4] = 2.5, 1.0
-    data_ids = list(range(ARM))
-    env.scene["robot"].write_joint_position_to_sim_index(position=q, joint_ids=data_ids, env_ids=torch.arange(3))
+    env.scene["robot"].write_joint_position_to_sim_index(position=q, joint_ids=list(range(ARM)), env_ids=torch.arange(3))
     value = term(env, **cfg.params)
     torch.testing.assert_close(value, torch.tensor([0.0, 0.3, 0.3]), atol=1e-5, rtol=0)
     assert cfg.weight < 0.0

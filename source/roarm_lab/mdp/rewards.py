@@ -73,7 +73,7 @@ class joint_outside_workspace_box_l1(ManagerTermBase):
 
     def __call__(self, env: Any, command_name: str, asset_cfg: SceneEntityCfg) -> torch.Tensor:
         q = env.scene[asset_cfg.name].data.joint_pos.torch[:, asset_cfg.joint_ids]
-        return torch.sum((self._low - q).clamp_min(0.0) + (q - self._high).clamp_min(0.0), dim=1)
+        return torch.sum(torch.abs(q - torch.clamp(q, self._low, self._high)), dim=1)
 
 
 def _indices(ids: Any, count: int) -> list[int]:

@@ -15,8 +15,6 @@ from tqdm import tqdm
 
 from roarm_lab.rl.progress_record import ERROR_KEY, PROGRESS_FILE, SUCCESS_KEY
 
-__all__ = ["ERROR_KEY", "PROGRESS_FILE", "SUCCESS_KEY", "ProgressLogger"]
-
 
 def _mean(ep_extras: list[dict], key: str) -> float | None:
     values = [float(torch.as_tensor(e[key]).float().mean()) for e in ep_extras if key in e]
