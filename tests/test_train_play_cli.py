@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,7 @@ import pytest
 import yaml
 
 from roarm_lab.rl.play import main as play_main
+from roarm_lab.rl.threads import prefer_passive_omp_waits
 from roarm_lab.rl.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,3 +174,34 @@ def test_the_runner_s_mini_batches_are_rsl_rl_s_exactly(make_reach_env):
             assert torch.equal(getattr(a, field), getattr(b, field)), field
         assert all(torch.equal(p, q) for p, q in zip(a.old_distribution_params, b.old_distribution_params))
     assert not torch.equal(ours[0].actions, ours[1].actions)  # the batches are different rows
+
+
+
+_ENV_PROBE = """
+import importlib, os, runpy, sys
+target = sys.argv[1]
+runpy.run_path(target) if target.endswith(".py") else importlib.import_module(target)  # main() not called
+print(os.environ.get("OMP_WAIT_POLICY"), "torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("target", [str(ROOT / "scripts" / "train.py"), str(ROOT / "scripts" / "play.py"),
+                                    "roarm_lab.rl.train", "roarm_lab.rl.benchmark"])
+@pytest.mark.parametrize("user_value", [None, "ACTIVE"])
+def test_training_entry_points_choose_passive_openmp_waits_before_torch_loads_and_keep_the_users(target, user_value):
+    """The scripts and the console scripts (``roarm-train`` imports ``roarm_lab.rl.train``) both go through
+    ``roarm_lab.rl``, which sets the policy before its modules load torch (libgomp reads it only then)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if user_value:
+        env["OMP_WAIT_POLICY"] = user_value
+    out = subprocess.run([sys.executable, "-c", _ENV_PROBE, target], env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert out == [user_value or "PASSIVE", "True"]
+
+
+def test_no_wait_policy_is_set_once_torch_has_loaded(monkeypatch):
+    environ: dict[str, str] = {}
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or object())
+    assert prefer_passive_omp_waits(environ) is None and environ == {}
+    monkeypatch.delitem(sys.modules, "torch")
+    assert prefer_passive_omp_waits(environ) == "PASSIVE" and environ == {"OMP_WAIT_POLICY": "PASSIVE"}
