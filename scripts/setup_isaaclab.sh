@@ -11,17 +11,16 @@ cd "$(dirname "$0")/.."
 DIR="${1:-.venv-isaaclab}"
 PY_VERSION="${ISAACLAB_PYTHON:-3.12}"
 
+source scripts/lib/find_python.sh
+
 if [ -x "$DIR/bin/python" ] && "$DIR/bin/python" -c "import isaaclab, isaaclab_newton, roarm_lab" 2>/dev/null; then
   echo "$DIR already holds Isaac Lab and roarm_lab; reinstalling the project only"
 else
-  if command -v pyenv >/dev/null 2>&1 && pyenv versions --bare | grep -q "^${PY_VERSION}"; then
-    PYTHON="$(PYENV_VERSION="$(pyenv versions --bare | grep "^${PY_VERSION}" | tail -n 1)" pyenv which python)"
-  elif command -v "python${PY_VERSION}" >/dev/null 2>&1; then
-    PYTHON="python${PY_VERSION}"
-  else
-    echo "error: Isaac Lab 3 needs Python ${PY_VERSION}; install it (e.g. pyenv install ${PY_VERSION}) and rerun" >&2
+  PYTHON="$(find_python "$PY_VERSION")" || {
+    echo "error: Isaac Lab 3 needs Python ${PY_VERSION} and none runs here; install it (e.g. pyenv install" \
+      "${PY_VERSION}), or name one with PYTHON_BIN=/path/to/python${PY_VERSION}, and rerun" >&2
     exit 2
-  fi
+  }
   echo "creating $DIR with $("$PYTHON" --version) (Isaac Lab 3.0.0 is about 8 GB and a few minutes)"
   "$PYTHON" -m venv "$DIR"
   "$DIR/bin/python" -m pip install --quiet --upgrade pip

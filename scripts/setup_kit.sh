@@ -7,14 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${1:-.venv-kit}
 KIT_VERSION=6.2.0.0
-PY=${KIT_PYTHON:-}
-if [ -z "$PY" ]; then
-  for candidate in python3.12 "env PYENV_VERSION=3.12.1 python"; do
-    if $candidate -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then PY=$candidate; break; fi
-  done
-fi
-[ -n "$PY" ] || { echo "error: Kit $KIT_VERSION needs Python 3.12 (set KIT_PYTHON=/path/to/python3.12)" >&2; exit 2; }
-$PY -m venv "$DIR"
+source scripts/lib/find_python.sh
+PY="$(find_python 3.12)" || {
+  echo "error: Kit $KIT_VERSION needs Python 3.12 and none runs here; install it (e.g. pyenv install 3.12), or name" \
+    "one with PYTHON_BIN=/path/to/python3.12, and rerun" >&2
+  exit 2
+}
+"$PY" -m venv "$DIR"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$DIR/bin/python" -m pip install --quiet --upgrade pip
 "$DIR/bin/python" -m pip install --quiet \
