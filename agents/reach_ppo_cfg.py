@@ -1,4 +1,4 @@
-"""PPO for RoArm-Reach-v0: 700 iterations of 1024 envs x 24 steps, 5.7 min on a 2-core Xeon (15 on a slow EPYC VM).
+"""PPO for RoArm-Reach-v0: 700 iterations of 1024 envs x 24 steps: 5.7 min on a 2-core Xeon, 7.3 on a 2-core EPYC.
 
 Two changes made that possible (issue 14, docs/benchmarks.md): the policy observes its error vector (target minus
 hand; ``ee_error`` in the task), which learns the last centimetre in fewer iterations, and [64, 64] networks,
