@@ -118,7 +118,7 @@ def open_driver(opts: dict[str, Any], calibration: Calibration):
         from roarm_lab.real.emulator import EmulatorProcess
 
         with EmulatorProcess(*opts.get("emu_args", [])) as emu:
-            print(f"emulator on {emu.port}")
+            print(f"emulator on {emu.port}", flush=True)  # a parent reading a pipe waits for this line
             driver = RoArmDriver.serial(emu.port, **kwargs).start()
             try:
                 yield driver

@@ -142,7 +142,8 @@ def test_the_emulator_child_does_not_outlive_a_killed_bridge(export_dir, tmp_pat
     proc = subprocess.Popen([sys.executable, str(script), "--policy", str(export_dir), "--robot", "emu",
                              "--target", "0.2", "0.05", "0.2", "--target-time-s", "120", "--log-dir",
                              str(tmp_path / "logs"), "--emu-arg=--latency-s=0.05"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"})  # a pipe, as users have
     emulators: list[int] = []
     try:
         line = proc.stdout.readline()
