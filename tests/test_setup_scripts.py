@@ -51,7 +51,9 @@ def test_pyenv_versions_are_found_without_the_pyenv_command_on_path(tmp_path):
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     if not list(pyenv_root.glob("versions/3.12.*/bin/python")):
         pytest.skip(f"no Python 3.12 under {pyenv_root}/versions")
-    env = {"HOME": str(Path.home()), "PATH": "/usr/bin:/bin", "PYENV_ROOT": str(pyenv_root)}
-    found = find_python("3.12", env)
-    assert found.returncode == 0, found.stderr
-    assert version_of(found.stdout.strip()) == "3.12"
+    by_root = {"PATH": "/usr/bin:/bin", "PYENV_ROOT": str(pyenv_root)}
+    by_shims_on_path = {"PATH": f"{pyenv_root}/shims:/usr/bin:/bin"}  # no HOME, no PYENV_ROOT: as some CI shells
+    for env in (by_root, by_shims_on_path):
+        found = find_python("3.12", env)
+        assert found.returncode == 0, (env, found.stderr)
+        assert version_of(found.stdout.strip()) == "3.12"
