@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${1:-.venv-isaaclab}"
-PY_VERSION="${ISAACLAB_PYTHON:-3.12}"
+PY_VERSION=3.12  # Isaac Lab 3.0 ships for Python 3.12 only
 
 source scripts/lib/find_python.sh
 

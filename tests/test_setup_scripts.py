@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,6 @@ def test_a_shim_that_refuses_to_run_is_not_taken(tmp_path):
 
 
 def test_a_named_interpreter_of_the_wrong_version_is_refused(tmp_path):
-    import sys
     env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"], "PYTHON_BIN": sys.executable}
     wrong = "3.12" if sys.version_info[:2] != (3, 12) else "3.11"
     assert find_python(wrong, env).returncode == 1

@@ -176,7 +176,6 @@ def test_the_runner_s_mini_batches_are_rsl_rl_s_exactly(make_reach_env):
     assert not torch.equal(ours[0].actions, ours[1].actions)  # the batches are different rows
 
 
-
 _ENV_PROBE = """
 import importlib, os, runpy, sys
 target = sys.argv[1]
