@@ -1,10 +1,12 @@
 """The policy bridge: newest feedback -> the task's observation -> an action -> one T:102, every period.
 
-Safety, in the order a step applies it: stale feedback or no action in time means hold (no new target;
-the servos keep the last one) and say so; the policy's action becomes joint targets by policy.json's
-own convention (``ActionConvention``, shared with the gateway); each joint's change per step is limited;
-the target is clamped to the calibrated safe box by the driver. The relative-action integrator follows
-what was actually sent, so a limit never winds it up. Every step is logged, hold steps included.
+Safety, in the order a step applies it: a driver stopped on implausible feedback ends the run with its error;
+an implausible newest frame, stale feedback or no action in time means hold (no new target; the servos keep
+the last one) and say so; the policy's action becomes joint targets by policy.json's own convention
+(``ActionConvention``, shared with the gateway); each joint's change per step is limited; the driver clamps
+every frame it sends to the calibrated safe box. The relative-action integrator follows what was actually
+sent, so a limit never winds it up. Every step is logged, hold steps included. The summary is taken after the
+final hold, from the driver's own count of what it sent: every joint frame, the start move and the hold included.
 """
 
 from __future__ import annotations
@@ -18,15 +20,14 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from roarm_lab.assets.joint_table import JOINTS, SERVO, safe_box
+from roarm_lab.assets.joint_table import JOINTS, SERVO
 from roarm_lab.assets.kinematics import firmware_mm_to_base
 from roarm_lab.policy.spec import PolicyLoadError, load_spec
 from roarm_lab.policy import ActionConvention, ClientTargets, NotFiniteError
-from roarm_lab.real.driver import RoArmDriver
+from roarm_lab.real.driver import MOVE_SPEED_RAD_S, DriverError, RoArmDriver
 from roarm_lab.real.observation import ArmObservation
 from roarm_lab.real.steplog import StepLog, plot_tracking
 
-SAFE_LOWER, SAFE_UPPER = safe_box()
 
 
 class BridgeError(RuntimeError):
@@ -86,7 +87,8 @@ class BridgeConfig:
     stale_after_s: float = 0.25
     max_step_rad: float = SERVO.max_step_rad
     """Largest change of any joint target per control step (the servo spec's, 3 rad/s at 30 Hz)."""
-    start_speed_rad_s: float = 0.5
+    start_speed_rad_s: float = MOVE_SPEED_RAD_S
+    """The move to the start pose: each step, and the servos' speed (the driver caps it at ``SERVO.speed_rad_s``)."""
     start_tolerance_rad: float = 0.05
     start_timeout_s: float = 20.0
     success_m: float | None = None
@@ -107,6 +109,8 @@ class HoldReason(enum.Enum):
     """The newest feedback is older than ``stale_after_s`` (a pulled cable, a stalled firmware)."""
     NO_ACTION = "no_action"
     """No usable action: a gateway miss or error, or a non-finite action."""
+    FAULT = "fault"
+    """The newest frame cannot be true (``plausibility.py``): the driver holds the last command it sent."""
 
 
 @dataclass
@@ -140,6 +144,10 @@ class Bridge:
         self.start_pose = np.array([meta["default_joint_pos"][n] for n in names])
         self.log = StepLog(cfg.log_dir / "steps.npz")
         self._interrupts = 0
+        self._finals: list[float] = []
+        self._commanded = False  # a run refused before its first command leaves the arm as it found it
+        self.error: str | None = None
+        """Why the run ended early (a ``BridgeError`` or ``DriverError``), for the summary; None if it did not."""
 
     # ------------------------------------------------------------------ signals
     def _on_sigint(self, *_: Any) -> None:
@@ -152,11 +160,12 @@ class Bridge:
 
     # ------------------------------------------------------------------ phases
     def move_to_start(self) -> None:
-        """Slew to the policy's start pose at ``start_speed_rad_s``, then verify arrival."""
+        """Slew to the policy's start pose at ``start_speed_rad_s``, then verify arrival; hold while a frame is a
+        fault."""
         fb = self.driver.wait_feedback(timeout=2.0)
         if fb is None:
-            raise BridgeError("no feedback before the move to the start pose")
-        q = fb.q.copy()
+            raise self.driver.error or BridgeError("no feedback before the move to the start pose")
+        q = self.driver.calibration.clamp(fb.q)  # as the driver will send it
         goal = self.start_pose.copy()
         goal[5] = q[5]  # the gripper stays where it is
         inside = self.driver.calibration.clamp(goal)
@@ -169,11 +178,15 @@ class Bridge:
         self.cfg.say(f"moving to the start pose {np.round(goal, 3).tolist()} at {self.cfg.start_speed_rad_s} rad/s")
         deadline = time.monotonic() + self.cfg.start_timeout_s
         next_tick = time.monotonic()
+        self._commanded = True
         while True:
             if self._abort_requested():
                 raise BridgeError("stopped during the move to the start pose")
-            q = q + np.clip(goal - q, -step, step)
-            self.driver.command_joints(q)
+            if self.driver.error is not None:
+                raise self.driver.error
+            if self.driver.fault is None:
+                q = q + np.clip(goal - q, -step, step)
+                self.driver.command_joints(q, speed_rad_s=self.cfg.start_speed_rad_s)
             fb = self.driver.feedback()
             if self.driver.dry_run and np.allclose(q, goal):
                 self.cfg.say("dry-run: start pose commanded, arrival not verified (nothing was sent)")
@@ -189,17 +202,30 @@ class Bridge:
             time.sleep(max(0.0, next_tick - time.monotonic()))
 
     def run(self) -> dict[str, Any]:
+        """Start the driver (if it is not), move to the start pose, control; whatever happens once the arm was
+        commanded, torque-hold.
+
+        Returns the summary, taken after the hold is written. On an error ``self.error`` says why (and
+        ``summary()`` carries it) before the error is raised.
+        """
         previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
         try:
+            self.driver.start()
             self.move_to_start()
-            return self._control()
+            self._control()
+        except (BridgeError, DriverError) as err:
+            self.error = str(err)
+            raise
         finally:
-            self.driver.stop()  # torque-hold at the current pose, whatever happened
+            if self.driver.running and self._commanded:
+                self.driver.stop()  # torque-hold, whatever happened
+                self.driver.flush()  # ... written before the summary counts the frames sent
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
             self.log.save()
+        return self.summary()
 
-    def _control(self) -> dict[str, Any]:
+    def _control(self) -> None:
         """The control loop: one ``step`` per period on a fixed schedule, each logged; targets change on time."""
         cfg = self.cfg
         fb0 = self.driver.feedback()
@@ -207,7 +233,7 @@ class Bridge:
         loop.last_cmd[self.arm_ids] = self.start_pose[self.arm_ids]
         loop.last_action = np.zeros(self.convention.size, np.float32)
         self.observe.reset()
-        finals: list[float] = []
+        finals = self._finals
         start = time.monotonic()
         next_tick, last_tick, last_save = start, start, start
         target_index = 0
@@ -236,26 +262,33 @@ class Bridge:
         if self._abort_requested():
             cfg.say("stop requested: torque-hold and exit")
         finals.append(self.log.last_error())
-        return self.summary(finals)
 
     def step(self, loop: "_LoopState", now: float, target: np.ndarray) -> dict[str, Any]:
         """One control step: newest feedback, the task's observation, an action, one bounded T:102; or a hold.
 
         Returns the step's log record (without the times the loop adds).
         """
-        fb = self.driver.feedback()
+        if self.driver.error is not None:
+            raise self.driver.error
+        fb, fault = self.driver.feedback(), self.driver.fault
         age = np.inf if fb is None else now - fb.received
         record: dict[str, Any] = {
             "feedback_age": min(age, 1e3), "q": np.full(len(JOINTS), np.nan) if fb is None else fb.q,
             "hand": np.full(3, np.nan), "target": target, "obs": np.full(self.observe.size, np.nan, np.float32),
             "action": np.zeros(self.convention.size, np.float32), "stale": False, "no_action": False,
-            "deadline_miss": False, "step_limited": False, "box_clamped": False, "sent": False}
-        if age > self.cfg.stale_after_s:
+            "fault": False, "deadline_miss": False, "step_limited": False, "box_clamped": False, "sent": False}
+        if fault is not None:
+            record["fault"] = True
+            self._hold(loop, HoldReason.FAULT, f"{fault}: holding the last command")
+        elif age > self.cfg.stale_after_s:
             record["stale"] = True
             self._hold(loop, HoldReason.STALE, f"feedback stale ({age:.2f} s): holding the pose")
         else:
-            if loop.holding is HoldReason.STALE:
+            if loop.holding in (HoldReason.STALE, HoldReason.FAULT):
                 self.observe.reset()  # the finite-difference velocity restarts, as after a reset in sim
+            if loop.holding is HoldReason.FAULT and self.driver.last_sent is not None:
+                loop.last_cmd = self.driver.last_sent  # what the servos hold: a target written just before the fault
+                loop.targets.target = loop.last_cmd[self.arm_ids].astype(np.float32)  # may have been held back
             hand = firmware_mm_to_base(fb.tcp_mm)
             obs = self.observe(fb.q, hand, target, loop.last_action, loop.targets.target)
             raw, pflags = self.policy(obs)
@@ -281,7 +314,7 @@ class Bridge:
         desired[self.arm_ids] = arm
         wanted = desired - loop.last_cmd
         change = np.clip(wanted, -self.cfg.max_step_rad, self.cfg.max_step_rad)
-        sent = self.driver.command_joints(loop.last_cmd + change)
+        sent = self.driver.command_joints(loop.last_cmd + change, speed_rad_s=None)  # bounded per step above
         loop.last_cmd = sent.q
         loop.targets.target = loop.last_cmd[self.arm_ids].astype(np.float32)
         return {"step_limited": bool(np.any(np.abs(change - wanted) > 1e-9)), "box_clamped": bool(sent.clamped.any()),
@@ -292,8 +325,8 @@ class Bridge:
         if reason is loop.holding:
             return
         if reason is HoldReason.NONE:
-            self.cfg.say("feedback back: policy resumes" if loop.holding is HoldReason.STALE
-                         else "actions back: policy resumes")
+            self.cfg.say("actions back: policy resumes" if loop.holding is HoldReason.NO_ACTION
+                         else "feedback back: policy resumes")
         else:
             self.cfg.say(message)
         loop.holding = reason
@@ -310,27 +343,32 @@ class Bridge:
             return None
 
     # ------------------------------------------------------------------ report
-    def summary(self, finals: list[float]) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
+        """The run in figures. Frames sent and their distance outside the box are the driver's count of what it
+        wrote (policy, start move, hold), not the log's."""
         data = self.log.arrays()
-        jitter = np.abs(data["interval"][1:] - self.period) * 1000.0 if len(data["t"]) > 1 else np.zeros(1)
-        finals_arr = np.array(finals, dtype=float)
-        commands = data["command"]
-        out_of_box = float(np.max(np.maximum(commands - SAFE_UPPER, SAFE_LOWER - commands).clip(min=0.0))) \
-            if len(commands) else 0.0
+        steps = len(data.get("t", ()))
+        flags = {k: int(data[k].sum()) if steps else 0 for k in
+                 ("stale", "no_action", "fault", "step_limited", "box_clamped")}
+        jitter = np.abs(data["interval"][1:] - self.period) * 1000.0 if steps > 1 else np.zeros(1)
+        finals_arr = np.array(self._finals, dtype=float)
+        known = finals_arr[np.isfinite(finals_arr)]  # a target that ended in a hold has no measured error
+        stats = self.driver.stats
         summary = {
-            "steps": int(len(data["t"])), "duration_s": float(data["t"][-1]) if len(data["t"]) else 0.0,
+            "steps": steps, "duration_s": float(data["t"][-1]) if steps else 0.0,
             "period_s": self.period,
             "jitter_ms": {"p50": float(np.percentile(jitter, 50)), "p99": float(np.percentile(jitter, 99)),
                           "max": float(jitter.max())},
             "targets": int(len(finals_arr)),
             "reached": int(np.sum(finals_arr < self.cfg.success_m)),
             "reached_fraction": float(np.mean(finals_arr < self.cfg.success_m)) if len(finals_arr) else 0.0,
-            "final_error_m": {"median": float(np.nanmedian(finals_arr)) if len(finals_arr) else None,
-                              "p90": float(np.nanpercentile(finals_arr, 90)) if len(finals_arr) else None},
-            "max_command_outside_safe_box_rad": out_of_box,
-            "stale_steps": int(data["stale"].sum()), "no_action_steps": int(data["no_action"].sum()),
-            "step_limited_steps": int(data["step_limited"].sum()), "box_clamped_steps": int(data["box_clamped"].sum()),
-            "driver": self.driver.stats.as_dict(),
+            "final_error_m": {"median": float(np.median(known)) if len(known) else None,
+                              "p90": float(np.percentile(known, 90)) if len(known) else None},
+            "joint_frames_sent": stats.joint_commands_sent,
+            "max_command_outside_safe_box_rad": stats.max_command_outside_box_rad,
+            "faults": stats.faults, "error": self.error,
+            **{f"{k}_steps": v for k, v in flags.items()},
+            "driver": stats.as_dict(),
         }
         return summary
 
@@ -341,11 +379,12 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def write_report(bridge: Bridge, summary: dict[str, Any]) -> None:
+def write_report(bridge: Bridge, summary: dict[str, Any] | None = None) -> None:
+    """steps.npz, summary.json (``summary``, or the bridge's own: a run that raised has one too) and the plot."""
     from roarm_lab.utils.io import atomic_write_json
 
     bridge.log.save()
-    atomic_write_json(bridge.cfg.log_dir / "summary.json", summary)
+    atomic_write_json(bridge.cfg.log_dir / "summary.json", summary if summary is not None else bridge.summary())
     plot_tracking(bridge.log.arrays(), bridge.cfg.log_dir / "tracking_error.png", bridge.cfg.success_m)
 
 

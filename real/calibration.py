@@ -22,6 +22,8 @@ from roarm_lab.utils.io import atomic_write_text
 
 SHORT_NAMES = [j.short for j in JOINTS]
 MAX_CALIBRATION_BYTES = 64 * 1024
+MAX_OFFSET_RAD = 0.3
+"""A larger offset means the arm was not at the named pose when the reading was taken."""
 
 
 @dataclass
@@ -42,10 +44,10 @@ class Calibration:
         if outside:
             raise ValueError(f"calibration {', '.join(outside)} must lie inside the safe joint box "
                              f"{dict(zip(SHORT_NAMES, zip(safe_lo.round(3), safe_hi.round(3))))} (lower < upper)")
-        large = [f"offsets.{n} {v:.3f}" for n, v in zip(SHORT_NAMES, self.offsets) if abs(v) > 0.3]
+        large = [f"offsets.{n} {v:.3f}" for n, v in zip(SHORT_NAMES, self.offsets) if abs(v) > MAX_OFFSET_RAD]
         if large:
-            raise ValueError(f"calibration {', '.join(large)} exceed 0.3 rad: re-run the calibration (was the arm at "
-                             "the named pose when you pressed Enter?)")
+            raise ValueError(f"calibration {', '.join(large)} exceed {MAX_OFFSET_RAD} rad: re-run the calibration "
+                             "(was the arm at the named pose when you pressed Enter?)")
 
     def to_true(self, reported: np.ndarray) -> np.ndarray:
         return reported + self.offsets

@@ -10,8 +10,16 @@ from typing import Callable
 
 import numpy as np
 
-from roarm_lab.real.calibration import Calibration, measure_offsets
+from roarm_lab.real.calibration import MAX_OFFSET_RAD, Calibration, measure_offsets
 from roarm_lab.real.driver import DriverError, RoArmDriver
+from roarm_lab.real.plausibility import BOX_MARGIN_RAD, FeedbackLimits
+from roarm_lab.real.protocol import firmware_range
+
+
+def by_hand_limits() -> FeedbackLimits:
+    """What a limp arm moved by hand can read, uncalibrated: anywhere the firmware could command it, give or take
+    the largest offset; a hand moves it as fast as it likes ('observe' is outside the safe box)."""
+    return FeedbackLimits(*firmware_range(), speed_rad_s=None, margin_rad=MAX_OFFSET_RAD + BOX_MARGIN_RAD)
 
 
 def mean_reading(driver: RoArmDriver, seconds: float = 0.5) -> np.ndarray:
@@ -20,7 +28,7 @@ def mean_reading(driver: RoArmDriver, seconds: float = 0.5) -> np.ndarray:
     while time.monotonic() < end or not frames:
         fb = driver.wait_feedback(newer_than=newest, timeout=1.0)
         if fb is None:
-            raise DriverError("no feedback while recording the pose")
+            raise driver.error or DriverError("no feedback while recording the pose")
         newest = fb.received
         frames.append(fb.q)
     return np.mean(frames, axis=0)
@@ -49,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.port) == bool(args.http):
         p.error("give exactly one of --port or --http")
     try:
-        driver = (RoArmDriver.serial(args.port) if args.port else RoArmDriver.http(args.http)).start()
+        limits = by_hand_limits()
+        driver = (RoArmDriver.serial(args.port, limits=limits) if args.port else
+                  RoArmDriver.http(args.http, limits=limits)).start()
     except DriverError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -111,7 +111,8 @@ def check_numbers(opts: dict[str, Any], given: dict[str, Any]) -> None:
 
 @contextlib.contextmanager
 def open_driver(opts: dict[str, Any], calibration: Calibration):
-    """The driver for --robot serial/http/emu (the emulator runs in its own process)."""
+    """The driver for --robot serial/http/emu (the emulator runs in its own process), not started yet: the bridge
+    starts it, so a start that fails (no feedback, implausible feedback) is in the run's summary too."""
     kwargs = dict(calibration=calibration, rate_hz=float(opts["rate_hz"]), dry_run=bool(opts.get("dry_run")))
     robot = opts["robot"]
     if robot == "emu":
@@ -119,14 +120,14 @@ def open_driver(opts: dict[str, Any], calibration: Calibration):
 
         with EmulatorProcess(*opts.get("emu_args", [])) as emu:
             print(f"emulator on {emu.port}", flush=True)  # a parent reading a pipe waits for this line
-            driver = RoArmDriver.serial(emu.port, **kwargs).start()
+            driver = RoArmDriver.serial(emu.port, **kwargs)
             try:
                 yield driver
             finally:
                 driver.close(hold=False)
         return
     driver = (RoArmDriver.http(opts["http"], **kwargs) if robot == "http" else
-              RoArmDriver.serial(opts["port"], **kwargs)).start()
+              RoArmDriver.serial(opts["port"], **kwargs))
     try:
         yield driver
     finally:
@@ -165,8 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with open_driver(opts, calibration) as driver:
                 bridge = Bridge(driver, meta, policy, targets, cfg)
-                summary = bridge.run()
-                write_report(bridge, summary)
+                try:
+                    summary = bridge.run()
+                finally:
+                    write_report(bridge)  # an error's summary too: what was sent, the faults, the error
         finally:
             if isinstance(policy, GatewayPolicy):
                 policy.close()
@@ -174,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(json.dumps({k: summary[k] for k in ("steps", "jitter_ms", "targets", "reached", "reached_fraction",
-                                              "max_command_outside_safe_box_rad", "stale_steps")}, indent=1))
+                                              "joint_frames_sent", "max_command_outside_safe_box_rad", "faults",
+                                              "stale_steps")}, indent=1))
     print(f"log: {run_dir}/steps.npz, plot: {run_dir}/tracking_error.png, summary: {run_dir}/summary.json")
     return 0

@@ -26,6 +26,13 @@ T_HOME = 100
 T_ESTOP = 0
 T_CLEAR_ESTOP = 999
 MAX_COMMAND_BYTES = 256
+STEPS_PER_TURN = 4096
+"""Servo encoder steps per revolution: ``spd`` is in steps per second, and 0 means the servos' full speed."""
+WIRE_DECIMALS = 4
+"""Joint angles go on the wire rounded to this many decimals (1e-4 rad)."""
+MOTION_COMMANDS = frozenset({T_HOME, T_JOINT, T_JOINTS, 104, 1041, 106, 122})
+"""Every command that moves a joint (T:104 / 1041 Cartesian, T:106 hand, T:122 degrees): the driver sends only
+T:102, built by its one clamp."""
 FIRMWARE_CLAMPS = {"base": (-math.pi, math.pi), "shoulder": (-math.pi / 2, math.pi / 2),
                    "elbow": (-0.785, 3.14), "wrist": (-math.pi / 2, math.pi / 2), "roll": (-math.pi, math.pi),
                    "hand": (1.074, 5.21)}
@@ -84,9 +91,32 @@ def joints_command(q: Sequence[float], spd: int = 0, acc: int = 10) -> dict[str,
     for j, value in zip(JOINTS, q):
         if not math.isfinite(float(value)):
             raise ValueError(f"T:102 {j.short} target is {float(value)}: joint targets must be finite")
-        cmd[j.firmware_field] = round(j.to_firmware(float(value)), 4)
+        cmd[j.firmware_field] = round(j.to_firmware(float(value)), WIRE_DECIMALS)
     cmd["spd"], cmd["acc"] = int(spd), int(acc)
     return cmd
+
+
+def command_joints(cmd: dict[str, Any]) -> np.ndarray:
+    """The URDF joint values a T:102 carries, as written (no firmware clamp): what went on the wire."""
+    return np.array([j.from_firmware(float(cmd[j.firmware_field])) for j in JOINTS])
+
+
+def spd_for(speed_rad_s: float) -> int:
+    """T:102's ``spd`` (steps/s) for a joint speed; at least 1, because 0 means full speed."""
+    if not (math.isfinite(speed_rad_s) and speed_rad_s > 0):
+        raise ValueError(f"a joint speed must be a positive number of rad/s, got {speed_rad_s}")
+    return max(1, round(speed_rad_s * STEPS_PER_TURN / (2 * math.pi)))
+
+
+def spd_speed(spd: int) -> float | None:
+    """The joint speed (rad/s) a ``spd`` asks for; None for 0 (the servos' full speed)."""
+    return spd * 2 * math.pi / STEPS_PER_TURN if spd > 0 else None
+
+
+def firmware_range() -> tuple[np.ndarray, np.ndarray]:
+    """The firmware's own clamps (``FIRMWARE_CLAMPS``) as (lower, upper) in URDF radians, JOINTS order."""
+    ends = np.array([sorted(j.from_firmware(v) for v in FIRMWARE_CLAMPS[j.firmware_field]) for j in JOINTS])
+    return ends[:, 0], ends[:, 1]
 
 
 def torque_command(on: bool) -> dict[str, Any]:
@@ -123,7 +153,12 @@ def feedback_message(q: Sequence[float], tcp_mm: Sequence[float], loads: Sequenc
 
 
 def parse_feedback(line: bytes | str, received: float) -> Feedback:
-    """A T:1051 line to ``Feedback``; anything else raises ``FrameError`` saying what it was."""
+    """A T:1051 line to ``Feedback``; anything else raises ``FrameError`` saying what it was.
+
+    A frame is judged here on its own (JSON, fields, finite, powered). Whether its values can be true (inside
+    the joint box, no joint faster than the servos) needs the calibration and the previous frame: the
+    driver's ``FeedbackLimits`` (``plausibility.py``) decides that.
+    """
     text = line.decode("utf-8", "replace") if isinstance(line, (bytes, bytearray)) else line
     text = text.strip()
     try:

@@ -146,10 +146,10 @@ def plot_tracking(data: dict[str, np.ndarray], path: str | Path, success_m: floa
     ax.axhline(success_m * 100.0, color="g", ls=":", lw=1.0, label=f"{success_m * 100:.0f} cm")
     for s in t[1:][np.diff(data["target_index"]) != 0]:
         ax.axvline(s, color="0.7", ls="--", lw=0.6)
-    hold = data["stale"] | data["no_action"]
+    hold = data["stale"] | data["no_action"] | data.get("fault", np.zeros_like(data["stale"]))  # older logs: none
     if hold.any():
         ax.fill_between(t, 0, 1, where=hold, transform=ax.get_xaxis_transform(), color="r", alpha=0.15,
-                        label="holding (stale feedback / no action)")
+                        label="holding (stale or implausible feedback / no action)")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("error (cm)")
     ax.set_ylim(bottom=0)

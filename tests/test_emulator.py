@@ -280,3 +280,39 @@ def test_cli_process_ready_line_stream_and_clean_exit(tmp_path):
         code = proc.stop()
     assert code == 0
     assert not os.path.lexists(link)
+
+
+def test_feedback_fault_reports_an_implausible_value_then_falls_silent_but_obeys(make_emu):
+    emu, ser = make_emu(latency_s=0.05)
+    assert read_lines(ser, 0.2)
+    emu.report_fault("shoulder", 1.5, frames=2, then_silent=True)
+    lines = read_lines(ser, 0.5)
+    frames = [parse_feedback(line, time.monotonic()) for line in lines
+              if line.startswith(b"{")]  # not the tail of a frame the first read stopped in
+    assert len(frames) == 2 and all(fb.raw["s"] == 1.5 for fb in frames)  # finite, well formed, impossible
+    np.testing.assert_allclose(np.delete(frames[-1].q, 1), np.delete(HOME, 1), atol=0.05)  # the rest reads true
+    ser.write(encode(query_command()))
+    assert read_lines(ser, 0.3) == []  # silent: not even a query reply
+    ser.write(encode(joints_command([0.4, 0.0, 1.5708, 0.0, 0.0, 0.0], spd=652)))  # ... but it still obeys
+    wait_for(lambda: abs(emu.true_joint_pos()[0] - 0.4) < 0.03, 3.0)
+    assert emu.joint_commands[-1]["spd"] == 652 and emu.joint_commands[-1]["base"] == 0.4
+    with pytest.raises(ValueError, match="unknown joint 'nose'"):
+        emu.report_fault("nose", 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        emu.report_fault("base", math.nan)
+
+
+def test_cli_fault_flags_schedule_the_fault_and_bad_ones_are_one_line_errors(tmp_path, capsys):
+    from roarm_lab.real.emulator import main
+
+    with EmulatorProcess("--latency-s", "0.05", "--fault-at", "0", "--fault-joint", "wrist",
+                         "--fault-value", "7.5") as proc:
+        ser = open_port(proc.port)
+        try:
+            frames = [parse_feedback(line, time.monotonic()) for line in read_lines(ser, 0.4)]
+        finally:
+            ser.close()
+    assert frames and all(fb.raw["t"] == 7.5 for fb in frames)
+    assert main(["--fault-joint", "nose"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: fault joint: unknown joint 'nose'") and err.count("\n") == 1

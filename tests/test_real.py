@@ -130,10 +130,10 @@ def test_step_log_keeps_records_when_a_part_cannot_be_written(tmp_path, caplog):
 
 
 # ---------------------------------------------------------------------------- driver against the emulator
-from roarm_lab.real.bridge import SAFE_LOWER, SAFE_UPPER, Bridge, BridgeConfig, LocalPolicy, load_meta, write_report  # noqa: E402
-from roarm_lab.real.calibration_routine import calibrate  # noqa: E402
+from roarm_lab.real.bridge import Bridge, BridgeConfig, LocalPolicy, load_meta, write_report  # noqa: E402
+from roarm_lab.real.calibration_routine import by_hand_limits, calibrate  # noqa: E402
 from roarm_lab.real.calibration import Calibration  # noqa: E402
-from roarm_lab.real.driver import RoArmDriver  # noqa: E402
+from roarm_lab.real.driver import SAFE_LOWER, SAFE_UPPER, RoArmDriver  # noqa: E402
 from roarm_lab.real.emulator import ArmEmulator, EmulatorConfig  # noqa: E402
 
 
@@ -177,7 +177,38 @@ def test_driver_clamps_to_the_safe_box_rate_limits_and_stops_by_torque_hold(emul
         assert _wait(lambda: emulator.torque_enabled and (emulator.last_command or {}).get("T") == 102)
         held = np.array([emulator.last_command[j.firmware_field] for j in JOINTS[:5]])
         np.testing.assert_allclose(held, driver.feedback().q[:5], atol=0.02)  # holds where it is
+        assert emulator.last_command["spd"] > 0  # a hold is a move the policy did not ask for: bounded speed
         assert not emulator.estopped  # never T:0
+        assert driver.stats.joint_commands_sent == len(emulator.joint_commands)  # every frame counted
+
+
+def test_feedback_limits_box_margin_and_servo_speed():
+    from roarm_lab.real.plausibility import BOX_MARGIN_RAD, FRAME_TIME_SLACK_S, FeedbackLimits
+    from roarm_lab.real.protocol import Feedback
+
+    limits = FeedbackLimits.servo_driven()
+
+    def frame(t: float, **joints: float) -> Feedback:
+        q = np.array([joints.get(j.short, h) for j, h in zip(JOINTS, NAMED_POSES["home"])])
+        return Feedback(t, q, np.zeros(3), np.zeros(6), {j.feedback_field: float(v) for j, v in zip(JOINTS, q)})
+
+    ready = frame(0.0, wrist=NAMED_POSES["ready"][3])  # 0.05 rad outside the box, where calibration leaves it
+    assert limits.fault(ready, None) is None
+    fault = limits.fault(frame(0.0, wrist=1.4 + BOX_MARGIN_RAD + 0.01), None)
+    assert fault is not None and fault.joint.short == "wrist" and "[-1.000, 1.400]" in str(fault)
+    previous = frame(0.0)
+    speed = JOINTS[0].velocity
+    assert limits.fault(frame(0.04, base=0.9 * speed * (0.04 + FRAME_TIME_SLACK_S)), previous) is None
+    jump = limits.fault(frame(0.04, base=1.1 * speed * (0.04 + FRAME_TIME_SLACK_S)), previous)
+    assert jump is not None and jump.joint.short == "base" and "faster than the servos" in str(jump)
+
+
+def test_a_reading_that_jumps_faster_than_a_servo_stops_the_driver():
+    with ArmEmulator(EmulatorConfig(latency_s=0.05)) as emu, RoArmDriver.serial(emu.port) as driver:
+        emu.report_fault("base", 3.0)  # inside the box, but 3 rad away from the last reading
+        assert _wait(lambda: driver.error is not None)
+        assert "base 3 rad" in str(driver.error) and "faster than the servos" in str(driver.error)
+        assert driver.feedback().q[0] == pytest.approx(0.0, abs=0.02)  # never became the state
 
 
 def test_driver_drops_bad_frames_and_reconnects_after_a_cable_pull():
@@ -208,7 +239,7 @@ def test_http_driver_reads_by_query_and_commands():
 def test_calibration_routine_recovers_the_servo_offsets(tmp_path):
     offsets = (0.05, -0.03, 0.02, 0.04, -0.02, 0.01)
     with ArmEmulator(EmulatorConfig(latency_s=0.05, calibration_offset=offsets)) as emu, \
-            RoArmDriver.serial(emu.port) as driver:
+            RoArmDriver.serial(emu.port, limits=by_hand_limits()) as driver:
         poses = iter(["home", "observe", "ready"])
 
         def person(prompt: str) -> None:  # moves the limp arm by hand to the pose the prompt names

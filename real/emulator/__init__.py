@@ -4,7 +4,8 @@ A driver opens ``ArmEmulator.port`` exactly like ``/dev/ttyUSB0`` (``serial.Seri
 ``GET http://127.0.0.1:PORT/js?json=...`` like the arm's Wi-Fi interface. Behind it runs the project's MuJoCo
 model with servo-like behaviour: command latency, a slew-limited setpoint, a deadband, position servos that sag
 under gravity, limp torque-off, the emergency-stop block, flow feedback at about 23 Hz, and injected faults
-(garbage, torn and unpowered frames, dropped frames, a pulled USB cable) so drivers can be tested without an arm.
+(garbage, torn and unpowered frames, dropped frames, a pulled USB cable, a joint reported at a finite but
+implausible value, silence) so drivers can be tested without an arm.
 
 Run it with ``python -m roarm_lab.real.emulator`` (or ``roarm-emulator``); tests use ``ArmEmulator`` in-process
 or ``EmulatorProcess`` as a child process.

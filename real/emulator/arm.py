@@ -2,11 +2,12 @@
 
 Command latency, a slew-limited setpoint, a deadband, position servos that sag under gravity, limp torque-off,
 the emergency-stop block, flow feedback at about 23 Hz, and injected faults (garbage, torn and unpowered frames,
-dropped frames, a pulled USB cable).
+dropped frames, a pulled USB cable, frames that report a finite but implausible joint value, silence).
 """
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import math
 import os
@@ -25,24 +26,15 @@ from typing import Any, Sequence
 import mujoco
 import numpy as np
 
-from roarm_lab.assets.joint_table import JOINTS, NAMED_POSES, TCP_FRAME
+from roarm_lab.assets.joint_table import JOINTS, NAMED_POSES, TCP_FRAME, joint
 from roarm_lab.assets.kinematics import world_to_firmware_mm
 from roarm_lab.assets.mjcf import build_model
-from roarm_lab.real.emulator.config import (LIMP_GEAR_FRICTION_NM, MAX_LAG_S, MAX_PENDING_LINE,
-                                            PHYSICS_TICK_S, STEPS_PER_TURN, TTY_QUEUE_LIMIT, EmulatorConfig)
+from roarm_lab.real.emulator.config import (JOINT_COMMAND_LOG, LIMP_GEAR_FRICTION_NM, MAX_LAG_S, MAX_PENDING_LINE,
+                                            PHYSICS_TICK_S, TTY_QUEUE_LIMIT, EmulatorConfig)
 from roarm_lab.real.emulator.http import make_handler
-from roarm_lab.real.protocol import (FIRMWARE_CLAMPS, MAX_COMMAND_BYTES, T_CLEAR_ESTOP, T_ESTOP, T_FLOW, T_HOME,
-                                     T_JOINT, T_JOINTS, T_LED, T_QUERY, T_TORQUE, command_joint_targets, encode,
-                                     feedback_message, parse_command)
-
-
-def _firmware_ranges_urdf() -> np.ndarray:
-    """The firmware clamps in URDF radians (6, 2): how far the emulated servos may be commanded."""
-    out = np.empty((len(JOINTS), 2))
-    for i, j in enumerate(JOINTS):
-        a, b = (j.from_firmware(v) for v in FIRMWARE_CLAMPS[j.firmware_field])
-        out[i] = min(a, b), max(a, b)
-    return out
+from roarm_lab.real.protocol import (MAX_COMMAND_BYTES, T_CLEAR_ESTOP, T_ESTOP, T_FLOW, T_HOME, T_JOINT, T_JOINTS,
+                                     T_LED, T_QUERY, T_TORQUE, LOAD_FIELDS, WIRE_DECIMALS, command_joint_targets,
+                                     encode, feedback_message, firmware_range, parse_command, spd_speed)
 
 
 class ArmEmulator:
@@ -54,6 +46,7 @@ class ArmEmulator:
             raise ValueError(f"calibration_offset needs {len(JOINTS)} values, got {len(cfg.calibration_offset)}")
         if cfg.feedback_hz <= 0 or cfg.physics_dt <= 0 or cfg.speed_rad_s <= 0:
             raise ValueError("feedback_hz, physics_dt and speed_rad_s must be positive")
+        self._check_fault(cfg.fault_joint, cfg.fault_value_rad, cfg.fault_frames)
         self._offset = np.asarray(cfg.calibration_offset, dtype=np.float64)
         self._model = build_model(cfg.physics_dt)
         self._data = mujoco.MjData(self._model)
@@ -65,7 +58,7 @@ class ArmEmulator:
         self._max_speed = np.array([j.velocity for j in JOINTS])
         # The project's model stops the arm joints at the safe learning box; the real arm goes wherever the
         # firmware's clamps let it (NAMED_POSES["observe"] is outside the box). The gripper keeps its jaw stops.
-        fw = _firmware_ranges_urdf()
+        fw = np.stack(firmware_range(), axis=1)
         jnt = np.array([self._model.joint(j.name).id for j in JOINTS])
         self._model.jnt_range[jnt[:5]] = fw[:5]
         self._model.actuator_ctrlrange[self._act] = np.vstack([fw[:5], self._model.jnt_range[jnt[5:]]])
@@ -89,6 +82,9 @@ class ArmEmulator:
         self._t0 = 0.0
         self._started = False
         self._pull_scheduled = cfg.pull_cable_at_s is not None
+        self._fault_scheduled = cfg.fault_at_s is not None
+        self._fault: list[Any] | None = None  # [joint index, reported value, frames left or None, then silent]
+        self._silent = False
         self.led = 0
         self.commands_received = 0
         """Commands acted on (known T, well formed, not blocked)."""
@@ -99,6 +95,8 @@ class ArmEmulator:
         """Feedback frames the pty could not take (client not reading, or cable pulled)."""
         self.last_command: dict[str, Any] | None = None
         """The last command acted on other than a T:105 query (a polling driver would hide everything else)."""
+        self.joint_commands: collections.deque[dict[str, Any]] = collections.deque(maxlen=JOINT_COMMAND_LOG)
+        """The last joint commands (T:102, T:101) as received, before the firmware's clamps: what a driver sent."""
 
         # pty: the master is ours; _gen changes on every cable pull so a stale fd is never read or written.
         self._tmpdir: str | None = None
@@ -213,6 +211,33 @@ class ArmEmulator:
             self._goal[:] = q
             mujoco.mj_forward(self._model, self._data)
 
+    def report_fault(self, joint_name: str, value_rad: float, frames: int | None = None,
+                     then_silent: bool = False) -> None:
+        """From now on feedback frames report ``joint_name`` at ``value_rad`` (reported URDF radians): a servo that
+        reads nonsense. After ``frames`` of them (None: never) the arm reads true again, or with ``then_silent``
+        sends no feedback at all. Commands are obeyed throughout."""
+        index = self._check_fault(joint_name, value_rad, frames)
+        with self._lock:
+            self._start_fault_locked(index, value_rad, frames, then_silent)
+
+    def _start_fault_locked(self, index: int, value_rad: float, frames: int | None, then_silent: bool) -> None:
+        self._fault = [index, float(value_rad), frames, then_silent]
+        self._silent = frames == 0 and then_silent
+        if frames == 0:
+            self._fault = None
+
+    @staticmethod
+    def _check_fault(joint_name: str, value_rad: float, frames: int | None) -> int:
+        try:
+            index = JOINTS.index(joint(joint_name))
+        except KeyError as err:
+            raise ValueError(f"fault joint: {err.args[0]}") from None
+        if not math.isfinite(value_rad):
+            raise ValueError(f"fault value {value_rad}: a finite number (the firmware never sends NaN)")
+        if frames is not None and frames < 0:
+            raise ValueError(f"fault frames {frames}: a count >= 0, or None for every frame")
+        return index
+
     def pull_cable(self, seconds: float) -> None:
         """Unplug the USB cable now (the port's reader gets an I/O error, the link vanishes); replug after ``seconds``."""
         with self._lock:
@@ -326,6 +351,7 @@ class ArmEmulator:
             if not np.all(np.isfinite(targets)):
                 raise ValueError("non-finite joint target")
             int(cmd.get("spd", 0))
+            self.joint_commands.append(dict(cmd))
             self._queue_motion_locked(now, cmd)
         elif t == T_HOME:
             self._queue_motion_locked(now, cmd)
@@ -374,8 +400,7 @@ class ArmEmulator:
                 self._speed[:] = self.config.speed_rad_s
             else:
                 goal = command_joint_targets(cmd, reported_goal) + self._offset  # firmware angles are offset
-                spd = int(cmd.get("spd", 0))
-                speed = spd * 2 * math.pi / STEPS_PER_TURN if spd > 0 else self.config.speed_rad_s
+                speed = spd_speed(int(cmd.get("spd", 0))) or self.config.speed_rad_s
                 if cmd["T"] == T_JOINT:
                     changed = np.arange(len(JOINTS)) == int(cmd.get("joint", 0)) - 1
                 else:
@@ -414,20 +439,35 @@ class ArmEmulator:
             self._goal[:] = q
         self._data.ctrl[self._act] = self._setpoint
 
-    def _feedback_locked(self, unpowered: bool = False) -> dict[str, Any]:
-        """The T:1051 frame for the current state."""
+    def _feedback_locked(self) -> dict[str, Any] | None:
+        """The T:1051 frame for the current state, as a faulty servo would report it; None while the arm is silent."""
+        cfg = self.config
+        if self._fault_scheduled and time.monotonic() - self._t0 >= float(cfg.fault_at_s or 0.0):
+            self._fault_scheduled = False
+            self._start_fault_locked(self._check_fault(cfg.fault_joint, cfg.fault_value_rad, cfg.fault_frames),
+                                     cfg.fault_value_rad, cfg.fault_frames, cfg.silent_after_fault)
+        if self._silent:
+            return None
         q = self._data.qpos[:len(JOINTS)] - self._offset
-        if unpowered:
+        if self._fault is not None:
+            index, value, left, then_silent = self._fault
             q = q.copy()
-            q[0] = q[4] = math.pi  # base and roll read +pi (same in URDF and firmware radians)
+            q[index] = value
+            if left is not None:
+                self._fault[2] = left = left - 1
+                if left <= 0:
+                    self._fault, self._silent = None, then_silent
         # x, y, z: the true hand pose; the firmware computes FK from its (offset) readings, 2-3 mm off ours.
         tcp = world_to_firmware_mm(self._data.site_xpos[self._site])
         loads = np.rint(self._data.actuator_force[self._act] / self._effort * 1000.0)
-        return feedback_message(q, tcp, [0] * len(JOINTS) if unpowered else loads)
+        return feedback_message(q, tcp, loads)
 
-    def _send_feedback_locked(self, msg: dict[str, Any]) -> None:
-        """Write one feedback frame, after fault injection (drop, garbage or torn, unpowered)."""
+    def _send_feedback_locked(self, msg: dict[str, Any] | None) -> None:
+        """Write one feedback frame (None: none, the arm is silent), after fault injection (drop, garbage or
+        torn, unpowered)."""
         cfg, rng = self.config, self._rng
+        if msg is None:
+            return
         if rng.random() < cfg.drop_rate:
             self.frames_dropped += 1
             return
@@ -438,8 +478,9 @@ class ArmEmulator:
                 line = b"#" + junk + b"\n"  # never starts with '{': a baud-rate mismatch or a boot message
             else:
                 line = line[: len(line) // 2] + b"\n"  # the rest of the frame was lost
-        elif rng.random() < cfg.unpowered_rate:
-            line = encode(self._feedback_locked(unpowered=True))
+        elif rng.random() < cfg.unpowered_rate:  # base and roll read +pi (same in URDF and firmware radians), no load
+            line = encode({**msg, "b": round(math.pi, WIRE_DECIMALS), "r": round(math.pi, WIRE_DECIMALS),
+                           **dict.fromkeys(LOAD_FIELDS, 0)})
         self._write_locked(line)
 
     # ------------------------------------------------------------------ physics thread

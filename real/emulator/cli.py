@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 from typing import Sequence
 
@@ -32,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-offset", type=float, nargs=len(JOINTS), default=None, metavar="RAD",
                    help="reported = true - offset, URDF radians in JOINTS order")
     p.add_argument("--estop-block-s", type=float, default=d.estop_block_s)
+    p.add_argument("--fault-at", type=float, default=None, metavar="S",
+                   help="S s after start, feedback reports --fault-joint at --fault-value (a servo reading nonsense)")
+    p.add_argument("--fault-joint", default=d.fault_joint, help=f"joint the fault reports (default {d.fault_joint})")
+    p.add_argument("--fault-value", type=float, default=d.fault_value_rad, metavar="RAD",
+                   help=f"what it reports, URDF radians (default {d.fault_value_rad:g}; inside the box: a jump)")
+    p.add_argument("--fault-frames", type=int, default=None, metavar="N", help="only N faulty frames (default: all)")
+    p.add_argument("--silent-after-fault", action="store_true",
+                   help="after the faulty frames send no feedback at all (commands are still obeyed)")
     p.add_argument("--parent-pid", type=int, default=None,
                    help="exit when this process is gone (EmulatorProcess passes its own pid: no orphaned emulator)")
     return p
@@ -45,12 +54,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                          flow_feedback=not args.no_flow_feedback, garbage_rate=args.garbage_rate,
                          drop_rate=args.drop_rate, unpowered_rate=args.unpowered_rate, seed=args.seed,
                          pull_cable_at_s=args.pull_cable_at, pull_cable_for_s=args.pull_cable_for,
-                         estop_block_s=args.estop_block_s,
+                         estop_block_s=args.estop_block_s, fault_at_s=args.fault_at, fault_joint=args.fault_joint,
+                         fault_value_rad=args.fault_value, fault_frames=args.fault_frames,
+                         silent_after_fault=args.silent_after_fault,
                          calibration_offset=tuple(args.calibration_offset or (0.0,) * len(JOINTS)))
+    try:
+        emulator = ArmEmulator(cfg)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    with ArmEmulator(cfg) as emu:
+    with emulator as emu:
         print(f"{READY_PREFIX} serial={emu.port} http={emu.http_url or 'none'}", flush=True)
         while not done.wait(0.5):
             if args.parent_pid is not None and os.getppid() != args.parent_pid:

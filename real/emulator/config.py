@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 from roarm_lab.assets.joint_table import SERVO
 
-STEPS_PER_TURN = 4096
-"""Servo encoder steps per revolution: ``spd`` is in steps per second."""
 ESTOP_BLOCK_S = 10.0
 """How long the firmware sleeps after T:0 (it reads no command meanwhile)."""
 LIMP_GEAR_FRICTION_NM = 0.5
@@ -20,6 +18,8 @@ MAX_LAG_S = 0.1
 """If the process stalls longer than this, simulated time skips ahead instead of racing to catch up."""
 MAX_PENDING_LINE = 4096
 READY_PREFIX = "emulator ready"
+JOINT_COMMAND_LOG = 10000
+"""How many of the last joint commands (T:102 / T:101, as received) ``ArmEmulator.joint_commands`` keeps."""
 
 
 @dataclass
@@ -51,3 +51,13 @@ class EmulatorConfig:
     """Seconds after start() to pull the USB cable once (for the CLI and benchmarks)."""
     pull_cable_for_s: float = 2.0
     estop_block_s: float = ESTOP_BLOCK_S
+    fault_at_s: float | None = None
+    """Seconds after start() from which feedback frames report ``fault_joint`` at ``fault_value_rad`` (finite but
+    implausible: outside the joint box, or a jump no servo makes); None: never."""
+    fault_joint: str = "base"
+    fault_value_rad: float = 1e6
+    """The value (reported URDF radians) the faulty frames give ``fault_joint``."""
+    fault_frames: int | None = None
+    """How many faulty frames; None: every frame from ``fault_at_s`` on."""
+    silent_after_fault: bool = False
+    """After the faulty frames the arm sends no feedback at all (stream and query replies); it still obeys commands."""
