@@ -1,4 +1,5 @@
-"""Run folders and checkpoints: a new run folder, the newest run and model, loading one safely, and whether it fits.
+"""Run folders and checkpoints: a new run folder, the newest run and model, loading one safely, and whether it fits;
+which checkpoints a run keeps, and its best one.
 
 A checkpoint is a file from disk, so it is loaded with ``weights_only=True`` (tensors, dicts, numbers and
 strings; no code runs), its layout is checked, and its state dicts are handed to the algorithm directly.
@@ -7,6 +8,8 @@ rsl_rl's ``OnPolicyRunner.load`` would unpickle anything; ``RoArmRunner.load`` r
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 from pathlib import Path
@@ -15,7 +18,13 @@ from typing import Any
 import torch
 import yaml
 
+from roarm_lab.utils.io import atomic_write_json
+
 _MODEL = re.compile(r"model_(\d+)\.pt$")
+_NUMBERED = re.compile(r"model_(\d+)\.pt")  # the whole name: what rsl_rl writes; any other name is someone's own
+BEST_FILE = "best.json"
+"""The run's best checkpoint: ``checkpoint`` (a file name in the run folder), ``iteration``, ``metric``
+(``success_rate``), ``success_rate`` and ``position_error_m`` of the iteration it ends."""
 
 
 class CheckpointError(ValueError):
@@ -52,6 +61,68 @@ def latest_checkpoint(run_dir: Path) -> Path:
     if not models:
         raise CheckpointError(f"no model_*.pt in {run_dir}")
     return max(models)[1]
+
+
+def checkpoint_score(metrics: dict[str, Any]) -> tuple[float, float] | None:
+    """How good the checkpoint that ends an iteration is: its success rate, then the lower hand error; None before
+    any episode finished. The success rate is the task's goal (``SUCCESS_KEY``), read from the records that
+    ``progress.jsonl`` holds; the reward is not, since its curriculum changes its scale during a run."""
+    rate, error = metrics.get("success_rate"), metrics.get("position_error_m")
+    error = math.inf if error is None else error
+    if not _finite(rate) or not (_finite(error) or error == math.inf):
+        return None
+    return float(rate), -float(error)
+
+
+def read_best(run_dir: Path) -> dict[str, Any] | None:
+    """``best.json`` of a run, checked (a plain name of a model_<N>.pt, finite figures), or None."""
+    from roarm_lab.utils.files import UnsafeFileError, read_bounded_text
+
+    try:
+        best = json.loads(read_bounded_text(run_dir / BEST_FILE, 1 << 16, BEST_FILE))
+    except (UnsafeFileError, ValueError):
+        return None
+    ok = isinstance(best, dict) and isinstance(best.get("checkpoint"), str) and _NUMBERED.fullmatch(best["checkpoint"])
+    return best if ok and checkpoint_score(best) is not None else None
+
+
+def best_checkpoint(run_dir: Path) -> Path | None:
+    """The run's best checkpoint (``best.json``), if it names one that is there: for play, evaluation and export."""
+    best = read_best(run_dir)
+    path = run_dir / best["checkpoint"] if best else None
+    return path if path is not None and path.is_file() else None
+
+
+def keep_newest_and_best(saved: Path, iteration: int, metrics: dict[str, Any], keep: int) -> str | None:
+    """After ``saved`` (a model_<N>.pt) was written whole: record it in ``best.json`` if it is the best so far, then
+    delete the run's model_<N>.pt files but the newest ``keep`` (by N: the one ``--resume`` loads is among them),
+    the best and ``saved``; ``keep`` 0 deletes none. Returns the best's name.
+
+    Crash-safe in this order: a kill at any point leaves only whole files (checkpoints and best.json are renamed
+    into place), and best.json names a file that is there, since only files it does not name are deleted, after it
+    was written. Files named otherwise (``my_policy.pt``, ``model_7_backup.pt``) are never touched.
+    """
+    run_dir = saved.parent
+    best = read_best(run_dir)
+    if best and (best["checkpoint"] == saved.name or not (run_dir / best["checkpoint"]).is_file()):
+        best = None  # overwritten (a resume from an earlier checkpoint) or deleted by hand: its figures are gone
+    score = checkpoint_score(metrics)
+    if score is not None and (best is None or score >= checkpoint_score(best)):
+        best = {"checkpoint": saved.name, "iteration": iteration, "metric": "success_rate",
+                "success_rate": score[0], "position_error_m": metrics.get("position_error_m")}
+        atomic_write_json(run_dir / BEST_FILE, best)
+    if keep > 0:
+        numbered = sorted(((int(m.group(1)), p) for p in run_dir.iterdir() if (m := _NUMBERED.fullmatch(p.name))),
+                          reverse=True)
+        spared = {saved.name, best["checkpoint"] if best else saved.name}
+        for _, path in numbered[keep:]:
+            if path.name not in spared:
+                path.unlink(missing_ok=True)
+    return best["checkpoint"] if best else None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rsl_rl.utils.log_writer import LogWriter
 from rsl_rl.utils.logger import Logger
 from tqdm import tqdm
 
 from roarm_lab.rl.progress_record import ERROR_KEY, PROGRESS_FILE, SUCCESS_KEY
+from roarm_lab.utils.io import append_text
 
 
 def _mean(ep_extras: list[dict], key: str) -> float | None:
@@ -37,9 +39,8 @@ class ProgressLogger(Logger):
         report = io.StringIO()
         with contextlib.redirect_stdout(report):
             super().log(*args, **kwargs)
-        if self.log_dir is not None:
-            with open(Path(self.log_dir) / "train_console.log", "a", encoding="utf-8") as handle:
-                handle.write(report.getvalue())
+        if self.log_dir is not None:  # whole reports and records, or none: a full disk leaves no half line
+            append_text(Path(self.log_dir) / "train_console.log", report.getvalue())
         if success is not None:
             self.latest["success_rate"] = success
         if error is not None:
@@ -49,8 +50,7 @@ class ProgressLogger(Logger):
         self.latest["iteration"] = kwargs.get("it", args[0] if args else 0)
         self.latest["wall_time_s"] = round(time.monotonic() - self._started, 3)
         if self.log_dir is not None:  # one JSON line per iteration: learning curves, the lab panel, job status
-            with open(Path(self.log_dir) / PROGRESS_FILE, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(self.latest) + "\n")
+            append_text(Path(self.log_dir) / PROGRESS_FILE, json.dumps(self.latest) + "\n")
         postfix = {}
         if "success_rate" in self.latest:
             postfix["success"] = f"{self.latest['success_rate']:.2f}"
@@ -62,5 +62,17 @@ class ProgressLogger(Logger):
         self.bar.update(1)
 
     def stop_logging_writer(self) -> None:
+        """rsl_rl stops only its own writers; TensorBoard's is closed here too, so its last events reach the file
+        (its thread would die with the process) and a write error (a full disk) surfaces here, in this thread."""
         self.bar.close()
         super().stop_logging_writer()
+        if self.writer is not None and not isinstance(self.writer, LogWriter):
+            self.writer.close()
+
+    def abandon(self) -> None:
+        """After an error (a full disk): stop TensorBoard's thread, ignoring its errors, so that it writes (and
+        prints) nothing once the error has been reported."""
+        self.bar.close()
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()

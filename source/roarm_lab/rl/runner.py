@@ -1,15 +1,20 @@
-"""rsl_rl's ``OnPolicyRunner`` with atomic checkpoints, a progress bar, and the config hash in each checkpoint."""
+"""rsl_rl's ``OnPolicyRunner`` with atomic, pruned checkpoints, a progress bar, and the config hash in each one."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
 
 import torch
 from rsl_rl.runners import OnPolicyRunner
 
-from roarm_lab.rl.checkpoints import load_checkpoint, restore
+from roarm_lab.rl.checkpoints import keep_newest_and_best, load_checkpoint, restore
 from roarm_lab.rl.progress import ProgressLogger
-from roarm_lab.utils.io import atomic_write
+from roarm_lab.utils.io import atomic_write_bytes
+
+KEEP_CHECKPOINTS = 3
+"""model_<N>.pt files a run keeps besides its best (``save_interval=1`` would otherwise fill the disk)."""
 
 
 def env_state(vec_env: Any) -> dict[str, int]:
@@ -26,7 +31,8 @@ def restore_env_state(vec_env: Any, state: dict[str, Any] | None) -> None:
 
 class RoArmRunner(OnPolicyRunner):
     def __init__(self, env: Any, train_cfg: dict, log_dir: str | None, device: str, *, total_iterations: int,
-                 checkpoint_infos: dict | None = None, show_progress: bool = True):
+                 checkpoint_infos: dict | None = None, show_progress: bool = True,
+                 keep_checkpoints: int = KEEP_CHECKPOINTS):
         super().__init__(env, train_cfg, log_dir=log_dir, device=device)
         self._fuse_adam()
         self._gather_mini_batches_by_row()
@@ -34,6 +40,7 @@ class RoArmRunner(OnPolicyRunner):
                                      self.gpu_world_size, self.gpu_global_rank, self.device,
                                      total_iterations=total_iterations, show=show_progress)
         self.checkpoint_infos = checkpoint_infos or {}
+        self.keep_checkpoints = keep_checkpoints
 
     def _fuse_adam(self) -> None:
         """The same Adam, as one fused kernel per step instead of a Python loop over parameters (CPU and CUDA):
@@ -52,6 +59,14 @@ class RoArmRunner(OnPolicyRunner):
             return
         storage.mini_batch_generator = _RowGatheredMiniBatches(storage)
 
+    def learn(self, num_learning_iterations: int, init_at_random_ep_len: bool = False) -> None:
+        """rsl_rl's loop; a failure (a full disk) stops the logger's writer thread before it propagates."""
+        try:
+            super().learn(num_learning_iterations, init_at_random_ep_len)
+        except BaseException:
+            self.logger.abandon()
+            raise
+
     def load(self, path: str, load_cfg: dict | None = None, strict: bool = True, map_location: str | None = None) -> dict:
         """rsl_rl's ``load`` signature on the safe path: ``OnPolicyRunner.load`` unpickles arbitrary objects
         (its loader runs with the weights-only guard off), so a crafted file would run code; here the file is read
@@ -66,13 +81,21 @@ class RoArmRunner(OnPolicyRunner):
         return checkpoint.get("infos") or {}
 
     def save(self, path: str, infos: dict | None = None) -> None:
-        """Write the checkpoint atomically: a run killed mid-save leaves the previous one intact."""
+        """Write the checkpoint atomically (a run killed mid-save, or a full disk, leaves the previous one intact),
+        then prune the run's checkpoints to the newest ``keep_checkpoints`` and the best (``keep_newest_and_best``).
+
+        It is serialized in memory first: torch's file writer turns a full disk into a ``RuntimeError`` without its
+        errno, a plain write raises ``OSError(ENOSPC)``, which ``train.py`` reports in one line."""
         saved = self.alg.save()
         saved["iter"] = self.current_learning_iteration
         saved["infos"] = {**self.checkpoint_infos, **(infos or {})}
         saved["env_state"] = env_state(self.env)
-        atomic_write(path, lambda tmp: torch.save(saved, tmp))
+        buffer = io.BytesIO()
+        torch.save(saved, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
         self.logger.save_model(path, self.current_learning_iteration)
+        if self.logger.log_dir is not None and Path(path).parent == Path(self.logger.log_dir):
+            keep_newest_and_best(Path(path), self.current_learning_iteration, self.logger.latest, self.keep_checkpoints)
 
 
 class _RowGatheredMiniBatches:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from datetime import datetime
 from pathlib import Path
 
@@ -13,8 +14,8 @@ import torch
 import yaml
 from hydra.errors import OverrideParseException
 
-from roarm_lab.rl.checkpoints import (CheckpointError, check_compatible, create_run_dir, latest_checkpoint,
-                                      latest_run_dir, load_checkpoint, restore)
+from roarm_lab.rl.checkpoints import (CheckpointError, best_checkpoint, check_compatible, create_run_dir,
+                                      latest_checkpoint, latest_run_dir, load_checkpoint, restore)
 from roarm_lab.rl.run_setup import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
                               relative, set_device)
 from roarm_lab.rl.config_checks import check_flag, check_run_configs, parse_error
@@ -24,7 +25,8 @@ from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 from roarm_lab.runtime.configclass import to_dict
 from roarm_lab.runtimes import RuntimeUnavailable
-from roarm_lab.utils.io import atomic_write_json, atomic_write_text
+from roarm_lab.utils.io import (append_text, atomic_write_json, atomic_write_text, disk_full_reported_by_the_caller,
+                                free_space, is_disk_full, size_text)
 from roarm_lab.utils.provenance import config_hash, git_hash
 
 
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run_name", default="", help="suffix of the run folder")
     p.add_argument("--log_root", help="root of the run folders")
     p.add_argument("--physics_threads", type=int, help="MuJoCo threads (0 = all cores)")
+    p.add_argument("--keep_checkpoints", type=int, help="model_<N>.pt files kept besides the best (0 = every one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
     add_runtime_arg(p)
     return p
@@ -59,6 +62,41 @@ def _resume_point(arg: str, experiment_dir: Path) -> tuple[Path, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train; a full disk anywhere in the run (configs, TensorBoard, progress, checkpoints) is one error line."""
+    where: dict[str, Path] = {}
+    try:
+        with disk_full_reported_by_the_caller():
+            return _main(argv, where)
+    except (OSError, RuntimeError) as err:
+        folder = where.get("run") or where.get("experiment")
+        if folder is None or not is_disk_full(err, folder):
+            raise
+        print(f"error: {_disk_full_line(err, folder, where.get('run'))}", file=sys.stderr)
+        return 1
+
+
+def _disk_full_line(err: BaseException, folder: Path, run_dir: Path | None) -> str:
+    """What filled, how much is left, what is safe and what to do; the traceback goes to the run's log."""
+    details = ""
+    if run_dir is not None:
+        try:
+            append_text(run_dir / "train_console.log", "".join(traceback.format_exception(err)))
+            details = f"; details in {run_dir / 'train_console.log'}"
+        except OSError:
+            pass  # no room for it either
+    free, total = free_space(folder)
+    why = err.strerror if isinstance(err, OSError) and err.strerror else f"{type(err).__name__}: {str(err)[:120]}"
+    try:
+        newest = latest_checkpoint(run_dir).name if run_dir is not None else None
+    except CheckpointError:
+        newest = None
+    then = (f"the newest checkpoint {newest} is intact; free some space there, then continue with --resume "
+            f"{run_dir}" if newest else "no checkpoint was written; free some space there, then start again")
+    return (f"the disk is full: {folder} has {size_text(free)} free of {size_text(total)} ({why}); "
+            f"{then}{details}")
+
+
+def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
     args, overrides = parse_with_defaults(build_parser(), "train", argv)
     try:
         runtime = choose_runtime(args)
@@ -67,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         check_flag("--num_envs", args.num_envs)
         check_flag("--max_iterations", args.max_iterations)
         check_flag("--physics_threads", args.physics_threads, at_least=0)
+        check_flag("--keep_checkpoints", args.keep_checkpoints, at_least=0)
         if args.num_envs is not None:  # 0 is a value (refused above), not "not given"
             env_cfg.scene.num_envs = args.num_envs
         if args.max_iterations is not None:
@@ -88,10 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
 
-    experiment_dir = Path(args.log_root) / agent_cfg.experiment_name
+    experiment_dir = where["experiment"] = Path(args.log_root) / agent_cfg.experiment_name
     try:
         if args.resume:
             run_dir, ckpt_path = _resume_point(args.resume, experiment_dir)
+            where["run"] = run_dir
             checkpoint = load_checkpoint(ckpt_path)
         else:
             stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
@@ -106,11 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     env_hash, agent_hash = config_hash(env_cfg), config_hash(agent_cfg)
     train_cfg = to_rsl_rl_dict(agent_cfg)  # what rsl_rl is given is what the run folder records
     if run_dir is None:  # two runs started in the same second never share a folder
-        run_dir = create_run_dir(experiment_dir, stamp + (f"_{agent_cfg.run_name}" if agent_cfg.run_name else ""))
+        run_dir = where["run"] = create_run_dir(experiment_dir,
+                                                stamp + (f"_{agent_cfg.run_name}" if agent_cfg.run_name else ""))
 
     total = agent_cfg.max_iterations
     runner = RoArmRunner(vec_env, train_cfg, log_dir=str(run_dir), device=args.device,
                          total_iterations=total, show_progress=not args.no_progress,
+                         **({} if args.keep_checkpoints is None else {"keep_checkpoints": args.keep_checkpoints}),
                          checkpoint_infos={"task": args.task, "runtime": runtime, "env_cfg_hash": env_hash,
                                            "agent_cfg_hash": agent_hash})
     runner.add_git_repo_to_log(__file__)
@@ -139,17 +181,19 @@ def main(argv: list[str] | None = None) -> int:
     began = time.time()
     runner.learn(num_learning_iterations=max(total - start, 0), init_at_random_ep_len=checkpoint is None)
     elapsed = time.time() - began
-    final = latest_checkpoint(run_dir)
+    final, best = latest_checkpoint(run_dir), best_checkpoint(run_dir)
     info = {
         "task": args.task, "runtime": runtime, "physics": physics_name(env_cfg), "device": env_cfg.sim.device,
         "git": git_hash(), "env_cfg_hash": env_hash, "agent_cfg_hash": agent_hash,
         "seed": args.seed, "num_envs": env_cfg.scene.num_envs, "iterations": total, "resumed_from": start or None,
-        "wall_time_s": round(elapsed, 1), "final_checkpoint": final.name, "overrides": applied,
+        "wall_time_s": round(elapsed, 1), "final_checkpoint": final.name, "best_checkpoint": best and best.name,
+        "overrides": applied,
         "command": " ".join(sys.argv), "final_metrics": runner.logger.latest,
         "sim_diverged_resets": getattr(env.unwrapped, "sim_diverged_count", None),
     }
     atomic_write_json(run_dir / "run.json", info)
-    print(f"done in {elapsed / 60:.1f} min; checkpoint {relative(final)}")
+    print(f"done in {elapsed / 60:.1f} min; checkpoint {relative(final)}"
+          + (f" (best by success rate: {best.name}, see best.json)" if best else ""))
     print(f"evaluate: python scripts/play.py --task {args.task} --checkpoint {relative(final)}"
           + (" --runtime isaaclab" if runtime == "isaaclab" else ""))
     return 0
