@@ -9,16 +9,24 @@ articulation from the project's USD) into the open stage, the session reads it t
 (``robot.data.*.torch``) and drives it through the task's own action term (Isaac Lab's ``*_index`` writers and
 ``robot.actuators.target_command.set_position_index`` setpoints), so nothing here restates the task.
 
-The environment is built on the first ``start`` request (as for ``roarm-sim`` without ``--task``). Kit's update
-loop pumps the server with a zero poll timeout; a step that itself updates the app (Isaac Lab may
-render) cannot re-enter the pump.
+The environment is built on the first ``start`` request (as for ``roarm-sim`` without ``--task``) and belongs to
+the client that sent it. Kit's update loop pumps the server with a zero poll timeout; a step that itself
+updates the app (Isaac Lab may render) cannot re-enter the pump.
+
+The secret every request but hello/ping carries (docs/sim_service.md, "Access") is the one in
+``ROARM_SIM_SECRET`` when Kit was started with it (a launcher that then drives the stage), else a new one that
+the service writes to ``<project>/logs/sim/stage-service.secret`` (mode 600, atomically) for the clients outside
+Kit to read, and removes when it closes. Shutdown is off: Kit owns the process.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 MAX_REQUESTS_PER_UPDATE = 8
+SECRET_FILE = "stage-service.secret"
+log = logging.getLogger(__name__)
 
 
 def stage_session_factory(task: str, **kwargs: Any) -> Any:
@@ -35,12 +43,21 @@ def stage_session_factory(task: str, **kwargs: Any) -> Any:
 
 class StageService:
     def __init__(self, endpoint: str):
-        from roarm_lab.jobs.paths import ProjectPaths
+        from roarm_lab.control.layout import ProjectPaths
+        from roarm_lab.sim_service.secret import service_secret
         from roarm_lab.sim_service.server import SimServer
 
         paths = ProjectPaths.at()
-        self.server = SimServer(endpoint, policy_roots=[paths.runs], data_dir=paths.sim, allow_shutdown=False,
-                                session_factory=stage_session_factory)
+        secret, source = service_secret(None, paths.sim / SECRET_FILE)
+        self.secret_file = paths.sim / SECRET_FILE if source.startswith("file:") else None
+        """The file this service wrote its secret to (None: the secret came from ROARM_SIM_SECRET)."""
+        try:
+            self.server = SimServer(endpoint, secret=secret, secret_source=source, policy_roots=[paths.runs],
+                                    data_dir=paths.sim, allow_shutdown=False, session_factory=stage_session_factory)
+        except BaseException:
+            self._forget_secret()
+            raise
+        log.info("stage service at %s; clients must send the secret (%s)", self.server.endpoint, source)
         self._pumping = False
 
     @property
@@ -61,3 +78,8 @@ class StageService:
 
     def close(self) -> None:
         self.server.close()
+        self._forget_secret()
+
+    def _forget_secret(self) -> None:
+        if self.secret_file is not None:
+            self.secret_file.unlink(missing_ok=True)

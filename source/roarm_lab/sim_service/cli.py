@@ -1,7 +1,9 @@
 """``python -m roarm_lab.sim_service`` / ``scripts/sim_service.py``: serve one simulator until stopped.
 
-Prints one line ``sim service ready endpoint=tcp://127.0.0.1:PORT task=...`` on stdout once it serves (after
-the environment is built when ``--task`` is given), then logs to stderr only.
+Prints one line ``sim service ready endpoint=tcp://127.0.0.1:PORT task=... gl=... secret=SOURCE`` on stdout
+once it serves (after the environment is built when ``--task`` is given), then logs to stderr only. SOURCE,
+the line's last field, says where clients find the secret: ``env:ROARM_SIM_SECRET`` (the starter has it) or
+``file:PATH`` (``--secret-file``, or the file a service started by hand writes and removes when it exits).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="logs/sim", help="rollouts are written under DIR/rollouts/")
     p.add_argument("--no-shutdown", dest="allow_shutdown", action="store_false",
                    help="refuse shutdown requests (stop with SIGTERM)")
+    p.add_argument("--secret-file", help="the secret clients must send: a file of yours, mode 600, of at least 32 "
+                   "characters (default: $ROARM_SIM_SECRET from the starter, else a new one written to "
+                   "DATA_DIR/sim-service-PID.secret)")
     return p
 
 
@@ -41,12 +46,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.viewer and not os.environ.get("MUJOCO_GL") and not os.environ.get("DISPLAY"):
         os.environ["MUJOCO_GL"] = "egl"  # before anything imports MuJoCo
+    from roarm_lab.sim_service.secret import SECRET_ENV, service_secret
+
+    made = Path(args.data_dir) / f"sim-service-{os.getpid()}.secret"
+    making = args.secret_file is None and SECRET_ENV not in os.environ
+    try:
+        secret, source = service_secret(args.secret_file, made)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        return _serve(args, overrides, secret, source)
+    finally:
+        if making:  # the secret this service made ends with it
+            made.unlink(missing_ok=True)
+
+
+def _serve(args: argparse.Namespace, overrides: list[str], secret: str, source: str) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     from roarm_lab.sim_service.protocol import ProtocolError
     from roarm_lab.sim_service.server import SimServer
 
     try:
-        server = SimServer(args.bind, policy_roots=[Path(r) for r in args.policy_root or ["logs/rsl_rl"]],
+        server = SimServer(args.bind, secret=secret, secret_source=source,
+                           policy_roots=[Path(r) for r in args.policy_root or ["logs/rsl_rl"]],
                            data_dir=Path(args.data_dir), allow_shutdown=args.allow_shutdown)
         if args.task:
             server.start(args.task, seed=args.seed, randomize=args.randomize, realtime=args.realtime,
@@ -55,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {getattr(err, 'message', err)}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "_running", False))
+    logging.getLogger(__name__).info("clients must send the secret (%s)", source)
     print(f"{READY_PREFIX} endpoint={server.endpoint} task={args.task or 'none'} "
-          f"gl={os.environ.get('MUJOCO_GL', 'default')}", flush=True)
+          f"gl={os.environ.get('MUJOCO_GL', 'default')} secret={source}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

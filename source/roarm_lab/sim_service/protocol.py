@@ -1,8 +1,9 @@
 """Simulator control protocol v1: the gateway's framing (one msgpack map per frame, arrays as raw
 little-endian float32, no pickle, size limits) with the simulator's own request types and error codes.
 
-Every request is a map with ``type`` and optional ``id`` (echoed back); every reply has ``ok``; errors carry
-``error: {code, message}``, never a traceback. See docs/sim_service.md.
+Every request is a map with ``type`` and optional ``id`` (echoed back) and, but for ``hello`` and ``ping``,
+the service's ``secret``; a client names itself with ``client`` (its id) and ``client_name``. Every reply has
+``ok``; errors carry ``error: {code, message}``, never a traceback. See docs/sim_service.md.
 """
 
 from __future__ import annotations
@@ -21,9 +22,14 @@ SUPPORTED_VERSIONS = (1,)
 REQUEST_TYPES = ("hello", "ping", "status", "start", "stop", "shutdown", "reset", "set_target", "step",
                  "joint_state", "observation", "set_joint_targets", "act", "run_policy", "stop_policy", "record",
                  "render")
+OPEN_TYPES = ("hello", "ping")
+"""The only requests served without the service's secret."""
+OWNER_TYPES = ("stop", "reset", "set_target", "step", "set_joint_targets", "act", "run_policy", "stop_policy",
+               "record")
+"""Requests that change or end the environment: only the client that owns it may send them."""
 
-__all__ = ["PROTOCOL_VERSION", "REQUEST_TYPES", "SimErrorCode", "ProtocolError", "decode", "decode_reply",
-           "encode", "error_reply", "pack_array", "unpack_array", "vector", "number", "integer", "text"]
+__all__ = ["PROTOCOL_VERSION", "REQUEST_TYPES", "OPEN_TYPES", "OWNER_TYPES", "SimErrorCode", "ProtocolError", "decode",
+           "decode_reply", "encode", "error_reply", "pack_array", "unpack_array", "vector", "number", "integer", "text"]
 
 
 class SimErrorCode(str, Enum):
@@ -38,7 +44,10 @@ class SimErrorCode(str, Enum):
     TOO_LARGE = "too_large"
     UNSUPPORTED_VERSION = "unsupported_version"
     FORBIDDEN = "forbidden"
+    """Refused for this client: another client owns the environment, shutdown is off, a path outside the roots."""
     INTERNAL = "internal"
+    UNAUTHORIZED = "unauthorized"
+    """The request did not carry the service's secret (``hello`` and ``ping`` need none)."""
     NOT_STARTED = "not_started"
     """No environment: send ``start`` first."""
     START_FAILED = "start_failed"

@@ -4,41 +4,71 @@ Requests and (in real-time mode) control steps run on the same thread, so the en
 context are only ever touched by it. In real-time mode the loop waits on the socket until the next control
 tick; a tick that is late is not made up (simulated time slips rather than racing). A long request
 (``record``) pauses the real-time clock while it runs.
+
+Access (docs/sim_service.md): every request but ``hello`` and ``ping`` must carry the service's secret; the
+environment belongs to the client that started it (or, one built at launch, to the first client that drives
+it), and only that client may change or end it; anyone with the secret may read it. Frames over the
+gateway's ``MAX_FRAME_BYTES`` make ZeroMQ drop the connection before it buffers them. The socket is the
+gateway's in two more ways: routing ids are seeded (a peer that claims the id libzmq would generate next
+aborts an unseeded ROUTER) and ROUTER_HANDOVER is on (with it off, libzmq keeps every duplicate-id
+connection and what it sent).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import zmq
 
-from roarm_lab.gateway.server import is_loopback
+from roarm_lab.gateway.admin import token_matches
+from roarm_lab.gateway.protocol import MAX_FRAME_BYTES
+from roarm_lab.gateway.server import _seed_routing_ids, is_loopback
 from roarm_lab.runtimes import RuntimeUnavailable
 from roarm_lab.sim_service.render import CAMERAS, RenderError
-from roarm_lab.utils.untrusted import check_overrides
+from roarm_lab.control.rules import check_override_syntax as check_overrides
 from roarm_lab.sim_service import protocol as p
 from roarm_lab.sim_service.protocol import ProtocolError, SimErrorCode
+from roarm_lab.sim_service.secret import SECRET_ENV, check_secret
 
 log = logging.getLogger(__name__)
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 MAX_STEPS = 20000
 MAX_RECORD_EPISODES = 256
+RCVHWM = 8
+"""Frames ZeroMQ queues per peer before it stops reading from it (a SimClient has one request in flight)."""
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 
 def _inside(path: Path, roots: list[Path]) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
 
+@dataclass(frozen=True)
+class Owner:
+    """The client an environment belongs to: its id (never shown to others) and the name it gave."""
+
+    client: str
+    name: str
+    since: float
+
+
 class SimServer:
-    def __init__(self, bind: str = "tcp://127.0.0.1:5560", *, policy_roots: list[Path] | None = None,
-                 data_dir: Path = Path("logs/sim"), allow_shutdown: bool = True,
-                 session_factory: Callable[..., Any] | None = None):
+    def __init__(self, bind: str = "tcp://127.0.0.1:5560", *, secret: str, secret_source: str | None = None,
+                 policy_roots: list[Path] | None = None, data_dir: Path = Path("logs/sim"),
+                 allow_shutdown: bool = True, session_factory: Callable[..., Any] | None = None):
+        """``secret``: what every request but hello/ping must carry; ``secret_source``: where a client finds it
+        (``env:NAME`` or ``file:PATH``, as ``roarm_lab.sim_service.secret.service_secret`` says), for the refusal."""
         if not is_loopback(bind):
             raise ValueError(f"refusing to bind {bind}: the simulator service serves loopback only (127.0.0.1)")
+        self._secret = check_secret(secret, "SimServer(secret=...)").encode()
+        self.secret_source = secret_source
+        self.owner: Owner | None = None
         self.policy_roots = [Path(r).resolve() for r in (policy_roots or [])]
         self.data_dir = Path(data_dir)
         self.allow_shutdown = allow_shutdown
@@ -46,14 +76,20 @@ class SimServer:
             from roarm_lab.sim_service.session import SimSession as session_factory
         self._factory = session_factory
         self.session: Any = None
+        _seed_routing_ids()
         self.ctx = zmq.Context()
         self.socket = self.ctx.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        self.socket.setsockopt(zmq.RCVHWM, RCVHWM)
         self.socket.bind(bind)
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._running = False
         self._next_tick = 0.0
         self.requests = 0
+        self.refused = 0
+        """Requests refused ``unauthorized`` (counted, not logged: a flood would fill the log)."""
         self.late_ticks = 0
 
     # ------------------------------------------------------------------ loop
@@ -98,7 +134,9 @@ class SimServer:
 
     # ------------------------------------------------------------------ requests
     def _handle(self, frames: list[bytes]) -> None:
-        if len(frames) < 2:
+        # DEALER: [id, payload]; REQ: [id, b"", payload]. Anything else is dropped unanswered: a reply would echo
+        # an envelope of the peer's choosing
+        if not 2 <= len(frames) <= 3 or (len(frames) == 3 and frames[1]):
             return
         envelope, payload = frames[:-1], frames[-1]
         request_id = None
@@ -106,8 +144,15 @@ class SimServer:
             msg = p.decode(payload)
             request_id = msg.get("id")
             self.requests += 1
-            reply = getattr(self, f"_on_{msg['type']}")(msg)
-            reply = {"ok": True, "type": msg["type"], "id": request_id, **reply}
+            kind = msg["type"]
+            if kind not in p.OPEN_TYPES and not self._authenticated(msg):
+                self.refused += 1
+                raise ProtocolError(SimErrorCode.UNAUTHORIZED, self._how_to_authenticate(kind))
+            claim = self._check_owner(msg) if kind in p.OWNER_TYPES and self.session is not None else None
+            reply = getattr(self, f"_on_{kind}")(msg)
+            if claim is not None and self.session is not None:  # a launch environment: the first driver owns it
+                self.owner = claim
+            reply = {"ok": True, "type": kind, "id": request_id, **reply}
         except ProtocolError as err:
             reply = p.error_reply(err.code, err.message, request_id)
         except Exception as err:  # never a traceback on the wire; the service's log has it
@@ -118,6 +163,44 @@ class SimServer:
         except zmq.Again:
             log.warning("reply dropped: the client is gone")
 
+    # ------------------------------------------------------------------ access
+    def _authenticated(self, msg: dict) -> bool:
+        return token_matches(self._secret, msg.get("secret"))
+
+    def _how_to_authenticate(self, kind: str) -> str:
+        source = self.secret_source or ""
+        where = (f"it is in the file {source[5:]}" if source.startswith("file:") else
+                 f"the process that started this service handed it over in ${SECRET_ENV}" if source.startswith("env:")
+                 else "ask whoever started this service")
+        return f"'{kind}' needs this simulator's secret: {where}; send it as 'secret' (SimClient(endpoint, secret=...))"
+
+    def _client(self, msg: dict) -> Owner:
+        client = msg.get("client")
+        if not isinstance(client, str) or not CLIENT_ID.match(client):
+            raise ProtocolError(SimErrorCode.BAD_REQUEST, f"'{msg['type']}' needs 'client': this client's id, 16-128 "
+                                "letters, digits, '_' or '-' (SimClient sends a random one)")
+        name = "".join(c for c in (p.text(msg, "client_name", None, 80) or "") if c.isprintable()) or "unnamed"
+        return Owner(client, name, time.time())
+
+    def _check_owner(self, msg: dict) -> Owner | None:
+        """Refuse (``forbidden``) a request from another client than the owner; the claim if there is no owner."""
+        you = self._client(msg)
+        if self.owner is None:
+            return you
+        if not hmac.compare_digest(self.owner.client.encode(), you.client.encode()):
+            since = time.strftime("%H:%M:%S", time.localtime(self.owner.since))
+            raise ProtocolError(SimErrorCode.FORBIDDEN, f"'{msg['type']}' refused: this environment belongs to client "
+                                f"'{self.owner.name}' (since {since}); only it may change or end it. Read it (status, "
+                                "joint_state, observation, render), or start your own on another service")
+        return None
+
+    def _owner_view(self, msg: dict) -> dict[str, Any] | None:
+        if self.owner is None:
+            return None
+        client = msg.get("client")
+        yours = isinstance(client, str) and hmac.compare_digest(self.owner.client.encode(), client.encode())
+        return {"name": self.owner.name, "since": self.owner.since, "yours": yours}
+
     def _need(self) -> Any:
         if self.session is None:
             raise ProtocolError(SimErrorCode.NOT_STARTED, "no simulation is running: send start first")
@@ -127,20 +210,23 @@ class SimServer:
         if msg.get("protocol_version") not in p.SUPPORTED_VERSIONS:
             raise ProtocolError(SimErrorCode.UNSUPPORTED_VERSION, f"protocol version {msg.get('protocol_version')!r} "
                                 f"is not supported; this service speaks {list(p.SUPPORTED_VERSIONS)}")
-        return {"protocol_version": p.PROTOCOL_VERSION, "spec": None if self.session is None else self.session.spec()}
+        return {"protocol_version": p.PROTOCOL_VERSION, "authenticated": self._authenticated(msg),
+                "spec": None if self.session is None else self.session.spec()}
 
     def _on_ping(self, msg: dict) -> dict:
         return {"time": time.time()}
 
     def _on_status(self, msg: dict) -> dict:
         s = self.session
-        return {"started": s is not None, "requests": self.requests, "late_ticks": self.late_ticks,
-                "spec": None if s is None else s.spec(), "state": None if s is None else s.joint_state(),
+        return {"started": s is not None, "requests": self.requests, "refused": self.refused,
+                "late_ticks": self.late_ticks, "owner": self._owner_view(msg), "spec": None if s is None else s.spec(),
+                "state": None if s is None else s.joint_state(),
                 "policy": None if s is None else s.policy_status()}
 
     def start(self, task: str, *, seed: int = 0, randomize: bool = False, realtime: bool = False,
-              overrides: list[str] | None = None, viewer: bool = False) -> Any:
-        """Build the environment (a second start while one runs is refused)."""
+              overrides: list[str] | None = None, viewer: bool = False, owner: Owner | None = None) -> Any:
+        """Build the environment (a second start while one runs is refused); ``owner`` None (``--task`` at launch):
+        the first client that drives it owns it."""
         if self.session is not None:
             raise ProtocolError(SimErrorCode.BUSY, f"a simulation of {self.session.task} is running: send stop first")
         try:
@@ -154,15 +240,17 @@ class SimServer:
         except (ValueError, KeyError, RuntimeUnavailable) as err:  # unknown task, a bad override (the parser's
             raise ProtocolError(SimErrorCode.START_FAILED, str(err)) from None  # message), a missing runtime
         self._next_tick = time.monotonic()
+        self.owner = owner
         return self.session
 
     def _on_start(self, msg: dict) -> dict:
+        owner = self._client(msg)
         overrides = msg.get("overrides") or []
         if not isinstance(overrides, list):
             raise ProtocolError(SimErrorCode.BAD_REQUEST, "'overrides' must be a list of env.a.b=value strings")
         session = self.start(p.text(msg, "task", "RoArm-Reach-v0", 200), seed=p.integer(msg, "seed", 0, 0, 2**31 - 1),
                              randomize=bool(msg.get("randomize", False)), realtime=bool(msg.get("realtime", False)),
-                             overrides=overrides, viewer=bool(msg.get("viewer", False)))
+                             overrides=overrides, viewer=bool(msg.get("viewer", False)), owner=owner)
         return {"spec": session.spec(), "state": session.joint_state()}
 
     def _on_stop(self, msg: dict) -> dict:
@@ -170,6 +258,7 @@ class SimServer:
         if was:
             self.session.close()
             self.session = None
+        self.owner = None
         return {"stopped": was}
 
     def _on_shutdown(self, msg: dict) -> dict:
