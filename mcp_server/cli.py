@@ -10,9 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from roarm_lab.jobs.paths import ProjectPaths
-from roarm_lab.mcp_server.settings import LabSettings, RealArmSettings
-from roarm_lab.rl.run_setup import script_defaults
+from roarm_lab.control.settings import settings_from
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,16 +27,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", help="per-arm calibration YAML")
     p.add_argument("--target-time-s", dest="target_time_s", type=float, help="seconds each real-arm target is held")
     return p
-
-
-def settings_from(args: argparse.Namespace) -> LabSettings:
-    real = script_defaults("real")
-    return LabSettings(paths=ProjectPaths.at(args.root, args.logs), real=RealArmSettings(
-        allow=args.allow_real_arm,
-        robot=args.robot or ("serial" if args.serial_port else "http" if args.arm_http else real.get("robot", "serial")),
-        port=args.serial_port or real.get("port", "/dev/ttyUSB0"), http=args.arm_http or real.get("http", "192.168.4.1"),
-        calibration=args.calibration or real.get("calibration"),
-        target_time_s=float(args.target_time_s or real.get("target_time_s", 4.0))))
 
 
 def main(argv: list[str] | None = None) -> int:

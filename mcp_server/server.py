@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
+from roarm_lab.control.lab import Lab
+from roarm_lab.control.settings import LabSettings
 from roarm_lab.mcp_server import tools_jobs, tools_real, tools_sim
-from roarm_lab.mcp_server.lab import Lab
-from roarm_lab.mcp_server.settings import LabSettings
 
 INSTRUCTIONS = """RoArm Lab: train, evaluate and run reach policies for the Waveshare RoArm-M3 desk arm.
 Positions are metres in the robot base frame (x forward, y left, z up); joint values are radians.
@@ -40,42 +40,38 @@ def build_server(settings: LabSettings | None = None) -> MCPServer:
 
 
 def _resources(mcp: MCPServer, lab: Lab) -> None:
-    from roarm_lab.jobs.runfiles import read_tail
-    from roarm_lab.jobs.runs import CONSOLE, find_run
+    from roarm_lab.control.errors import expected_errors
+    from roarm_lab.control.runfiles import read_tail
+    from roarm_lab.utils.files import read_bounded_text
 
-    def run_file(run_id: str, *parts: str) -> str:
+    def run_file(run_id: str, pick: str) -> str:
         try:
-            run = find_run(lab.settings.paths, lab.training.store, run_id)
-        except ValueError as err:
-            raise ResourceError(str(err)) from None
-        path = run.path.joinpath(*parts)
-        if not path.is_file():
-            raise ResourceError(f"{run.id} has no {'/'.join(parts)} yet")
-        from roarm_lab.utils.files import UnsafeFileError, read_bounded_text
-
-        try:
-            return read_bounded_text(path, 4 * 1024 * 1024, "/".join(parts))
-        except UnsafeFileError as err:
+            files = lab.run(run_id).files
+            path = lab.paths.served({"metrics": files.metrics(), "policy": files.policy_spec}[pick], pick)
+            if not path.is_file():
+                raise ResourceError(f"{run_id} has no {path.name} yet")
+            return read_bounded_text(path, 4 * 1024 * 1024, path.name)
+        except expected_errors() as err:
             raise ResourceError(str(err)) from None
 
     @mcp.resource("roarm://runs/{run_id}/metrics.json", mime_type="application/json",
                   description="evaluation metrics of a run's exported policy (play.py's metrics.json)")
     def metrics(run_id: str) -> str:
-        return run_file(run_id, "exported", "metrics.json")
+        return run_file(run_id, "metrics")
 
     @mcp.resource("roarm://runs/{run_id}/policy.json", mime_type="application/json",
                   description="the exported policy's contract: observation layout, action convention, limits")
     def policy(run_id: str) -> str:
-        return run_file(run_id, "exported", "policy.json")
+        return run_file(run_id, "policy")
 
     @mcp.resource("roarm://runs/{run_id}/console", mime_type="text/plain",
                   description="the last 64 KiB of a run's training console log (rsl_rl's per-iteration report)")
     def console(run_id: str) -> str:
         try:
-            run = find_run(lab.settings.paths, lab.training.store, run_id)
-        except ValueError as err:
+            run = lab.run(run_id)
+            return read_tail(lab.paths.served(run.files.console, "console log")) or f"{run.id} has no console log yet"
+        except expected_errors() as err:
             raise ResourceError(str(err)) from None
-        return read_tail(run.path / CONSOLE) or f"{run.id} has no console log yet"
 
 
 def _prompts(mcp: MCPServer) -> None:

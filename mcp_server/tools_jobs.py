@@ -7,9 +7,11 @@ from mcp.server import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from roarm_lab.mcp_server.lab import Lab, guard
-from roarm_lab.mcp_server.models import Done, ExportResult, GatewayInfo, JobStarted, JobStatus, RunsResult
-from roarm_lab.mcp_server.settings import LabError
+from roarm_lab.control import rules
+from roarm_lab.control.errors import ControlError
+from roarm_lab.control.lab import Lab
+from roarm_lab.control.models import Done, ExportResult, GatewayInfo, JobStarted, JobStatus, RunsResult
+from roarm_lab.mcp_server.lab import guard, within
 
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 START = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
@@ -24,10 +26,10 @@ def register(mcp: MCPServer, lab: Lab) -> None:
     @mcp.tool(annotations=START)
     @guard
     def start_training(task: str = "RoArm-Reach-v0",
-                       num_envs: Annotated[int | None, Field(ge=1, le=8192, description="parallel environments "
-                                                             "(default 1024)")] = None,
-                       max_iterations: Annotated[int | None, Field(ge=1, le=100000, description="PPO iterations "
-                                                                   "(default 700, about 6 min on 2 cores)")] = None,
+                       num_envs: Annotated[int | None, within(rules.NUM_ENVS, "parallel environments (default "
+                                                              "1024)")] = None,
+                       max_iterations: Annotated[int | None, within(rules.MAX_ITERATIONS, "PPO iterations (default "
+                                                                    "700, about 6 min on 2 cores)")] = None,
                        overrides: Annotated[list[str] | None, Field(description="Hydra-style config overrides, e.g. "
                                             "['env.rewards.tracking.weight=-3.0', 'agent.algorithm.learning_rate="
                                             "3e-4']; a wrong key is refused with the valid keys")] = None,
@@ -39,7 +41,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         stop it with stop_training. Checkpoints are saved atomically; results go to logs/rsl_rl/<experiment>/.
         """
         started = t.start_training(task, num_envs, max_iterations, list(overrides or []), run_name, seed)
-        t.wait_started(started.job_id)
+        lab.store.wait_started(started.job_id)
         return started
 
     @mcp.tool(annotations=READ)
@@ -68,7 +70,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
     @mcp.tool(annotations=START)
     @guard
     def evaluate_policy(run_id: RunRef = None, checkpoint: Checkpoint = None,
-                        episodes: Annotated[int, Field(ge=1, le=5000, description="held-out targets, one per 3 s "
+                        episodes: Annotated[int, within(rules.EPISODES, "held-out targets, one per 3 s "
                                                        "episode")] = 200,
                         randomize: Annotated[bool, Field(description="keep domain randomization and observation "
                                                          "noise on")] = False) -> JobStarted:
@@ -90,9 +92,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                                                    "folder")]) -> GatewayInfo:
         """Serve an exported policy over ZeroMQ on a free loopback port (the policy gateway), for the simulator
         (run_policy_in_sim with use_gateway=true) and the real-arm bridge."""
-        from roarm_lab.jobs.runs import resolve_export
-
-        return lab.gateway.start(resolve_export(lab.settings.paths, t.store, policy))
+        return lab.serve(policy)
 
     @mcp.tool(annotations=READ)
     @guard
@@ -101,7 +101,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         errors, per-client counters."""
         info = lab.gateway.info()
         if not info.running:
-            raise LabError("no gateway is running: start_gateway(policy) starts one")
+            raise ControlError("no gateway is running: start_gateway(policy) starts one")
         return info
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,

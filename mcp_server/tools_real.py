@@ -7,14 +7,23 @@ import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Elicit, Resolve
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from roarm_lab.mcp_server.lab import Lab, guard
-from roarm_lab.mcp_server.models import EnvReport, EstopResult, RealArmStatus, RealRunResult
-from roarm_lab.mcp_server.real import ArmConfirmation
+
+from roarm_lab.control.lab import Lab
+from roarm_lab.control.models import EnvReport, EstopResult, RealArmStatus, RealRunResult
+from roarm_lab.control.runs import rel_path
+from roarm_lab.mcp_server.lab import guard
 
 Targets = Annotated[list[list[float]], Field(description="hand targets [[x, y, z], ...] in metres in the robot base "
                                                          "frame (x forward, y left, z up); 1 to 20, each held 4 s")]
+
+
+class ArmConfirmation(BaseModel):
+    """What the user is asked before the real arm moves (the elicitation's schema)."""
+
+    confirm: bool = Field(default=False, description="Yes: move the real arm now (it will move to the policy's start "
+                          "pose, then to each target). Keep clear of the arm; emergency_stop stops it.")
 
 
 def register(mcp: MCPServer, lab: Lab) -> None:
@@ -70,7 +79,6 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         """What this machine can run: Python, torch, MuJoCo, the runtimes (embedded, Isaac Lab, Isaac Sim), Warp
         devices, GPU, the MCP SDK and node (for the MCP Inspector). Also written to logs/env_diag_<time>.txt."""
         from roarm_lab.envcheck import collect, table, write_report
-        from roarm_lab.jobs.runs import rel_path
 
         rows = collect()
         path = write_report(rows, lab.settings.paths.logs)

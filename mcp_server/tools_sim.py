@@ -11,12 +11,13 @@ from mcp.server import MCPServer
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field
 
-from roarm_lab.mcp_server.lab import Lab, guard
-from roarm_lab.mcp_server.models import (Done, InferResult, JointState, ObservationGroup, ObservationResult,
-                                         PolicyRunResult, RenderInfo, RobotInfo, RobotJoint, RobotsResult,
-                                         RolloutResult, SimInfo, TargetsResult)
-from roarm_lab.mcp_server.settings import LabError
-from roarm_lab.mcp_server.sim import joint_state
+from roarm_lab.control.errors import ControlError
+from roarm_lab.control.lab import Lab
+from roarm_lab.control.models import (Done, InferResult, JointState, ObservationGroup, ObservationResult,
+                                      PolicyRunResult, RenderInfo, RobotInfo, RobotJoint, RobotsResult, RolloutResult,
+                                      SimInfo, TargetsResult)
+from roarm_lab.control.sim import joint_state
+from roarm_lab.mcp_server.lab import guard
 
 ROBOT = "roarm_m3"
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -32,19 +33,6 @@ PolicyRef = Annotated[str | None, Field(description="a run id (list_runs), a tra
 
 
 def register(mcp: MCPServer, lab: Lab) -> None:
-    def export_of(policy: str) -> str:
-        from roarm_lab.jobs.runs import resolve_export
-
-        return str(resolve_export(lab.settings.paths, lab.training.store, policy))
-
-    def source(policy: str | None, use_gateway: bool) -> dict:
-        if use_gateway:
-            if not lab.gateway.running():
-                raise LabError("no gateway is running: call start_gateway(policy) first, or use_gateway=false")
-            return {"gateway": lab.gateway.endpoint}
-        if not policy:
-            raise LabError("name the policy (a run id from list_runs) or set use_gateway=true")
-        return {"export": export_of(policy)}
 
     @mcp.tool(annotations=SIM)
     @guard
@@ -62,7 +50,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         opens a viewer window (needs a display; use realtime=true to watch motion at the arm's speed); images
         come from render_sim either way. Never touches the real arm.
         """
-        from roarm_lab.mcp_server.training import validate_task
+        from roarm_lab.control.training import validate_task
         from roarm_lab.sim_service.render import CAMERAS
 
         validate_task(task)
@@ -107,7 +95,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         """Select a robot by name and describe it. The simulator loads the robot of its task in start_sim, so this
         only checks the name; the RoArm-M3 is the one robot here."""
         if name.lower().replace("-", "_") not in (ROBOT, "roarm_m3", "roarm"):
-            raise LabError(f"unknown robot '{name}'; robots: ['{ROBOT}']")
+            raise ControlError(f"unknown robot '{name}'; robots: ['{ROBOT}']")
         return robot_info()
 
     @mcp.tool(annotations=READ)
@@ -130,7 +118,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         half a second (15 steps) plus settling. NaN or Inf is refused.
         A running policy must end first (run_policy_in_sim finishes by itself).
         """
-        return _move(lab, targets, steps, relative=False)
+        return lab.sim.move(targets, steps, relative=False)
 
     @mcp.tool(annotations=SIM)
     @guard
@@ -140,7 +128,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                      steps: Annotated[int, Field(ge=0, le=600, description="control steps to simulate (30 = 1 s)")] = 30
                      ) -> TargetsResult:
         """Move the simulated joints by a relative amount (rad) from their current targets; clamped to the box."""
-        return _move(lab, joints_delta, steps, relative=True)
+        return lab.sim.move(joints_delta, steps, relative=True)
 
     @mcp.tool(annotations=READ)
     @guard
@@ -159,29 +147,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                                      "from the running simulator")] = None) -> InferResult:
         """Run an exported policy once on an observation and return its raw action and the joint targets it
         implies under policy.json's action convention (from the measured pose). Moves nothing."""
-        from roarm_lab.policy import ClientTargets, LoadedPolicy
-
-        if not policy:
-            raise LabError("name the policy: a run id from list_runs or an exported/ folder")
-        folder = export_of(policy)
-        loaded = LoadedPolicy.load(folder, "onnx")
-        given = observation is not None
-        if not given:
-            observation = lab.sim.call("observation")["observation"]["policy"]["vector"]
-        values = observation.values() if isinstance(observation, dict) else [observation]
-        if not all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in values):
-            raise LabError("observation contains NaN or Inf")
-        try:
-            obs = loaded.assemble({k: np.asarray(v, np.float32) for k, v in observation.items()}
-                                  if isinstance(observation, dict) else np.asarray(observation, np.float32))
-        except Exception as err:  # the loader's size check names the parts
-            raise LabError(f"observation does not fit the policy: {getattr(err, 'message', err)}") from None
-        action = loaded.infer(obs)
-        targets, clipped = loaded.to_targets(action, obs, ClientTargets())
-        names = [n for n in loaded.meta["action"]["names"]]
-        return InferResult(policy=folder, observation_source="given" if given else "simulator",
-                           action=[float(a) for a in action], joint_targets_rad=[float(t) for t in targets],
-                           clipped=[n for n, c in zip(names, clipped) if c])
+        return lab.infer(policy, observation)
 
     @mcp.tool(annotations=SIM)
     @guard
@@ -191,7 +157,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         episode_XXXXX.npz per episode (obs, actions, rewards, dones, hand and target positions, error) and a
         meta.json, the format play.py --record-rollouts writes. Needs start_sim; up to 64 episodes (seconds)."""
         name = f"rollouts-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-        reply = lab.sim.call("record", policy=source(policy, False), episodes=episodes, randomize=randomize,
+        reply = lab.sim.call("record", policy=lab.policy_source(policy, False), episodes=episodes, randomize=randomize,
                              name=name, timeout_ms=120000)["record"]
         m = reply["metrics"]
         return RolloutResult(dir=reply["dir"], episodes=reply["episodes"], success_rate=m["success_rate"],
@@ -227,7 +193,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
 
         Simulation only: never sends anything to the real arm. In a real-time simulator this waits up to 20 s.
         """
-        fields = {"policy": source(policy, use_gateway), "max_steps": max_steps, "until_reached": until_reached}
+        fields = {"policy": lab.policy_source(policy, use_gateway), "max_steps": max_steps, "until_reached": until_reached}
         if target is not None:
             fields["target"] = [float(v) for v in target]
         reply = lab.sim.call("run_policy", timeout_ms=120000, **fields)
@@ -247,19 +213,3 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                                hold_steps=result.get("hold_steps", 0), target_m=result.get("target_b", state.target_m),
                                state=state)
 
-
-def _move(lab: Lab, values: list[float] | dict[str, float], steps: int, relative: bool) -> TargetsResult:
-    before = lab.sim.call("joint_state")["state"]
-    commanded = before["arm"]["commanded"]
-    if relative:
-        delta = lab.sim.joint_vector(values, [0.0] * len(commanded), "joints_delta")
-        requested = [c + d for c, d in zip(commanded, delta)]
-    else:
-        requested = lab.sim.joint_vector(values, commanded, "targets")
-    reply = lab.sim.call("set_joint_targets", targets=requested)["state"]
-    after = lab.sim.settle(steps) if steps else reply
-    names = lab.sim.arm_names
-    return TargetsResult(requested_rad=requested, applied_rad=reply["arm"]["goal"],
-                         clamped=[n for n, c in zip(names, reply["clamped"]) if c], steps_simulated=steps,
-                         state=joint_state(after),
-                         moved_rad=[a - b for a, b in zip(after["arm"]["measured"], before["arm"]["measured"])])

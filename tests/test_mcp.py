@@ -21,7 +21,8 @@ import pytest
 from mcp import Client
 
 from mcp_helpers import ROOT, ToolFailed, call, install_export, refused, server_params, session
-from roarm_lab.jobs.store import JobStore, pid_alive
+from roarm_lab.control.jobs import JobStore
+from roarm_lab.control.process import running as pid_alive
 
 ISSUE_TOOLS = {"start_sim", "stop_sim", "list_robots", "load_robot", "get_joint_state", "set_joint_targets",
                "apply_action", "capture_observation", "policy_infer", "rollout_capture", "render_sim",
@@ -79,8 +80,8 @@ def test_the_server_starts_without_torch_rsl_rl_or_mujoco():
 
 def test_the_tools_have_the_issues_names_docstrings_schemas_and_annotations(tmp_path):
     from roarm_lab.mcp_server.server import build_server
-    from roarm_lab.mcp_server.settings import LabSettings
-    from roarm_lab.jobs.paths import ProjectPaths
+    from roarm_lab.control.settings import LabSettings
+    from roarm_lab.control.layout import ProjectPaths
 
     async def main():
         async with Client(build_server(LabSettings(paths=ProjectPaths.at(None, tmp_path / "logs")))) as client:
@@ -105,9 +106,9 @@ def test_the_tools_have_the_issues_names_docstrings_schemas_and_annotations(tmp_
 
 
 def test_check_environment_reports_this_machine_and_writes_the_diagnosis(tmp_path):
-    from roarm_lab.jobs.paths import ProjectPaths
+    from roarm_lab.control.layout import ProjectPaths
     from roarm_lab.mcp_server.server import build_server
-    from roarm_lab.mcp_server.settings import LabSettings
+    from roarm_lab.control.settings import LabSettings
 
     async def main():
         async with Client(build_server(LabSettings(paths=ProjectPaths.at(None, tmp_path / "logs")))) as client:
@@ -195,7 +196,7 @@ def test_a_chat_trains_evaluates_exports_and_drives_the_simulator_through_the_ga
 
     pids = anyio.run(main)
     assert not any(pid_alive(p) for p in pids)
-    assert not [j for j in JobStore(logs / "jobs").all() if JobStore(logs / "jobs").state(j) in ("starting", "running")]
+    assert not [j for j in JobStore.at(logs).all() if JobStore.at(logs).counts_as_running(j)]
     leftovers = subprocess.run(["pgrep", "-f", str(logs)], capture_output=True, text=True).stdout.split()
     assert leftovers == [], f"processes still running with {logs} in their command line: {leftovers}"
 

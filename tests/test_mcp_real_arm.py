@@ -13,7 +13,7 @@ import pytest
 from mcp import MCPError
 
 from mcp_helpers import ToolFailed, answer, call, install_export, refused, session
-from roarm_lab.jobs.store import JobStore
+from roarm_lab.control.jobs import JobStore
 
 TARGET = [0.25, 0.05, 0.15]
 
@@ -33,7 +33,7 @@ def lab(tmp_path, export_dir, emulator):
 
 
 def _real_jobs(logs) -> list:
-    return [j for j in JobStore(logs / "jobs").all() if j.kind == "real"]
+    return [j for j in JobStore.at(logs).all() if j.kind == "real"]
 
 
 async def _joints(client) -> np.ndarray:

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     """``scripts/check_env.py [--logs DIR]``: print the table and write it under the project's logs/."""
     import argparse
 
-    from roarm_lab.jobs.paths import ProjectPaths
+    from roarm_lab.control.layout import ProjectPaths
 
     parser = argparse.ArgumentParser(description="What this machine can run, as a table (also written to a file).")
     parser.add_argument("--logs", type=Path, help="where env_diag_<time>.txt goes (default: the project's logs/)")

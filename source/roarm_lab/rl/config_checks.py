@@ -46,12 +46,6 @@ RULES: tuple[_Rule, ...] = (
 )
 
 
-def parse_error(err: Exception) -> str:
-    """Hydra's override parse error (several lines, a link) as one line that says how to write an override."""
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return f"cannot parse the overrides ({first}); write them as env.a.b=value or agent.c=value (Hydra's syntax, lists as [1,2])"
-
-
 def check_flag(flag: str, value: int | None, at_least: int = 1) -> None:
     """A count given on the command line (``--num_envs``, ``--max_iterations``): None is "not given", 0 is not."""
     if value is not None and value < at_least:

@@ -3,14 +3,19 @@
 Values are parsed with Hydra's own override grammar (numbers, booleans, lists, ``null``); keys are
 checked against the config: a wrong key is an error that names it and lists the valid choices.
 ``env.rewards.goal=null`` removes a term, as in Isaac Lab.
+
+The person at the keyboard gets all of that. A request from a face (MCP, the panel) passes a ``check`` as well,
+which sees every key, its old value and the parsed new one and may refuse it: the control plane's safe subset
+(``roarm_lab.control.rules``) lives there, not here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 
 
 class OverrideError(ValueError):
@@ -53,9 +58,18 @@ def _coerce(old: Any, new: Any, path: str) -> Any:
     return new
 
 
-def apply_overrides(configs: dict[str, Any], overrides: list[str]) -> list[str]:
+Check = Callable[[str, Any, str, Any, Any], Any]
+"""``check(key, node, field, old, new) -> value``: the value to set, or OverrideError."""
+
+
+def apply_overrides(configs: dict[str, Any], overrides: list[str], check: Check | None = None) -> list[str]:
     """Apply ``prefix.path=value`` overrides to ``configs`` (keyed by prefix); returns them normalized."""
-    parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
+    except OverrideParseException as err:  # several lines and a link: one line that says how to write one
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise OverrideError(f"cannot parse the overrides ({first}); write them as env.a.b=value or agent.c=value "
+                            "(Hydra's syntax, lists as [1,2])") from None
     applied = []
     for ov in parsed:
         key = ov.key_or_group
@@ -71,7 +85,7 @@ def apply_overrides(configs: dict[str, Any], overrides: list[str]) -> list[str]:
         last = parts[-1]
         full = f"{path}.{last}"
         old = _get(node, last, full)
-        new = _coerce(old, ov.value(), full)
+        new = _coerce(old, ov.value(), full) if check is None else check(full, node, last, old, ov.value())
         if isinstance(node, dict):
             node[last] = new
         else:

@@ -10,16 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from hydra.errors import OverrideParseException
 from tensordict import TensorDict
 
 from roarm_lab.rl.checkpoints import CheckpointError, check_compatible, load_checkpoint, restore, run_network_settings
 from roarm_lab.rl.run_setup import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
                               relative, set_device)
-from roarm_lab.rl.config_checks import check_flag, parse_error
+from roarm_lab.rl.config_checks import check_flag
 from roarm_lab.policy import LoadedPolicy
 from roarm_lab.rl.export import export_policy
 from roarm_lab.rl.overrides import OverrideError
@@ -27,7 +27,13 @@ from roarm_lab.rl.runner import RoArmRunner
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 from roarm_lab.runtimes import RuntimeUnavailable
+from roarm_lab.control.layout import EXPORT_RECORD
 from roarm_lab.utils.io import atomic_write_json
+
+EXPORT_TOLERANCE = 1e-4
+"""Largest difference allowed between the checkpoint's actions and the exported files' (float32 round-off)."""
+EXPORT_ENVS = 16
+"""Environments an export builds: their first observations are what the exported files are checked on."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which form of the policy to evaluate (default: the exported ONNX file)")
     p.add_argument("--export-dir", help="where to export (default: <checkpoint dir>/exported)")
     p.add_argument("--record-rollouts", metavar="DIR", help="write one .npz per episode and meta.json here")
+    p.add_argument("--export-only", action="store_true", help="export (and check the exported files against the "
+                   "checkpoint's policy), evaluate nothing")
     p.add_argument("--physics_threads", type=int)
     p.add_argument("--no-progress", action="store_true")
     add_runtime_arg(p)
@@ -65,12 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OverrideError, CheckpointError, ValueError, RuntimeUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except OverrideParseException as err:
-        print(f"error: {parse_error(err)}", file=sys.stderr)
-        return 2
     from roarm_lab.rl.evaluate import evaluate, plot_errors
     env_cfg.evaluation_mode(randomize=args.randomize)
-    env_cfg.scene.num_envs = min(args.num_envs, args.episodes)
+    env_cfg.scene.num_envs = EXPORT_ENVS if args.export_only else min(args.num_envs, args.episodes)
     env_cfg.seed = args.seed
     if args.physics_threads is not None and runtime == "embedded":
         env_cfg.sim.physics.nthread = args.physics_threads
@@ -101,13 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     export_dir = Path(args.export_dir) if args.export_dir else ckpt_dir / "exported"
     files = export_policy(actor, env, args.task, export_dir)
     print(f"exported {', '.join(relative(p) for p in files.values())}")
+    record = export_record(actor, export_dir, Path(args.checkpoint), files, vec_env.get_observations()["policy"])
+    print(f"export check: ONNX and TorchScript match the checkpoint's policy within {record['max_abs_diff']:.1e}")
+    if args.export_only:
+        return 0
 
     if args.policy in ("onnx", "torchscript"):  # the exported file, loaded as every other consumer loads it
         policy = LoadedPolicy.load(export_dir, args.policy).as_torch()
     else:
         policy = lambda obs: actor(TensorDict({"policy": obs}, batch_size=[obs.shape[0]]))  # noqa: E731
-    record = Path(args.record_rollouts) if args.record_rollouts else None
-    metrics, traces = evaluate(env, policy, args.episodes, record_dir=record, task=args.task,
+    rollouts = Path(args.record_rollouts) if args.record_rollouts else None
+    metrics, traces = evaluate(env, policy, args.episodes, record_dir=rollouts, task=args.task,
                                show_progress=not args.no_progress)
     metrics.update({"task": args.task, "runtime": runtime, "physics": physics_name(env_cfg), "device": env_cfg.sim.device,
                     "checkpoint": str(Path(args.checkpoint)), "randomize": args.randomize,
@@ -121,3 +130,26 @@ def main(argv: list[str] | None = None) -> int:
           f"p95 {100 * metrics['p95_final_error_m']:.2f} cm  mean_action_rate {metrics['mean_action_rate']:.4f}")
     print(f"wrote {relative(export_dir / f'metrics{suffix}.json')} and {relative(plot)}")
     return 0
+
+
+def export_record(actor: Any, export_dir: Path, checkpoint: Path, files: dict[str, Path], obs: torch.Tensor) -> dict:
+    """Check both exported files against the checkpoint's policy on real observations; write ``export.json``.
+
+    The export's own figures: which checkpoint, the files, the sizes and the largest difference between the
+    checkpoint's actions and the exported files' (what an export job reports; success rates come from evaluations).
+    """
+    obs = obs.detach().to("cpu", torch.float32)
+    with torch.inference_mode():
+        expected = actor(TensorDict({"policy": obs}, batch_size=[obs.shape[0]])).numpy()
+    diff = 0.0
+    for backend in ("onnx", "torchscript"):
+        got = LoadedPolicy.load(export_dir, backend).infer_batch(obs.numpy())
+        diff = max(diff, float(np.abs(got - expected).max()))
+    record = {"checkpoint": checkpoint.name, "checkpoint_path": str(checkpoint),
+              "files": sorted(p.name for p in files.values()), "obs_size": int(obs.shape[1]),
+              "action_size": int(expected.shape[1]), "max_abs_diff": diff, "checked_observations": int(obs.shape[0])}
+    if diff > EXPORT_TOLERANCE:
+        raise SystemExit(f"error: the exported policy differs from the checkpoint's by {diff:.2e} (more than "
+                         f"{EXPORT_TOLERANCE:.0e}); do not use the export in {export_dir}")
+    atomic_write_json(export_dir / EXPORT_RECORD, record)
+    return record

@@ -54,7 +54,7 @@ def split_presets(overrides: list[str]) -> tuple[list[str], list[str]]:
     return presets, rest
 
 
-def load_task_configs(task: str, overrides: list[str]) -> tuple[Any, Any, list[str]]:
+def load_task_configs(task: str, overrides: list[str], check: Any = None) -> tuple[Any, Any, list[str]]:
     """The task's env and agent configs with the command-line overrides applied and presets resolved.
 
     ``presets=physx`` picks a variant of every preset config (Isaac Lab's mechanism; the physics backend
@@ -77,7 +77,7 @@ def load_task_configs(task: str, overrides: list[str]) -> tuple[Any, Any, list[s
     elif presets:
         raise OverrideError(f"presets={','.join(presets)}: presets choose Isaac Lab's physics backends; the embedded "
                             "runtime has one engine (MuJoCo on the CPU). Use --runtime isaaclab")
-    applied = apply_overrides({"env": env_cfg, "agent": agent_cfg}, overrides)
+    applied = apply_overrides({"env": env_cfg, "agent": agent_cfg}, overrides, check)
     return env_cfg, agent_cfg, applied + [f"presets={','.join(presets)}"] * bool(presets)
 
 

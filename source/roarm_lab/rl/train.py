@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from hydra.errors import OverrideParseException
 
 from roarm_lab.rl.checkpoints import (CheckpointError, best_checkpoint, check_compatible, create_run_dir,
                                       latest_checkpoint, latest_run_dir, load_checkpoint, restore)
 from roarm_lab.rl.run_setup import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
                               relative, set_device)
-from roarm_lab.rl.config_checks import check_flag, check_run_configs, parse_error
+from roarm_lab.rl.config_checks import check_flag, check_run_configs
 from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.runner import RoArmRunner, restore_env_state
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
@@ -113,9 +112,6 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
         check_run_configs(env_cfg, agent_cfg)
     except (OverrideError, ValueError, RuntimeUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OverrideParseException as err:
-        print(f"error: {parse_error(err)}", file=sys.stderr)
         return 2
     from roarm_lab.registry import make_env
 

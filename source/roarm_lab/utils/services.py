@@ -27,7 +27,7 @@ class ServiceError(RuntimeError):
     pass
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
@@ -85,7 +85,7 @@ class ServiceProcess:
         try:
             self.proc = _SPAWNER.run(lambda: subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, cwd=self.cwd, env=self.env,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None))
+                preexec_fn=die_with_parent if sys.platform.startswith("linux") else None))
         finally:
             log.close()
         self.started = time.time()

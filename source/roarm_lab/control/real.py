@@ -1,7 +1,7 @@
-"""The real arm from the MCP server: status, runs of ``scripts/run_real.py`` as jobs, the emergency stop.
+"""The real arm: status, runs of ``scripts/run_real.py`` as jobs, the emergency stop.
 
-Safety lives here, not in the client's dialog: motion needs ``--allow-real-arm`` on the server and a
-confirmation of each run by the user (elicitation; anything but an explicit yes, including a client that
+Safety lives here, not in a face's dialog: motion needs ``--allow-real-arm`` on the face's server and a
+confirmation of each run by the user (the face asks; anything but an explicit yes, including a client that
 cannot ask, refuses the run). ``dry_run`` (the default) checks the policy and targets and sends nothing.
 The emergency stop writes the bridge's stop file (it torque-holds and exits; new runs are refused until a
 person deletes the file) and signals every running bridge; it never asks.
@@ -15,25 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from roarm_lab.jobs.launch import signal_command, start_job
-from roarm_lab.jobs.runfiles import read_json
-from roarm_lab.jobs.runs import rel_path, resolve_export
-from roarm_lab.jobs.store import ACTIVE, JobStore
+from roarm_lab.control import rules
+from roarm_lab.control.errors import ControlError
+from roarm_lab.control.jobs import JobStore, new_job_id
+from roarm_lab.control.models import RealArmStatus, RealRunResult
+from roarm_lab.control.runfiles import read_json
+from roarm_lab.control.runs import rel_path, resolve_export
+from roarm_lab.control.settings import LabSettings
 from roarm_lab.utils.io import atomic_write_text
-
-from roarm_lab.mcp_server.models import RealArmStatus, RealRunResult
-from roarm_lab.mcp_server.settings import LabError, LabSettings
-
-MAX_TARGETS = 20
-
-
-class ArmConfirmation(BaseModel):
-    """What the user is asked before the real arm moves."""
-
-    confirm: bool = Field(default=False, description="Yes: move the real arm now (it will move to the policy's start "
-                          "pose, then to each target). Keep clear of the arm; emergency_stop stops it.")
 
 
 class RealArm:
@@ -43,7 +32,7 @@ class RealArm:
 
     # ------------------------------------------------------------------ status
     def active_job(self) -> Any:
-        jobs = [j for j in self.store.all() if j.kind == "real" and self.store.state(j) in ACTIVE]
+        jobs = [j for j in self.store.all() if j.kind == "real" and self.store.counts_as_running(j)]
         return jobs[-1] if jobs else None
 
     def status(self, probe: bool) -> RealArmStatus:
@@ -55,7 +44,7 @@ class RealArm:
             port=cfg.port if cfg.robot == "serial" else (cfg.http if cfg.robot == "http" else None),
             port_present=Path(cfg.port).exists() if cfg.robot == "serial" else None,
             stop_latched=self.settings.stop_file.exists(), stop_file=rel_path(self.settings.paths, self.settings.stop_file),
-            active_job=None if job is None else {"job_id": job.id, "state": self.store.state(job)},
+            active_job=None if job is None else {"job_id": job.id, "state": job.state},
             last_summary=read_json(summaries[-1], "real-arm summary") if summaries else None)
         if probe:
             out.probe = self._probe(job)
@@ -65,7 +54,7 @@ class RealArm:
         """One feedback frame: opens the port, reads, closes; sends no motion command."""
         cfg = self.settings.real
         if job is not None:
-            raise LabError(f"real-arm job {job.id} holds the port; probe when it has ended")
+            raise ControlError(f"real-arm job {job.id} holds the port; probe when it has ended")
         if cfg.robot == "emu":
             return {"note": "the emulator is started by each run (--robot emu); there is no arm to probe"}
         from roarm_lab.assets.joint_table import JOINTS
@@ -78,7 +67,7 @@ class RealArm:
         try:
             driver.start(first_feedback_timeout_s=3.0)
         except DriverError as err:
-            raise LabError(str(err)) from None
+            raise ControlError(str(err)) from None
         try:
             fb = driver.feedback()
             return {"joints_rad": {j.short: float(q) for j, q in zip(JOINTS, fb.q)},
@@ -96,17 +85,18 @@ class RealArm:
         try:
             export = resolve_export(self.settings.paths, self.store, policy)
         except ValueError as err:
-            raise LabError(str(err)) from None
+            raise ControlError(str(err)) from None
         meta = load_meta(export)
-        if not isinstance(targets, list) or not 1 <= len(targets) <= MAX_TARGETS:
-            raise LabError(f"targets must be a list of 1..{MAX_TARGETS} [x, y, z] hand positions (m, base frame)")
+        if not isinstance(targets, list) or not rules.REAL_TARGETS.low <= len(targets) <= rules.REAL_TARGETS.high:
+            raise ControlError(f"targets must be a list of {rules.REAL_TARGETS.low}..{rules.REAL_TARGETS.high} [x, y, z] "
+                               "hand positions (m, base frame)")
         workspace = task_workspace(meta["task"])
         for i, t in enumerate(targets):
             if not isinstance(t, (list, tuple)) or len(t) != 3 or not all(
                     isinstance(v, (int, float)) and math.isfinite(v) for v in t):
-                raise LabError(f"target {i} must be three finite numbers [x, y, z] in metres (base frame), got {t!r}")
+                raise ControlError(f"target {i} must be three finite numbers [x, y, z] in metres (base frame), got {t!r}")
             if not workspace.check(t).ok:
-                raise LabError(f"target {i}: {workspace.describe(t)}")
+                raise ControlError(f"target {i}: {workspace.describe(t)}")
         cfg = self.settings.real
         names = list(meta["action"]["joint_names"])
         return export, {
@@ -145,9 +135,9 @@ class RealArm:
                                  "nothing was opened or sent. Call again with dry_run=false to move the arm.")
         why = self.refusal()
         if why:
-            raise LabError(f"refused, nothing was sent: {why}")
+            raise ControlError(f"refused, nothing was sent: {why}")
         if not confirmed:
-            raise LabError("refused, nothing was sent: the user did not confirm this run")
+            raise ControlError("refused, nothing was sent: the user did not confirm this run")
         cfg, paths = self.settings.real, self.settings.paths
         cmd = [self.settings.python, str(paths.script("run_real.py")), "--policy", str(export), "--robot", cfg.robot,
                "--target-time-s", str(cfg.target_time_s), "--stop-file", str(self.settings.stop_file)]
@@ -155,13 +145,11 @@ class RealArm:
         cmd += ["--calibration", cfg.calibration] if cfg.calibration else []
         for t in plan["targets_m"]:
             cmd += ["--target", *(repr(v) for v in t)]
-        from roarm_lab.jobs.store import new_job_id
-
         job_id = new_job_id("real")
-        log_dir = paths.real / job_id
-        record = start_job(self.store, "real", [*cmd, "--log-dir", str(log_dir)], cwd=paths.root, task=plan["task"],
-                           run_dir=log_dir, params={"targets": plan["targets_m"], "policy": plan["policy"]},
-                           job_id=job_id)
+        log_dir = paths.real_run_dir(job_id)
+        record = self.store.start("real", [*cmd, "--log-dir", str(log_dir)], cwd=paths.root, task=plan["task"],
+                                  run_dir=log_dir, params={"targets": plan["targets_m"], "policy": plan["policy"]},
+                                  job_id=job_id)
         return RealRunResult(dry_run=False, sent=True, plan=plan, job_id=record.id,
                              message=f"confirmed; the run started as job {record.id}: poll training_status('{record.id}'); "
                                      "emergency_stop halts it at once")
@@ -169,12 +157,12 @@ class RealArm:
     # ------------------------------------------------------------------ emergency stop
     def emergency_stop(self) -> list[str]:
         """Latch the stop file, then SIGINT each running bridge twice (its immediate torque-hold)."""
-        atomic_write_text(self.settings.stop_file, f"emergency stop from the MCP server at {time.ctime()}\n")
+        atomic_write_text(self.settings.stop_file, f"emergency stop at {time.ctime()}\n")
         signalled = []
         for job in self.store.all():
-            if job.kind == "real" and self.store.state(job) in (*ACTIVE, "orphaned"):
-                if signal_command(job, signal.SIGINT):
+            if job.kind == "real" and self.store.counts_as_running(job):
+                if self.store.signal_command(job, signal.SIGINT):
                     time.sleep(0.05)
-                    signal_command(job, signal.SIGINT)
+                    self.store.signal_command(job, signal.SIGINT)
                     signalled.append(job.id)
         return signalled

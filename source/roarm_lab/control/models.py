@@ -1,4 +1,5 @@
-"""Typed results of the tools: their JSON schemas are the tools' output schemas (structuredContent)."""
+"""Typed results of the control plane: what the core answers, the MCP tools' output schemas (structuredContent)
+and what the panel serialises."""
 
 from __future__ import annotations
 
@@ -148,8 +149,8 @@ class JobStarted(BaseModel):
 class JobStatus(BaseModel):
     job_id: str | None
     kind: str | None
-    state: str = Field(description="starting, running, succeeded, failed, stopped, orphaned (supervisor gone "
-                       "without a record of the end), or finished/unknown for a run without a job record")
+    state: str = Field(description="starting, running, succeeded, failed, stopped, lost (its supervisor ended "
+                       "without recording the end: error says how), or finished/unknown for a run without a job")
     exit_code: int | None = None
     task: str | None = None
     run_id: str | None = Field(None, description="the run folder's name once it exists")
@@ -157,7 +158,7 @@ class JobStatus(BaseModel):
     elapsed_s: float | None = None
     iteration: int | None = Field(None, description="training iterations done")
     total_iterations: int | None = None
-    eta_s: float | None = Field(None, description="estimated time left, s (rsl_rl's estimate)")
+    eta_s: float | None = Field(None, description="estimated time left, s (from the recent iteration rate)")
     success_rate: float | None = Field(None, description="training: fraction of targets reached in recent episodes; "
                                        "evaluation: of held-out targets")
     position_error_m: float | None = None

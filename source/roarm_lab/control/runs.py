@@ -1,22 +1,21 @@
-"""Runs and what their jobs are doing, from the files on disk (run folders, job records, console logs).
+"""Runs and what their jobs are doing, from the files on disk (run folders, job records, progress records).
 
 A run is named by its folder (``2026-01-01_12-00-00_reach``, what list_runs shows), by the id of the job that
-trains it (``train-...``), or by a path inside the runs root. All three resolve to a folder under the runs root.
+trains it (``train-...``), or by a path inside the runs root. All three resolve to a folder under the runs root,
+and everything served or loaded from it (a checkpoint, the export) must resolve there too, symlinks followed.
 """
 
 from __future__ import annotations
 
-import glob
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roarm_lab.jobs.paths import SAFE_NAME, PathError, ProjectPaths
-from roarm_lab.jobs.runfiles import error_line, last_lines, read_json, read_tail, training_progress
-from roarm_lab.jobs.store import JOB_ID, JobError, JobRecord, JobStore
-
-CONSOLE = "train_console.log"
+from roarm_lab.control import progress
+from roarm_lab.control.jobs import JOB_ID, JobError, JobRecord, JobStore
+from roarm_lab.control.layout import EXPORT_DIR, POLICY_SPEC, SAFE_NAME, ProjectPaths, RunFiles
+from roarm_lab.control.runfiles import error_line, last_lines, read_json, read_tail
 
 
 class RunError(ValueError):
@@ -37,25 +36,25 @@ class Run:
         return self.path.parent.name
 
     @property
+    def files(self) -> RunFiles:
+        return RunFiles(self.path)
+
+    @property
     def export_dir(self) -> Path:
-        return self.path / "exported"
+        return self.files.export_dir
+
+    def newest_checkpoint(self) -> Path | None:
+        found = self.files.checkpoints()
+        return found[0] if found else None
 
 
-def newest_checkpoint(run_dir: Path) -> Path | None:
-    from roarm_lab.rl.checkpoints import CheckpointError, latest_checkpoint
-
-    try:
-        return latest_checkpoint(run_dir)
-    except CheckpointError:
-        return None
-
-
-def job_run_dir(job: JobRecord) -> Path | None:
+def job_run_dir(paths: ProjectPaths, job: JobRecord) -> Path | None:
+    """The run folder of a job: recorded (checked when the record was read), or the one train.py made for it."""
     if job.run_dir:
         return Path(job.run_dir)
-    if job.run_glob:
-        found = sorted(glob.glob(job.run_glob))
-        return Path(found[-1]) if found else None
+    experiment, name = job.params.get("experiment"), job.params.get("run_name")
+    if isinstance(experiment, str) and isinstance(name, str):
+        return paths.find_named_run(experiment, name)
     return None
 
 
@@ -65,30 +64,34 @@ def find_run(paths: ProjectPaths, store: JobStore, ref: str) -> Run:
         raise RunError("name a run: a run id from list_runs, a training job id, or a path inside the runs folder")
     if JOB_ID.match(ref):
         job = store.load(ref)
-        run_dir = job_run_dir(job)
+        run_dir = job_run_dir(paths, job)
         if run_dir is None:
-            raise RunError(f"job {ref} has no run folder yet (it {store.state(job)}); wait for its first iteration, "
-                           "or check training_status")
-        return Run(paths.confine(str(run_dir), "run folder"), job)
+            raise RunError(f"job {ref} has no run folder yet (it {job.state}); wait for its first iteration, or check "
+                           "training_status")
+        return _run(paths, paths.served(run_dir, "run folder"), job if job.kind == "train" else None, store)
     if SAFE_NAME.match(ref) and "/" not in ref:
         hits = sorted(p for p in paths.runs.glob(f"*/{ref}") if p.is_dir())
         if len(hits) > 1:
             raise RunError(f"run id '{ref}' exists in several experiments: {[str(h) for h in hits]}; pass "
                            "<experiment>/<run>")
         if hits:
-            return Run(paths.confine(str(hits[0]), "run folder"), _job_for(store, hits[0]))
+            return _run(paths, paths.served(hits[0], "run folder"), None, store)
     path = paths.confine(ref, "run")
     if path.is_file():
-        path = path.parent if path.parent.name != "exported" else path.parent.parent
-    if path.name == "exported":
         path = path.parent
+    if path.name == EXPORT_DIR:
+        path = path.parent
+    return _run(paths, path, None, store, ref)
+
+
+def _run(paths: ProjectPaths, path: Path, job: JobRecord | None, store: JobStore, ref: str | None = None) -> Run:
     if not path.is_dir() or path.parent.parent != paths.runs.resolve():
-        raise RunError(f"no run '{ref}' under {paths.runs}; list_runs shows the runs")
-    return Run(path, _job_for(store, path))
+        raise RunError(f"no run '{ref or path.name}' under {paths.runs}; list_runs shows the runs")
+    return Run(path, job or _job_for(paths, store, path))
 
 
-def _job_for(store: JobStore, run_dir: Path) -> JobRecord | None:
-    jobs = [j for j in store.all() if j.kind == "train" and (d := job_run_dir(j)) is not None
+def _job_for(paths: ProjectPaths, store: JobStore, run_dir: Path) -> JobRecord | None:
+    jobs = [j for j in store.all() if j.kind == "train" and (d := job_run_dir(paths, j)) is not None
             and d.resolve() == run_dir.resolve()]
     return jobs[-1] if jobs else None
 
@@ -103,48 +106,51 @@ def resolve_checkpoint(paths: ProjectPaths, store: JobStore, run: str | None, ch
     if not run:
         raise RunError("give run_id (from list_runs or start_training) or checkpoint (a model_<N>.pt path)")
     found = find_run(paths, store, run)
-    ckpt = newest_checkpoint(found.path)
+    ckpt = found.newest_checkpoint()
     if ckpt is None:
         raise RunError(f"run {found.id} has no checkpoint yet; wait for training to save one (training_status)")
-    return found, ckpt
+    return found, paths.served(ckpt, "checkpoint")
 
 
 def resolve_export(paths: ProjectPaths, store: JobStore, ref: str) -> Path:
-    """An exported/ folder with policy.json: from a run (its exported/) or a path to the folder or its policy.json."""
+    """An exported/ folder with policy.json, inside the runs folder (symlinks followed): from a run (its
+    exported/) or a path to the folder or to its policy.json."""
     try:
-        run = find_run(paths, store, ref)
-        folder = run.export_dir
+        folder = find_run(paths, store, ref).export_dir
     except (RunError, JobError):
         path = paths.confine(ref, "policy")
         folder = path.parent if path.is_file() else path
-    if not (folder / "policy.json").is_file():
-        raise RunError(f"no exported policy at {folder}: export it first (export_policy with that run_id)")
+    if not (folder / POLICY_SPEC).is_file():
+        raise RunError(f"no exported policy at {rel_path(paths, folder)}: export it first (export_policy with that "
+                       "run_id)")
+    folder = paths.served(folder, "exported policy folder")
+    paths.served(folder / POLICY_SPEC, POLICY_SPEC)
     return folder
 
 
 def list_runs(paths: ProjectPaths, store: JobStore, experiment: str | None = None) -> list[dict[str, Any]]:
     jobs = {}
     for job in store.all():
-        d = job_run_dir(job)
+        d = job_run_dir(paths, job)
         if d is not None and job.kind == "train":
             jobs[str(d.resolve())] = job
-    out = []
+    out: list[dict[str, Any]] = []
     if not paths.runs.is_dir():
         return out
     for run_dir in sorted(paths.runs.glob("*/*")):
         if not run_dir.is_dir() or (experiment and run_dir.parent.name != experiment):
             continue
+        files = RunFiles(run_dir)
         job = jobs.get(str(run_dir.resolve()))
-        ckpt = newest_checkpoint(run_dir)
-        metrics = read_json(run_dir / "exported" / "metrics.json", "metrics") or {}
-        info = read_json(run_dir / "run.json", "run record") or {}
+        ckpts = files.checkpoints()
+        metrics = read_json(files.metrics(), "metrics") or {}
+        info = read_json(files.record, "run record") or {}
         out.append({
             "run_id": run_dir.name, "experiment": run_dir.parent.name, "path": rel_path(paths, run_dir),
             "task": info.get("task") or (job.task if job else None),
-            "job_id": job.id if job else None, "job_state": store.state(job) if job else None,
-            "checkpoints": len(list(run_dir.glob("model_*.pt"))),
-            "newest_checkpoint": None if ckpt is None else rel_path(paths, ckpt),
-            "finished": "final_checkpoint" in info, "exported": (run_dir / "exported" / "policy.json").is_file(),
+            "job_id": job.id if job else None, "job_state": job.state if job else None,
+            "checkpoints": len(ckpts), "newest_checkpoint": rel_path(paths, ckpts[0]) if ckpts else None,
+            "finished": "final_checkpoint" in info, "exported": files.policy_spec.is_file(),
             "success_rate": metrics.get("success_rate"), "mean_final_error_m": metrics.get("mean_final_error_m"),
             "modified": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run_dir.stat().st_mtime)),
         })
@@ -162,36 +168,36 @@ def rel_path(paths: ProjectPaths, path: Path) -> str:
 def job_status(paths: ProjectPaths, store: JobStore, job_id: str, tail: int = 15) -> dict[str, Any]:
     """Everything a caller needs about a job, read from its record, its log and its run's own files."""
     job = store.load(job_id)
-    state = store.state(job)
-    run_dir = job_run_dir(job)
-    log = read_tail(Path(job.log))
+    run_dir = job_run_dir(paths, job)
+    log = read_tail(store.log(job))
     now = time.time()
     out: dict[str, Any] = {
-        "job_id": job.id, "kind": job.kind, "state": state, "exit_code": job.exit_code, "task": job.task,
+        "job_id": job.id, "kind": job.kind, "state": job.state, "exit_code": job.exit_code, "task": job.task,
         "started": job.started or job.created, "ended": job.ended,
         "elapsed_s": round((job.ended or now) - (job.started or job.created), 1),
         "run_id": run_dir.name if run_dir else None, "run_dir": rel_path(paths, run_dir) if run_dir else None,
         "params": job.params, "progress": {}, "metrics": None, "newest_checkpoint": None,
-        "error": job.error or (error_line(log) if state in ("failed", "orphaned", "stopped") else None),
-        "console_tail": [], "log": rel_path(paths, Path(job.log)),
+        "error": job.error if job.state == "lost" else (job.error or (
+            error_line(log) if job.state in ("failed", "stopped") else None)),
+        "console_tail": [], "log": rel_path(paths, store.log(job)),
     }
-    if state == "orphaned":
-        out["error"] = ("the job's supervisor is gone without recording how the job ended (killed, or the machine "
-                        "restarted); " + (out["error"] or "see console_tail"))
+    if job.state == "lost" and store.command_alive(job):
+        out["error"] = f"{out['error']}; its command (pid {job.child_pid}) is still running: stop the job to end it"
     if run_dir is not None and run_dir.is_dir():
-        ckpt = newest_checkpoint(run_dir)
-        out["newest_checkpoint"] = None if ckpt is None else rel_path(paths, ckpt)
+        files = RunFiles(run_dir)
+        ckpts = files.checkpoints()
+        out["newest_checkpoint"] = rel_path(paths, ckpts[0]) if ckpts else None
         if job.kind == "train":
-            console = read_tail(run_dir / CONSOLE)
-            out["progress"] = training_progress(console)
-            out["console_tail"] = last_lines(console, tail)
-            info = read_json(run_dir / "run.json", "run record")
+            total = job.params.get("max_iterations")
+            out["progress"] = progress.latest(files.progress, total if isinstance(total, int) else None)
+            out["console_tail"] = last_lines(read_tail(files.console), tail)
+            info = read_json(files.record, "run record")
             if info:
                 out["metrics"] = info.get("final_metrics")
-        else:
-            name = "metrics_randomized.json" if job.params.get("randomize") else "metrics.json"
-            metrics = read_json(run_dir / "exported" / name, "metrics")
-            if metrics and metrics.get("checkpoint") and state == "succeeded":
+        elif job.kind in ("evaluate", "export"):  # an export's own figures (export.json), an evaluation's metrics
+            made = files.export_record if job.kind == "export" else files.metrics(bool(job.params.get("randomize")))
+            metrics = read_json(made, made.name)
+            if metrics and _made_by(metrics, job) and job.state == "succeeded":
                 out["metrics"] = metrics
     if not out["console_tail"]:
         out["console_tail"] = last_lines(log, tail)
@@ -200,3 +206,8 @@ def job_status(paths: ProjectPaths, store: JobStore, job_id: str, tail: int = 15
         if summaries:
             out["metrics"] = read_json(summaries[-1], "real-arm summary")
     return out
+
+
+def _made_by(metrics: dict[str, Any], job: JobRecord) -> bool:
+    """The metrics file was written for this job's checkpoint (not an older evaluation's)."""
+    return Path(str(metrics.get("checkpoint", ""))).name == job.params.get("checkpoint")

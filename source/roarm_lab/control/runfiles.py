@@ -1,8 +1,4 @@
-"""Reading a run's own files, bounded and without blocking: the console log's tail and progress, JSON records.
-
-``train_console.log`` holds rsl_rl's per-iteration report (``Learning iteration i/N``, ``ETA: h:mm:ss``, the
-episode metrics); ``run.json`` is written when training ends; ``exported/metrics*.json`` when play.py ends.
-"""
+"""Reading a run's or a job's own files, bounded and without blocking: JSON records, a log's tail, its error line."""
 
 from __future__ import annotations
 
@@ -14,13 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from roarm_lab.utils.files import UnsafeFileError, read_bounded_text
-from roarm_lab.rl.progress_record import ERROR_KEY, SUCCESS_KEY
 
 MAX_JSON_BYTES = 4 * 1024 * 1024
 TAIL_BYTES = 64 * 1024
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
-ITERATION = re.compile(r"Learning iteration (\d+)/(\d+)")
-ETA = re.compile(r"ETA:\s+(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
 
 
 def read_json(path: Path, what: str = "file") -> dict[str, Any] | None:
@@ -53,27 +46,6 @@ def read_tail(path: Path, max_bytes: int = TAIL_BYTES) -> str:
 
 def last_lines(text: str, count: int) -> list[str]:
     return [line.rstrip() for line in text.splitlines() if line.strip()][-count:]
-
-
-def training_progress(console: str) -> dict[str, Any]:
-    """Iteration, total, ETA and the episode metrics of the newest report block of a console log."""
-    matches = list(ITERATION.finditer(console))
-    if not matches:
-        return {}
-    last = matches[-1]
-    block = console[last.start():]
-    it, total = int(last.group(1)), int(last.group(2))
-    out: dict[str, Any] = {"iteration": it + 1, "total_iterations": total,
-                           "fraction": round(min(1.0, (it + 1) / total), 4) if total else None}
-    eta = ETA.search(block)
-    if eta:
-        days, h, m, s = (int(g) if g else 0 for g in eta.groups())
-        out["eta_s"] = ((days * 24 + h) * 60 + m) * 60 + s
-    for key, name in ((SUCCESS_KEY, "success_rate"), (ERROR_KEY, "position_error_m"), ("Mean reward", "mean_reward")):
-        found = re.search(re.escape(key) + r":\s+(-?[0-9.]+(?:e-?\d+)?)", block)
-        if found:
-            out[name] = float(found.group(1))
-    return out
 
 
 def error_line(log: str) -> str | None:

@@ -1,17 +1,17 @@
-"""``python -m roarm_lab.jobs.supervise --record FILE -- COMMAND...``: run one job and keep its record.
+"""``python -m roarm_lab.control.supervise --record FILE -- COMMAND...``: run one job and keep its record.
 
-The supervisor is the leader of the job's own session and process group (the MCP server starts it with
-``start_new_session``), so the job outlives the MCP server. It writes its pid, starts the command (given on
-its command line by the server, never read from the record), writes ``running``, waits, and writes the end:
-``succeeded``/``failed`` with the exit code, or ``stopped`` after a SIGTERM (forwarded to the command, then
-SIGKILL after a grace period), or after a SIGUSR1 (the caller stops the command its own way, e.g. the real-arm
-bridge's SIGINT, which a SIGTERM would cut short before its torque-hold). A training command's run folder is filled in from ``run_glob`` at the end.
+The supervisor leads the job's own session (the core starts it with ``start_new_session``), so the job outlives
+the face that started it. It writes its pid, starts the command (from its own command line, never from the
+record), writes ``running``, waits, and writes the end: ``succeeded`` / ``failed`` with the exit code, or
+``stopped`` after a SIGTERM (forwarded to the command, then SIGKILL after a grace period) or after a SIGUSR1
+(the caller stops the command its own way, e.g. the real-arm bridge's SIGINT, which a SIGTERM would cut short
+before its torque-hold). The command is told to stop (SIGTERM) if the supervisor dies, so nothing runs
+unsupervised; the core then settles the job as ``lost``. The job log is derived from the record's name.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import signal
 import subprocess
@@ -19,7 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from roarm_lab.jobs.store import JobStore, process_start_ticks, read_record
+from roarm_lab.control.jobs import JobStore
+from roarm_lab.control.layout import ProjectPaths
+from roarm_lab.control.process import start_ticks
+from roarm_lab.utils.services import die_with_parent
 
 GRACE_S = 20.0
 
@@ -30,10 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("command", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    path = Path(args.record)
-    store = JobStore(path.parent)
-    record = read_record(path)
-    record.pid, record.pid_start = os.getpid(), process_start_ticks(os.getpid())
+    path = Path(args.record).resolve()
+    store = JobStore(ProjectPaths(root=Path.cwd(), logs=path.parent.parent))
+    record = store.read(path)
+    record.pid, record.pid_start = os.getpid(), start_ticks(os.getpid())
     stop = {"signal": None, "marked": False}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -45,25 +48,22 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)  # the command gets its own SIGINT (e.g. the bridge's finish-and-hold)
     signal.signal(signal.SIGUSR1, on_mark)  # "it is being stopped its own way": record stopped, forward nothing
-    with open(record.log, "ab") as log:
+    with open(store.log(record), "ab") as log:
         try:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=record.cwd)
+                                     preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
         except OSError as err:
             record.state, record.ended, record.exit_code = "failed", time.time(), 127
             record.error = f"cannot start {command[:1]}: {err}"
             store.save(record)
             return 127
-        record.child_pid, record.child_start = child.pid, process_start_ticks(child.pid)
+        record.child_pid, record.child_start = child.pid, start_ticks(child.pid)
         record.state, record.started = "running", time.time()
         store.save(record)
         code = _wait(child, stop)
     record.exit_code, record.ended = code, time.time()
     stopped = stop["signal"] == signal.SIGTERM or stop["marked"]
     record.state = "stopped" if stopped else ("succeeded" if code == 0 else "failed")
-    if record.run_glob and not record.run_dir:
-        found = sorted(glob.glob(record.run_glob))
-        record.run_dir = found[-1] if found else None
     store.save(record)
     return 0
 
