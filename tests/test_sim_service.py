@@ -181,6 +181,10 @@ def test_a_second_start_is_refused_and_stop_then_start_works(sim):
     assert err.value.code == "start_failed" and "names code" in err.value.message
     with pytest.raises(SimError, match="trackng"):
         sim.call("start", task=TASK, overrides=["env.rewards.trackng.weight=1"])
+    for bad, says in (("env.scene.num_envs=9000", "from 1 to 8192"),  # the control plane's rules, as for a face
+                      ("env.commands.ee_target.joint_box={base:[0,1],x:'os:system'}", "no key")):
+        with pytest.raises(SimError, match=says):
+            sim.call("start", task=TASK, overrides=[bad])
     assert sim.call("start", task=TASK)["spec"]["task"] == TASK
 
 

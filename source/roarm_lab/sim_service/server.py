@@ -31,7 +31,8 @@ from roarm_lab.gateway.protocol import MAX_FRAME_BYTES
 from roarm_lab.gateway.server import _seed_routing_ids, is_loopback
 from roarm_lab.runtimes import RuntimeUnavailable
 from roarm_lab.sim_service.render import CAMERAS, RenderError
-from roarm_lab.control.rules import check_override_syntax as check_overrides
+from roarm_lab.control.rules import face_task_configs
+from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.sim_service import protocol as p
 from roarm_lab.sim_service.protocol import ProtocolError, SimErrorCode
 from roarm_lab.sim_service.secret import SECRET_ENV, check_secret
@@ -230,7 +231,6 @@ class SimServer:
         if self.session is not None:
             raise ProtocolError(SimErrorCode.BUSY, f"a simulation of {self.session.task} is running: send stop first")
         try:
-            overrides = check_overrides(list(overrides or []), prefixes=("env",))
             self.session = self._factory(task, seed=seed, randomize=randomize, overrides=overrides, realtime=realtime,
                                          viewer=viewer)
         except ProtocolError:
@@ -246,9 +246,12 @@ class SimServer:
     def _on_start(self, msg: dict) -> dict:
         owner = self._client(msg)
         overrides = msg.get("overrides") or []
-        if not isinstance(overrides, list):
-            raise ProtocolError(SimErrorCode.BAD_REQUEST, "'overrides' must be a list of env.a.b=value strings")
-        session = self.start(p.text(msg, "task", "RoArm-Reach-v0", 200), seed=p.integer(msg, "seed", 0, 0, 2**31 - 1),
+        task = p.text(msg, "task", "RoArm-Reach-v0", 200)
+        try:  # a request from the wire gets the control plane's safe subset (the command line keeps full power)
+            face_task_configs(task, overrides, prefixes=("env",))
+        except (OverrideError, ValueError) as err:
+            raise ProtocolError(SimErrorCode.START_FAILED, str(err)) from None
+        session = self.start(task, seed=p.integer(msg, "seed", 0, 0, 2**31 - 1),
                              randomize=bool(msg.get("randomize", False)), realtime=bool(msg.get("realtime", False)),
                              overrides=overrides, viewer=bool(msg.get("viewer", False)), owner=owner)
         return {"spec": session.spec(), "state": session.joint_state()}
