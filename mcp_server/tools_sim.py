@@ -17,7 +17,8 @@ from roarm_lab.control.models import (Done, InferResult, JointState, Observation
                                       PolicyRunResult, RenderInfo, RobotInfo, RobotJoint, RobotsResult, RolloutResult,
                                       SimInfo, TargetsResult)
 from roarm_lab.control.sim import joint_state
-from roarm_lab.mcp_server.lab import guard
+from roarm_lab.control import rules
+from roarm_lab.mcp_server.lab import guard, within
 
 ROBOT = "roarm_m3"
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -108,7 +109,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
     @mcp.tool(annotations=SIM)
     @guard
     def set_joint_targets(targets: JointValues,
-                          steps: Annotated[int, Field(ge=0, le=600, description="control steps to simulate (or, in "
+                          steps: Annotated[int, within(rules.SETTLE_STEPS, "control steps to simulate (or, in "
                                                       "real time, to wait) before answering; 30 steps = 1 s")] = 30
                           ) -> TargetsResult:
         """Hold the simulated arm joints at these positions (rad) and let it move toward them.
@@ -125,7 +126,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
     def apply_action(joints_delta: Annotated[list[float] | dict[str, float], Field(
                          description="radians to add to each arm joint's current target (a list per joint, or a map "
                                      "by short name, e.g. {\"elbow\": -0.2})")],
-                     steps: Annotated[int, Field(ge=0, le=600, description="control steps to simulate (30 = 1 s)")] = 30
+                     steps: Annotated[int, within(rules.SETTLE_STEPS, "control steps to simulate (30 = 1 s)")] = 30
                      ) -> TargetsResult:
         """Move the simulated joints by a relative amount (rad) from their current targets; clamped to the box."""
         return lab.sim.move(joints_delta, steps, relative=True)
@@ -151,7 +152,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
 
     @mcp.tool(annotations=SIM)
     @guard
-    def rollout_capture(policy: PolicyRef, episodes: Annotated[int, Field(ge=1, le=64)] = 8,
+    def rollout_capture(policy: PolicyRef, episodes: Annotated[int, within(rules.ROLLOUT_EPISODES, "held-out episodes")] = 8,
                         randomize: bool = False) -> RolloutResult:
         """Record held-out episodes of a policy (3 s each, one target each) in the simulator's task: one
         episode_XXXXX.npz per episode (obs, actions, rewards, dones, hand and target positions, error) and a
@@ -166,8 +167,8 @@ def register(mcp: MCPServer, lab: Lab) -> None:
     @mcp.tool(annotations=READ)
     @guard
     def render_sim(camera: Annotated[str, Field(description="iso (default), front, side or top")] = "iso",
-                   width: Annotated[int, Field(ge=64, le=1920)] = 640,
-                   height: Annotated[int, Field(ge=64, le=1080)] = 480) -> Annotated[CallToolResult, RenderInfo]:
+                   width: Annotated[int, within(rules.RENDER_WIDTH, "pixels")] = 640,
+                   height: Annotated[int, within(rules.RENDER_HEIGHT, "pixels")] = 480) -> Annotated[CallToolResult, RenderInfo]:
         """A PNG picture of the simulated scene from a named camera; the green sphere is the hand target."""
         reply = lab.sim.call("render", camera=camera, width=width, height=height)
         state = lab.sim.state()
@@ -182,7 +183,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
     @mcp.tool(annotations=SIM)
     @guard
     def run_policy_in_sim(policy: PolicyRef = None, target: Target = None,
-                          max_steps: Annotated[int, Field(ge=1, le=3000, description="control steps at most "
+                          max_steps: Annotated[int, within(rules.POLICY_STEPS, "control steps at most "
                                                           "(30 per simulated second)")] = 300,
                           use_gateway: Annotated[bool, Field(description="take actions from the running policy "
                                                              "gateway (start_gateway) instead of running the "

@@ -243,3 +243,13 @@ def test_an_exported_folder_that_is_a_symlink_out_of_the_runs_folder_is_not_serv
         with pytest.raises(ValueError, match="outside the (project's )?run"):
             attempt()
     assert not lab.gateway.running()
+
+
+def test_the_simulator_links_numbers_are_checked_before_anything_is_sent(lab):
+    """The faces' schemas and forms read these ranges; the core checks them again whatever a face sent."""
+    for kind, fields, says in (("run_policy", {"max_steps": 10**6}, "max_steps must be a whole number from 1 to 3000"),
+                               ("render", {"width": 10**5}, "width"), ("record", {"episodes": 0}, "episodes")):
+        with pytest.raises(LimitError, match=says):
+            lab.sim.call(kind, **fields)
+    with pytest.raises(LimitError, match="steps"):
+        lab.sim.move([0.0] * 5, 10**4, relative=False)

@@ -57,6 +57,18 @@ EPISODES = Range(1, 5000)
 REAL_TARGETS = Range(1, 20)
 SAVE_INTERVAL = Range(10, 100_000)
 """A face cannot make a run write a checkpoint every iteration (the runner also prunes old ones)."""
+SETTLE_STEPS = Range(0, 600)
+"""Control steps a joint move lets pass before it answers (30 = 1 s)."""
+POLICY_STEPS = Range(1, 3000)
+"""Control steps of one policy run in the simulator (100 s)."""
+ROLLOUT_EPISODES = Range(1, 64)
+RENDER_WIDTH = Range(64, 1920)
+RENDER_HEIGHT = Range(64, 1080)
+SIM_REQUEST_LIMITS: dict[tuple[str, str], Range] = {
+    ("run_policy", "max_steps"): POLICY_STEPS, ("step", "steps"): Range(1, SETTLE_STEPS.high),
+    ("record", "episodes"): ROLLOUT_EPISODES, ("render", "width"): RENDER_WIDTH, ("render", "height"): RENDER_HEIGHT,
+}
+"""The numbers of a simulator request a face may send, checked by the core's simulator link."""
 EXPORT_EPISODES = 64
 """play.py evaluates after exporting: an export job runs this many held-out episodes."""
 EVAL_ENVS = 250

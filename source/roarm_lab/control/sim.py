@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from roarm_lab.control import rules
 from roarm_lab.control.errors import ControlError
 from roarm_lab.control.models import Joint, JointState, TargetsResult
 from roarm_lab.control.process import exit_words
@@ -141,6 +142,9 @@ class SimLink:
     # ------------------------------------------------------------------ requests
     def call(self, kind: str, timeout_ms: float | None = None, wait_s: float = -1, **fields: Any) -> dict[str, Any]:
         """One request; ``wait_s`` >= 0 gives up (ControlError) if another request holds the simulator that long."""
+        for (request, name), allowed in rules.SIM_REQUEST_LIMITS.items():
+            if request == kind and name in fields:
+                allowed.check(name, fields[name])
         if not self._lock.acquire(timeout=wait_s):
             raise ControlError(f"the simulator is busy with another request; '{kind}' was not sent")
         try:
@@ -198,6 +202,7 @@ class SimLink:
 
     def move(self, values: list[float] | dict[str, float], steps: int, relative: bool) -> TargetsResult:
         """Hold the arm joints at targets (absolute, or relative to the current ones) and let ``steps`` pass."""
+        rules.SETTLE_STEPS.check("steps", steps)
         before = self.call("joint_state")["state"]
         commanded = before["arm"]["commanded"]
         if relative:

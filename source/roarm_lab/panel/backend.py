@@ -84,9 +84,6 @@ def _targets(value: Any) -> list[list[float] | None]:
     return [_target(t, f"target {i + 1}") for i, t in enumerate(value if isinstance(value, list) else [None])]
 
 
-CAMERA_SIZE = (rules.Range(64, 1280), rules.Range(64, 960))
-
-
 class PanelBackend:
     def __init__(self, settings: LabSettings | None = None):
         self.settings = settings or LabSettings()
@@ -217,8 +214,8 @@ class PanelBackend:
     def frame(self, camera: str = "iso", width: int = 480, height: int = 360) -> bytes:
         """A PNG of the simulated scene from the simulator service's renderer."""
         reply = self._sim_call("render", timeout_ms=15000, camera=_text(camera, "camera", 20, "iso"),
-                               width=_integer(width, "width", CAMERA_SIZE[0], 480),
-                               height=_integer(height, "height", CAMERA_SIZE[1], 360))
+                               width=_integer(width, "width", rules.RENDER_WIDTH, 480),
+                               height=_integer(height, "height", rules.RENDER_HEIGHT, 360))
         return reply["png"]
 
     # ------------------------------------------------------------------ actions
@@ -295,7 +292,7 @@ class PanelBackend:
         policy = _text(policy, "policy", 300)
         source = self._guard(lambda: self.lab.policy_source(policy, False))
         fields: dict[str, Any] = {"policy": source, "until_reached": True,
-                                  "max_steps": _integer(max_steps, "max_steps", rules.Range(1, 3000), 300)}
+                                  "max_steps": _integer(max_steps, "max_steps", rules.POLICY_STEPS, 300)}
         goal = _target(target)
         if goal is not None:
             fields["target"] = goal
