@@ -2,7 +2,8 @@
 extension, tick Kit's update loop from here, drive the extension's controller against a running panel server,
 and write what happened to a JSON file (the test asserts on it).
 
-    python tests/panel_kit_driver.py --url http://127.0.0.1:PORT/ --exts exts --out result.json
+    python tests/panel_kit_driver.py --url http://127.0.0.1:PORT/ --token-file LOGS/panel/PORT.token --exts exts \
+        --out result.json
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def scenario(d: Driver, url: str) -> None:
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--url", required=True)
+    p.add_argument("--token-file", required=True)
     p.add_argument("--exts", required=True)
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -124,7 +126,8 @@ def main() -> int:
     out: dict[str, Any] = {"ok": False}
     app = KitApp()
     app.startup(["--no-window", "--allow-root", "--ext-folder", os.path.abspath(args.exts), "--enable", EXT,
-                 f"--/exts/{EXT}/url={args.url}", f"--/exts/{EXT}/poll_s=0.5"])
+                 f"--/exts/{EXT}/url={args.url}", f"--/exts/{EXT}/token_file={args.token_file}",
+                 f"--/exts/{EXT}/poll_s=0.5"])
     try:
         scenario(Driver(app, out), args.url)
         out["ok"] = True

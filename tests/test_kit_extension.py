@@ -6,6 +6,7 @@ PhysX are not installable here: the window and the stage service are not loaded 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from panel_helpers import ROOT, panel_server
+from panel_helpers import ROOT, address, panel_server
 
 KIT_PYTHON = Path(os.environ.get("ROARM_KIT_PYTHON", ROOT / ".venv-kit" / "bin" / "python"))
 
@@ -36,9 +37,12 @@ def test_the_extension_loads_in_kit_and_its_controller_drives_the_simulator_and_
         pytest.skip(missing)
     out = tmp_path / "kit.json"
     with panel_server(tmp_path / "logs") as (url, _proc):
-        run = subprocess.run([str(KIT_PYTHON), str(ROOT / "tests" / "panel_kit_driver.py"), "--url", url, "--exts",
-                              str(ROOT / "exts"), "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
-                             timeout=600, env={**os.environ, "OMNI_KIT_ACCEPT_EULA": "YES"})
+        # the address without its token: the extension reads the token file the panel wrote (its setting)
+        token_file = tmp_path / "logs" / "panel" / f"{address(url)[1]}.token"
+        run = subprocess.run([str(KIT_PYTHON), str(ROOT / "tests" / "panel_kit_driver.py"), "--url", url.split("?")[0],
+                              "--token-file", str(token_file), "--exts", str(ROOT / "exts"), "--out", str(out)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "OMNI_KIT_ACCEPT_EULA": "YES"})
     assert out.is_file(), f"Kit did not run the driver (exit {run.returncode}): {run.stdout[-3000:]} {run.stderr[-3000:]}"
     r = json.loads(out.read_text())
     assert r["ok"], f"{r.get('error')}\n{r.get('traceback')}\n{run.stdout[-3000:]}"
@@ -80,3 +84,27 @@ def test_the_extension_package_imports_without_omni_and_every_module_compiles():
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "PanelController" in run.stdout
+
+
+def test_the_extensions_client_finds_the_token_the_panel_wrote_for_its_port(tmp_path, monkeypatch):
+    """Kit-free: the extension's HTTP client against a real panel, with the token read from the panel's token file
+    at each request (a panel started after Kit, or again with a new token, is found); without it, refused."""
+    monkeypatch.syspath_prepend(str(ROOT / "exts" / "roarm_lab_panel"))
+    from roarm_lab_panel.client import PanelClient, PanelRefused, read_token_file, token_file
+
+    assert token_file("http://127.0.0.1:8780/") == ROOT / "logs" / "panel" / "8780.token"
+    logs = tmp_path / "logs"
+    with panel_server(logs) as (url, _):
+        base, port = url.split("?")[0], address(url)[1]
+        client = PanelClient(base)
+        client.token_file = logs / "panel" / f"{port}.token"
+        assert asyncio.run(client.get("/api/state"))["real"]["stop_latched"] is False
+        assert asyncio.run(PanelClient(url).get("/api/state"))["jobs"] == []  # the printed address carries it
+        client.token_file.chmod(0o640)
+        with pytest.raises(PanelRefused, match="token.*chmod 600"):
+            asyncio.run(client.get("/api/state"))
+        with pytest.raises(ValueError, match="chmod 600"):
+            read_token_file(client.token_file)
+        client.token_file.chmod(0o600)
+        with pytest.raises(PanelRefused, match="needs its token"):
+            asyncio.run(PanelClient(base, "x" * 43).get("/api/state"))

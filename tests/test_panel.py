@@ -1,22 +1,31 @@
 """The panel's web server as a process (``roarm-panel``) against the real control plane: jobs (train.py under
 the supervisor), the simulator service, the real arm's status and stop latch. Its threat model
-(docs/security.md): loopback, no state change on GET, a token when one is in force, only JSON actions from the
-panel's own origin, nothing a page sends run as code. Faults: a killed simulator or job is reported and can be
-restarted; a double press or a second panel starts one job, not two."""
+(docs/security.md): loopback, a token on every request, no state change on GET, only JSON actions from the
+panel's own origin, nothing a page sends run as code, bodies capped before they are read, slow clients and a
+flood of posts never keep the emergency stop waiting (real sockets; the latencies are printed, run with -s).
+Faults: a killed simulator or job is reported and can be restarted; a double press or a second panel starts one
+job, not two."""
 
 from __future__ import annotations
 
+import http.client
 import os
+import select
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from mcp_helpers import install_export
-from panel_helpers import ROOT, panel_server, request, wait_for
-from roarm_lab.jobs.store import JobStore, pid_alive
+from panel_helpers import (BLOCKING_PANEL, GATE_ENV, ROOT, address, estop_latencies, latency_line, panel_server,
+                           read_until_closed, request, slow_clients, token_of, wait_for)
+from roarm_lab.control.jobs import JobStore
+from roarm_lab.control.process import running as pid_alive
 
 TINY = {"max_iterations": 3, "num_envs": 64, "overrides": ["env.episode_length_s=0.5"]}
 LONG = {"max_iterations": 400, "num_envs": 64, "overrides": ["env.episode_length_s=0.5"]}
@@ -69,7 +78,45 @@ def test_reads_never_change_state_and_actions_need_json_from_the_panels_own_orig
         assert host.startswith("127.0.0.1:")
 
 
-def test_a_token_is_required_when_one_is_in_force_and_a_readable_token_file_is_refused(tmp_path):
+def test_every_launch_has_its_own_token_loopback_included_and_the_page_trades_it_for_a_cookie(tmp_path):
+    logs = tmp_path / "logs"
+    with panel_server(logs) as (url, _):
+        token = token_of(url)
+        host, port = address(url)
+        assert len(token) >= 32 and url == f"http://127.0.0.1:{port}/?token={token}"
+        # any local process without the token is refused, the emergency stop and the page included
+        for path, body in (("/api/state", None), ("/api/action/start_sim", {}), ("/api/action/emergency_stop", {}),
+                           ("/", None), ("/static/panel.js", None)):
+            status, answer = request(url, path, body, token=False)
+            assert status == 401 and b"token" in (answer if isinstance(answer, bytes) else answer["error"].encode())
+        assert request(url, "/api/state", headers={"X-Panel-Token": token[:-1] + "x"})[0] == 401
+        assert not (logs / "real" / "STOP").exists()
+        # the printed address: the page trades the token for an HttpOnly, SameSite=Strict cookie and drops it
+        # from the address bar; the X-Panel-Token header works too (the Kit extension, scripts)
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        conn.request("GET", f"/?token={token}")
+        reply = conn.getresponse()
+        reply.read()
+        cookie = reply.getheader("set-cookie") or ""
+        assert reply.status == 303 and reply.getheader("location") == "/", reply.status
+        assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower() and token in cookie
+        jar = {"Cookie": cookie.split(";")[0]}
+        assert request(url, "/api/state", headers=jar, token=False)[0] == 200
+        status, page = request(url, "/", headers=jar, token=False)
+        assert status == 200 and b"EMERGENCY STOP" in page
+        conn.request("GET", f"/?token={token[::-1]}")
+        reply = conn.getresponse()
+        assert reply.status == 401 and b"token" in reply.read() and not reply.getheader("set-cookie")
+        # the Kit extension's copy: a private file, written atomically, removed when the panel stops
+        token_file = logs / "panel" / f"{port}.token"
+        assert token_file.read_text().strip() == token and stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert not token_file.exists()
+    with panel_server(logs) as (url2, _):
+        assert token_of(url2) != token  # a new one each launch
+        assert request(url2, "/api/state", headers={"X-Panel-Token": token})[0] == 401
+
+
+def test_a_chosen_token_file_must_be_private_and_real_arm_motion_keeps_the_token(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("t" * 40)
     token_file.chmod(0o644)
@@ -78,17 +125,113 @@ def test_a_token_is_required_when_one_is_in_force_and_a_readable_token_file_is_r
     assert run.returncode == 2 and "chmod 600" in run.stderr and "Traceback" not in run.stderr
     token_file.chmod(0o600)
     with panel_server(tmp_path / "logs", "--token-file", str(token_file)) as (url, _):
-        assert url.endswith("#token=" + "t" * 40)
-        status, body = request(url, "/api/state")
+        assert url.endswith("/?token=" + "t" * 40)
+        status, body = request(url, "/api/state", token=False)
         assert status == 401 and "token" in body["error"]
         status, body = request(url, "/api/action/emergency_stop", {}, headers={"X-Panel-Token": "t" * 39 + "x"})
         assert status == 401
-        status, body = request(url, "/api/state", headers={"X-Panel-Token": "t" * 40})
+        status, body = request(url, "/api/state")
         assert status == 200 and body["real"]["stop_latched"] is False
-    # real-arm motion is only offered with a token, even on loopback (any local user can reach the port)
     with panel_server(tmp_path / "logs2", "--allow-real-arm", "--robot", "emu") as (url, _):
-        assert "#token=" in url
-        assert request(url, "/api/state")[0] == 401
+        assert len(token_of(url)) >= 32
+        assert request(url, "/api/state", token=False)[0] == 401
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(tmp_path):
+    with panel_server(tmp_path / "logs") as (url, _):
+        host, port = address(url)
+        head = (f"POST /api/action/start_sim HTTP/1.1\r\nHost: {host}:{port}\r\nX-Panel-Token: {token_of(url)}\r\n"
+                "Content-Type: application/json\r\n").encode()
+        # 400 MB announced and none of it sent: the answer comes at once, from the Content-Length alone
+        with socket.create_connection((host, port), timeout=20) as sock:
+            sock.sendall(head + b"Content-Length: 400000000\r\n\r\n")
+            reply = read_until_closed(sock)
+        assert reply.startswith(b"HTTP/1.1 413") and b"400000000" in reply and b"65536" in reply, reply
+        # no length, chunks: refused once more than 64 KiB arrived, while the body is still coming
+        with socket.create_connection((host, port), timeout=20) as sock:
+            sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+            for _ in range(9):
+                sock.sendall(b"2000\r\n" + b" " * 8192 + b"\r\n")
+            reply = read_until_closed(sock)
+        assert reply.startswith(b"HTTP/1.1 413") and b"65536" in reply, reply
+        assert state(url)["sim"]["running"] is False  # neither started anything
+
+
+def test_slow_clients_are_closed_and_capped_errors_are_logged_sparingly_and_the_estop_answers(tmp_path):
+    logs = tmp_path / "logs"
+    with panel_server(logs, max_files=256) as (url, proc):  # started with 256 open files: EMFILE stopped it at ~250
+        host, port = address(url)
+        # 400 slow clients, more than the panel may hold open: they evict each other, the stop still gets in
+        with slow_clients(url, 400) as clients:
+            wait_for("400 slow clients", lambda: clients["opened"] >= 400 or clients["connect_failed"], 60, 0.1)
+            time.sleep(1.0)
+            latencies = estop_latencies(url, 20)
+        print(latency_line("while 400 slow clients hold connections", latencies), clients,
+              f"log {(logs / 'panel.stderr').stat().st_size} bytes")
+        assert max(latencies) < 1.0, latencies  # the bound is 200 ms; the margin is for a loaded CI machine
+        assert clients["closed_by_server"] > 0 and clients["connect_failed"] == 0, clients
+
+        # a client that sends its headers, or its body, a byte a second is closed: a request must be whole in seconds
+        slow = {"headers": socket.create_connection((host, port)), "body": socket.create_connection((host, port))}
+        slow["headers"].sendall(f"GET /api/state HTTP/1.1\r\nHost: {host}:{port}\r\nX-Slow: ".encode())
+        slow["body"].sendall(f"POST /api/action/stop_sim HTTP/1.1\r\nHost: {host}:{port}\r\nX-Panel-Token: "
+                             f"{token_of(url)}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+                             "{".encode())
+        closed: dict[str, float] = {}
+        start = time.monotonic()
+        while len(closed) < len(slow) and time.monotonic() - start < 40:
+            for name, sock in slow.items():
+                try:
+                    if name not in closed and select.select([sock], [], [], 0)[0] and not sock.recv(4096):
+                        raise ConnectionError
+                    if name not in closed:
+                        sock.send(b" ")
+                except OSError:
+                    closed[name] = time.monotonic() - start
+            time.sleep(1.0)
+        assert set(closed) == set(slow) and max(closed.values()) < 30, closed
+        for sock in slow.values():
+            sock.close()
+
+        # a flood of bad requests: the log says so a few times, not once per request
+        before = (logs / "panel.stderr").stat().st_size
+        for _ in range(2000):
+            with socket.create_connection((host, port), timeout=10) as sock:
+                sock.sendall(b"NOT HTTP\r\n\r\n")
+                sock.recv(4096)
+        grown = (logs / "panel.stderr").stat().st_size - before
+        assert grown < 16 * 1024, grown
+        assert (logs / "panel.stderr").stat().st_size < 256 * 1024
+        assert proc.poll() is None and state(url)["real"]["stop_latched"] is True
+
+
+def test_the_estop_never_waits_for_the_worker_pool_nor_for_slow_clients(tmp_path):
+    """Every worker thread blocked in the backend (a backend whose set_target waits for a file), 60 posts of it,
+    and 300 slow clients on top: the emergency stop still answers at once."""
+    logs, gate = tmp_path / "logs", tmp_path / "release"
+    with panel_server(logs, code=BLOCKING_PANEL, env={GATE_ENV: str(gate)}, max_files=256) as (url, _):
+        print(latency_line("idle", estop_latencies(url, 10)))
+        results: list[tuple[int, dict]] = []
+        flood = [threading.Thread(target=lambda: results.append(
+            request(url, "/api/action/set_target", {"target": [0.2, 0.0, 0.2]}, timeout=120))) for _ in range(60)]
+        for thread in flood:
+            thread.start()
+        time.sleep(3.0)  # the posts are in, the pool's threads all wait in set_target
+        flooded = estop_latencies(url, 20)
+        with slow_clients(url, 300) as clients:
+            wait_for("300 slow clients", lambda: clients["opened"] >= 300 or clients["connect_failed"], 60, 0.1)
+            time.sleep(1.0)
+            both = estop_latencies(url, 20)
+        print(latency_line("with 60 posts blocking the pool", flooded))
+        print(latency_line("with 60 posts blocking the pool and 300 slow clients", both), clients)
+        gate.touch()
+        for thread in flood:
+            thread.join(120)
+        assert max(flooded) < 1.0 and max(both) < 1.0, (flooded, both)  # the bound is 200 ms (see above)
+        assert len(results) == 60 and {status for status, _ in results} <= {200, 503}, results
+        busy = [body for status, body in results if status == 503]
+        assert busy and all("busy" in body["error"] and "EMERGENCY STOP" in body["error"] for body in busy)
+        assert state(url)["real"]["stop_latched"] is True
 
 
 def test_a_double_press_and_a_second_panel_start_one_training_job(tmp_path):
@@ -107,7 +250,7 @@ def test_a_double_press_and_a_second_panel_start_one_training_job(tmp_path):
         assert sorted(body["already_running"] for _, body in results) == [False, True, True]
         (job_id,) = ids
         assert [j["job_id"] for j in state(url)["jobs"]] == [j["job_id"] for j in state(url2)["jobs"]] == [job_id]
-        assert len(JobStore(logs / "jobs").all()) == 1
+        assert len(JobStore.at(logs).all()) == 1
         act(url2, "stop_job", job_id=job_id)
         assert wait_for("stopped on both panels", lambda: job(url, job_id)["state"] == "stopped" and
                         job(url2, job_id)["state"] == "stopped", 60)
@@ -147,14 +290,14 @@ def test_a_killed_simulator_and_a_killed_job_are_reported_and_restart(tmp_path):
         assert after["running"] and after["died"] is None and after["pid"] != sim["pid"]
 
         job_id = act(url, "start_training", **LONG)["job_id"]
-        record = wait_for("the command started", lambda: (r := JobStore(tmp_path / "logs" / "jobs").load(job_id))
+        record = wait_for("the command started", lambda: (r := JobStore.at(tmp_path / "logs").load(job_id))
                           .child_pid and r, 60)
         os.kill(record.child_pid, signal.SIGKILL)
         failed = wait_for("the failure reported", lambda: (j := job(url, job_id))["state"] == "failed" and j, 60)
         assert failed["exit_code"] == 0 or failed["state"] == "failed"
         again = act(url, "restart_job", job_id=job_id)
         assert again["already_running"] is False and again["job_id"] != job_id
-        new = JobStore(tmp_path / "logs" / "jobs").load(again["job_id"])
+        new = JobStore.at(tmp_path / "logs").load(again["job_id"])
         assert new.params["max_iterations"] == 400 and "env.episode_length_s=0.5" in new.params["overrides"]
         act(url, "stop_job", job_id=again["job_id"])
         wait_for("the restarted job stopped", lambda: job(url, again["job_id"])["state"] == "stopped", 60)
@@ -176,12 +319,12 @@ def test_emergency_stop_latches_the_real_arm_and_is_always_accepted(tmp_path, ex
         assert plan["dry_run"] is True and plan["sent"] is False and plan["plan"]["targets_m"] == [[0.25, 0.05, 0.15]]
         refused = act(url, "real_run", 400, policy=run, targets=[[0.25, 0.05, 0.15]], confirm=True)
         assert "nothing was sent" in refused["error"] and "--allow-real-arm" in refused["error"]
-        assert not (tmp_path / "logs" / "jobs").exists() or JobStore(tmp_path / "logs" / "jobs").all() == []
+        assert not (tmp_path / "logs" / "jobs").exists() or JobStore.at(tmp_path / "logs").all() == []
 
 
 @pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("::1", True), ("localhost", True),
                                            ("0.0.0.0", False), ("192.168.1.20", False)])
-def test_only_loopback_binds_go_without_a_token(host, loopback):
+def test_binds_off_loopback_are_told_apart(host, loopback):
     from roarm_lab.panel.cli import is_loopback_host
 
     assert is_loopback_host(host) is loopback

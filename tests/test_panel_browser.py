@@ -68,8 +68,12 @@ def test_a_person_trains_exports_plays_and_stops_the_arm_in_the_browser(tmp_path
         page = browser.new_page(viewport={"width": 1480, "height": 1000})
         errors: list[str] = []
         page.on("pageerror", lambda err: errors.append(str(err)))
+        base = url.split("?")[0]
+        assert page.goto(base).status == 401 and "needs its token" in page.inner_text("body")
+        # the printed address: the token becomes an HttpOnly cookie and leaves the address bar
         page.goto(url)
         page.wait_for_selector("#link[data-ok=yes]")
+        assert page.url == base and page.evaluate("document.cookie") == ""
         assert page.inner_text("#focus").startswith("No jobs yet")
 
         # ---- train: a double click starts one job; the bar moves

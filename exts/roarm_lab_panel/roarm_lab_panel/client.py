@@ -3,16 +3,26 @@
 Kit's Python has no project dependencies, and every call must be a coroutine on Kit's loop (omni.kit.async_engine),
 so this opens one connection per request with ``asyncio.open_connection`` and a timeout on every wait. Errors
 come back as ``PanelUnavailable`` (no answer) or ``PanelRefused`` (the server's one-line message).
+
+Every request carries the panel's token (``X-Panel-Token``): given, or in the address roarm-panel printed
+(``...?token=``), or else read, at each request, from the file roarm-panel writes for its port (``token_file``):
+a panel started after Kit, or started again with a new token, is found without a restart of Kit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 MAX_REPLY_BYTES = 8 * 1024 * 1024
+CHECKOUT = Path(__file__).resolve().parents[3]
+"""The checkout this extension lives in (``exts/roarm_lab_panel/roarm_lab_panel/``): its ``logs/`` is the panel's
+default logs folder."""
 
 
 class PanelUnavailable(ConnectionError):
@@ -23,6 +33,28 @@ class PanelRefused(RuntimeError):
     """The panel server answered with an error; the message says what to do."""
 
 
+def token_file(url: str) -> Path:
+    """Where roarm-panel, on the port of ``url`` with its default logs folder, writes its token."""
+    return CHECKOUT / "logs" / "panel" / f"{urlsplit(url if '://' in url else f'http://{url}').port or 80}.token"
+
+
+def read_token_file(path: str | Path) -> str:
+    """The token in ``path``: a regular file of this user's, private to it (as roarm-panel writes it)."""
+    path = Path(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise ValueError(f"{path} must be a regular file of yours, readable by you only (chmod 600 {path})")
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read(1024).strip()
+    except OSError as err:
+        raise ValueError(f"no token file {path} ({err.strerror or err}): is roarm-panel running on that port with "
+                         "that logs folder? (or set the extension's token_file)") from None
+    if len(token) < 32:
+        raise ValueError(f"{path} holds no panel token (at least 32 characters)")
+    return token
+
+
 class PanelClient:
     def __init__(self, url: str, token: str | None = None, timeout_s: float = 10.0):
         parts = urlsplit(url if "://" in url else f"http://{url}")
@@ -30,7 +62,9 @@ class PanelClient:
             raise ValueError(f"panel url {url!r} must look like http://127.0.0.1:8780/")
         self.host, self.port = parts.hostname, parts.port or 80
         self.url = f"http://{self.host}:{self.port}/"
-        self.token = token or None
+        self.token = token or parse_qs(parts.query).get("token", [None])[0]
+        self.token_file: Path | None = None if self.token else token_file(url)
+        """Read at each request when no token was given (the extension's ``token_file`` setting replaces it)."""
         self.timeout_s = timeout_s
 
     async def get(self, path: str, timeout_s: float | None = None) -> dict[str, Any]:
@@ -54,8 +88,14 @@ class PanelClient:
         payload = b"" if body is None else json.dumps(body).encode()
         head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Connection: close",
                 "Accept: application/json"]
-        if self.token:
-            head.append(f"X-Panel-Token: {self.token}")
+        token, problem = self.token, ""
+        if token is None and self.token_file is not None:
+            try:
+                token = read_token_file(self.token_file)
+            except ValueError as err:  # asked anyway: a server that is not there says so first
+                problem = str(err)
+        if token:
+            head.append(f"X-Panel-Token: {token}")
         if body is not None:
             head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
         reader, writer = await asyncio.open_connection(self.host, self.port)
@@ -70,7 +110,12 @@ class PanelClient:
                 raw += more
         finally:
             writer.close()
-        return _parse(raw)
+        try:
+            return _parse(raw)
+        except PanelRefused as err:
+            if problem:
+                raise PanelRefused(f"{err} ({problem})") from None
+            raise
 
 
 def _parse(raw: bytes) -> dict[str, Any]:

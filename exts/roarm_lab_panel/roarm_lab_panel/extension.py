@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from pathlib import Path
 from typing import Any, Coroutine
 
 import carb
@@ -47,6 +48,8 @@ class PanelExtension(omni.ext.IExt):
         self.ext_id = ext_id
         self.controller = PanelController(str(_setting("url", "http://127.0.0.1:8780/")),
                                           str(_setting("token", "")) or None, float(_setting("poll_s", 1.0)))
+        if _setting("token_file", ""):  # else the token in url, or the file roarm-panel writes for the url's port
+            self.controller.client.token_file = Path(str(_setting("token_file", "")))
         self.tasks: set[Any] = set()
         self.counters = {"updates": 0}
         """Kit updates seen (a dict: it outlives the extension object, which Kit empties at shutdown)."""

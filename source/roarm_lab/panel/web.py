@@ -1,34 +1,43 @@
 """The panel's web server: a Starlette app (already installed with the MCP SDK) served by uvicorn on loopback.
 
 Threat model (docs/security.md): any local user, and any web page open in the operator's browser, can send
-requests to a loopback port. So: GET never changes state; actions are ``POST /api/action/<name>`` with a JSON
-object body (a cross-site form or ``text/plain`` post cannot have that content type without a CORS preflight,
-which this server never grants), an ``Origin`` other than the panel's own is refused, the ``Host`` header must
-name the panel (DNS rebinding), the page may not be framed (a hidden frame cannot trick a click), and a token is
-required whenever one is configured (always when bound off loopback or when real-arm motion is allowed). Action
-names come from a fixed table and their fields from the method's signature; nothing a page sends is run as code.
+requests to a loopback port. So: every request needs this launch's token (the ``X-Panel-Token`` header, or the
+HttpOnly, SameSite=Strict cookie the page gets for the address ``roarm-panel`` printed, ``/?token=...``); GET
+never changes state; actions are ``POST /api/action/<name>`` with a JSON object body (a cross-site form or
+``text/plain`` post cannot have that content type without a CORS preflight, which this server never grants), an
+``Origin`` other than the panel's own is refused (a page on another loopback port is same-site and gets the
+cookie), the ``Host`` header must name the panel (DNS rebinding), and the page may not be framed. Bodies are
+capped before they are read. Action names come from a fixed table and their fields from the method's signature;
+nothing a page sends is run as code. The emergency stop runs on a thread of its own: it never waits for the
+worker threads that every other request shares (``server.py`` keeps slow clients from holding the connections).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import inspect
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from roarm_lab.panel.backend import ACTIONS, PanelBackend, PanelError
 
 log = logging.getLogger("roarm_lab.panel")
 MAX_BODY_BYTES = 64 * 1024
+MAX_WAITING = 16
+"""Requests that may wait for a worker thread (all taken) before more are told the panel is busy: bounds the
+connections being answered (``server.py`` never evicts those)."""
 TOKEN_HEADER = "x-panel-token"
+ESTOP = "emergency_stop"
 STATIC = {"index.html": "text/html; charset=utf-8", "panel.js": "text/javascript; charset=utf-8",
           "panel.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
 SECURITY_HEADERS = {
@@ -38,8 +47,10 @@ SECURITY_HEADERS = {
 }
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"ok": False, "error": message}, status_code=status, headers=SECURITY_HEADERS)
+def _error(status: int, message: str, close: bool = False) -> JSONResponse:
+    """A refusal in one line; ``close``: end the connection (a body left unread must not be read next)."""
+    headers = {**SECURITY_HEADERS, "Connection": "close"} if close else SECURITY_HEADERS
+    return JSONResponse({"ok": False, "error": message}, status_code=status, headers=headers)
 
 
 def _ok(data: Any) -> JSONResponse:
@@ -47,12 +58,17 @@ def _ok(data: Any) -> JSONResponse:
 
 
 class PanelApp:
-    """The routes; ``hosts`` are the Host header values that name this panel (``127.0.0.1:8780`` ...)."""
+    """The routes; ``hosts`` are the Host header values that name this panel (``127.0.0.1:8780`` ...), ``cookie``
+    the name of its token cookie (browsers keep cookies per host, not per port: one name per panel port)."""
 
-    def __init__(self, backend: PanelBackend, hosts: set[str], token: str | None = None):
+    def __init__(self, backend: PanelBackend, hosts: set[str], token: str, cookie: str = "roarm-panel"):
         self.backend = backend
         self.hosts = {h.lower() for h in hosts}
         self.token = token
+        self.cookie = cookie
+        self.estop = ThreadPoolExecutor(1, thread_name_prefix="panel-estop")
+        self.calls = 0
+        """Backend calls on the shared worker threads, running or waiting for one."""
         self.app = Starlette(routes=[
             Route("/", self.static, methods=["GET"]),
             Route("/static/{name}", self.static, methods=["GET"]),
@@ -70,16 +86,25 @@ class PanelApp:
                                                                      "pages and data are GET"))
 
     # ------------------------------------------------------------------ checks
-    def refusal(self, request: Request, api: bool) -> JSONResponse | None:
+    def host_refusal(self, request: Request) -> JSONResponse | None:
         host = (request.headers.get("host") or "").lower()
         if host not in self.hosts:
             return _error(403, f"this panel answers to {sorted(self.hosts)[0]} only (Host {host!r} refused)")
-        if api and self.token is not None:
-            given = request.headers.get(TOKEN_HEADER, "")
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
-                return _error(401, "this panel needs its token: open the address roarm-panel printed (it ends in "
-                                   "#token=...)")
         return None
+
+    def refusal(self, request: Request, api: bool) -> Response | None:
+        refused = self.host_refusal(request)
+        if refused:
+            return refused
+        given = request.headers.get(TOKEN_HEADER) or request.cookies.get(self.cookie) or ""
+        if not self.is_token(given):
+            message = ("this panel needs its token: open the address roarm-panel printed (it ends in ?token=...), or "
+                       "send the X-Panel-Token header")
+            return _error(401, message) if api else PlainTextResponse(message, 401, headers=SECURITY_HEADERS)
+        return None
+
+    def is_token(self, given: str) -> bool:
+        return hmac.compare_digest(given.encode(), self.token.encode())
 
     def action_refusal(self, request: Request) -> JSONResponse | None:
         origin = request.headers.get("origin")
@@ -93,14 +118,26 @@ class PanelApp:
 
     # ------------------------------------------------------------------ routes
     async def static(self, request: Request) -> Response:
+        name = request.path_params.get("name", "index.html")
+        offered = request.query_params.get("token")
+        if name == "index.html" and offered is not None:
+            return self.host_refusal(request) or self.login(offered)
         refused = self.refusal(request, api=False)
         if refused:
             return refused
-        name = request.path_params.get("name", "index.html")
         if name not in STATIC:
             return _error(404, f"no such file: {name}")
         body = resources.files("roarm_lab.panel").joinpath("static", name).read_bytes()
         return Response(body, media_type=STATIC[name], headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
+
+    def login(self, offered: str) -> Response:
+        """The printed address: its token becomes a cookie scripts cannot read, and leaves the address bar."""
+        if not self.is_token(offered):
+            return PlainTextResponse("this is not the token of this panel's launch (roarm-panel prints a new "
+                                     "address each start)", 401, headers=SECURITY_HEADERS)
+        page = RedirectResponse("/", 303, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+        page.set_cookie(self.cookie, self.token, httponly=True, samesite="strict", path="/")
+        return page
 
     def read(self, fn: Any) -> Any:
         async def endpoint(request: Request) -> Response:
@@ -135,9 +172,9 @@ class PanelApp:
         name = request.path_params["name"]
         if name not in ACTIONS:
             return _error(404, f"unknown action '{name}'; actions: {sorted(ACTIONS)}")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _error(413, f"request of {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
         try:
             fields = json.loads(body or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -153,13 +190,43 @@ class PanelApp:
             signature.bind(**fields)
         except TypeError as err:
             return _error(400, f"{name}: {err}")
-        log.info("action %s %s", name, {k: v for k, v in fields.items() if k != "token"})
-        return await self._run(lambda: method(**fields), lambda result: _ok({"ok": True, **result}))
+        # the name (from ACTIONS) in the message itself: the log's rate limit counts each action on its own
+        log.info(f"action {name} %s", {k: v for k, v in fields.items() if k != "token"})
+        return await self._run(lambda: method(**fields), lambda result: _ok({"ok": True, **result}),
+                               own_thread=name == ESTOP)
 
-    async def _run(self, fn: Any, respond: Any, busy_status: int = 400) -> Response:
-        """The backend call on a worker thread (the event loop never waits on a socket or a process)."""
+    @staticmethod
+    async def _body(request: Request) -> bytes | Response:
+        """The body, refused by its Content-Length before any of it is read, or as soon as more than the limit came."""
+        declared = request.headers.get("content-length")
+        if declared is not None and int(declared) > MAX_BODY_BYTES:
+            return _error(413, f"a body of {declared} bytes; the limit is {MAX_BODY_BYTES}", close=True)
+        body = bytearray()
         try:
-            result = await anyio.to_thread.run_sync(fn)
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    return _error(413, f"a body of more than {MAX_BODY_BYTES} bytes; the limit is {MAX_BODY_BYTES}",
+                                  close=True)
+        except ClientDisconnect:
+            return _error(400, "the client went away before its body arrived", close=True)
+        return bytes(body)
+
+    async def _run(self, fn: Any, respond: Any, busy_status: int = 400, own_thread: bool = False) -> Response:
+        """The backend call on a worker thread (the event loop never waits on a socket or a process); the stop on
+        its own thread, never behind the shared ones; when that many requests wait for one, the panel is busy."""
+        try:
+            if own_thread:
+                result = await asyncio.get_running_loop().run_in_executor(self.estop, fn)
+            elif self.calls >= anyio.to_thread.current_default_thread_limiter().total_tokens + MAX_WAITING:
+                return _error(503, f"the panel is busy: every worker thread is taken and {MAX_WAITING} requests wait "
+                                   "for one; try again in a moment (the EMERGENCY STOP is never held up)")
+            else:
+                self.calls += 1
+                try:
+                    result = await anyio.to_thread.run_sync(fn)
+                finally:
+                    self.calls -= 1
         except PanelError as err:
             return _error(busy_status, str(err))
         except Exception as err:  # never a traceback on the wire; the log has it

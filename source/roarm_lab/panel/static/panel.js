@@ -1,14 +1,9 @@
 // The lab panel in a browser: a thin view over the panel server's JSON API (GET reads, POST /api/action/<name>).
 // No framework and no build step: one module, SVG charts drawn here. Every request has a timeout, so a dead
-// simulator or server shows as a message, never as a frozen page.
+// simulator or server shows as a message, never as a frozen page. The token travels in the HttpOnly cookie the
+// server set when the printed address was opened: this script never sees it.
 
 const $ = (id) => document.getElementById(id);
-const TOKEN_KEY = "roarm-panel-token";
-const token = (() => {
-  const m = location.hash.match(/token=([A-Za-z0-9_\-]+)/);
-  if (m) { sessionStorage.setItem(TOKEN_KEY, m[1]); history.replaceState(null, "", location.pathname); }
-  return sessionStorage.getItem(TOKEN_KEY);
-})();
 
 const ui = { focusJob: null, run: null, checkpoint: null, state: null, workspace: null, task: null,
              runs: [], curveKey: "", framesOn: false, lastFrameStep: null };
@@ -17,7 +12,7 @@ const ui = { focusJob: null, run: null, checkpoint: null, state: null, workspace
 async function api(path, { body, timeout = 10000, raw = false } = {}) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), timeout);
-  const headers = token ? { "X-Panel-Token": token } : {};
+  const headers = {};
   const init = { headers, signal: ctl.signal, cache: "no-store" };
   if (body !== undefined) {
     init.method = "POST";
