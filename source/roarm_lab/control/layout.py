@@ -34,6 +34,9 @@ EXPORT_RECORD = "export.json"
 METRICS = "metrics.json"
 METRICS_RANDOMIZED = "metrics_randomized.json"
 CHECKPOINT = re.compile(r"^model_(\d+)\.pt$")
+"""rsl_rl's checkpoint names (the whole name); any other file is someone's own and never pruned."""
+BEST_RECORD = "best.json"
+"""The run's best checkpoint (``checkpoint``, ``iteration``, ``metric``, ``success_rate``, ``position_error_m``)."""
 
 
 class PathError(ValueError):
@@ -143,6 +146,10 @@ class RunFiles:
     @property
     def record(self) -> Path:
         return self.path / RUN_RECORD
+
+    @property
+    def best(self) -> Path:
+        return self.path / BEST_RECORD
 
     @property
     def export_dir(self) -> Path:

@@ -11,20 +11,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
+from roarm_lab.control.layout import BEST_RECORD, CHECKPOINT, RunFiles
 from roarm_lab.utils.io import atomic_write_json
 
-_MODEL = re.compile(r"model_(\d+)\.pt$")
-_NUMBERED = re.compile(r"model_(\d+)\.pt")  # the whole name: what rsl_rl writes; any other name is someone's own
-BEST_FILE = "best.json"
-"""The run's best checkpoint: ``checkpoint`` (a file name in the run folder), ``iteration``, ``metric``
-(``success_rate``), ``success_rate`` and ``position_error_m`` of the iteration it ends."""
 
 
 class CheckpointError(ValueError):
@@ -50,17 +45,17 @@ def create_run_dir(parent: Path, name: str) -> Path:
 def latest_run_dir(experiment_dir: Path) -> Path:
     """The run whose newest checkpoint was written last (not the last name in sort order)."""
     runs = [(os.stat(latest_checkpoint(p)).st_mtime_ns, p.name, p) for p in experiment_dir.glob("*")
-            if p.is_dir() and any(_MODEL.search(m.name) for m in p.glob("model_*.pt"))]
+            if p.is_dir() and RunFiles(p).checkpoints()]
     if not runs:
         raise CheckpointError(f"no run with a checkpoint under {experiment_dir}; train first or pass a path")
     return max(runs)[2]
 
 
 def latest_checkpoint(run_dir: Path) -> Path:
-    models = [(int(m.group(1)), p) for p in run_dir.glob("model_*.pt") if (m := _MODEL.search(p.name))]
-    if not models:
-        raise CheckpointError(f"no model_*.pt in {run_dir}")
-    return max(models)[1]
+    found = RunFiles(run_dir).checkpoints()
+    if not found:
+        raise CheckpointError(f"no model_<N>.pt in {run_dir}")
+    return found[0]
 
 
 def checkpoint_score(metrics: dict[str, Any]) -> tuple[float, float] | None:
@@ -79,10 +74,10 @@ def read_best(run_dir: Path) -> dict[str, Any] | None:
     from roarm_lab.utils.files import UnsafeFileError, read_bounded_text
 
     try:
-        best = json.loads(read_bounded_text(run_dir / BEST_FILE, 1 << 16, BEST_FILE))
+        best = json.loads(read_bounded_text(RunFiles(run_dir).best, 1 << 16, BEST_RECORD))
     except (UnsafeFileError, ValueError):
         return None
-    ok = isinstance(best, dict) and isinstance(best.get("checkpoint"), str) and _NUMBERED.fullmatch(best["checkpoint"])
+    ok = isinstance(best, dict) and isinstance(best.get("checkpoint"), str) and CHECKPOINT.fullmatch(best["checkpoint"])
     return best if ok and checkpoint_score(best) is not None else None
 
 
@@ -110,9 +105,9 @@ def keep_newest_and_best(saved: Path, iteration: int, metrics: dict[str, Any], k
     if score is not None and (best is None or score >= checkpoint_score(best)):
         best = {"checkpoint": saved.name, "iteration": iteration, "metric": "success_rate",
                 "success_rate": score[0], "position_error_m": metrics.get("position_error_m")}
-        atomic_write_json(run_dir / BEST_FILE, best)
+        atomic_write_json(RunFiles(run_dir).best, best)
     if keep > 0:
-        numbered = sorted(((int(m.group(1)), p) for p in run_dir.iterdir() if (m := _NUMBERED.fullmatch(p.name))),
+        numbered = sorted(((int(m.group(1)), p) for p in run_dir.iterdir() if (m := CHECKPOINT.fullmatch(p.name))),
                           reverse=True)
         spared = {saved.name, best["checkpoint"] if best else saved.name}
         for _, path in numbered[keep:]:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from roarm_lab.rl.progress_record import ERROR_KEY, PROGRESS_FILE, SUCCESS_KEY
+from roarm_lab.rl.progress_record import ERROR_KEY, SUCCESS_KEY
 from roarm_lab.utils.io import atomic_write
+from roarm_lab.control.layout import PROGRESS_FILE, RunFiles
 
 _BLOCK = re.compile(r"Learning iteration (\d+)/\d+")
 _ELAPSED = re.compile(r"Time elapsed:\s+(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
@@ -35,7 +36,7 @@ def load_curve(run_dir: Path) -> dict[str, np.ndarray]:
         rows = [json.loads(line) for line in records.read_text().splitlines() if line.strip()]
         return {k: np.array([r.get(k, np.nan) for r in rows], dtype=float)
                 for k in ("wall_time_s", "iteration", "success_rate", "position_error_m")}
-    text = (run_dir / "train_console.log").read_text(errors="replace")
+    text = RunFiles(run_dir).console.read_text(errors="replace")
     starts = [m.start() for m in _BLOCK.finditer(text)] + [len(text)]
     rows = []
     for a, b in zip(starts, starts[1:]):

@@ -27,7 +27,7 @@ from roarm_lab.rl.runner import RoArmRunner
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 from roarm_lab.runtimes import RuntimeUnavailable
-from roarm_lab.control.layout import EXPORT_RECORD
+from roarm_lab.control.layout import EXPORT_RECORD, RunFiles
 from roarm_lab.utils.io import atomic_write_json
 
 EXPORT_TOLERANCE = 1e-4
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     actor = runner.get_inference_policy("cpu")
 
     ckpt_dir = Path(args.checkpoint).resolve().parent
-    export_dir = Path(args.export_dir) if args.export_dir else ckpt_dir / "exported"
+    export_dir = Path(args.export_dir) if args.export_dir else RunFiles(ckpt_dir).export_dir
     files = export_policy(actor, env, args.task, export_dir)
     print(f"exported {', '.join(relative(p) for p in files.values())}")
     record = export_record(actor, export_dir, Path(args.checkpoint), files, vec_env.get_observations()["policy"])
@@ -122,13 +122,13 @@ def main(argv: list[str] | None = None) -> int:
                     "checkpoint": str(Path(args.checkpoint)), "randomize": args.randomize,
                     "policy": args.policy, "seed": args.seed, "overrides": applied})
     suffix = "_randomized" if args.randomize else ""
-    atomic_write_json(export_dir / f"metrics{suffix}.json", metrics)
+    atomic_write_json(export_dir / RunFiles(export_dir.parent).metrics(args.randomize).name, metrics)
     plot = plot_errors(traces, env.step_dt, export_dir / f"error_over_time{suffix}.png",
                        f"{args.task}: {metrics['episodes']} held-out targets"
                        + (" (randomized)" if args.randomize else ""), metrics["success_threshold_m"])
     print(f"success_rate {metrics['success_rate']:.3f}  mean_final_error {100 * metrics['mean_final_error_m']:.2f} cm  "
           f"p95 {100 * metrics['p95_final_error_m']:.2f} cm  mean_action_rate {metrics['mean_action_rate']:.4f}")
-    print(f"wrote {relative(export_dir / f'metrics{suffix}.json')} and {relative(plot)}")
+    print(f"wrote {relative(export_dir / RunFiles(export_dir.parent).metrics(args.randomize).name)} and {relative(plot)}")
     return 0
 
 

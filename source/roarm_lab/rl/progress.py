@@ -14,8 +14,9 @@ from rsl_rl.utils.log_writer import LogWriter
 from rsl_rl.utils.logger import Logger
 from tqdm import tqdm
 
-from roarm_lab.rl.progress_record import ERROR_KEY, PROGRESS_FILE, SUCCESS_KEY
+from roarm_lab.rl.progress_record import ERROR_KEY, SUCCESS_KEY
 from roarm_lab.utils.io import append_text
+from roarm_lab.control.layout import RunFiles
 
 
 def _mean(ep_extras: list[dict], key: str) -> float | None:
@@ -40,7 +41,7 @@ class ProgressLogger(Logger):
         with contextlib.redirect_stdout(report):
             super().log(*args, **kwargs)
         if self.log_dir is not None:  # whole reports and records, or none: a full disk leaves no half line
-            append_text(Path(self.log_dir) / "train_console.log", report.getvalue())
+            append_text(RunFiles(Path(self.log_dir)).console, report.getvalue())
         if success is not None:
             self.latest["success_rate"] = success
         if error is not None:
@@ -50,7 +51,7 @@ class ProgressLogger(Logger):
         self.latest["iteration"] = kwargs.get("it", args[0] if args else 0)
         self.latest["wall_time_s"] = round(time.monotonic() - self._started, 3)
         if self.log_dir is not None:  # one JSON line per iteration: learning curves, the lab panel, job status
-            append_text(Path(self.log_dir) / PROGRESS_FILE, json.dumps(self.latest) + "\n")
+            append_text(RunFiles(Path(self.log_dir)).progress, json.dumps(self.latest) + "\n")
         postfix = {}
         if "success_rate" in self.latest:
             postfix["success"] = f"{self.latest['success_rate']:.2f}"

@@ -27,6 +27,7 @@ from roarm_lab.runtimes import RuntimeUnavailable
 from roarm_lab.utils.io import (append_text, atomic_write_json, atomic_write_text, disk_full_reported_by_the_caller,
                                 free_space, is_disk_full, size_text)
 from roarm_lab.utils.provenance import config_hash, git_hash
+from roarm_lab.control.layout import RunFiles
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +80,7 @@ def _disk_full_line(err: BaseException, folder: Path, run_dir: Path | None) -> s
     details = ""
     if run_dir is not None:
         try:
-            append_text(run_dir / "train_console.log", "".join(traceback.format_exception(err)))
+            append_text(RunFiles(run_dir).console, "".join(traceback.format_exception(err)))
             details = f"; details in {run_dir / 'train_console.log'}"
         except OSError:
             pass  # no room for it either
@@ -187,7 +188,7 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
         "command": " ".join(sys.argv), "final_metrics": runner.logger.latest,
         "sim_diverged_resets": getattr(env.unwrapped, "sim_diverged_count", None),
     }
-    atomic_write_json(run_dir / "run.json", info)
+    atomic_write_json(RunFiles(run_dir).record, info)
     print(f"done in {elapsed / 60:.1f} min; checkpoint {relative(final)}"
           + (f" (best by success rate: {best.name}, see best.json)" if best else ""))
     print(f"evaluate: python scripts/play.py --task {args.task} --checkpoint {relative(final)}"
