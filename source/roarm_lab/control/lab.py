@@ -91,7 +91,7 @@ class Lab:
         sim_stopped = False
         if self.sim.running():
             try:
-                result = self.sim.call("stop_policy", timeout_ms=3000, wait_s=2.0)
+                result = self.sim.call("stop_policy", timeout_ms=1500, wait_s=0.5)
                 sim_stopped = bool(result["policy"].get("stopped"))
             except Exception:  # the arm comes first: a busy simulator must not fail the stop
                 sim_stopped = False

@@ -229,7 +229,7 @@ class PanelBackend:
                 rules.MAX_ITERATIONS), [o.strip() for o in overrides or [] if o.strip()], _text(run_name, "run name", 60),
                 _integer(seed, "seed", rules.SEED))
         started = self._start(lambda: self.lab.training.start_training(*args))
-        if "already_running" in started:
+        if started["already_running"]:
             return started
         return {"job_id": started["job_id"], "already_running": False,
                 "message": f"training job {started['job_id']} started ({task})"}
@@ -248,13 +248,13 @@ class PanelBackend:
         episodes = _integer(episodes, "episodes", rules.EPISODES, 200)
         started = self._start(lambda: self.lab.training.evaluate(run_id or None, checkpoint or None, episodes,
                                                                  bool(randomize)))
-        return started if "already_running" in started else {
+        return started if started["already_running"] else {
             "job_id": started["job_id"], "message": f"evaluation job {started['job_id']} started on {episodes} "
                                                     "held-out targets"}
 
     def export(self, run_id: str | None = None, checkpoint: str | None = None) -> dict[str, Any]:
         result = self._start(lambda: self.lab.training.export(run_id or None, checkpoint or None))
-        if "already_running" in result:
+        if result["already_running"]:
             return result
         name = result["checkpoint"].rsplit("/", 1)[-1]
         if result["up_to_date"]:
@@ -364,12 +364,19 @@ class PanelBackend:
             raise PanelError(for_people(str(err))) from None
         if result.get("job_id"):
             self.lab.store.wait_started(result["job_id"])
-        return result
+        return {**result, "already_running": False}
 
     def _sim_call(self, kind: str, timeout_ms: float = 10000, **fields: Any) -> dict[str, Any]:
         if self.lab.sim.starting:
             raise PanelError("the simulator is still starting; try again in a few seconds")
-        return self._guard(lambda: self.lab.sim.call(kind, timeout_ms=timeout_ms, wait_s=SIM_WAIT_S, **fields))
+        try:
+            return self._guard(lambda: self.lab.sim.call(kind, timeout_ms=timeout_ms, wait_s=SIM_WAIT_S, **fields))
+        except PanelError:
+            died = self.lab.sim.died
+            if died is None:
+                raise
+            raise PanelError(f"the simulator stopped unexpectedly ({died['why']}; its log: {died['log']}); press "
+                             "“Restart simulator”") from None
 
 
 ACTIONS: dict[str, str] = {

@@ -195,7 +195,7 @@ function renderJobs(jobs) {
     if (active && focus.kind !== "real") {
       buttons.append(el("button", { id: "job-stop", onclick: (e) => act("stop_job", { job_id: focus.job_id }, "train-msg", e.target) }, "Stop"));
     }
-    if (["failed", "stopped", "orphaned"].includes(focus.state) && focus.kind !== "real") {
+    if (["failed", "stopped", "lost"].includes(focus.state) && focus.kind !== "real") {
       buttons.append(el("button", { id: "job-restart", class: "primary",
         onclick: (e) => act("restart_job", { job_id: focus.job_id }, "train-msg", e.target) }, "Restart job"));
     }
@@ -204,11 +204,15 @@ function renderJobs(jobs) {
       el("div", { class: "focus-head" }, el("b", {}, `${focus.kind} · ${focus.run_id || focus.job_id}`),
         el("span", { class: `badge ${focus.state}`, id: "job-state" }, focus.state)),
       bar,
-      el("div", { class: "stats" },
+      el("div", { class: "stats" }, ...(focus.kind === "export" ? [  // an export's own figures (export.json)
+        stat("checkpoint", metrics.checkpoint ?? "–"),
+        stat("obs / action", metrics.obs_size != null ? `${metrics.obs_size} / ${metrics.action_size}` : "–"),
+        stat("files", metrics.files ? String(metrics.files.length) : "–"),
+        stat("max diff", metrics.max_abs_diff != null ? `±${metrics.max_abs_diff.toExponential(0)}` : "–")] : [
         stat("iteration", focus.kind === "train" ? `${it} / ${total ?? "?"}` : "–"),
         stat("ETA", active ? eta(focus.eta_s) : "–"),
         stat("success", pct(focus.success_rate ?? metrics.success_rate)),
-        stat("hand error", cm(focus.position_error_m ?? metrics.mean_final_error_m))),
+        stat("hand error", cm(focus.position_error_m ?? metrics.mean_final_error_m))])),
       ...(focus.error ? [el("div", { class: "msg", "data-kind": "error", id: "job-error" }, focus.error)] : []),
       buttons);
     box.dataset.state = focus.state;
@@ -247,7 +251,7 @@ async function loadRuns() {
     const sel = $("run");
     const keep = ui.run;
     sel.replaceChildren(...ui.runs.map((r) => el("option", { value: r.run_id },
-      `${r.run_id}${r.exported ? "  ✓ exported" : ""}${r.success_rate != null ? `  ${pct(r.success_rate)}` : ""}`)));
+      `${r.run_id}${r.exported ? "  ✓ exported" : ""}${r.success_rate != null ? `  · evaluated ${pct(r.success_rate)}` : ""}`)));
     if (!ui.runs.length) sel.append(el("option", { value: "" }, "no runs yet"));
     if (keep && ui.runs.some((r) => r.run_id === keep)) sel.value = keep;
     selectRun(sel.value);  // also when it is the same run: its checkpoints and export may have changed
@@ -262,8 +266,10 @@ async function selectRun(runId) {
     const keep = sel.value;
     sel.replaceChildren(...run.checkpoints.map((c) => el("option", { value: c }, c.split("/").pop())));
     if (run.checkpoints.includes(keep)) sel.value = keep;
-    $("export-state").textContent = run.exported
-      ? `exported${run.metrics?.success_rate != null ? ` · success ${pct(run.metrics.success_rate)}` : ""}` : "not exported yet";
+    $("export-state").textContent = run.exported  // the export's own figures; a success rate only from an evaluation
+      ? `exported${run.export?.checkpoint ? ` (${run.export.checkpoint})` : ""}`
+        + (run.metrics?.success_rate != null ? ` · evaluated: success ${pct(run.metrics.success_rate)}` : "")
+      : "not exported yet";
     $("export-state").dataset.exported = String(run.exported);
   } catch (err) { say($("policy-msg"), err.message, "error"); }
   renderCurve(runId, false);
