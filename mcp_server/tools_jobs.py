@@ -11,7 +11,7 @@ from roarm_lab.control import rules
 from roarm_lab.control.errors import ControlError
 from roarm_lab.control.lab import Lab
 from roarm_lab.control.models import Done, ExportResult, GatewayInfo, JobStarted, JobStatus, RunsResult
-from roarm_lab.mcp_server.lab import guard, within
+from roarm_lab.mcp_server.translate import guard, within
 
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 START = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)

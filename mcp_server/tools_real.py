@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from roarm_lab.control.lab import Lab
 from roarm_lab.control.models import EnvReport, EstopResult, RealArmStatus, RealRunResult
 from roarm_lab.control.runs import rel_path
-from roarm_lab.mcp_server.lab import guard
+from roarm_lab.mcp_server.translate import guard
 
 Targets = Annotated[list[list[float]], Field(description="hand targets [[x, y, z], ...] in metres in the robot base "
                                                          "frame (x forward, y left, z up); 1 to 20, each held 4 s")]

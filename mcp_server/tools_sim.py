@@ -18,7 +18,7 @@ from roarm_lab.control.models import (Done, InferResult, JointState, Observation
                                       SimInfo, TargetsResult)
 from roarm_lab.control.sim import joint_state
 from roarm_lab.control import rules
-from roarm_lab.mcp_server.lab import guard, within
+from roarm_lab.mcp_server.translate import guard, within
 
 ROBOT = "roarm_m3"
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
