@@ -1,25 +1,68 @@
-"""Build the MCP server: the tools (sim, jobs, real arm), the run resources and the reach prompt."""
+"""Build the MCP server: the tools (sim, jobs, real arm), the run resources, completions and the prompts."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from mcp.server import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
+from mcp.types import Completion, EmptyResult, Resource, SetLevelRequestParams
+from pydantic import Field, ValidationError
 
 from roarm_lab.control.lab import Lab
 from roarm_lab.control.settings import LabSettings
 from roarm_lab.mcp_server import tools_jobs, tools_real, tools_sim
+from roarm_lab.mcp_server.translate import argument_error
 
-INSTRUCTIONS = """RoArm Lab: train, evaluate and run reach policies for the Waveshare RoArm-M3 desk arm.
-Positions are metres in the robot base frame (x forward, y left, z up); joint values are radians.
-Long work (training, evaluation, export, real-arm runs) is a job: the tool returns a job id at once; poll
-training_status(job_id) every 30-60 s. Simulation tools never touch the real arm. Real-arm motion needs the
-server started with --allow-real-arm and the user's confirmation of each run; dry_run is the default."""
+INSTRUCTIONS = """RoArm Lab: train, evaluate and run policies for the Waveshare RoArm-M3 desk arm.
+Positions are metres in the robot base frame (x forward, y left, z up); joints are radians.
+Long work (training, evaluation, export, real-arm runs) is a job: the tool returns its id at once;
+wait_for_job(id) follows it with progress. Simulator tools never touch the real arm; stop_policy stops a
+simulated policy. The real arm moves only on a server started with --allow-real-arm, after the user confirms."""
+RESOURCE_RUNS = 30
+"""Newest runs listed in resources/list (each with its files)."""
 
 
-def build_server(settings: LabSettings | None = None) -> MCPServer:
+class LabServer(MCPServer):
+    """The SDK's server, with argument errors in one sentence and the runs listed as resources."""
+
+    lab: Lab
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as err:
+            cause = err.__cause__
+            if isinstance(err, UnexpectedToolError):
+                raise
+            if isinstance(cause, ValidationError):
+                tool = self._tool_manager.get_tool(name)
+                raise ToolError(argument_error(name, tool.parameters if tool else {}, cause)) from cause
+            if isinstance(cause, ToolError):  # the message the tool chose, without the SDK's prefix
+                raise ToolError(str(cause)) from cause
+            raise
+
+    async def list_resources(self) -> list[Resource]:
+        listed = await super().list_resources()
+        from roarm_lab.control.runs import list_runs
+
+        runs = list_runs(self.lab.paths, self.lab.store)[-RESOURCE_RUNS:]
+        for run in reversed(runs):
+            rid = run["run_id"]
+            listed.append(Resource(uri=f"roarm://runs/{rid}/console", name=f"{rid} console",
+                                   mime_type="text/plain", description="the training console's last lines"))
+            if run["exported"]:
+                listed.append(Resource(uri=f"roarm://runs/{rid}/policy.json", name=f"{rid} policy.json",
+                                       mime_type="application/json", description="the exported policy's contract"))
+            if run.get("success_rate") is not None:
+                listed.append(Resource(uri=f"roarm://runs/{rid}/metrics.json", name=f"{rid} metrics.json",
+                                       mime_type="application/json", description="held-out evaluation metrics"))
+        return listed
+
+
+def build_server(settings: LabSettings | None = None) -> LabServer:
     lab = Lab(settings or LabSettings())
 
     @asynccontextmanager
@@ -27,21 +70,23 @@ def build_server(settings: LabSettings | None = None) -> MCPServer:
         try:
             yield lab
         finally:
-            lab.close()  # the simulator and the gateway go with the server; jobs keep running
+            lab.close()  # the simulator, the gateway and TensorBoard go with the server; jobs keep running
 
-    mcp = MCPServer("roarm-lab", instructions=INSTRUCTIONS, lifespan=lifespan)
+    mcp = LabServer("roarm-lab", instructions=INSTRUCTIONS, lifespan=lifespan)
+    mcp.lab = lab
     tools_sim.register(mcp, lab)
     tools_jobs.register(mcp, lab)
     tools_real.register(mcp, lab)
     _resources(mcp, lab)
     _prompts(mcp)
-    mcp.lab = lab  # type: ignore[attr-defined]  (tests and the CLI reach the state through the server)
+    _completions(mcp, lab)
+    _logging(mcp)
     return mcp
 
 
 def _resources(mcp: MCPServer, lab: Lab) -> None:
     from roarm_lab.control.errors import expected_errors
-    from roarm_lab.control.runfiles import read_tail
+    from roarm_lab.control.logpages import page
     from roarm_lab.utils.files import read_bounded_text
 
     def run_file(run_id: str, pick: str) -> str:
@@ -55,7 +100,7 @@ def _resources(mcp: MCPServer, lab: Lab) -> None:
             raise ResourceError(str(err)) from None
 
     @mcp.resource("roarm://runs/{run_id}/metrics.json", mime_type="application/json",
-                  description="evaluation metrics of a run's exported policy (play.py's metrics.json)")
+                  description="held-out evaluation metrics of a run's exported policy")
     def metrics(run_id: str) -> str:
         return run_file(run_id, "metrics")
 
@@ -65,22 +110,53 @@ def _resources(mcp: MCPServer, lab: Lab) -> None:
         return run_file(run_id, "policy")
 
     @mcp.resource("roarm://runs/{run_id}/console", mime_type="text/plain",
-                  description="the last 64 KiB of a run's training console log (rsl_rl's per-iteration report)")
+                  description="the last 100 lines of a run's training console (tail_log pages further back)")
     def console(run_id: str) -> str:
         try:
             run = lab.run(run_id)
-            return read_tail(lab.paths.served(run.files.console, "console log")) or f"{run.id} has no console log yet"
+            shown = page(lab.paths.served(run.files.console, "console log"), 100, 0, run.id)
+            return "\n".join(shown["lines"])
         except expected_errors() as err:
             raise ResourceError(str(err)) from None
 
 
 def _prompts(mcp: MCPServer) -> None:
     @mcp.prompt(name="train_evaluate_try_reach", title="Train, evaluate and try a reach policy")
-    def train_evaluate_try(iterations: str = "300", target: str = "[0.25, 0.05, 0.15]") -> str:
+    def train_evaluate_try(
+            iterations: str = Field("300", description="PPO iterations to train (1 to 100000)"),
+            target: str = Field("[0.25, 0.05, 0.15]", description="a hand target [x, y, z] in m, base frame")) -> str:
         """Train a reach policy in simulation, evaluate it, export it and try it in the simulator."""
-        return (f"Train a RoArm-Reach-v0 policy with start_training(max_iterations={iterations}) and poll "
-                "training_status every minute until it succeeds, telling me the iteration, ETA and success rate. "
-                "Then evaluate_policy on 500 held-out targets and wait for it; report the success rate and the p95 "
-                "final error. Export it (export_policy). Start the simulator (start_sim), run the policy with "
-                f"run_policy_in_sim(target={target}), show me the scene with render_sim, and summarise how close "
-                "the hand got. Do not move the real arm.")
+        return (f"Train a RoArm-Reach-v0 policy with start_training(max_iterations={iterations}) and follow it with "
+                "wait_for_job, telling me the iteration, ETA and success rate; show plot_training when it ends. "
+                "Then evaluate_policy on 500 held-out targets and wait for it; report the success rate and the "
+                "error percentiles. Export it (export_policy). Start the simulator (start_sim), run the policy with "
+                f"run_policy_in_sim(target={target}), show me render_rollout, and summarise how close the hand got. "
+                "Do not move the real arm.")
+
+    @mcp.prompt(name="compare_runs", title="Compare training runs")
+    def compare(run_ids: str = Field(description="run ids separated by commas (list_runs)")) -> str:
+        """Compare runs: a table of their settings and results, and their learning curves."""
+        return (f"Compare the runs {run_ids}: call compare_runs and plot_training with them, and tell me which "
+                "learned fastest and which reached the best held-out success, and what differs in their settings.")
+
+
+def _completions(mcp: MCPServer, lab: Lab) -> None:
+    """Run ids complete wherever an argument names a run (resource templates, prompts)."""
+    from roarm_lab.control.runs import list_runs
+
+    @mcp.completion()
+    async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:
+        if argument.name not in ("run_id", "run_ids"):
+            return None
+        typed = argument.value.rsplit(",", 1)[-1].strip()
+        ids = [r["run_id"] for r in reversed(list_runs(lab.paths, lab.store))]
+        found = [i for i in ids if i.startswith(typed)]
+        return Completion(values=found[:100], total=len(found), has_more=len(found) > 100)
+
+
+def _logging(mcp: MCPServer) -> None:
+    """Declare MCP logging: tools that wait send a line at each milestone (the client picks the level)."""
+    async def set_level(ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
+        return EmptyResult()
+
+    mcp._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)

@@ -1,216 +1,197 @@
 """Simulator tools: the interactive environment in the simulator service. None of them touches the real arm."""
 
 
-import base64
-import secrets
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
-import numpy as np
+import anyio
 from mcp.server import MCPServer
-from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
+from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from roarm_lab.control.errors import ControlError
-from roarm_lab.control.lab import Lab
-from roarm_lab.control.models import (Done, InferResult, JointState, ObservationGroup, ObservationResult,
-                                      PolicyRunResult, RenderInfo, RobotInfo, RobotJoint, RobotsResult, RolloutResult,
-                                      SimInfo, TargetsResult)
-from roarm_lab.control.sim import joint_state
 from roarm_lab.control import rules
-from roarm_lab.mcp_server.translate import guard, within
+from roarm_lab.control.lab import Lab
+from roarm_lab.control.runs import rel_path
+from roarm_lab.mcp_server.follow import follow
+from roarm_lab.mcp_server.translate import ACT, READ, STOP, image_reply, tool, within
 
 ROBOT = "roarm_m3"
-READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-SIM = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+Camera = Annotated[Literal["iso", "front", "side", "top"], Field(
+    description="iso: three-quarter view from the front left; front: from +x; side: from -y; top: from above")]
 JointValues = Annotated[list[float] | dict[str, float], Field(
-    description="radians: a list with one value per arm joint [base, shoulder, elbow, wrist, roll] in the order start_sim "
-                "reports, or a map of some joints by short name, e.g. {\"base\": 0.5}")]
-Target = Annotated[list[float] | None, Field(description="hand target [x, y, z] in metres in the robot base frame "
-                                                         "(x forward, y left, z up from the base); null keeps the "
-                                                         "current target")]
-PolicyRef = Annotated[str | None, Field(description="a run id (list_runs), a training job id, or a path to an "
-                                                    "exported/ folder inside the runs folder")]
+    description="rad: one value per arm joint [base, shoulder, elbow, wrist, roll], or a map of some, "
+                "e.g. {\"base\": 0.5}")]
+Position = Annotated[list[float], Field(min_length=3, max_length=3, description="[x, y, z] in m, robot base frame "
+                                        "(x forward, y left, z up)")]
+Target = Annotated[list[float] | None, Field(min_length=3, max_length=3, description="hand target [x, y, z] in m, "
+                                             "base frame; null keeps the current target")]
+PolicyRef = Annotated[str | None, Field(description="a run id (list_runs), a training job id, or an exported/ "
+                                                    "folder inside the runs folder")]
+Task = Annotated[str, Field(description="a registered task id (list_robots lists them)")]
+Steps = Annotated[int, within(rules.SETTLE_STEPS, "control steps to simulate (or wait, in real time) before "
+                              "answering; 30 = 1 s")]
 
 
 def register(mcp: MCPServer, lab: Lab) -> None:
+    async def thread(fn, *args):
+        return await anyio.to_thread.run_sync(lambda: fn(*args))
 
-    @mcp.tool(annotations=SIM)
-    @guard
-    def start_sim(task: str = "RoArm-Reach-v0",
-                  headless: Annotated[bool, Field(description="true (default): no window; false: open MuJoCo's "
-                                                  "viewer on this machine's display")] = True,
-                  realtime: Annotated[bool, Field(description="true: the simulator steps itself at the control "
-                                                  "period (30 Hz) like the real arm; false (default): it advances "
-                                                  "only when tools step it, as fast as possible")] = False,
-                  seed: int = 0, randomize: bool = False) -> SimInfo:
-        """Start the simulator service with one interactive environment of a task (about 5-20 s).
-
-        The nominal arm (randomize=true turns domain randomization on), a fixed target that only changes when you
-        set one. Only one simulator runs at a time: a second start_sim is refused until stop_sim. headless=false
-        opens a viewer window (needs a display; use realtime=true to watch motion at the arm's speed); images
-        come from render_sim either way. Never touches the real arm.
-        """
+    @tool(mcp, ACT)
+    def start_sim(task: Task = "RoArm-Reach-v0",
+                  headless: Annotated[bool, Field(description="false opens MuJoCo's viewer window (needs a "
+                                                  "display)")] = True,
+                  realtime: Annotated[bool, Field(description="true: steps itself at 30 Hz like the real arm; "
+                                                  "false: advances only when tools step it")] = False,
+                  seed: Annotated[int, within(rules.SEED, "random seed of the environment")] = 0,
+                  randomize: Annotated[bool, Field(description="domain randomization on (masses, gains, friction, "
+                                                   "latency)")] = False):
+        """Start the simulator with one interactive environment of a task (5-20 s). One at a time; never touches
+        the real arm."""
         from roarm_lab.control.training import validate_task
-        from roarm_lab.sim_service.render import CAMERAS
 
         validate_task(task)
         spec = lab.sim.start(task, headless, realtime, seed, randomize)["spec"]
         state = lab.sim.state()
-        return SimInfo(task=spec["task"], endpoint=lab.sim.client.endpoint, realtime=spec["realtime"],
-                       control_period_s=spec["control_period_s"], joint_names=lab.sim.arm_names,
-                       lower_rad=spec["action"]["lower"], upper_rad=spec["action"]["upper"],
-                       observation_terms=spec["observation"]["policy"], cameras=sorted(CAMERAS), state=state,
-                       log=str(lab.sim.proc.log_path), pid=lab.sim.proc.pid)
+        return {"task": spec["task"], "realtime": spec["realtime"], "control_period_s": spec["control_period_s"],
+                "joints": lab.sim.arm_names, "lower_rad": [round(v, 3) for v in spec["action"]["lower"]],
+                "upper_rad": [round(v, 3) for v in spec["action"]["upper"]],
+                "observation": [t["name"] for t in spec["observation"]["policy"]], "hand_m": state.hand_m,
+                "target_m": state.target_m, "error_m": state.error_m, "pid": lab.sim.proc.pid}
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
-                                          open_world_hint=False))
-    @guard
-    def stop_sim() -> Done:
-        """Stop the simulator service: its process exits and the scene is gone (start_sim builds a new one). Safe to
-        call when none runs; a policy run in progress ends with it."""
+    @tool(mcp, STOP)
+    def stop_sim():
+        """Stop the simulator: its process exits and the scene is gone (a policy run ends with it)."""
         was = lab.sim.stop()
-        return Done(done=was, message="simulator stopped" if was else "no simulator was running")
+        return {"done": was, "message": "simulator stopped" if was else "no simulator was running"}
 
-    def robot_info() -> RobotInfo:
+    @tool(mcp, ACT)
+    def reset_sim(target: Target = None):
+        """Put the simulated arm back at its home pose (a running policy ends); optionally a new hand target."""
+        return lab.sim.reset(target)
+
+    @tool(mcp, ACT)
+    def set_target(target: Position):
+        """Move the hand target (the green sphere); refused with the nearest reachable point if out of reach."""
+        return lab.sim.set_target(target)
+
+    def robot_info() -> dict:
         from roarm_lab.assets.joint_table import BASE_HEIGHT_M, JOINTS, TCP_FRAME
-        from roarm_lab.assets.urdf import URDF_PATH
         from roarm_lab.registry import registered_tasks
 
-        return RobotInfo(name=ROBOT, description="Waveshare RoArm-M3 desk arm: 5 arm joints and a gripper, serial bus "
-                         "servos; the project's own URDF and MuJoCo model (primitive shapes)",
-                         joints=[RobotJoint(name=j.short, urdf_name=j.name, lower_rad=j.lower, upper_rad=j.upper,
-                                            home_rad=j.home) for j in JOINTS],
-                         tcp_frame=TCP_FRAME, base_height_m=BASE_HEIGHT_M, tasks=registered_tasks(),
-                         urdf=str(URDF_PATH), loaded_in_sim=lab.sim.running())
+        return {"name": ROBOT, "description": "Waveshare RoArm-M3: 5 arm joints and a gripper (bus servos)",
+                "joints": [{"name": j.short, "lower_rad": j.lower, "upper_rad": j.upper, "home_rad": j.home}
+                           for j in JOINTS], "tcp_frame": TCP_FRAME, "base_height_m": BASE_HEIGHT_M,
+                "tasks": registered_tasks(), "loaded_in_sim": lab.sim.running()}
 
-    @mcp.tool(annotations=READ)
-    @guard
-    def list_robots() -> RobotsResult:
-        """The robots this lab models (the RoArm-M3), with their joints, limits (rad), home pose and tasks."""
-        return RobotsResult(robots=[robot_info()])
+    @tool(mcp, READ)
+    def list_robots():
+        """The robots this lab models (the RoArm-M3): joints, limits (rad), home pose, tasks."""
+        return {"robots": [robot_info()]}
 
-    @mcp.tool(annotations=READ)
-    @guard
-    def load_robot(name: Annotated[str, Field(description="robot name from list_robots (roarm_m3)")]) -> RobotInfo:
-        """Select a robot by name and describe it. The simulator loads the robot of its task in start_sim, so this
-        only checks the name; the RoArm-M3 is the one robot here."""
-        if name.lower().replace("-", "_") not in (ROBOT, "roarm_m3", "roarm"):
-            raise ControlError(f"unknown robot '{name}'; robots: ['{ROBOT}']")
+    @tool(mcp, READ)
+    def load_robot(name: Annotated[Literal["roarm_m3"], Field(description="robot name from list_robots")]):
+        """Describe a robot by name (the simulator loads its task's robot in start_sim)."""
         return robot_info()
 
-    @mcp.tool(annotations=READ)
-    @guard
-    def get_joint_state() -> JointState:
-        """The simulated arm now: each joint's measured position, newest commanded target and held goal (rad),
-        the joint limits, the hand and target positions (m, base frame) and the hand error."""
+    @tool(mcp, READ)
+    def get_joint_state():
+        """The simulated arm now: joint positions, targets and goals (rad), hand, target and error (m)."""
         return lab.sim.state()
 
-    @mcp.tool(annotations=SIM)
-    @guard
-    def set_joint_targets(targets: JointValues,
-                          steps: Annotated[int, within(rules.SETTLE_STEPS, "control steps to simulate (or, in "
-                                                      "real time, to wait) before answering; 30 steps = 1 s")] = 30
-                          ) -> TargetsResult:
-        """Hold the simulated arm joints at these positions (rad) and let it move toward them.
-
-        Values outside the joint box are clamped, and the result names the clamped joints. The joint targets
-        change by at most 0.1 rad per step and the servos slew at about 2 rad/s, so a move of 1 rad takes about
-        half a second (15 steps) plus settling. NaN or Inf is refused.
-        A running policy must end first (run_policy_in_sim finishes by itself).
-        """
+    @tool(mcp, ACT)
+    def set_joint_targets(targets: JointValues, steps: Steps = 30):
+        """Hold the arm joints at these positions (rad), clamped to the joint box (the result names clamped
+        joints), and let them move. A 1 rad move takes about 15 steps plus settling."""
         return lab.sim.move(targets, steps, relative=False)
 
-    @mcp.tool(annotations=SIM)
-    @guard
+    @tool(mcp, ACT)
     def apply_action(joints_delta: Annotated[list[float] | dict[str, float], Field(
-                         description="radians to add to each arm joint's current target (a list per joint, or a map "
-                                     "by short name, e.g. {\"elbow\": -0.2})")],
-                     steps: Annotated[int, within(rules.SETTLE_STEPS, "control steps to simulate (30 = 1 s)")] = 30
-                     ) -> TargetsResult:
+                         description="rad to add to each arm joint's target: a list, or a map by short name")],
+                     steps: Steps = 30):
         """Move the simulated joints by a relative amount (rad) from their current targets; clamped to the box."""
         return lab.sim.move(joints_delta, steps, relative=True)
 
-    @mcp.tool(annotations=READ)
-    @guard
-    def capture_observation() -> ObservationResult:
-        """The observation the policy sees now, by term (joint_pos, joint_vel, ee_target, ee_position, actions,
-        joint_target, ee_error; the names, order and slices of the export's policy.json), and the critic's group."""
+    @tool(mcp, READ)
+    def capture_observation(critic: Annotated[bool, Field(description="also the critic's privileged "
+                                                          "terms")] = False):
+        """The observation the policy sees now, by term (names and order of policy.json), 4 decimals."""
         reply = lab.sim.call("observation")
-        groups = {g: ObservationGroup(**v) for g, v in reply["observation"].items()}
-        return ObservationResult(groups=groups, state=joint_state(reply["state"]))
+        groups = reply["observation"]
+        return {group: {name: [round(v, 4) for v in values] for name, values in groups[group]["terms"].items()}
+                for group in groups if group == "policy" or critic}
 
-    @mcp.tool(annotations=READ)
-    @guard
+    @tool(mcp, READ)
     def policy_infer(policy: PolicyRef,
                      observation: Annotated[list[float] | dict[str, list[float]] | None, Field(
-                         description="a flat observation vector, or a map of its terms by name; null: capture it "
-                                     "from the running simulator")] = None) -> InferResult:
-        """Run an exported policy once on an observation and return its raw action and the joint targets it
-        implies under policy.json's action convention (from the measured pose). Moves nothing."""
+                         description="a flat observation, or a map of its terms; null: capture it from the "
+                                     "simulator")] = None):
+        """Run an exported policy once on an observation: its raw action and the joint targets it implies.
+        Moves nothing."""
         return lab.infer(policy, observation)
 
-    @mcp.tool(annotations=SIM)
-    @guard
-    def rollout_capture(policy: PolicyRef, episodes: Annotated[int, within(rules.ROLLOUT_EPISODES, "held-out episodes")] = 8,
-                        randomize: bool = False) -> RolloutResult:
-        """Record held-out episodes of a policy (3 s each, one target each) in the simulator's task: one
-        episode_XXXXX.npz per episode (obs, actions, rewards, dones, hand and target positions, error) and a
-        meta.json, the format play.py --record-rollouts writes. Needs start_sim; up to 64 episodes (seconds)."""
+    @tool(mcp, ACT)
+    def rollout_capture(policy: PolicyRef,
+                        episodes: Annotated[int, within(rules.ROLLOUT_EPISODES, "held-out episodes, 3 s each")] = 8,
+                        randomize: Annotated[bool, Field(description="domain randomization on")] = False):
+        """Record held-out episodes of a policy to npz files (play.py's rollout format) and score them."""
+        import secrets
+
         name = f"rollouts-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         reply = lab.sim.call("record", policy=lab.policy_source(policy, False), episodes=episodes, randomize=randomize,
                              name=name, timeout_ms=120000)["record"]
         m = reply["metrics"]
-        return RolloutResult(dir=reply["dir"], episodes=reply["episodes"], success_rate=m["success_rate"],
-                             mean_final_error_m=m["mean_final_error_m"], metrics=m)
+        return {"dir": reply["dir"], "episodes": reply["episodes"], "success_rate": m["success_rate"],
+                "mean_final_error_m": round(m["mean_final_error_m"], 4)}
 
-    @mcp.tool(annotations=READ)
-    @guard
-    def render_sim(camera: Annotated[str, Field(description="iso (default), front, side or top")] = "iso",
-                   width: Annotated[int, within(rules.RENDER_WIDTH, "pixels")] = 640,
-                   height: Annotated[int, within(rules.RENDER_HEIGHT, "pixels")] = 480) -> Annotated[CallToolResult, RenderInfo]:
-        """A PNG picture of the simulated scene from a named camera; the green sphere is the hand target."""
+    @tool(mcp, READ)
+    def render_sim(camera: Camera = "iso",
+                   width: Annotated[int, within(rules.RENDER_WIDTH, "image width, pixels")] = 640,
+                   height: Annotated[int, within(rules.RENDER_HEIGHT, "image height, pixels")] = 480):
+        """A PNG of the simulated scene; the green sphere is the hand target."""
         reply = lab.sim.call("render", camera=camera, width=width, height=height)
         state = lab.sim.state()
-        info = RenderInfo(camera=reply["camera"], width=reply["width"], height=reply["height"], step=state.step,
-                          cameras=reply["cameras"])
-        text = (f"camera {info.camera}, step {info.step}: hand {np.round(state.hand_m, 3).tolist()} m, target "
-                f"{np.round(state.target_m, 3).tolist()} m, error {100 * state.error_m:.1f} cm")
-        return CallToolResult(content=[ImageContent(type="image", data=base64.b64encode(reply["png"]).decode(),
-                                                    mime_type="image/png"), TextContent(type="text", text=text)],
-                              structured_content=info.model_dump(mode="json"))
+        return image_reply(reply["png"], {"camera": camera, "step": state.step, "hand_m": state.hand_m,
+                                          "target_m": state.target_m, "error_cm": round(100 * state.error_m, 1)})
 
-    @mcp.tool(annotations=SIM)
-    @guard
-    def run_policy_in_sim(policy: PolicyRef = None, target: Target = None,
-                          max_steps: Annotated[int, within(rules.POLICY_STEPS, "control steps at most "
-                                                          "(30 per simulated second)")] = 300,
-                          use_gateway: Annotated[bool, Field(description="take actions from the running policy "
-                                                             "gateway (start_gateway) instead of running the "
-                                                             "export here")] = False,
-                          until_reached: bool = True) -> PolicyRunResult:
-        """Run an exported policy closed-loop in the simulator toward a hand target, until the hand stays within
-        the success threshold (2 cm) or max_steps pass; returns the error at start and end and a trace.
+    @tool(mcp, ACT)
+    async def run_policy_in_sim(ctx: Context, policy: PolicyRef = None, target: Target = None,
+                                max_steps: Annotated[int, within(rules.POLICY_STEPS, "control steps at most "
+                                                                 "(30 per simulated second)")] = 300,
+                                use_gateway: Annotated[bool, Field(description="take actions from the running "
+                                                                   "policy gateway (start_gateway)")] = False,
+                                until_reached: Annotated[bool, Field(description="end once the hand stays within "
+                                                                     "2 cm")] = True):
+        """Run an exported policy closed-loop in the simulator toward a hand target. Stepped: waits up to 20 s
+        with progress, then answers with the state so far. Real time: answers at once. Either way the result's
+        run_id works with wait_for_job and stop_policy; cancelling this call stops the run."""
+        source = await thread(lab.policy_source, policy, use_gateway)
+        started = await thread(lab.sim.run_policy, source, target, max_steps, until_reached)
+        if lab.sim.spec and lab.sim.spec.get("realtime"):
+            started.next = f"running in real time: wait_for_job('{started.run_id}') or stop_policy('{started.run_id}')"
+            return started
+        return await follow(lab, started.run_id, rules.POLICY_WAIT_S, ctx,
+                            on_cancel=lambda: lab.sim.stop_policy(started.run_id))
 
-        Simulation only: never sends anything to the real arm. In a real-time simulator this waits up to 20 s.
-        """
-        fields = {"policy": lab.policy_source(policy, use_gateway), "max_steps": max_steps, "until_reached": until_reached}
-        if target is not None:
-            fields["target"] = [float(v) for v in target]
-        reply = lab.sim.call("run_policy", timeout_ms=120000, **fields)
-        result = reply["policy"]
-        if not result.get("done") and lab.sim.spec["realtime"]:
-            end = time.monotonic() + 20.0
-            while not result.get("done") and time.monotonic() < end:
-                time.sleep(0.25)
-                result = lab.sim.call("status")["policy"]
-        state = lab.sim.state()
-        return PolicyRunResult(source=result.get("source", ""), done=bool(result.get("done")),
-                               stopped=result.get("stopped"), steps=result.get("steps", 0),
-                               reached=bool(result.get("reached")), reached_step=result.get("reached_step"),
-                               initial_error_m=result.get("initial_error_m"), final_error_m=result.get("final_error_m"),
-                               min_error_m=result.get("min_error_m"), error_trace_m=result.get("error_trace_m", []),
-                               trace_every_steps=result.get("trace_every_steps", 1),
-                               hold_steps=result.get("hold_steps", 0), target_m=result.get("target_b", state.target_m),
-                               state=state)
+    @tool(mcp, STOP)
+    def stop_policy(run_id: Annotated[str | None, Field(description="the run_id from run_policy_in_sim; null: "
+                                                        "whatever policy runs")] = None):
+        """Stop a policy running in the simulator; the arm holds where it is and the scene stays."""
+        return lab.sim.stop_policy(run_id)
 
+    @tool(mcp, ACT)
+    async def render_rollout(ctx: Context, policy: PolicyRef = None, target: Target = None,
+                             steps: Annotated[int, within(rules.FILM_STEPS, "control steps to film (30 = 1 s)")] = 90,
+                             frames: Annotated[int, within(rules.FILM_FRAMES, "pictures in the filmstrip")] = 8,
+                             camera: Camera = "iso"):
+        """Film a policy run from the current state (stepped simulator): a filmstrip PNG labelled with step and
+        hand error, and a GIF written to logs/sim/films/."""
+        source = await thread(lab.policy_source, policy, False)
+        await ctx.report_progress(0.0, 1.0, f"filming {steps} steps")
+        shot = await thread(lab.sim.film, source, target, steps, frames, camera, 320, 240)
+        await ctx.report_progress(1.0, 1.0, "filmed")
+        run = shot["policy"]
+        return image_reply(shot["png"], {"gif": rel_path(lab.paths, Path(shot["gif"])), "frames": shot["frames"],
+                                         "steps_at": shot["steps_at"],
+                                         "error_cm": [round(100 * e, 1) for e in shot["errors_m"]],
+                                         "reached_step": run.get("reached_step")})

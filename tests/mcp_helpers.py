@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -30,17 +31,27 @@ async def session(logs: Path, *args: str, elicit: Any = None, mode: str = "auto"
         yield client
 
 
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    """The tool's structured result; ``ToolFailed`` with its message if it answered with an error."""
+def parsed(result: Any) -> Any:
+    """A tool's answer as the model reads it: the one compact JSON text (after an image, if there is one)."""
+    texts = [c.text for c in result.content if c.type == "text"]
+    assert len(texts) == 1 and "\n  " not in texts[0], f"one compact text expected, got {texts}"
+    try:
+        return json.loads(texts[0])
+    except json.JSONDecodeError:
+        return texts[0]  # a markdown table
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> Any:
+    """The tool's result; ``ToolFailed`` with its message if it answered with an error."""
     result = await client.call_tool(tool, arguments)
     if result.is_error:
         raise ToolFailed(result.content[0].text)
-    return result.structured_content
+    return parsed(result)
 
 
 async def refused(client: Client, tool: str, **arguments: Any) -> str:
     result = await client.call_tool(tool, arguments)
-    assert result.is_error, f"{tool} was expected to refuse, it returned {result.structured_content}"
+    assert result.is_error, f"{tool} was expected to refuse, it returned {result.content}"
     return result.content[0].text
 
 

@@ -17,7 +17,7 @@ import anyio
 import anyio.from_thread
 import pytest
 
-from mcp_helpers import install_export, session
+from mcp_helpers import install_export, parsed, session
 from panel_helpers import panel_server, request
 from roarm_lab.control.jobs import JobRecord, JobStore, new_job_id
 from roarm_lab.control.process import start_ticks
@@ -42,7 +42,7 @@ class McpFace:
         result = self.portal.call(self.client.call_tool, tool, args)
         if result.is_error:
             raise Refused(result.content[0].text)
-        return result.structured_content
+        return parsed(result)
 
     def start_training(self, **args: Any) -> dict[str, Any]:
         return self._call("start_training", **args)

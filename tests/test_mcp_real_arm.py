@@ -10,9 +10,8 @@ import time
 import anyio
 import numpy as np
 import pytest
-from mcp import MCPError
 
-from mcp_helpers import ToolFailed, answer, call, install_export, refused, session
+from mcp_helpers import answer, call, install_export, refused, session
 from roarm_lab.control.jobs import JobStore
 
 TARGET = [0.25, 0.05, 0.15]
@@ -47,7 +46,7 @@ def test_dry_run_is_the_default_and_sends_nothing(lab):
     async def main():
         async with session(logs, *robot) as client:
             result = await call(client, "run_policy_on_real_arm", policy=run, targets=[TARGET])
-            assert result["dry_run"] is True and result["sent"] is False and result["job_id"] is None
+            assert result["dry_run"] is True and result["started"] is False and "job_id" not in result
             assert result["plan"]["targets_m"] == [TARGET] and result["plan"]["port"].startswith("/")
             msg = await refused(client, "run_policy_on_real_arm", policy=run, targets=[[1.5, 0.0, 0.2]])
             assert "reachable workspace" in msg and "nearest reachable point" in msg
@@ -82,12 +81,13 @@ def test_a_run_the_user_does_not_confirm_sends_nothing(lab, mode):
             async with session(logs, *robot, "--allow-real-arm", elicit=answer(reply, asked), mode=mode) as client:
                 before = await _joints(client)
                 msg = await refused(client, "run_policy_on_real_arm", policy=run, targets=[TARGET], dry_run=False)
-                assert ("decline" in msg or "did not confirm" in msg) and len(asked) == 1
+                assert msg == ("the real-arm run: you declined the confirmation, so nothing was done" if reply is None
+                               else "the real-arm run: you answered no, so nothing was done") and len(asked) == 1
                 assert "REAL RoArm-M3" in asked[0] and "[0.250, 0.050, 0.150]" in asked[0]
                 assert np.allclose(await _joints(client), before, atol=0.01)
         async with session(logs, *robot, "--allow-real-arm", mode=mode) as client:  # a client that cannot ask
-            with pytest.raises(MCPError, match="elicitation capability"):  # refused as a protocol error: fail closed
-                await client.call_tool("run_policy_on_real_arm", {"policy": run, "targets": [TARGET], "dry_run": False})
+            msg = await refused(client, "run_policy_on_real_arm", policy=run, targets=[TARGET], dry_run=False)
+            assert "cannot ask you to confirm" in msg and "nothing was done" in msg and "resolver" not in msg
     anyio.run(main)
     assert _real_jobs(logs) == []
 
@@ -102,7 +102,7 @@ def test_a_confirmed_run_moves_the_arm_and_emergency_stop_halts_it_and_latches(l
             before = await _joints(client)
             targets = [TARGET, [0.2, -0.1, 0.2], [0.3, 0.0, 0.1]]
             started = await call(client, "run_policy_on_real_arm", policy=run, targets=targets, dry_run=False)
-            assert started["sent"] is True and started["job_id"].startswith("real-") and len(asked) == 1
+            assert started["started"] is True and started["job_id"].startswith("real-") and len(asked) == 1
             job = started["job_id"]
             deadline = time.monotonic() + 90
             status = await call(client, "training_status", run_id=job)
@@ -125,7 +125,7 @@ def test_a_confirmed_run_moves_the_arm_and_emergency_stop_halts_it_and_latches(l
             assert summary is not None and 0 < summary["duration_s"] < 12 - 2  # cut short of 3 targets x 4 s
             assert summary["max_command_outside_safe_box_rad"] == 0.0
             arm = await call(client, "real_arm_status")
-            assert arm["stop_latched"] is True and arm["active_job"] is None
+            assert arm["stop_latched"] is True and arm.get("active_job") is None
             msg = await refused(client, "run_policy_on_real_arm", policy=run, targets=[TARGET], dry_run=False)
             assert "emergency stop is latched" in msg and len(asked) == 1  # refused without asking again
             held = await _joints(client)
@@ -137,29 +137,41 @@ def test_a_confirmed_run_moves_the_arm_and_emergency_stop_halts_it_and_latches(l
     assert json.loads((logs / "jobs" / f"{job.id}.json").read_text())["state"] == "stopped"
 
 
-def test_emergency_stop_is_always_available_and_never_asks(lab):
+def test_emergency_stop_is_always_available_never_asks_and_latches_only_where_a_real_arm_is_configured(lab):
     logs, _, robot = lab
     asked: list[str] = []
 
     async def main():
         async with session(logs, *robot, elicit=answer(True, asked)) as client:  # no --allow-real-arm
+            estop = await call(client, "emergency_stop")
+            assert estop["latched"] is False and "no stop file" in estop["message"]
+        assert not (logs / "real" / "STOP").exists()
+        async with session(logs, *robot, "--allow-real-arm", elicit=answer(True, asked)) as client:
             for _ in range(2):
                 estop = await call(client, "emergency_stop")
-                assert estop["real_jobs_signalled"] == [] and "stop file" in estop["message"]
+                assert estop["latched"] is True and estop["real_jobs_signalled"] == []
+                assert "stop file written" in estop["message"] and "deletes the stop file" in estop["message"]
             tools = {t.name: t for t in (await client.list_tools()).tools}
             assert tools["emergency_stop"].annotations.read_only_hint is not True
     anyio.run(main)
     assert asked == [] and (logs / "real" / "STOP").is_file()
 
 
-def test_a_missing_port_is_reported_by_status_not_a_crash(tmp_path):
+def test_a_missing_port_is_reported_by_status_and_refused_before_asking(tmp_path, export_dir):
+    run = install_export(export_dir, tmp_path / "logs").name
+    asked: list[str] = []
+
     async def main():
-        async with session(tmp_path / "logs", "--serial-port", str(tmp_path / "ttyNOPE")) as client:
+        async with session(tmp_path / "logs", "--serial-port", str(tmp_path / "ttyNOPE"), "--allow-real-arm",
+                           elicit=answer(True, asked)) as client:
             status = await call(client, "real_arm_status")
-            assert status["port_present"] is False and status["motion_allowed"] is False
-            with pytest.raises(ToolFailed, match="feedback|cannot|No such"):
-                await call(client, "real_arm_status", probe=True)
+            assert status["port_present"] is False and status["motion_allowed"] is True
+            probe = (await call(client, "real_arm_status", probe=True))["probe"]
+            assert "does not exist" in probe["error"]  # known absent: the driver is not even tried (no 3 s wait)
+            msg = await refused(client, "run_policy_on_real_arm", policy=run, targets=[TARGET], dry_run=False)
+            assert "does not exist" in msg and "nothing was sent" in msg
     anyio.run(main)
+    assert asked == [] and _real_jobs(tmp_path / "logs") == []
 
 
 def test_real_arm_motion_is_not_offered_over_http():

@@ -305,18 +305,24 @@ def test_a_killed_simulator_and_a_killed_job_are_reported_and_restart(tmp_path):
     wait_for("the panel's simulator to end with the panel", lambda: not pid_alive(sim_pid), 30)
 
 
-def test_emergency_stop_latches_the_real_arm_and_is_always_accepted(tmp_path, export_dir):
+def test_emergency_stop_latches_the_real_arm_where_one_is_configured_and_is_always_accepted(tmp_path, export_dir):
     run = install_export(export_dir, tmp_path / "logs").name
-    with panel_server(tmp_path / "logs") as (url, _):
+    with panel_server(tmp_path / "logs") as (url, _):  # simulation only: the stop latches nothing
+        first = act(url, "emergency_stop")
+        assert "EMERGENCY STOP" in first["message"] and "no stop file" in first["message"]
+        assert first["latched"] is False and not (tmp_path / "logs" / "real" / "STOP").exists()
+    with panel_server(tmp_path / "logs", "--allow-real-arm") as (url, _):
         assert state(url)["real"]["stop_latched"] is False
         first = act(url, "emergency_stop")
         assert "EMERGENCY STOP" in first["message"] and (tmp_path / "logs" / "real" / "STOP").is_file()
         assert act(url, "emergency_stop")["real_jobs_signalled"] == []  # pressing again is fine
         real = state(url)["real"]
         assert real["stop_latched"] is True and state(url)["estop"]["stop_file"] == real["stop_file"]
+    with panel_server(tmp_path / "logs") as (url, _):
         # the dry run (the panel's default) checks and sends nothing; motion is off on this server
         plan = act(url, "real_dry_run", policy=run, targets=[[0.25, 0.05, 0.15]])
-        assert plan["dry_run"] is True and plan["sent"] is False and plan["plan"]["targets_m"] == [[0.25, 0.05, 0.15]]
+        assert plan["dry_run"] is True and plan["started"] is False
+        assert plan["plan"]["targets_m"] == [[0.25, 0.05, 0.15]]
         refused = act(url, "real_run", 400, policy=run, targets=[[0.25, 0.05, 0.15]], confirm=True)
         assert "nothing was sent" in refused["error"] and "--allow-real-arm" in refused["error"]
         assert not (tmp_path / "logs" / "jobs").exists() or JobStore.at(tmp_path / "logs").all() == []

@@ -10,12 +10,13 @@ from typing import Any
 
 from roarm_lab.control.errors import ControlError
 from roarm_lab.control.gateway import GatewayLink
-from roarm_lab.control.jobs import JobStore
-from roarm_lab.control.models import EstopResult, GatewayInfo, InferResult
+from roarm_lab.control.jobs import ACTIVE, JobStore
+from roarm_lab.control.models import EstopResult, GatewayInfo, InferResult, Progress
 from roarm_lab.control.real import RealArm
 from roarm_lab.control.runs import Run, find_run, resolve_export
 from roarm_lab.control.settings import LabSettings
 from roarm_lab.control.sim import SimLink
+from roarm_lab.control.tensorboard import TensorBoardLink
 from roarm_lab.control.training import Training
 
 
@@ -28,6 +29,7 @@ class Lab:
         self.gateway = GatewayLink(settings)
         self.training = Training(settings, self.store)
         self.real = RealArm(settings, self.store)
+        self.tensorboard = TensorBoardLink(settings)
 
     def run(self, ref: str) -> Run:
         """A run by id, training job id or path inside the runs folder."""
@@ -86,8 +88,10 @@ class Lab:
                            clipped=[n for n, c in zip(names, clipped) if c])
 
     def emergency_stop(self) -> EstopResult:
-        """Latch the real arm's stop file and signal every bridge, then stop a policy running in the simulator."""
-        signalled = self.real.emergency_stop()
+        """Stop everything that moves: every real-arm bridge (the stop file latched, where a real arm is configured
+        or a real-arm run is active) first, then a policy running in the simulator."""
+        latched = self.real.configured()
+        signalled = self.real.emergency_stop() if latched else []
         sim_stopped = False
         if self.sim.running():
             try:
@@ -96,13 +100,65 @@ class Lab:
             except Exception:  # the arm comes first: a busy simulator must not fail the stop
                 sim_stopped = False
         stop_file = str(self.settings.stop_file)
-        message = (f"stop file written ({stop_file}); " + (f"real-arm runs {signalled} told to torque-hold and exit"
-                   if signalled else "no real-arm run was active") + ". Real runs are refused until a person checks "
-                   "the arm and deletes the stop file.")
-        return EstopResult(stop_file=stop_file, real_jobs_signalled=signalled, sim_policy_stopped=sim_stopped,
-                           message=message)
+        sim = "the simulator's policy stopped" if sim_stopped else "no simulator policy was running"
+        if latched:
+            message = (f"stop file written ({stop_file}); " + (f"real-arm runs {signalled} told to torque-hold and "
+                       "exit" if signalled else "no real-arm run was active") + f"; {sim}. Real runs are refused "
+                       "until a person checks the arm and deletes the stop file (docs/real.md).")
+        else:
+            message = (f"{sim}. No real arm is configured on this server (no --allow-real-arm, no real-arm run), so "
+                       "no stop file was latched.")
+        return EstopResult(stop_file=stop_file if latched else None, latched=latched, real_jobs_signalled=signalled,
+                           sim_policy_stopped=sim_stopped, message=message)
+
+    # ------------------------------------------------------------------ watching
+    def progress(self, ref: str) -> Progress:
+        """Where a job or a simulator policy run stands, in one shape: done, a fraction, a line to show."""
+        if isinstance(ref, str) and ref.startswith("simrun-"):
+            run = self.sim.policy_run(ref)
+            err = f", error {100 * run.final_error_m:.1f} cm" if run.final_error_m is not None else ""
+            return Progress(ref=ref, kind="sim_policy", done=run.done, fraction=min(1.0, run.steps / max(1, run.max_steps or 1)),
+                            message=f"step {run.steps}/{run.max_steps}{err}" + (f", {run.stopped}" if run.stopped else ""),
+                            result=run.model_dump(mode="json", exclude_none=True))
+        status = self.training.status(ref, tail=0)
+        done = status.state not in ACTIVE
+        fraction = None
+        if status.iteration and status.total_iterations:
+            fraction = min(1.0, status.iteration / status.total_iterations)
+        parts = [f"{status.kind} {status.state}"]
+        if status.iteration is not None:
+            parts.append(f"iteration {status.iteration}/{status.total_iterations}")
+        if status.success_rate is not None:
+            parts.append(f"success {status.success_rate:.2f}")
+        if status.eta_s is not None and not done:
+            parts.append(f"ETA {status.eta_s / 60:.1f} min")
+        return Progress(ref=ref, kind=status.kind or "job", done=done, fraction=1.0 if done else fraction,
+                        message=", ".join(parts), result=status.model_dump(mode="json", exclude_none=True))
+
+    def log_page(self, source: str, ref: str | None, lines: int, before: int) -> dict[str, Any]:
+        """A page of a log: a job's or run's (``job``), the simulator's (``sim``) or the gateway's (``gateway``)."""
+        from roarm_lab.control.jobs import JOB_ID
+        from roarm_lab.control.logpages import page
+
+        if source == "sim":
+            return page(self.paths.sim / "service.log", lines, before, "simulator")
+        if source == "gateway":
+            return page(self.paths.gateway / "gateway.log", lines, before, "gateway")
+        if source != "job":
+            raise ControlError(f"source must be job, sim or gateway, got {source!r}")
+        if not ref:
+            raise ControlError("name the job or run (ref) whose log to read")
+        if JOB_ID.match(ref):
+            job = self.store.load(ref)
+            run = None if job.kind != "train" else self.training._run(ref)
+            if run is not None and run.files.console.is_file():
+                return page(run.files.console, lines, before, f"{ref} (training console)")
+            return page(self.store.log(job), lines, before, ref)
+        run = self.training._run(ref)
+        return page(run.files.console, lines, before, f"{run.id} (training console)")
 
     def close(self) -> None:
         """Stop the helper services (jobs keep running: they outlive the face by design)."""
         self.sim.stop()
         self.gateway.stop()
+        self.tensorboard.stop()

@@ -120,28 +120,44 @@ class RenderInfo(BaseModel):
 
 
 class PolicyRunResult(BaseModel):
-    source: str = Field(description="where the actions came from (local ONNX or the gateway)")
+    run_id: str | None = Field(None, description="names the run to policy_status, wait_for_job and stop_policy")
+    source: str = Field("", description="where the actions came from (local ONNX or the gateway)")
     done: bool
     stopped: str | None = Field(None, description="why it ended: reached, max_steps, stopped, policy failed ...")
     steps: int
-    reached: bool = Field(description="the hand stayed within the success threshold for 5 steps")
-    reached_step: int | None
-    initial_error_m: float | None
-    final_error_m: float | None
-    min_error_m: float | None
-    error_trace_m: list[float] = Field(description="hand error every trace_every_steps steps, m")
-    trace_every_steps: int
-    hold_steps: int = Field(description="steps without an action in time (the arm held its targets)")
-    target_m: list[float]
-    state: JointState
+    max_steps: int | None = None
+    reached: bool = Field(False, description="the hand stayed within the success threshold for 5 steps")
+    reached_step: int | None = None
+    initial_error_m: float | None = None
+    final_error_m: float | None = None
+    min_error_m: float | None = None
+    error_trace_cm: list[float] = Field(default_factory=list, description="hand error, cm, every trace_every_steps")
+    trace_every_steps: int = 1
+    hold_steps: int = Field(0, description="steps without an action in time (the arm held its targets)")
+    target_m: list[float] = Field(default_factory=list)
+    hand_m: list[float] = Field(default_factory=list)
+    next: str | None = None
+
+
+class TrainingPlan(BaseModel):
+    """What a training will run, echoed before anything is left to chance."""
+
+    task: str
+    num_envs: int
+    max_iterations: int
+    from_iteration: int = 0
+    env_steps: int
+    expected_minutes: float = Field(description="on this machine, from its last measured training")
+    estimate_basis: str
+    overrides: list[str] = Field(default_factory=list)
 
 
 class JobStarted(BaseModel):
-    job_id: str = Field(description="poll it with training_status; use it as run_id for training runs")
+    job_id: str = Field(description="wait_for_job / training_status take it; stop_training stops it")
     run_id: str = Field(description="the id to pass as run_id to training_status, evaluate_policy, export_policy")
     kind: str
     state: str
-    command: list[str]
+    plan: TrainingPlan | None = None
     log: str
     next: str = Field(description="what to call next")
 
@@ -210,15 +226,27 @@ class RealArmStatus(BaseModel):
 
 class RealRunResult(BaseModel):
     dry_run: bool
-    sent: bool = Field(description="whether anything was (or will be) sent to the arm")
+    started: bool = Field(description="a real-arm run started as a job (false: nothing was opened or sent)")
     plan: dict[str, Any] = Field(description="policy, robot, start pose, targets, duration, limits")
     job_id: str | None = Field(None, description="the real-arm run job; poll training_status; emergency_stop stops it")
     message: str
 
 
+class Progress(BaseModel):
+    """Where a job or a simulator policy run stands (what wait_for_job reports and returns)."""
+
+    ref: str
+    kind: str
+    done: bool
+    fraction: float | None = None
+    message: str
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
 class EstopResult(BaseModel):
-    stop_file: str = Field(description="written: any running bridge torque-holds and exits; new runs are refused "
-                           "until it is deleted")
+    stop_file: str | None = Field(None, description="written (latched): any running bridge torque-holds and exits; "
+                                  "new real runs are refused until a person deletes it")
+    latched: bool = False
     real_jobs_signalled: list[str]
     sim_policy_stopped: bool
     message: str

@@ -50,6 +50,17 @@ class RealArm:
             out.probe = self._probe(job)
         return out
 
+    def configured(self) -> bool:
+        """A real arm is in play here: motion allowed on this server, or a real-arm run active (any face's)."""
+        return self.settings.real.allow or self.active_job() is not None
+
+    def port_missing(self) -> str | None:
+        cfg = self.settings.real
+        if cfg.robot == "serial" and not Path(cfg.port).exists():
+            return (f"the serial port {cfg.port} does not exist: plug the arm in (USB), or name its port with "
+                    "--serial-port in the server's command line")
+        return None
+
     def _probe(self, job: Any) -> dict[str, Any]:
         """One feedback frame: opens the port, reads, closes; sends no motion command."""
         cfg = self.settings.real
@@ -57,6 +68,9 @@ class RealArm:
             raise ControlError(f"real-arm job {job.id} holds the port; probe when it has ended")
         if cfg.robot == "emu":
             return {"note": "the emulator is started by each run (--robot emu); there is no arm to probe"}
+        missing = self.port_missing()
+        if missing:
+            return {"error": missing}
         from roarm_lab.assets.joint_table import JOINTS
         from roarm_lab.real.calibration import Calibration
         from roarm_lab.real.driver import DriverError, RoArmDriver
@@ -120,7 +134,7 @@ class RealArm:
         job = self.active_job()
         if job is not None:
             return f"real-arm run {job.id} is still running; wait for it or emergency_stop"
-        return None
+        return self.port_missing()
 
     def question(self, plan: dict[str, Any]) -> str:
         targets = "; ".join(f"[{x:.3f}, {y:.3f}, {z:.3f}]" for x, y, z in plan["targets_m"])
@@ -131,8 +145,8 @@ class RealArm:
     def run(self, policy: str, targets: list[list[float]], dry_run: bool, confirmed: bool) -> RealRunResult:
         export, plan = self.plan(policy, targets)
         if dry_run:
-            return RealRunResult(dry_run=True, sent=False, plan=plan, message="dry run: policy and targets checked; "
-                                 "nothing was opened or sent. Call again with dry_run=false to move the arm.")
+            return RealRunResult(dry_run=True, started=False, plan=plan, message="dry run: policy and targets "
+                                 "checked; nothing was opened or sent. Call again with dry_run=false to move the arm.")
         why = self.refusal()
         if why:
             raise ControlError(f"refused, nothing was sent: {why}")
@@ -150,9 +164,9 @@ class RealArm:
         record = self.store.start("real", [*cmd, "--log-dir", str(log_dir)], cwd=paths.root, task=plan["task"],
                                   run_dir=log_dir, params={"targets": plan["targets_m"], "policy": plan["policy"]},
                                   job_id=job_id)
-        return RealRunResult(dry_run=False, sent=True, plan=plan, job_id=record.id,
-                             message=f"confirmed; the run started as job {record.id}: poll training_status('{record.id}'); "
-                                     "emergency_stop halts it at once")
+        return RealRunResult(dry_run=False, started=True, plan=plan, job_id=record.id,
+                             message=f"confirmed; the run started as job {record.id} (wait_for_job or "
+                                     f"training_status('{record.id}')); emergency_stop halts it at once")
 
     # ------------------------------------------------------------------ emergency stop
     def emergency_stop(self) -> list[str]:

@@ -64,9 +64,20 @@ POLICY_STEPS = Range(1, 3000)
 ROLLOUT_EPISODES = Range(1, 64)
 RENDER_WIDTH = Range(64, 1920)
 RENDER_HEIGHT = Range(64, 1080)
+FILM_STEPS = Range(2, 900)
+"""Control steps of a filmed rollout (30 s)."""
+FILM_FRAMES = Range(2, 24)
+WAIT_S = Range(0, 120, integer=False)
+"""How long one call may wait for a job or a simulator run before it answers with the state so far."""
+POLICY_WAIT_S = 20.0
+"""A stepped simulator run is waited for this long by the call that started it (then it goes on; poll it)."""
+LOG_LINES = Range(1, 200)
+"""Lines of a log one call returns (a page; ask for the next with ``before``)."""
+COMPARED_RUNS = Range(1, 8)
 SIM_REQUEST_LIMITS: dict[tuple[str, str], Range] = {
     ("run_policy", "max_steps"): POLICY_STEPS, ("step", "steps"): Range(1, SETTLE_STEPS.high),
     ("record", "episodes"): ROLLOUT_EPISODES, ("render", "width"): RENDER_WIDTH, ("render", "height"): RENDER_HEIGHT,
+    ("film", "steps"): FILM_STEPS, ("film", "frames"): FILM_FRAMES,
 }
 """The numbers of a simulator request a face may send, checked by the core's simulator link."""
 EXPORT_EPISODES = 64

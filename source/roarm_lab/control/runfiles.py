@@ -45,7 +45,7 @@ def read_tail(path: Path, max_bytes: int = TAIL_BYTES) -> str:
 
 
 def last_lines(text: str, count: int) -> list[str]:
-    return [line.rstrip() for line in text.splitlines() if line.strip()][-count:]
+    return [line.rstrip() for line in text.splitlines() if line.strip()][-count:] if count > 0 else []
 
 
 def error_line(log: str) -> str | None:

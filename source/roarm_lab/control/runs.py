@@ -121,6 +121,11 @@ def resolve_export(paths: ProjectPaths, store: JobStore, ref: str) -> Path:
         path = paths.confine(ref, "policy")
         folder = path.parent if path.is_file() else path
     if not (folder / POLICY_SPEC).is_file():
+        making = [j for j in store.all() if j.kind in ("export", "evaluate") and j.run_dir
+                  and Path(j.run_dir).resolve() == folder.parent.resolve() and store.counts_as_running(j)]
+        if making:
+            raise RunError(f"{making[-1].kind} job {making[-1].id} is writing this run's export now; wait for it "
+                           f"(wait_for_job('{making[-1].id}')), then try again")
         raise RunError(f"no exported policy at {rel_path(paths, folder)}: export it first (export_policy with that "
                        "run_id)")
     folder = paths.served(folder, "exported policy folder")

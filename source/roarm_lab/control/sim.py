@@ -15,7 +15,7 @@ from typing import Any
 
 from roarm_lab.control import rules
 from roarm_lab.control.errors import ControlError
-from roarm_lab.control.models import Joint, JointState, TargetsResult
+from roarm_lab.control.models import Joint, JointState, PolicyRunResult, TargetsResult
 from roarm_lab.control.process import exit_words
 from roarm_lab.control.runs import rel_path
 from roarm_lab.control.settings import LabSettings
@@ -24,6 +24,8 @@ from roarm_lab.sim_service.secret import SECRET_ENV, new_secret
 from roarm_lab.utils.services import ServiceError, ServiceProcess
 
 MAX_SETTLE_STEPS = 600
+TRACE_POINTS = 20
+"""Hand-error samples a policy run's status carries (the service keeps 60)."""
 
 
 def short_name(joint: str) -> str:
@@ -38,13 +40,15 @@ def short_name(joint: str) -> str:
 def joint_state(state: dict[str, Any]) -> JointState:
     arm = state["arm"]
     goal = arm.get("goal") or [None] * len(arm["joint_names"])
-    joints = [Joint(name=short_name(n), position_rad=q, commanded_rad=c, goal_rad=g, lower_rad=lo, upper_rad=hi)
+    joints = [Joint(name=short_name(n), position_rad=_r(q), commanded_rad=_r(c), goal_rad=_r(g), lower_rad=_r(lo),
+                    upper_rad=_r(hi))
               for n, q, c, g, lo, hi in zip(arm["joint_names"], arm["measured"], arm["commanded"], goal, arm["lower"],
                                             arm["upper"])]
     names = state["joint_names"]
     gripper = next((q for n, q in zip(names, state["joint_pos"]) if n not in arm["joint_names"]), None)
-    return JointState(step=state["step"], sim_time_s=state["sim_time_s"], joints=joints, gripper_rad=gripper,
-                      hand_m=state["hand_b"], target_m=state["target_b"], error_m=state["error_m"],
+    return JointState(step=state["step"], sim_time_s=round(state["sim_time_s"], 3), joints=joints,
+                      gripper_rad=_r(gripper), hand_m=[_r(v) for v in state["hand_b"]],
+                      target_m=[_r(v) for v in state["target_b"]], error_m=round(state["error_m"], 5),
                       within_threshold=state["within_threshold"], threshold_m=state["threshold_m"],
                       controller=state.get("controller"))
 
@@ -173,6 +177,60 @@ class SimLink:
             return self.call("joint_state")["state"]
         return self.call("step", steps=steps)["state"]
 
+    # ------------------------------------------------------------------ policy runs
+    def run_policy(self, source: dict[str, str], target: list[float] | None, max_steps: int,
+                   until_reached: bool) -> PolicyRunResult:
+        """Start a closed-loop policy run and answer at once with its id: the service steps it (in real time, or
+        as fast as it can between requests), so it can be watched (``policy_run``) and stopped (``stop_policy``)."""
+        rules.POLICY_STEPS.check("max_steps", max_steps)
+        fields: dict[str, Any] = {"policy": source, "max_steps": max_steps, "until_reached": until_reached,
+                                  "background": True}
+        if target is not None:
+            fields["target"] = self.position(target, "target")
+        reply = self.call("run_policy", timeout_ms=120000, **fields)
+        return policy_run(reply["policy"], joint_state(reply["state"]))
+
+    def policy_run(self, run_id: str | None = None) -> PolicyRunResult:
+        """The current (or last) policy run; ``run_id`` must name it."""
+        reply = self.call("status")
+        run = reply.get("policy") or {}
+        if run_id is not None and run.get("run_id") != run_id:
+            raise ControlError(f"no policy run '{run_id}' in this simulator (the newest is "
+                               f"{run.get('run_id') or 'none'}); it ended with an earlier simulator or never existed")
+        return policy_run(run, joint_state(reply["state"]))
+
+    def stop_policy(self, run_id: str | None = None) -> PolicyRunResult:
+        """End the running policy (``run_id``: only that run); the arm holds where it is."""
+        fields = {} if run_id is None else {"run_id": run_id}
+        reply = self.call("stop_policy", timeout_ms=5000, **fields)
+        return policy_run(reply["policy"], joint_state(reply["state"]))
+
+    def reset(self, target: list[float] | None) -> JointState:
+        """The arm back at its home pose (a running policy ends); a new hand target if one is given."""
+        fields = {} if target is None else {"target": self.position(target, "target")}
+        return joint_state(self.call("reset", **fields)["state"])
+
+    def set_target(self, target: list[float]) -> JointState:
+        """Move the hand target (m, base frame); refused with the nearest reachable point if out of reach."""
+        return joint_state(self.call("set_target", target=self.position(target, "target"))["state"])
+
+    def film(self, source: dict[str, str], target: list[float] | None, steps: int, frames: int, camera: str,
+             width: int, height: int) -> dict[str, Any]:
+        """A policy rollout from the current state as a filmstrip PNG (bytes) and a GIF file."""
+        fields: dict[str, Any] = {"policy": source, "steps": steps, "frames": frames, "camera": camera,
+                                  "width": width, "height": height,
+                                  "name": f"film-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"}
+        if target is not None:
+            fields["target"] = self.position(target, "target")
+        return self.call("film", timeout_ms=180000, **fields)
+
+    @staticmethod
+    def position(values: Any, what: str) -> list[float]:
+        if not isinstance(values, (list, tuple)) or len(values) != 3 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            raise ControlError(f"{what} must be three finite numbers [x, y, z] in metres (base frame), got {values!r}")
+        return [float(v) for v in values]
+
     @property
     def arm_names(self) -> list[str]:
         return [short_name(n) for n in self.spec["action"]["joint_names"]]
@@ -219,8 +277,30 @@ class SimLink:
                              moved_rad=[a - b for a, b in zip(after["arm"]["measured"], before["arm"]["measured"])])
 
 
+def _r(value: float | None) -> float | None:
+    """4 decimals: 0.1 mm and 0.1 mrad, finer than the arm can do, and short for a chat."""
+    return None if value is None else round(float(value), 4)
+
+
+def policy_run(run: dict[str, Any], state: JointState) -> PolicyRunResult:
+    """A policy run's status from the service's record of it."""
+    return PolicyRunResult(
+        run_id=run.get("run_id"), source=run.get("source", ""), done=bool(run.get("done", True)),
+        stopped=run.get("stopped"), steps=run.get("steps", 0), max_steps=run.get("max_steps"),
+        reached=bool(run.get("reached")), reached_step=run.get("reached_step"),
+        initial_error_m=_round(run.get("initial_error_m")), final_error_m=_round(run.get("final_error_m")),
+        min_error_m=_round(run.get("min_error_m")), error_trace_cm=[round(100 * e, 1) for e in
+                                                                    run.get("error_trace_m", [])][-TRACE_POINTS:],
+        trace_every_steps=run.get("trace_every_steps", 1), hold_steps=run.get("hold_steps", 0),
+        target_m=[round(v, 4) for v in run.get("target_b", state.target_m)], hand_m=state.hand_m)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
 def _advice(err: SimError) -> str:
-    hints = {"not_started": "call start_sim", "busy": "a policy run is in progress; wait, or stop it with stop_sim",
+    hints = {"not_started": "call start_sim", "busy": "a policy run is in progress; wait for it or stop_policy",
              "realtime": "this simulator runs in real time", "unreachable": "choose a target inside the workspace"}
     hint = hints.get(err.code)
     return err.message + (f" ({hint})" if hint and hint not in err.message else "")

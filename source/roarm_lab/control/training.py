@@ -4,13 +4,14 @@ and their status from the run's own files. Every call returns at once; the calle
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 from roarm_lab.control import progress, rules
 from roarm_lab.control.errors import ControlError
 from roarm_lab.control.jobs import ACTIVE, JOB_ID, JobStore
-from roarm_lab.control.layout import SAFE_NAME
-from roarm_lab.control.models import ExportResult, JobStarted, JobStatus, RunsResult
+from roarm_lab.control.layout import CHECKPOINT, SAFE_NAME
+from roarm_lab.control.models import ExportResult, JobStarted, JobStatus, RunsResult, TrainingPlan
 from roarm_lab.control.runfiles import last_lines, read_json, read_tail
 from roarm_lab.control.runs import Run, RunError, find_run, job_status, list_runs, rel_path, resolve_checkpoint
 from roarm_lab.control.settings import LabSettings
@@ -26,6 +27,12 @@ def validate_task(task: str) -> None:
         task_spec(task)
     except ValueError as err:
         raise ControlError(str(err)) from None
+
+
+def _steps_per_iteration(task: str) -> int:
+    from roarm_lab.registry import load_cfg_from_registry
+
+    return int(load_cfg_from_registry(task, "rsl_rl_cfg_entry_point").num_steps_per_env)
 
 
 def experiment_of(task: str) -> str:
@@ -64,13 +71,97 @@ class Training:
         cmd += ["--max_iterations", str(max_iterations)] * (max_iterations is not None)
         cmd += ["--seed", str(seed)] * (seed is not None)
         cmd += list(overrides)
+        plan = self.plan(task, env_cfg.scene.num_envs, agent_cfg.max_iterations, applied)
         record = self.store.start("train", cmd, cwd=self.paths.root, task=task, params={
             "num_envs": env_cfg.scene.num_envs, "max_iterations": agent_cfg.max_iterations,
             "overrides": list(overrides), "applied": applied, "run_name": name, "seed": seed, "experiment": agent_cfg.experiment_name})
-        return JobStarted(job_id=record.id, run_id=record.id, kind="train", state=record.state, command=cmd,
+        return JobStarted(job_id=record.id, run_id=record.id, kind="train", state=record.state, plan=plan,
                           log=rel_path(self.paths, self.store.log(record)),
-                          next=f"poll training_status(run_id='{record.id}') every 30-60 s; it reports iteration, ETA "
-                               "and success rate; stop_training stops it")
+                          next=f"wait_for_job('{record.id}') follows it with progress; training_status gives "
+                               "iteration, ETA and success rate; stop_training stops it")
+
+    def plan(self, task: str, num_envs: int, iterations: int, applied: list[str], done: int = 0) -> TrainingPlan:
+        """What a training will run, and how long it should take on this machine (from its last measured run)."""
+        from roarm_lab.control.reports import expected_minutes
+
+        minutes, basis = expected_minutes(self.paths, task, num_envs, max(0, iterations - done))
+        return TrainingPlan(task=task, num_envs=num_envs, max_iterations=iterations, from_iteration=done,
+                            env_steps=num_envs * max(0, iterations - done) * _steps_per_iteration(task),
+                            expected_minutes=minutes, estimate_basis=basis, overrides=list(applied))
+
+    def resume(self, ref: str, max_iterations: int | None) -> JobStarted:
+        """Continue a run from its newest checkpoint, in its own folder, up to ``max_iterations`` (default: the
+        total it was started with)."""
+        run = self._run(ref)
+        if run.job is not None and self.store.counts_as_running(run.job):
+            raise ControlError(f"run {run.id} is still training (job {run.job.id}); wait for it or stop it first")
+        newest = run.newest_checkpoint()
+        if newest is None:
+            raise ControlError(f"run {run.id} has no checkpoint to resume from; start a new training")
+        info = read_json(run.files.record, "run record") or {}
+        task = info.get("task") or (run.job.task if run.job else None) or self.settings.default_task
+        validate_task(task)
+        done = int(CHECKPOINT.match(newest.name).group(1))
+        total = max_iterations if max_iterations is not None else (
+            info.get("iterations") or (run.job.params.get("max_iterations") if run.job else None))
+        if not isinstance(total, int):
+            raise ControlError(f"how far to train run {run.id} is unknown; give max_iterations")
+        rules.MAX_ITERATIONS.check("max_iterations", total)
+        if total <= done + 1:
+            raise ControlError(f"run {run.id} is at iteration {done} already; give max_iterations above {done + 1} "
+                               f"(at most {int(rules.MAX_ITERATIONS.high)})")
+        envs = info.get("num_envs") or (run.job.params.get("num_envs") if run.job else None)
+        cmd = [self.settings.python, str(self.paths.script("train.py")), "--task", task, "--log_root",
+               str(self.paths.runs), "--resume", str(run.path), "--max_iterations", str(total), "--no-progress"]
+        record = self.store.start("train", cmd, cwd=self.paths.root, task=task, run_dir=run.path, params={
+            "num_envs": envs, "max_iterations": total, "resumed_from": newest.name, "experiment": run.experiment})
+        return JobStarted(job_id=record.id, run_id=run.id, kind="train", state=record.state,
+                          plan=self.plan(task, envs or 1024, total, list(info.get("overrides") or []), done),
+                          log=rel_path(self.paths, self.store.log(record)),
+                          next=f"wait_for_job('{record.id}') follows it; it continues in {run.id}")
+
+    def delete(self, ref: str) -> str:
+        """Remove a run folder (not while a job uses it). The caller has asked the user."""
+        import shutil
+
+        run = self._run(ref)
+        busy = [j.id for j in self.store.all() if self.store.counts_as_running(j) and j.run_dir
+                and Path(j.run_dir).resolve() == run.path.resolve()]
+        if run.job is not None and self.store.counts_as_running(run.job):
+            busy.append(run.job.id)
+        if busy:
+            raise ControlError(f"run {run.id} is in use by job {busy[0]}; stop it first")
+        folder = self.paths.served(run.path, "run folder")
+        if folder.parent.parent != self.paths.runs.resolve():
+            raise ControlError(f"{run.id} is not a run folder (logs/rsl_rl/<experiment>/<run>); nothing deleted")
+        shutil.rmtree(folder)
+        return run.id
+
+    def compare(self, refs: list[str]) -> dict[str, Any]:
+        from roarm_lab.control.reports import markdown_table, run_row
+
+        rules.COMPARED_RUNS.check("number of runs", len(refs))
+        rows = [run_row(self._run(r).path) for r in refs]
+        return {"runs": rows, "table": markdown_table(rows)}
+
+    def curves(self, refs: list[str]) -> tuple[bytes, list[str]]:
+        from roarm_lab.control.reports import curves_png
+
+        rules.COMPARED_RUNS.check("number of runs", len(refs))
+        runs = [self._run(r) for r in refs]
+        tasks = sorted({(read_json(r.files.record, "run record") or {}).get("task") or
+                        (r.job.task if r.job else None) or "" for r in runs} - {""})
+        try:
+            png = curves_png([r.path for r in runs], " / ".join(tasks) or "training")
+        except ValueError as err:
+            raise ControlError(str(err)) from None
+        return png, [r.id for r in runs]
+
+    def _run(self, ref: str) -> Run:
+        try:
+            return find_run(self.paths, self.store, ref)
+        except (RunError, ValueError) as err:
+            raise ControlError(str(err)) from None
 
     def evaluate(self, run_id: str | None, checkpoint: str | None, episodes: int, randomize: bool) -> JobStarted:
         rules.EPISODES.check("episodes", episodes)
@@ -110,9 +201,9 @@ class Training:
             cmd += ["--randomize"] * randomize
         record = self.store.start(kind, cmd, cwd=self.paths.root, task=task, run_dir=run.path,
                                   params={"checkpoint": ckpt.name, "episodes": episodes, "randomize": randomize})
-        return JobStarted(job_id=record.id, run_id=run.id, kind=kind, state=record.state, command=cmd,
+        return JobStarted(job_id=record.id, run_id=run.id, kind=kind, state=record.state,
                           log=rel_path(self.paths, self.store.log(record)),
-                          next=f"poll training_status(run_id='{record.id}'); when it has succeeded, " + (
+                          next=f"wait_for_job('{record.id}'); when it has succeeded, " + (
                               "the export is in <run>/exported" if kind == "export" else
                               "metrics holds the success rate and errors"))
 

@@ -291,11 +291,8 @@ class PanelBackend:
         """Run an exported policy closed-loop in the simulator (started here if it is not running)."""
         policy = _text(policy, "policy", 300)
         source = self._guard(lambda: self.lab.policy_source(policy, False))
-        fields: dict[str, Any] = {"policy": source, "until_reached": True,
-                                  "max_steps": _integer(max_steps, "max_steps", rules.POLICY_STEPS, 300)}
+        steps = _integer(max_steps, "max_steps", rules.POLICY_STEPS, 300)
         goal = _target(target)
-        if goal is not None:
-            fields["target"] = goal
         if not self.lab.sim.running():
             p = self.lab.sim.params
             self.start_sim(p["task"], p["realtime"], p["seed"], p["randomize"])
@@ -303,11 +300,9 @@ class PanelBackend:
             self._sim_call("stop_policy")
         except PanelError:
             pass
-        run = self._sim_call("run_policy", timeout_ms=120000, **fields)["policy"]
-        return {"policy": run, "message": f"playing {policy} toward {[round(v, 3) for v in run.get('target_b') or []]} m"
-                + (" (real time: watch the live view)" if not run.get("done") else
-                   f": {run.get('stopped')} after {run.get('steps')} steps, final error "
-                   f"{100 * (run.get('final_error_m') or 0):.1f} cm")}
+        # the core runs it in the background (real time or stepped): the live view shows it, Stop ends it
+        run = self._guard(lambda: self.lab.sim.run_policy(source, goal, steps, True)).model_dump(mode="json")
+        return {"policy": run, "message": f"playing {policy} toward {run['target_m']} m (watch the live view)"}
 
     def stop_policy(self) -> dict[str, Any]:
         reply = self._sim_call("stop_policy")
@@ -329,8 +324,7 @@ class PanelBackend:
 
     def emergency_stop(self) -> dict[str, Any]:
         result = self.lab.emergency_stop().model_dump()
-        result["message"] = "EMERGENCY STOP: " + result["message"] + (
-            " The policy in the simulator was stopped." if result["sim_policy_stopped"] else "")
+        result["message"] = "EMERGENCY STOP: " + result["message"]
         result["at"] = time.time()
         self.last_estop = result
         return result

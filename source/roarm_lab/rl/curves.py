@@ -13,6 +13,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,12 +55,23 @@ def load_curve(run_dir: Path) -> dict[str, np.ndarray]:
 
 
 def plot_curves(runs: list[tuple[str, dict[str, np.ndarray]]], png: Path, title: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = draw_curves(runs, title)
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return png
+
+
+def draw_curves(runs: list[tuple[str, dict[str, np.ndarray]]], title: str, size: tuple[float, float] = (7.5, 6),
+                xlabel: str = "wall-clock minutes (2 CPU cores)") -> Any:
+    """The figure: success rate (top) and hand error (bottom, log scale) against wall-clock minutes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 6), sharex=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=size, sharex=True)
     for label, c in runs:
         minutes = c["wall_time_s"] / 60.0
         top.plot(minutes, c["success_rate"], label=label)
@@ -69,13 +81,11 @@ def plot_curves(runs: list[tuple[str, dict[str, np.ndarray]]], png: Path, title:
     top.axhline(0.97, color="k", linestyle="--", linewidth=0.8)
     bottom.set_ylabel("hand error at segment end (cm)")
     bottom.set_yscale("log")
-    bottom.set_xlabel("wall-clock minutes (2 CPU cores)")
+    bottom.set_xlabel(xlabel)
     top.legend(loc="lower right", fontsize=8)  # the curves rise from the lower left
     top.set_title(title)
     fig.tight_layout()
-    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
-    return png
+    return fig
 
 
 def main(argv: list[str] | None = None) -> int:

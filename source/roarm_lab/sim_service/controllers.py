@@ -47,6 +47,8 @@ class PolicyRun:
     """A closed-loop run for ``max_steps`` steps, or until the hand is within ``threshold_m`` for a while."""
 
     source: ActionSource
+    run_id: str
+    """Names this run to status and stop_policy (a stop of an older run leaves a newer one running)."""
     max_steps: int
     until_reached: bool
     threshold_m: float
@@ -97,7 +99,7 @@ class PolicyRun:
         errors = np.asarray(self.errors)
         every = max(1, int(np.ceil(len(errors) / TRACE_POINTS)))
         return {
-            "kind": "policy", "source": self.source.description, "done": self.done, "stopped": self.stopped,
+            "kind": "policy", "run_id": self.run_id, "source": self.source.description, "done": self.done, "stopped": self.stopped,
             "steps": self.steps, "max_steps": self.max_steps, "target_b": self.target_b,
             "reached": self.reached_step is not None, "reached_step": self.reached_step,
             "threshold_m": self.threshold_m, "hold_steps": self.hold_steps,

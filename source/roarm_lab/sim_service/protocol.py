@@ -21,11 +21,11 @@ PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 REQUEST_TYPES = ("hello", "ping", "status", "start", "stop", "shutdown", "reset", "set_target", "step",
                  "joint_state", "observation", "set_joint_targets", "act", "run_policy", "stop_policy", "record",
-                 "render")
+                 "render", "film")
 OPEN_TYPES = ("hello", "ping")
 """The only requests served without the service's secret."""
 OWNER_TYPES = ("stop", "reset", "set_target", "step", "set_joint_targets", "act", "run_policy", "stop_policy",
-               "record")
+               "record", "film")
 """Requests that change or end the environment: only the client that owns it may send them."""
 
 __all__ = ["PROTOCOL_VERSION", "REQUEST_TYPES", "OPEN_TYPES", "OWNER_TYPES", "SimErrorCode", "ProtocolError", "decode",

@@ -36,6 +36,7 @@ from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.sim_service import protocol as p
 from roarm_lab.sim_service.protocol import ProtocolError, SimErrorCode
 from roarm_lab.sim_service.secret import SECRET_ENV, check_secret
+from roarm_lab.utils.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
@@ -104,13 +105,17 @@ class SimServer:
         time, else 100 ms), handle it, and take the control step when one is due. ``timeout_ms=0`` never blocks (the Kit
         extension calls it from Kit's update loop). True if a request was handled."""
         realtime = self.session is not None and self.session.realtime
+        background = self.session is not None and self.session.stepping_in_background()
         if timeout_ms is None:
-            timeout_ms = max(0, int((self._next_tick - time.monotonic()) * 1000)) if realtime else 100
+            timeout_ms = (0 if background else max(0, int((self._next_tick - time.monotonic()) * 1000)) if realtime
+                          else 100)
         handled = bool(self.socket.poll(timeout_ms))
         if handled:
             self._handle(self.socket.recv_multipart())
         if realtime and self.session is not None and time.monotonic() >= self._next_tick:
             self._tick()
+        elif background and self.session is not None and self.session.stepping_in_background():
+            self._tick()  # a stepped run in the background: one step per turn, requests in between
         if self.session is not None:
             self.session.refresh_view()
         return handled
@@ -316,12 +321,43 @@ class SimServer:
         max_steps = p.integer(msg, "max_steps", 300, 1, MAX_STEPS)
         target = p.vector(msg, "target", 3, required=False)
         s._refuse_if_running("starting another")
-        result = s.run_policy(self._source(msg), target, max_steps, bool(msg.get("until_reached", True)))
+        result = s.run_policy(self._source(msg), target, max_steps, bool(msg.get("until_reached", True)),
+                              background=bool(msg.get("background", False)))
         return {"policy": result, "state": s.joint_state()}
 
     def _on_stop_policy(self, msg: dict) -> dict:
         s = self._need()
-        return {"policy": s.stop_policy(), "state": s.joint_state()}
+        return {"policy": s.stop_policy(run_id=p.text(msg, "run_id", None, 80)), "state": s.joint_state()}
+
+    def _on_film(self, msg: dict) -> dict:
+        """A policy rollout from the current state as a filmstrip PNG (returned) and a GIF (written under the
+        data folder's ``films/``)."""
+        from roarm_lab.sim_service import film
+
+        s = self._need()
+        s._refuse_if_running("filming a rollout")
+        name = p.text(msg, "name", None, 80)
+        if name is None or not NAME.match(name):
+            raise ProtocolError(SimErrorCode.BAD_REQUEST, "'name' (the GIF's file name) must be 1-80 letters, digits, "
+                                "'_', '-' or '.'")
+        camera = p.text(msg, "camera", "iso", 40)
+        if camera not in CAMERAS:
+            raise ProtocolError(SimErrorCode.BAD_REQUEST, f"unknown camera '{camera}'; cameras: {sorted(CAMERAS)}")
+        steps, frames = p.integer(msg, "steps", 90, 2, 3000), p.integer(msg, "frames", 8, 2, 24)
+        width, height = p.integer(msg, "width", 320, 64, 640), p.integer(msg, "height", 240, 64, 480)
+        source = self._source(msg)
+        try:
+            shot = s.film(source, p.vector(msg, "target", 3, required=False), steps, frames, camera, width, height)
+        except RenderError as err:
+            raise ProtocolError(SimErrorCode.RENDER_FAILED, str(err)) from None
+        steps_at = [min(i * shot["every_steps"], shot["policy"]["steps"]) for i in range(len(shot["frames"]))]
+        labels = [f"step {k}: {100 * e:.1f} cm" for k, e in zip(steps_at, shot["errors_m"])]
+        out = self.data_dir / "films" / f"{name}.gif"
+        atomic_write_bytes(out, film.gif(shot["frames"]))
+        self._next_tick = time.monotonic()
+        return {"png": film.filmstrip(shot["frames"], labels), "gif": str(out), "frames": len(shot["frames"]),
+                "errors_m": shot["errors_m"], "steps_at": steps_at, "policy": shot["policy"],
+                "state": s.joint_state()}
 
     def _on_record(self, msg: dict) -> dict:
         s = self._need()

@@ -9,6 +9,7 @@ episode, so it never resets by itself.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,9 @@ class SimSession:
         self.goal: np.ndarray | None = None
         self.controller: RawAction | PolicyRun | None = None
         self.last_run: dict[str, Any] | None = None
+        self.background = False
+        """A stepped (not real-time) policy run that the service loop ticks between requests."""
+        self.runs_started = 0
         self._renderer: Any = None
         self._obs = self.env.reset()[0]
         self.viewer = None
@@ -200,8 +204,10 @@ class SimSession:
             raise ProtocolError(SimErrorCode.POLICY_FAILED, wrong + ": export a policy of this task and configuration")
 
     def run_policy(self, source: ActionSource, target: np.ndarray | None, max_steps: int,
-                   until_reached: bool) -> dict[str, Any]:
-        """Closed loop from the current state; in stepped mode it runs to the end here, in real time it is ticked."""
+                   until_reached: bool, background: bool = False) -> dict[str, Any]:
+        """Closed loop from the current state. In real time the clock ticks it; stepped, it runs to the end here,
+        or (``background``) the service loop ticks it between requests as fast as it can, so it can be watched
+        and stopped."""
         self._refuse_if_running("starting another")
         self.check_layout(source)
         if target is not None:
@@ -211,17 +217,28 @@ class SimSession:
                 source.close()
                 raise
         self.goal = None
-        self.controller = PolicyRun(source, max_steps, until_reached, self.threshold_m, _list(self.target_b()))
-        if not self.realtime:
+        self.runs_started += 1
+        run_id = f"simrun-{self.runs_started}-{secrets.token_hex(2)}"
+        self.controller = PolicyRun(source, run_id, max_steps, until_reached, self.threshold_m, _list(self.target_b()))
+        self.background = background and not self.realtime
+        if not self.realtime and not background:
             self._run_controller()
         return self.policy_status()
+
+    def stepping_in_background(self) -> bool:
+        return self.background and isinstance(self.controller, PolicyRun) and not self.controller.done
 
     def policy_status(self) -> dict[str, Any]:
         if isinstance(self.controller, PolicyRun):
             return self.controller.status()
         return self.last_run or {"kind": "policy", "done": True, "stopped": None, "steps": 0}
 
-    def stop_policy(self, why: str = "stopped") -> dict[str, Any]:
+    def stop_policy(self, why: str = "stopped", run_id: str | None = None) -> dict[str, Any]:
+        """End the running policy (only if it is ``run_id``, when given); the status of the run named."""
+        if run_id is not None and not (isinstance(self.controller, PolicyRun) and self.controller.run_id == run_id):
+            if self.last_run and self.last_run.get("run_id") == run_id:
+                return self.last_run
+            raise ProtocolError(SimErrorCode.BAD_REQUEST, f"no policy run '{run_id}' in this simulator")
         if isinstance(self.controller, PolicyRun):
             self.controller.finish(why)
             self.last_run = self.controller.status()
@@ -247,6 +264,28 @@ class SimSession:
             source.close()
         return {"dir": str(out_dir), "episodes": metrics["episodes"], "metrics": metrics,
                 "files": len(list(out_dir.iterdir()))}
+
+    def film(self, source: ActionSource, target: np.ndarray | None, steps: int, frames: int, camera: str,
+             width: int, height: int) -> dict[str, Any]:
+        """Run a policy for ``steps`` stepped control steps from the current state and render ``frames`` evenly
+        spaced pictures of it (the first before the first step). The interactive arm ends where the policy left
+        it, as after run_policy."""
+        if self.realtime:
+            source.close()
+            raise ProtocolError(SimErrorCode.REALTIME, "a filmed rollout steps the simulation by hand; start the "
+                                "simulator with realtime=false")
+        self.run_policy(source, target, steps, until_reached=False, background=True)
+        run = self.controller
+        every = max(1, -(-steps // max(1, frames - 1)))
+        images = [self.render(camera, width, height)]
+        errors = [self.error_m()]
+        while self.stepping_in_background():
+            self.tick()
+            if run.steps % every == 0 or run.done:
+                images.append(self.render(camera, width, height))
+                errors.append(self.error_m())
+        self.background = False
+        return {"frames": images, "errors_m": errors, "every_steps": every, "policy": run.status()}
 
     # ------------------------------------------------------------------ stepping
     def tick(self) -> None:
