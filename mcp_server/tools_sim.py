@@ -2,7 +2,6 @@
 
 
 import time
-from pathlib import Path
 from typing import Annotated, Literal
 
 import anyio
@@ -12,7 +11,6 @@ from pydantic import Field
 
 from roarm_lab.control import rules
 from roarm_lab.control.lab import Lab
-from roarm_lab.control.runs import rel_path
 from roarm_lab.mcp_server.follow import follow
 from roarm_lab.mcp_server.translate import ACT, READ, STOP, image_reply, tool, within
 
@@ -191,7 +189,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         shot = await thread(lab.sim.film, source, target, steps, frames, camera, 320, 240)
         await ctx.report_progress(1.0, 1.0, "filmed")
         run = shot["policy"]
-        return image_reply(shot["png"], {"gif": rel_path(lab.paths, Path(shot["gif"])), "frames": shot["frames"],
+        return image_reply(shot["png"], {"gif": shot["gif"], "frames": shot["frames"],
                                          "steps_at": shot["steps_at"],
                                          "error_cm": [round(100 * e, 1) for e in shot["errors_m"]],
                                          "reached_step": run.get("reached_step")})

@@ -259,8 +259,8 @@ def test_a_chat_trains_follows_compares_runs_and_steers_the_simulator_without_fl
             assert ran["final_error_m"] < 0.6 * ran["initial_error_m"], ran
             film = await chat.call("render_rollout", policy=run, steps=60, frames=8)
             _check_png(film.content[0], (480, 1280))
-            assert (ROOT / parsed(film)["gif"]).is_file() or (logs.parent / parsed(film)["gif"]).is_file() or \
-                Path(parsed(film)["gif"]).is_file()
+            gif = Path(parsed(film)["gif"])
+            assert gif.name.endswith(".gif") and (gif if gif.is_absolute() else ROOT / gif).read_bytes()[:6] == b"GIF89a"
 
             # a long run cancelled from the client stops; another is stopped with stop_policy
             await chat.json("reset_sim", target=target)
@@ -372,7 +372,7 @@ def test_bad_input_is_refused_with_a_message_that_says_what_to_do(tmp_path, expo
             assert "5 values" in await refused(client, "set_joint_targets", targets=[0.1, 0.2])
             assert "unknown joint" in await refused(client, "set_joint_targets", targets={"knee": 0.1})
             after = await call(client, "get_joint_state")
-            assert [j["goal_rad"] for j in after["joints"]] == [j["goal_rad"] for j in before["joints"]]
+            assert [j.get("goal_rad") for j in after["joints"]] == [j.get("goal_rad") for j in before["joints"]]
             wild = await call(client, "set_joint_targets", targets=[9.0, 0.0, 1.5, -5.0, 0.0], steps=0)
             assert wild["clamped"] == ["base", "wrist"]
             assert wild["applied_rad"][0] == pytest.approx(wild["state"]["joints"][0]["upper_rad"])

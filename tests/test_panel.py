@@ -159,7 +159,8 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(tmp_path):
 
 def test_slow_clients_are_closed_and_capped_errors_are_logged_sparingly_and_the_estop_answers(tmp_path):
     logs = tmp_path / "logs"
-    with panel_server(logs, max_files=256) as (url, proc):  # started with 256 open files: EMFILE stopped it at ~250
+    # started with 256 open files (EMFILE stopped it at ~250); a real arm is configured, so the stop latches
+    with panel_server(logs, "--allow-real-arm", max_files=256) as (url, proc):
         host, port = address(url)
         # 400 slow clients, more than the panel may hold open: they evict each other, the stop still gets in
         with slow_clients(url, 400) as clients:
@@ -209,7 +210,8 @@ def test_the_estop_never_waits_for_the_worker_pool_nor_for_slow_clients(tmp_path
     """Every worker thread blocked in the backend (a backend whose set_target waits for a file), 60 posts of it,
     and 300 slow clients on top: the emergency stop still answers at once."""
     logs, gate = tmp_path / "logs", tmp_path / "release"
-    with panel_server(logs, code=BLOCKING_PANEL, env={GATE_ENV: str(gate)}, max_files=256) as (url, _):
+    with panel_server(logs, "--allow-real-arm", code=BLOCKING_PANEL, env={GATE_ENV: str(gate)},
+                      max_files=256) as (url, _):
         print(latency_line("idle", estop_latencies(url, 10)))
         results: list[tuple[int, dict]] = []
         flood = [threading.Thread(target=lambda: results.append(

@@ -11,6 +11,7 @@ import math
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from roarm_lab.control import rules
@@ -222,7 +223,9 @@ class SimLink:
                                   "name": f"film-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"}
         if target is not None:
             fields["target"] = self.position(target, "target")
-        return self.call("film", timeout_ms=180000, **fields)
+        reply = self.call("film", timeout_ms=180000, **fields)
+        reply["gif"] = rel_path(self.settings.paths, Path(reply["gif"]))
+        return reply
 
     @staticmethod
     def position(values: Any, what: str) -> list[float]:

@@ -32,10 +32,12 @@ class Camera:
 
 
 CAMERAS: dict[str, Camera] = {
-    "iso": Camera((0.08, 0.0, 0.18), 1.0, 140.0, -25.0, "three-quarter view from the front left (default)"),
-    "front": Camera((0.1, 0.0, 0.2), 1.0, 180.0, -10.0, "from +x, looking back at the arm"),
-    "side": Camera((0.1, 0.0, 0.2), 1.0, 90.0, -10.0, "from -y, the arm's left side"),
-    "top": Camera((0.1, 0.0, 0.0), 1.1, 90.0, -89.0, "from above, x to the right"),
+    # each frames the whole reachable workspace (x -0.31..0.53, y -0.52..0.52, z up to 0.58 m above the base), so
+    # any target the task can set is in the picture
+    "iso": Camera((0.05, 0.0, 0.27), 1.55, 140.0, -22.0, "three-quarter view from the front left (default)"),
+    "front": Camera((0.1, 0.0, 0.27), 1.5, 180.0, -8.0, "from +x, looking back at the arm"),
+    "side": Camera((0.1, 0.0, 0.27), 1.5, 90.0, -8.0, "from -y, the arm's left side"),
+    "top": Camera((0.1, 0.0, 0.0), 1.7, 90.0, -89.0, "from above, x to the right"),
 }
 
 
