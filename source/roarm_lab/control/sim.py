@@ -274,10 +274,10 @@ class SimLink:
         reply = self.call("set_joint_targets", targets=requested)["state"]
         after = self.settle(steps) if steps else reply
         names = self.arm_names
-        return TargetsResult(requested_rad=requested, applied_rad=reply["arm"]["goal"],
+        return TargetsResult(requested_rad=[_r(v) for v in requested], applied_rad=[_r(v) for v in reply["arm"]["goal"]],
                              clamped=[n for n, c in zip(names, reply["clamped"]) if c], steps_simulated=steps,
                              state=joint_state(after),
-                             moved_rad=[a - b for a, b in zip(after["arm"]["measured"], before["arm"]["measured"])])
+                             moved_rad=[_r(a - b) for a, b in zip(after["arm"]["measured"], before["arm"]["measured"])])
 
 
 def _r(value: float | None) -> float | None:
