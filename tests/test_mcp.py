@@ -380,7 +380,8 @@ def test_bad_input_is_refused_with_a_message_that_says_what_to_do(tmp_path, expo
             msg = await refused(client, "run_policy_in_sim", policy=run, target=[1.5, 0.0, 0.2])
             assert "nearest reachable point" in msg
             assert "start_gateway" in await refused(client, "run_policy_in_sim", use_gateway=True)
-            assert "unknown camera" in await refused(client, "render_sim", camera="selfie")
+            msg = await refused(client, "render_sim", camera="selfie")
+            assert msg == 'render_sim: camera must be one of "iso", "front", "side", "top", got "selfie".'
             await call(client, "stop_sim")
     anyio.run(main)
 
