@@ -35,7 +35,8 @@ def compact(value: Any) -> str:
 
 
 def reply(value: Any) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=compact(value))])
+    """A text answer as it is (a markdown table), anything else as compact JSON."""
+    return CallToolResult(content=[TextContent(type="text", text=value if isinstance(value, str) else compact(value))])
 
 
 def image_reply(png: bytes, value: Any) -> CallToolResult:

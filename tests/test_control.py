@@ -165,6 +165,14 @@ def test_a_supervisor_killed_with_9_makes_its_job_lost_with_the_reason_and_frees
     assert lab.store.start("train", SLEEP, cwd=tmp_path).id  # the limit counts it no more
 
 
+def test_a_job_stopped_the_moment_it_was_started_stops(lab, tmp_path):
+    """A chat stops a training it just started: the record has no pid yet, the stop waits for it (not "ended")."""
+    record = lab.store.start("train", SLEEP, cwd=tmp_path)
+    stopped = lab.store.stop(record.id)
+    assert stopped.state == "stopped", stopped
+    assert not running(stopped.child_pid, stopped.child_start)
+
+
 def test_a_lost_job_whose_command_survives_still_counts_and_can_be_stopped(lab, tmp_path):
     """A command that ignores SIGTERM outlives its supervisor: the job is lost, yet still one training."""
     stubborn = [PY, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"]

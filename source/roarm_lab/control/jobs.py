@@ -296,6 +296,8 @@ class JobStore:
     def stop(self, job_id: str, signum: int = signal.SIGTERM, wait_s: float = 8.0) -> JobRecord:
         """SIGTERM to the supervisor (it stops the command and records ``stopped``); a lost job's command directly."""
         record = self.load(job_id)
+        if record.pid is None and record.state == "starting":  # just started: its supervisor has no pid on record yet
+            record = self.wait_started(job_id)
         if not self.counts_as_running(record):
             raise JobError(f"job {job_id} is not running (it {record.state}); nothing to stop")
         if not (signal_job_process(record.pid, record.pid_start, record.id, signum)

@@ -76,10 +76,10 @@ def draw_curves(runs: list[tuple[str, dict[str, np.ndarray]]], title: str, size:
         minutes = c["wall_time_s"] / 60.0
         top.plot(minutes, c["success_rate"], label=label)
         bottom.plot(minutes, 100 * c["position_error_m"], label=label)
-    top.set_ylabel("success rate (training episodes)")
+    top.set_ylabel("success rate (training)")
     top.set_ylim(0, 1)
     top.axhline(0.97, color="k", linestyle="--", linewidth=0.8)
-    bottom.set_ylabel("hand error at segment end (cm)")
+    bottom.set_ylabel("hand error (cm)")
     bottom.set_yscale("log")
     bottom.set_xlabel(xlabel)
     top.legend(loc="lower right", fontsize=8)  # the curves rise from the lower left
