@@ -88,8 +88,16 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         return {"robots": [robot_info()]}
 
     @tool(mcp, READ)
-    def load_robot(name: Annotated[Literal["roarm_m3"], Field(description="robot name from list_robots")]):
-        """Describe a robot by name (the simulator loads its task's robot in start_sim)."""
+    def load_robot(name: Annotated[Literal["roarm_m3"], Field(description="robot name from list_robots")],
+                   usd_path: Annotated[str | None, Field(
+                       description="a .usd/.usda/.usdc/.usdz file inside the project folder (relative to it): "
+                                   "its joints, limits (rad) and bodies, compared with the joint table")] = None):
+        """Describe a robot by name, or check a USD of it against its joint table. Loads nothing: start_sim
+        loads its task's robot."""
+        if usd_path is not None:
+            from roarm_lab.control.robots import inspect_robot_usd
+
+            return {"name": name, **inspect_robot_usd(lab.paths, usd_path)}
         return robot_info()
 
     @tool(mcp, READ)

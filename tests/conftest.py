@@ -15,6 +15,22 @@ from roarm_lab.rl.run_setup import load_task_configs, set_device
 
 TASK = "RoArm-Reach-v0"
 
+SLOW_MODULES = {
+    "test_mcp", "test_mcp_real_arm", "test_control_faces", "test_panel", "test_panel_browser", "test_kit_extension",
+    "test_train_play_cli", "test_hostile_train", "test_hostile_real", "test_benchmark", "test_packaging",
+    "test_sim_service", "test_isaaclab", "test_isaaclab_parity", "test_task_on_runtimes", "test_export",
+    "test_docs", "test_ros2_mcap", "test_usd_inspect", "test_gateway_extras",
+}
+"""Modules that train, start servers, browsers or Kit, or build wheels: marked ``slow``. ``pytest -m "not slow"``
+is the quick subset (about 2 minutes on 2 cores); plain ``pytest`` runs everything (what CI runs)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 def reach_cfg(num_envs: int = 8, seed: int = 0):
     """The task's config as the scripts build it (presets resolved on Isaac Lab), small, on the CPU."""

@@ -22,7 +22,9 @@ from task_edits import only_events
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "RoArm-Reach-v0"
-on_isaaclab = pytest.mark.skipif(RUNTIME != "isaaclab", reason="needs the Isaac Lab venv (scripts/setup_isaaclab.sh)")
+on_isaaclab = pytest.mark.skipif(RUNTIME != "isaaclab", reason=(
+    "needs the Isaac Lab venv: scripts/setup_isaaclab.sh, then ROARM_RUNTIME=isaaclab .venv-isaaclab/bin/python -m "
+    "pytest tests/test_isaaclab.py tests/test_task_on_runtimes.py"))
 
 
 def run(args: list[str], cwd: Path = ROOT, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:

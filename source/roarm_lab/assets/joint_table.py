@@ -2,7 +2,7 @@
 
 Everything else (the URDF writer, the MuJoCo model, the task's action term and limits, the export
 metadata, the real-arm driver) reads this table. Kinematic origins come from the official chain in
-``shared/robot/ROARM_M3.md``; limits are the *safe joint box* from that page, not the wider URDF ones.
+``docs/robot.md``; limits are the *safe joint box* from that page, not the wider published ones.
 
 Drive choices (the official URDF says 0 for effort and velocity):
 

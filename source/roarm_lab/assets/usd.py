@@ -11,8 +11,10 @@ and gripper collide, and only with the base and the table. Servo gains, armature
 authored: the scene's actuator config writes them from the same joint table on every backend.
 
 The committed ``data/roarm_m3.usda`` is this module's output (a test keeps them identical). It needs
-``pxr`` (``usd-core``, which Isaac Lab 3 installs):
+``pxr``: Isaac Lab 3 installs it; in the default venv the optional extra ``usd`` does (``usd-core``, OpenUSD's
+own wheel, no Isaac Sim):
 
+    pip install -e ".[usd]"
     python -m roarm_lab.assets.usd [OUT.usda]
 """
 
@@ -35,6 +37,20 @@ TCP_MASS_KG = 1e-4
 TCP_INERTIA = 0.4 * TCP_MASS_KG * 0.01 ** 2
 """A 1 cm sphere's inertia of that mass (kg m^2)."""
 COLLIDING_LINKS = ("base_link",) + DISTAL_LINKS
+USD_EXTRA = 'pip install -e ".[usd]"'
+
+
+class UsdUnavailable(ImportError):
+    """``pxr`` is not importable: OpenUSD's bindings are an optional extra, so callers can say how to get them."""
+
+
+def require_pxr() -> None:
+    """Raise ``UsdUnavailable`` naming the install command if ``pxr`` is missing (instead of a bare traceback)."""
+    try:
+        import pxr  # noqa: F401
+    except ImportError:
+        raise UsdUnavailable(f"No module named pxr: install OpenUSD's Python bindings (usd-core) with "
+                             f"{USD_EXTRA}") from None
 
 
 def rpy_matrix(rpy: tuple[float, float, float]) -> np.ndarray:
@@ -154,6 +170,11 @@ def build_usda() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     out = Path(args[0]) if args else USD_PATH
+    try:
+        require_pxr()
+    except UsdUnavailable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     atomic_write_text(out, build_usda())
     print(f"wrote {out}")
     return 0

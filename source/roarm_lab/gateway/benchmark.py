@@ -8,11 +8,14 @@
 ``--soak``: instead, minutes of good and hostile clients against one server (``roarm_lab.gateway.soak``).
 ``--clients 1 4 16 64``: instead, latency against the number of client processes, each paced at
 ``--client-rate`` Hz, with ``--plot PNG`` for the curve.
+``--csv PATH``: also every latency sample the run keeps, one row per request (columns: ``CSV_COLUMNS``).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import multiprocessing as mp
 import os
 import socket
@@ -25,6 +28,35 @@ import zmq
 
 from roarm_lab.gateway.client import GatewayClient
 from roarm_lab.policy import LoadedPolicy
+from roarm_lab.utils.io import atomic_write_text
+
+CSV_COLUMNS = ("phase", "clients", "request", "round_trip_us", "queue_us", "inference_us", "total_us", "deadline_miss")
+"""One row per request: the client's round trip and, for the gateway, the server's timings and its miss flag."""
+DEADLINE_REQUESTS = 50
+"""Requests of the deadline-miss test (30 ms inference, 5 ms deadline)."""
+
+
+def sample_rows(phase: str, round_trip_us: np.ndarray, replies: list[dict] | None = None,
+                clients: int = 1) -> list[dict]:
+    """CSV rows of one phase: a row per request, server columns left empty where there is no gateway reply."""
+    rows = []
+    for i, rtt in enumerate(round_trip_us):
+        row = {"phase": phase, "clients": clients, "request": i, "round_trip_us": f"{float(rtt):.1f}"}
+        if replies is not None:
+            timings = replies[i]["timings"]
+            row.update({k: f"{float(timings[k]):.1f}" for k in ("queue_us", "inference_us", "total_us")})
+            row["deadline_miss"] = int(bool(replies[i]["flags"]["deadline_miss"]))
+        rows.append(row)
+    return rows
+
+
+def write_csv(path: str, rows: list[dict]) -> None:
+    """All rows at once, atomically: a reader never sees half a file, an interrupted run leaves the old one."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def _port() -> int:
@@ -139,8 +171,9 @@ def _paced_worker(endpoint: str, size: int, rate_hz: float, seconds: float, star
 
 
 def client_sweep(endpoint: str, size: int, counts: list[int], rate_hz: float, seconds: float,
-                 echo: bool = False) -> list[dict]:
-    """p50/p99 round trip for each number of paced client processes (``echo``: against the ROUTER echo)."""
+                 echo: bool = False, samples: list[dict] | None = None) -> list[dict]:
+    """p50/p99 round trip for each number of paced client processes (``echo``: against the ROUTER echo);
+    ``samples``: every round trip is also added to it as a CSV row."""
     rows = []
     for k in counts:
         out: mp.Queue = mp.Queue()
@@ -152,6 +185,8 @@ def client_sweep(endpoint: str, size: int, counts: list[int], rate_hz: float, se
         lat = np.concatenate([np.asarray(out.get(), float) for _ in procs])
         for proc in procs:
             proc.join()
+        if samples is not None:
+            samples += sample_rows("router_echo_paced" if echo else "gateway_paced", lat, clients=k)
         p50, p99 = np.percentile(lat, [50, 99])
         rows.append({"clients": k, "p50_us": float(p50), "p99_us": float(p99), "offered_per_s": k * rate_hz,
                      "requests": int(lat.size)})
@@ -202,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client-rate", type=float, default=100.0, help="--clients: requests/s of each client")
     p.add_argument("--client-seconds", type=float, default=5.0)
     p.add_argument("--plot", help="--clients: write the curve to this PNG")
+    p.add_argument("--csv", help="also write every latency sample to this CSV file, one row per request")
     args = p.parse_args(argv)
+    if args.csv and (args.soak or os.path.isdir(args.csv)):
+        p.error("--csv takes a file path (such as results/gateway_latency.csv) and applies to the latency runs, "
+                "not to --soak")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.soak:
         from roarm_lab.gateway.soak import soak_main
@@ -213,9 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     port = _port()
     gateway = _start_gateway(args.policy, port)
     endpoint = f"tcp://127.0.0.1:{port}"
+    samples: list[dict] = []
     if args.clients:
         try:
-            rows = client_sweep(endpoint, size, args.clients, args.client_rate, args.client_seconds)
+            rows = client_sweep(endpoint, size, args.clients, args.client_rate, args.client_seconds, samples=samples)
         finally:
             gateway.terminate()
             gateway.wait(10)
@@ -223,20 +263,24 @@ def main(argv: list[str] | None = None) -> int:
         echo = mp.Process(target=_echo_server, args=(echo_port, zmq.ROUTER), daemon=True)
         echo.start()
         echo_rows = client_sweep(f"tcp://127.0.0.1:{echo_port}", size, args.clients, args.client_rate,
-                                 args.client_seconds, echo=True)
+                                 args.client_seconds, echo=True, samples=samples)
         echo.terminate()
         if args.plot:
             plot_clients(rows, echo_rows, args.plot)
             print(f"wrote {args.plot}")
+        _maybe_write_csv(args.csv, samples)
         return 0
     try:
         # 1. latency at 1 kHz
         with GatewayClient(endpoint) as client:
             obs = _obs(size)
             _paced(lambda i: client.infer(obs), 500, 1000.0)  # warm-up
-            lat = _paced(lambda i: client.infer(obs), args.requests, 1000.0)
+            replies: list[dict] = []
+            lat = _paced(lambda i: replies.append(client.infer(obs)), args.requests, 1000.0)
         echo_lat = _echo_latency(zmq.REP, args.requests)
         router_lat = _echo_latency(zmq.ROUTER, args.requests)
+        samples += sample_rows("gateway_1khz", lat, replies) + sample_rows("req_rep_echo_1khz", echo_lat)
+        samples += sample_rows("router_echo_1khz", router_lat)
         g50, g99 = np.percentile(lat, [50, 99])
         e50, e99 = np.percentile(echo_lat, [50, 99])
         r50, r99 = np.percentile(router_lat, [50, 99])
@@ -272,15 +316,24 @@ def main(argv: list[str] | None = None) -> int:
     slow = _start_gateway(args.policy, port, "--debug-inference-delay-ms", "30", "--deadline-ms", "5")
     try:
         with GatewayClient(f"tcp://127.0.0.1:{port}", timeout_ms=2000) as client:
-            costs, flagged = [], 0
-            for _ in range(50):
+            costs, replies = [], []
+            for _ in range(DEADLINE_REQUESTS):
                 t = time.perf_counter()
-                flagged += client.infer(_obs(size), deadline_ms=5)["flags"]["deadline_miss"]
+                replies.append(client.infer(_obs(size), deadline_ms=5))
                 costs.append((time.perf_counter() - t) * 1e3)
                 time.sleep(0.035)  # let the slow inference finish
-            print(f"deadline 5 ms, inference 30 ms: {flagged}/50 flagged deadline_miss, client cost p50 "
-                  f"{np.percentile(costs, 50):.2f} ms max {max(costs):.2f} ms (deadline + 1 ms = 6 ms)")
+            flagged = sum(bool(r["flags"]["deadline_miss"]) for r in replies)
+            print(f"deadline 5 ms, inference 30 ms: {flagged}/{DEADLINE_REQUESTS} flagged deadline_miss, client cost "
+                  f"p50 {np.percentile(costs, 50):.2f} ms max {max(costs):.2f} ms (deadline + 1 ms = 6 ms)")
+            samples += sample_rows("deadline_5ms_inference_30ms", np.asarray(costs) * 1e3, replies)
     finally:
         slow.terminate()
         slow.wait(10)
+    _maybe_write_csv(args.csv, samples)
     return 0
+
+
+def _maybe_write_csv(path: str | None, samples: list[dict]) -> None:
+    if path:
+        write_csv(path, samples)
+        print(f"wrote {len(samples)} rows to {path}")

@@ -1,4 +1,8 @@
-"""``roarm-gateway`` / ``scripts/gateway.py``: serve an exported policy until Ctrl-C (or an allowed shutdown)."""
+"""``roarm-gateway`` / ``scripts/gateway.py``: serve an exported policy until Ctrl-C (or an allowed shutdown).
+
+``roarm-gateway analyze EVENTS.jsonl [--png OUT]`` (the first argument ``analyze``) summarizes an event log
+instead (``analyze.py``); every other command line serves, as it always did.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from roarm_lab.rl.run_setup import script_defaults
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Serve an exported RoArm policy over ZeroMQ (protocol: docs/gateway.md, "
-                                "threat model: docs/security.md).")
+                                "threat model: docs/security.md).",
+                                epilog="roarm-gateway analyze EVENTS.jsonl [--png OUT]: latency over time, deadline "
+                                "misses and config-hash drift of a gateway's event log (analyze --help).")
     p.add_argument("--policy", help="exported/ folder (policy.json, policy.onnx, policy.pt)")
     p.add_argument("--backend", choices=["onnx", "torchscript"])
     p.add_argument("--bind")
@@ -53,6 +59,11 @@ def server_config(opts: dict) -> GatewayConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["analyze"]:
+        from roarm_lab.gateway.analyze import main as analyze_main
+
+        return analyze_main(argv[1:])
     parser = build_parser()
     defaults = script_defaults("gateway")
     args = parser.parse_args(argv)

@@ -7,6 +7,8 @@ one awaited are dropped. Every request carries the session token from ``hello`` 
 the session answers ``no_hello``: the client says hello again once and resends). On a loopback endpoint an
 ``infer`` carries its send time, so the server's deadline counts time queued before it was read; and a
 reply that arrives after the deadline is flagged ``deadline_miss`` here whatever the server said.
+``want_joint_info=True`` asks (in ``hello``) for ``joint_names`` and ``action_scale`` from the export's policy.json
+in every infer reply, so a caller can map targets to joints without a copy of the export.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class GatewayClient:
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", *, expected: dict[str, Any] | None = None,
                  timeout_ms: float = 1000.0, retries: int = 2, name: str = "roarm-lab-client",
                  config_hash: str | None = None, server_public_key: bytes | None = None,
-                 client_keys: tuple[bytes, bytes] | None = None, admin_token: str | None = None):
+                 client_keys: tuple[bytes, bytes] | None = None, admin_token: str | None = None,
+                 want_joint_info: bool = False):
         self.endpoint = endpoint
         self.expected = expected or {}
         self.timeout_ms = timeout_ms
@@ -54,11 +57,14 @@ class GatewayClient:
         self._server_key = server_public_key
         self._client_keys = client_keys
         self._admin_token = admin_token
+        self.want_joint_info = bool(want_joint_info)
         self._send_time = is_loopback(endpoint)
         self.ctx = zmq.Context()
         self.socket: zmq.Socket | None = None
         self._seq = itertools.count(1)
         self.spec: dict[str, Any] = {}
+        self.joint_info = False
+        """The server acknowledged ``want_joint_info``: its infer replies carry joint_names and action_scale."""
         self.session: bytes | None = None
         self.deadline_ms: float | None = None
         self.stale_replies = 0
@@ -79,6 +85,9 @@ class GatewayClient:
         self._open()
         self.spec = self._hello()
         self._check_spec(self.spec)
+        if self.want_joint_info and not self.joint_info:
+            raise GatewaySpecError(f"the gateway at {self.endpoint} does not send joint_names/action_scale "
+                                   "(want_joint_info): update it, or read them from the export's policy.json")
         return self
 
     def _open(self) -> None:
@@ -105,10 +114,14 @@ class GatewayClient:
         return self._take_hello(self._call(self._hello_message(), key="id"))
 
     def _hello_message(self) -> dict[str, Any]:
-        return {"type": "hello", "protocol_version": PROTOCOL_VERSION, "client": self.name}
+        message = {"type": "hello", "protocol_version": PROTOCOL_VERSION, "client": self.name}
+        if self.want_joint_info:  # only when asked: the default hello stays as it was
+            message["want_joint_info"] = True
+        return message
 
     def _take_hello(self, reply: dict[str, Any]) -> dict[str, Any]:
         self.session = reply["session"]
+        self.joint_info = reply.get("joint_info") is True
         self.deadline_ms = reply.get("deadline_ms")
         return reply["spec"]
 
@@ -193,7 +206,8 @@ class GatewayClient:
 
     def infer(self, obs: np.ndarray | dict[str, np.ndarray], deadline_ms: float | None = None,
               timeout_ms: float | None = None) -> dict[str, Any]:
-        """Joint targets for one observation; returns target, action, seq, flags and server timings."""
+        """Joint targets for one observation; returns target, action, seq, flags and server timings (and
+        joint_names, action_scale with ``want_joint_info``)."""
         if isinstance(obs, dict):
             payload: Any = {k: pack_array(np.asarray(v).reshape(-1)) for k, v in obs.items()}
         else:

@@ -34,6 +34,7 @@ import zmq
 
 from roarm_lab.gateway.admin import allowed_export, load_admin_token, token_matches
 from roarm_lab.gateway.eventlog import EventLog
+from roarm_lab.gateway.forensics import MAX_FIELD_CHARS, HashMismatchLog, forensic_path
 from roarm_lab.gateway.metrics import PrometheusExporter
 from roarm_lab.policy import LoadedPolicy, NotFiniteError, ObservationSizeError, PolicyLoadError
 from roarm_lab.gateway.protocol import (MAX_FRAME_BYTES, PROTOCOL_VERSION, ErrorCode, ProtocolError, check_version,
@@ -82,13 +83,25 @@ class GatewayConfig:
     snd_hwm: int = 64
     event_rate_per_s: float = 20.0
     """Per-request events (errors, misses, hellos) written per second at most; the rest are counted."""
+    latency_event_s: float = 10.0
+    """A ``latency`` event (count, misses, percentiles, histogram of the replies since the last) this often; 0: none.
+    What ``roarm-gateway analyze`` plots; nothing is written while no request is answered."""
+    hash_mismatch_lines_per_client: int = 10
+    """``hash_mismatch_events.jsonl`` (beside the event log): lines per client (session) a minute; then a count."""
+    hash_mismatch_lines_per_min: int = 120
+    """The same file: lines a minute of all clients together."""
+    hash_mismatch_log_max_bytes: int = 10 * 1024 * 1024
+    """The same file stops growing at this size (it is evidence: never rotated away)."""
     debug_inference_delay_ms: float = 0.0
     """Added to every inference (benchmarks of the deadline watchdog only)."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.deadline_ms) and self.deadline_ms > 0):
             raise ValueError(f"deadline_ms must be a positive number of milliseconds, got {self.deadline_ms}")
-        for name in ("max_batch", "max_in_flight", "max_sessions", "max_backlog"):
+        if not (math.isfinite(self.latency_event_s) and self.latency_event_s >= 0):
+            raise ValueError(f"latency_event_s must be a number of seconds >= 0 (0: off), got {self.latency_event_s}")
+        for name in ("max_batch", "max_in_flight", "max_sessions", "max_backlog", "hash_mismatch_lines_per_client",
+                     "hash_mismatch_lines_per_min", "hash_mismatch_log_max_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
@@ -134,6 +147,10 @@ class GatewayServer:
         self.sessions = SessionTable(self.cfg.max_sessions, self.cfg.session_idle_s)
         self.sla = SlaMonitor(self.cfg.sla_p95_us, self.cfg.sla_miss_rate, self.cfg.sla_cooldown_s)
         self.events = EventLog(self.cfg.event_log, self.cfg.event_log_max_bytes, self.cfg.event_log_backups)
+        self.hash_log = HashMismatchLog(
+            forensic_path(self.cfg.event_log), self.cfg.hash_mismatch_lines_per_client,
+            self.cfg.hash_mismatch_lines_per_min, self.cfg.hash_mismatch_log_max_bytes,
+            on_error=lambda message: self.events.write("internal_error", where="hash_mismatch_log", error=message))
         self.metrics = PrometheusExporter(self.cfg.metrics_port, self.cfg.metrics_textfile)
         _seed_routing_ids()
         self.ctx = zmq.Context()
@@ -172,6 +189,7 @@ class GatewayServer:
         """The request loop's dispatch: one handler per request type of the protocol (docs/gateway.md)."""
         self._watchdog = DeadlineWatchdog(self.cfg.deadline_ms / 1000.0, self._on_deadline, self._on_watchdog_error)
         self._last_tick = time.monotonic()
+        self._last_latency_event = self._last_tick
         self.events.write("start", endpoint=self.endpoint, policy=str(policy.path), backend=policy.backend,
                           config_hash=policy.config_hash, admin=self._admin_token is not None,
                           reload_roots=[str(r) for r in self._reload_roots])
@@ -227,6 +245,9 @@ class GatewayServer:
         with self._lock:
             self.socket.close(linger=0)
         self.ctx.term()
+        if self.cfg.latency_event_s:
+            self._write_latency(time.monotonic())  # the last, partial interval
+        self.hash_log.close()
         self.events.write("stop", stats=self.stats.snapshot())
         self.events.close()
         self.metrics.close()
@@ -323,7 +344,7 @@ class GatewayServer:
         except NotFiniteError as err:  # a coded error and a hold; the session's targets are untouched
             hold = policy.hold_targets(pending.obs, session.targets, commit=False)
             self._error(pending.envelope, ErrorCode.NOT_FINITE, err.message, pending.request_id, seq=pending.seq,
-                        session=session, extra={"hold": pack_array(hold)})
+                        session=session, extra={"hold": pack_array(hold), **self._joint_info(session, policy)})
             return
         now = time.monotonic()
         total = now - pending.received
@@ -334,7 +355,7 @@ class GatewayServer:
             "ok": True, "type": "action", "id": pending.request_id, "seq": pending.seq,
             "action": pack_array(action), "target": pack_array(target), "timings": timings,
             "flags": {"deadline_miss": missed, "clipped": clipped, "any_clipped": any(clipped),
-                      "hash_mismatch": pending.hash_mismatch}})
+                      "hash_mismatch": pending.hash_mismatch}, **self._joint_info(session, policy)})
         self.stats.record_infer(session.stats, timings["queue_us"], timings["inference_us"],
                                 timings["total_us"], missed=missed)
         self.metrics.observe_infer(timings["total_us"], missed=missed)
@@ -374,11 +395,20 @@ class GatewayServer:
             "action": pack_array(np.zeros(self.policy.action_size, np.float32)), "target": pack_array(hold),
             "timings": {"queue_us": total_us, "inference_us": 0.0, "total_us": total_us},
             "flags": {"deadline_miss": True, "clipped": [False] * len(hold), "any_clipped": False,
-                      "hash_mismatch": pending.hash_mismatch}})
+                      "hash_mismatch": pending.hash_mismatch}, **self._joint_info(pending.session, self.policy)})
         self.stats.record_infer(pending.session.stats, total_us, 0.0, total_us, missed=True)
         self.metrics.observe_infer(total_us, missed=True)
         self._event("deadline_miss", id=pending.request_id, client=pending.session.label, seq=pending.seq,
                     waited_us=total_us)
+
+    @staticmethod
+    def _joint_info(session: Session, policy: LoadedPolicy) -> dict[str, Any]:
+        """``joint_names`` and ``action_scale`` of the export's policy.json, for a session that asked in its hello
+        (an empty map otherwise: the reply of a client that did not ask stays exactly as it was)."""
+        if not session.joint_info:
+            return {}
+        act = policy.meta["action"]
+        return {"joint_names": [str(n) for n in act["joint_names"]], "action_scale": [float(v) for v in act["scale"]]}
 
     def _forget(self, pending: _Pending, refresh: bool = True) -> None:
         pending.answered = True
@@ -419,11 +449,19 @@ class GatewayServer:
 
     def _on_hello(self, envelope: list[bytes], identity: bytes, msg: dict) -> None:
         check_version(msg.get("protocol_version"))
+        want_joint_info = msg.get("want_joint_info", False)
+        if not isinstance(want_joint_info, bool):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"want_joint_info must be true or false, got "
+                                f"{want_joint_info!r:.40} (true: every infer reply carries joint_names and action_scale)")
         session = self.sessions.open(identity, str(msg.get("client", ""))[:64], time.monotonic())
+        session.joint_info = want_joint_info
         self.stats.sessions = len(self.sessions)
         self._event("hello", id=msg.get("id"), client=session.label, name=session.name)
-        self._send(envelope, {"ok": True, "type": "hello", "id": msg.get("id"), "protocol_version": PROTOCOL_VERSION,
-                              "session": session.token, "spec": self.policy.spec(), "deadline_ms": self.cfg.deadline_ms})
+        reply = {"ok": True, "type": "hello", "id": msg.get("id"), "protocol_version": PROTOCOL_VERSION,
+                 "session": session.token, "spec": self.policy.spec(), "deadline_ms": self.cfg.deadline_ms}
+        if want_joint_info:  # the acknowledgement: a client that asked can tell an older server apart
+            reply["joint_info"] = True
+        self._send(envelope, reply)
 
     def _on_infer(self, envelope: list[bytes], identity: bytes, msg: dict) -> None:
         session = self._session(identity, msg)
@@ -441,12 +479,7 @@ class GatewayServer:
         deadline_ms = msg.get("deadline_ms", self.cfg.deadline_ms)
         if not isinstance(deadline_ms, (int, float)) or isinstance(deadline_ms, bool) or not 0 < deadline_ms <= 60000:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "deadline_ms must be a number in (0, 60000]")
-        client_hash = msg.get("config_hash")
-        mismatch = client_hash is not None and client_hash != self.policy.config_hash
-        if mismatch:
-            session.stats.hash_mismatches += 1
-            self._event("hash_mismatch", id=msg.get("id"), client=session.label, seq=seq,
-                        client_hash=str(client_hash)[:64], policy_hash=self.policy.config_hash)
+        mismatch = self._check_hash(session, msg.get("config_hash"), msg.get("id"), seq)
         key = (session.token, seq)
         if key in self._pending:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"seq {seq} is already in flight on this connection")
@@ -465,6 +498,25 @@ class GatewayServer:
         session.in_flight += 1
         self._watchdog.add(pending.deadline, key)
         self._backlog.append((pending, self.policy))  # the policy of this moment: a reload does not affect it
+
+    def _check_hash(self, session: Session, client_hash: Any, request_id: Any, seq: int) -> bool:
+        """True if the client's ``config_hash`` differs from the export's: flagged in the reply, written to the event
+        log and to ``hash_mismatch_events.jsonl``. A session's first hash and every change of it are a ``client_hash``
+        event (matching or not), so ``roarm-gateway analyze`` can tell when a client's configuration drifted."""
+        if client_hash is None:
+            return False
+        shown = str(client_hash)[:MAX_FIELD_CHARS]
+        mismatch = client_hash != self.policy.config_hash
+        if shown != session.config_hash:
+            self._event("client_hash", id=request_id, client=session.label, name=session.name, hash=shown,
+                        previous=session.config_hash, matches=not mismatch)
+            session.config_hash = shown
+        if mismatch:
+            session.stats.hash_mismatches += 1
+            self._event("hash_mismatch", id=request_id, client=session.label, seq=seq, client_hash=shown,
+                        policy_hash=self.policy.config_hash)
+            self.hash_log.record(session.label, session.name, self.policy.config_hash, shown, request_id, seq)
+        return mismatch
 
     def _sent_time(self, sent: Any, now: float) -> float:
         """When the client sent the request (its ``time.monotonic()``, same clock on one machine), else now.
@@ -575,8 +627,18 @@ class GatewayServer:
         else:
             self._events_suppressed += 1
 
+    def _write_latency(self, now: float) -> None:
+        """The ``latency`` event of the replies since the last one (none if there were none)."""
+        record = self.stats.interval.take()
+        if record is not None:
+            self.events.write("latency", interval_s=round(now - self._last_latency_event, 3), **record)
+        self._last_latency_event = now
+
     def _tick(self, now: float) -> None:
         self._event_budget = self.cfg.event_rate_per_s
+        self.hash_log.roll(now)
+        if self.cfg.latency_event_s and now - self._last_latency_event >= self.cfg.latency_event_s:
+            self._write_latency(now)
         if self._events_suppressed:
             self.events.write("events_suppressed", count=self._events_suppressed)
             self._events_suppressed = 0

@@ -32,6 +32,10 @@ class Session:
     targets: ClientTargets = field(default_factory=ClientTargets)
     stats: ClientStats = field(default_factory=ClientStats)
     in_flight: int = 0
+    joint_info: bool = False
+    """Its hello asked for ``joint_names`` and ``action_scale`` in every infer reply."""
+    config_hash: str | None = None
+    """The last config hash it sent (a change is a ``client_hash`` event)."""
 
 
 class SessionTable:

@@ -53,6 +53,56 @@ class LatencyStats:
         self.recent.clear()
 
 
+class IntervalLatency:
+    """Total latencies since the last ``take``: the event log's periodic ``latency`` record.
+
+    A sparse histogram (the all-time bins, about 2 % wide) instead of the samples, so a record stays small at
+    any rate and ``roarm-gateway analyze`` can merge records into windows of any length exactly.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.requests = 0
+        self.misses = 0
+        self.max_us = 0.0
+
+    def add(self, micros: float, missed: bool) -> None:
+        index = bisect.bisect_left(_EDGE_LIST, micros)
+        self.counts[index] = self.counts.get(index, 0) + 1
+        self.requests += 1
+        self.misses += missed
+        self.max_us = max(self.max_us, micros)
+
+    def take(self) -> dict[str, Any] | None:
+        """The record of the interval (None if no request finished in it), and a fresh interval."""
+        if not self.requests:
+            return None
+        first, last = min(self.counts), max(self.counts)
+        counts = [self.counts.get(i, 0) for i in range(first, last + 1)]
+        pct = histogram_percentiles(first, counts)
+        record = {"requests": self.requests, "misses": self.misses, **{f"{k}_us": v for k, v in pct.items()},
+                  "max_us": self.max_us, "hist": {"first": first, "counts": counts}}
+        self.counts, self.requests, self.misses, self.max_us = {}, 0, 0, 0.0
+        return record
+
+
+def histogram_percentiles(first: int, counts: list[int]) -> dict[str, float]:
+    """p50/p90/p95/p99 (the upper edge of the bin they fall in) of a dense run of bins from ``first``."""
+    total = sum(counts)
+    if total <= 0:
+        return {}
+    cum = np.cumsum(counts)
+    out = {}
+    for p in PERCENTILES:
+        idx = first + int(np.searchsorted(cum, p / 100.0 * total))
+        out[f"p{p}"] = float(_EDGES[min(idx, len(_EDGES) - 1)])
+    return out
+
+
+HIST_BINS = len(_EDGES) + 1
+"""Bins of a latency histogram (``IntervalLatency``'s ``hist``): ``analyze`` refuses indexes outside them."""
+
+
 @dataclass
 class ClientStats:
     """One session's counters and its last ``CLIENT_WINDOW`` latencies (no all-time histogram: 6 kB each)."""
@@ -88,6 +138,7 @@ class GatewayStats:
         self.recent_misses: deque[bool] = deque(maxlen=window)
         self.sessions = 0
         self.started = time.time()
+        self.interval = IntervalLatency()
 
     def record_infer(self, client: ClientStats | None, queue_us: float, inference_us: float, total_us: float,
                      missed: bool) -> None:
@@ -96,6 +147,7 @@ class GatewayStats:
         if not missed:
             self.inference.add(inference_us)
         self.total.add(total_us)
+        self.interval.add(total_us, missed)
         self.recent_misses.append(missed)
         if missed:
             self.deadline_misses += 1

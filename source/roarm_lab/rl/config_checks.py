@@ -88,3 +88,22 @@ def check_run_configs(env_cfg: Any, agent_cfg: Any) -> None:
         value = _get(configs, path)
         if value is not None and not ok(value):
             raise OverrideError(f"{path}={value!r}: must be {what}; set it with {path}=<value>")
+    check_logger_installed(getattr(agent_cfg, "logger", None))
+
+
+LOGGER_PACKAGES = {"wandb": ("wandb", "wandb"), "neptune": ("neptune", None)}
+"""rsl_rl's optional loggers: the package each imports, and this project's extra that installs it."""
+
+
+def check_logger_installed(logger: str | None) -> None:
+    """A logger whose package is missing is one line naming the install command, before anything is built (rsl_rl
+    would raise deep inside the runner, after the environment)."""
+    import importlib.util
+
+    if logger not in LOGGER_PACKAGES:
+        return
+    package, extra = LOGGER_PACKAGES[logger]
+    if importlib.util.find_spec(package) is None:
+        how = f'pip install -e ".[{extra}]"' if extra else f"pip install {package}"
+        raise OverrideError(f"agent.logger={logger} needs the {package} package, which is not installed: {how} "
+                            "(or use agent.logger=tensorboard, the default)")

@@ -25,14 +25,34 @@ def _mean(ep_extras: list[dict], key: str) -> float | None:
 
 
 class ProgressLogger(Logger):
-    """rsl_rl's logger (TensorBoard and all) with its console block replaced by a tqdm bar."""
+    """rsl_rl's logger (TensorBoard and all) with its console block replaced by a tqdm bar; what rsl_rl prints
+    for the record (the iteration reports, the git notes) goes to the run's console log, not the terminal."""
 
     def __init__(self, *args: Any, total_iterations: int, start_iteration: int = 0, show: bool = True, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.bar = tqdm(total=total_iterations, initial=start_iteration, desc="train", unit="it", disable=not show,
-                        dynamic_ncols=True)
+        self.total_iterations, self.start_iteration, self.show = total_iterations, start_iteration, show
+        self._bar: tqdm | None = None
         self.latest: dict[str, float] = {}
         self._started = time.monotonic()
+
+    @property
+    def bar(self) -> tqdm:
+        """Drawn at the first iteration, so the lines printed before it (the run folder) stay above it."""
+        if self._bar is None:
+            self._bar = tqdm(total=self.total_iterations, initial=self.start_iteration, desc="train", unit="it",
+                             disable=not self.show, dynamic_ncols=True)
+        return self._bar
+
+    def to_console_log(self, text: str) -> None:
+        if self.log_dir is not None and text:
+            append_text(RunFiles(Path(self.log_dir)).console, text)
+
+    def _store_code_state(self) -> list[str]:
+        report = io.StringIO()
+        with contextlib.redirect_stdout(report):
+            stored = super()._store_code_state()
+        self.to_console_log(report.getvalue())
+        return stored
 
     def log(self, *args: Any, **kwargs: Any) -> None:
         success = _mean(self.ep_extras, SUCCESS_KEY)
@@ -40,8 +60,7 @@ class ProgressLogger(Logger):
         report = io.StringIO()
         with contextlib.redirect_stdout(report):
             super().log(*args, **kwargs)
-        if self.log_dir is not None:  # whole reports and records, or none: a full disk leaves no half line
-            append_text(RunFiles(Path(self.log_dir)).console, report.getvalue())
+        self.to_console_log(report.getvalue())  # whole reports and records, or none: a full disk leaves no half line
         if success is not None:
             self.latest["success_rate"] = success
         if error is not None:
@@ -65,7 +84,8 @@ class ProgressLogger(Logger):
     def stop_logging_writer(self) -> None:
         """rsl_rl stops only its own writers; TensorBoard's is closed here too, so its last events reach the file
         (its thread would die with the process) and a write error (a full disk) surfaces here, in this thread."""
-        self.bar.close()
+        if self._bar is not None:
+            self._bar.close()
         super().stop_logging_writer()
         if self.writer is not None and not isinstance(self.writer, LogWriter):
             self.writer.close()
@@ -73,7 +93,8 @@ class ProgressLogger(Logger):
     def abandon(self) -> None:
         """After an error (a full disk): stop TensorBoard's thread, ignoring its errors, so that it writes (and
         prints) nothing once the error has been reported."""
-        self.bar.close()
+        if self._bar is not None:
+            self._bar.close()
         if self.writer is not None:
             with contextlib.suppress(Exception):
                 self.writer.close()

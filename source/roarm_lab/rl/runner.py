@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,15 @@ class RoArmRunner(OnPolicyRunner):
     def __init__(self, env: Any, train_cfg: dict, log_dir: str | None, device: str, *, total_iterations: int,
                  checkpoint_infos: dict | None = None, show_progress: bool = True,
                  keep_checkpoints: int = KEEP_CHECKPOINTS):
-        super().__init__(env, train_cfg, log_dir=log_dir, device=device)
+        printed = io.StringIO()  # rsl_rl prints the networks and observation sets: the run's log keeps them
+        with contextlib.redirect_stdout(printed):
+            super().__init__(env, train_cfg, log_dir=log_dir, device=device)
         self._fuse_adam()
         self._gather_mini_batches_by_row()
         self.logger = ProgressLogger(log_dir, self.cfg, self.env.cfg, self.env.num_envs, self.is_distributed,
                                      self.gpu_world_size, self.gpu_global_rank, self.device,
                                      total_iterations=total_iterations, show=show_progress)
+        self.logger.to_console_log(printed.getvalue())
         self.checkpoint_infos = checkpoint_infos or {}
         self.keep_checkpoints = keep_checkpoints
 

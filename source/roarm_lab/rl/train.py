@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -18,6 +19,7 @@ from roarm_lab.rl.checkpoints import (CheckpointError, best_checkpoint, check_co
 from roarm_lab.rl.run_setup import (add_runtime_arg, choose_runtime, load_task_configs, parse_with_defaults, physics_name,
                               relative, set_device)
 from roarm_lab.rl.config_checks import check_flag, check_run_configs
+from roarm_lab.rl import preset_files
 from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.runner import RoArmRunner, restore_env_state
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
@@ -44,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log_root", help="root of the run folders")
     p.add_argument("--physics_threads", type=int, help="MuJoCo threads (0 = all cores)")
     p.add_argument("--keep_checkpoints", type=int, help="model_<N>.pt files kept besides the best (0 = every one)")
+    p.add_argument("--preset", action="append", default=[], metavar="FILE",
+                   help="a YAML map of override keys to values (configs/presets/); applied before the command line's")
+    p.add_argument("--reward-config", dest="reward_config", action="append", default=[], metavar="FILE",
+                   help="a YAML map of reward term to weight (term: -3.0), or full override keys")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
     add_runtime_arg(p)
     return p
@@ -73,17 +79,32 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {_disk_full_line(err, folder, where.get('run'))}", file=sys.stderr)
         return 1
+    finally:
+        if where.get("run") is not None:
+            (where["run"] / RESERVE).unlink(missing_ok=True)
+
+
+RESERVE = ".disk_reserve"
+RESERVE_BYTES = 16 * 1024
+"""A run keeps this much disk in a file of its own while it trains, so that on a full disk the traceback still
+fits in its console log (the one error line then says where it is)."""
 
 
 def _disk_full_line(err: BaseException, folder: Path, run_dir: Path | None) -> str:
     """What filled, how much is left, what is safe and what to do; the traceback goes to the run's log."""
     details = ""
     if run_dir is not None:
-        try:
-            append_text(RunFiles(run_dir).console, "".join(traceback.format_exception(err)))
-            details = f"; details in {run_dir / 'train_console.log'}"
-        except OSError:
-            pass  # no room for it either
+        (run_dir / RESERVE).unlink(missing_ok=True)
+        frames = traceback.extract_tb(err.__traceback__)[-1:]
+        short = ("Traceback (innermost frame only: the disk had no room for more):\n"
+                 + "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(err)))
+        for text in ("".join(traceback.format_exception(err)), short):  # the whole story, else what fits
+            try:
+                append_text(RunFiles(run_dir).console, text)
+                details = f"; details in {run_dir / 'train_console.log'}"
+                break
+            except OSError:
+                continue
     free, total = free_space(folder)
     why = err.strerror if isinstance(err, OSError) and err.strerror else f"{type(err).__name__}: {str(err)[:120]}"
     try:
@@ -100,7 +121,15 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
     args, overrides = parse_with_defaults(build_parser(), "train", argv)
     try:
         runtime = choose_runtime(args)
-        env_cfg, agent_cfg, applied = load_task_configs(args.task, overrides)
+        from_files, preset_record = preset_files.load(args.preset, args.reward_config)
+        if from_files:  # a file is data from disk: the faces' safe subset (no code, the limits), then as typed
+            from roarm_lab.control.rules import face_task_configs
+
+            try:
+                face_task_configs(args.task, from_files)
+            except (OverrideError, ValueError) as err:
+                raise OverrideError(f"in the --preset / --reward-config files: {err}") from None
+        env_cfg, agent_cfg, applied = load_task_configs(args.task, from_files + overrides)
         set_device(env_cfg, agent_cfg, args.device)
         check_flag("--num_envs", args.num_envs)
         check_flag("--max_iterations", args.max_iterations)
@@ -147,6 +176,8 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
                                                 stamp + (f"_{agent_cfg.run_name}" if agent_cfg.run_name else ""))
 
     total = agent_cfg.max_iterations
+    if getattr(agent_cfg, "logger", None) == "wandb":  # its files go to the run folder, not the working directory
+        os.environ.setdefault("WANDB_DIR", str(run_dir))
     runner = RoArmRunner(vec_env, train_cfg, log_dir=str(run_dir), device=args.device,
                          total_iterations=total, show_progress=not args.no_progress,
                          **({} if args.keep_checkpoints is None else {"keep_checkpoints": args.keep_checkpoints}),
@@ -166,9 +197,12 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
             return 2
         start = int(checkpoint.get("iter", -1)) + 1
         runner.current_learning_iteration = start
-        runner.logger.bar.n = start
+        runner.logger.start_iteration = start
         print(f"resuming {relative(run_dir)} from {ckpt_path.name} (iteration {start} of {total})")
+    (run_dir / RESERVE).write_bytes(b"\0" * RESERVE_BYTES)  # freed when the disk fills: room for the details
     atomic_write_text(run_dir / "env.yaml", yaml.safe_dump(to_dict(env_cfg), sort_keys=False))
+    for i, used in enumerate(preset_record):  # the files as they were: the run says which presets made it
+        atomic_write_text(run_dir / "presets" / f"{i}_{Path(used['file']).name}", Path(used["file"]).read_text())
     atomic_write_text(run_dir / "agent.yaml", yaml.safe_dump(to_dict(train_cfg), sort_keys=False))
     print(f"training {args.task} on {runtime} ({physics_name(env_cfg)}, {env_cfg.sim.device}): "
           f"{env_cfg.scene.num_envs} envs, {total} iterations -> {relative(run_dir)}")
@@ -184,7 +218,7 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
         "git": git_hash(), "env_cfg_hash": env_hash, "agent_cfg_hash": agent_hash,
         "seed": args.seed, "num_envs": env_cfg.scene.num_envs, "iterations": total, "resumed_from": start or None,
         "wall_time_s": round(elapsed, 1), "final_checkpoint": final.name, "best_checkpoint": best and best.name,
-        "overrides": applied,
+        "overrides": applied, "presets": preset_record,
         "command": " ".join(sys.argv), "final_metrics": runner.logger.latest,
         "sim_diverged_resets": getattr(env.unwrapped, "sim_diverged_count", None),
     }
