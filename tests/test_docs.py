@@ -222,3 +222,23 @@ def test_weights_and_biases_logs_a_run_offline_into_the_run_folder(tmp_path):
     (run,) = (tmp_path / "runs" / "roarm_reach").iterdir()
     assert list(run.glob("wandb/offline-run-*")), "no offline wandb run in the run folder"
     assert not (ROOT / "wandb").exists()
+
+
+def test_rollouts_recorded_during_training_have_a_physics_report_and_leave_training_unchanged(tmp_path):
+    import numpy as np
+    import torch
+
+    recorded = _train(tmp_path / "a", "--max_iterations", "4", "--record-rollouts-every", "2")
+    plain = _train(tmp_path / "b", "--max_iterations", "4")
+    assert recorded.returncode == 0 and plain.returncode == 0, recorded.stderr[-1500:] + plain.stderr[-500:]
+    (run,) = (tmp_path / "a" / "runs" / "roarm_reach").iterdir()
+    folders = sorted((run / "rollouts").iterdir())
+    assert [f.name for f in folders] == ["iteration_00001", "iteration_00003"]
+    meta = json.loads((folders[0] / "meta.json").read_text())
+    assert meta["episodes"] == 4 and len(meta["physics"]) == 4
+    assert all(p["kinetic_energy_j_max"] > 0 and "contacts_mean" in p for p in meta["physics"])
+    with np.load(folders[0] / "episode_00000.npz", allow_pickle=False) as episode:
+        assert "link_masses_kg" in json.loads(str(episode["randomization"]))
+    (other,) = (tmp_path / "b" / "runs" / "roarm_reach").iterdir()
+    weights = [torch.load(r / "model_3.pt", weights_only=True)["actor_state_dict"] for r in (run, other)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # recording drew no training randomness

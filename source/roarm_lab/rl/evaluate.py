@@ -30,6 +30,7 @@ class EpisodeLog:
     ee_pos: list[np.ndarray] = field(default_factory=list)
     target_pos: list[np.ndarray] = field(default_factory=list)
     error: list[np.ndarray] = field(default_factory=list)
+    physics: list[dict[str, np.ndarray]] = field(default_factory=list)
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
@@ -54,6 +55,29 @@ def randomization_sample(env: Any, env_id: int) -> dict[str, Any]:
         "servo_speed_rad_s": _np(term._speed[env_id]).tolist(),
         "action_latency_steps": int(term._latency[env_id]),
     }
+
+
+def physics_report(env: Any) -> dict[str, np.ndarray]:
+    """What the engine reports of each environment this step (contacts, energy): the embedded runtime's backend
+    knows them; on Isaac Lab this is empty and the rollout's meta.json says so."""
+    backend = getattr(env.scene["robot"], "backend", None)
+    return backend.physics_report() if backend is not None and hasattr(backend, "physics_report") else {}
+
+
+def summarize_physics(steps: list[dict[str, np.ndarray]], env_id: int) -> dict[str, float]:
+    """One episode's physics in numbers: contacts (mean and max per step, steps with any), energy (max, mean)."""
+    if not steps or not steps[0]:
+        return {}
+    out: dict[str, float] = {}
+    if "contacts" in steps[0]:
+        contacts = np.array([s["contacts"][env_id] for s in steps], dtype=float)
+        out.update(contacts_mean=float(contacts.mean()), contacts_max=float(contacts.max()),
+                   steps_with_contact=int((contacts > 0).sum()))
+    for key in ("kinetic_energy_j", "potential_energy_j"):
+        if key in steps[0]:
+            values = np.array([s[key][env_id] for s in steps], dtype=float)
+            out[f"{key}_max"], out[f"{key}_mean"] = float(values.max()), float(values.mean())
+    return out
 
 
 def _term_slice(env: Any, group: str, term: str) -> slice:
@@ -85,6 +109,7 @@ def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes:
     action_rates: list[np.ndarray] = []
     traces: list[np.ndarray] = []
     done_episodes = 0
+    physics_summaries: list[dict[str, float]] = []
     reward_terms = {name: env.reward_manager.get_term_cfg(name).weight for name in env.reward_manager.active_terms}
     bar = tqdm(total=episodes, desc="evaluate", unit="ep", disable=not show_progress)
     obs, _ = env.reset()
@@ -115,6 +140,7 @@ def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes:
             if record_dir:
                 log.rewards.append(_np(reward))
                 log.dones.append(_np(done))
+                log.physics.append(physics_report(env))
         take = min(n, episodes - done_episodes)
         errors = np.stack(log.error, axis=1)[:take]
         traces.append(errors)
@@ -122,6 +148,7 @@ def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes:
         action_rates.append(_np(rate / max(steps - 1, 1))[:take])
         if record_dir:
             _record(record_dir, log, samples, take, done_episodes)
+            physics_summaries += [summarize_physics(log.physics, i) for i in range(take)]
         done_episodes += take
         bar.update(take)
     bar.close()
@@ -143,7 +170,10 @@ def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes:
             "task": task, "git": git_hash(), "episodes": metrics["episodes"], "control_period_s": env.step_dt,
             "reward_terms": reward_terms, "fields": ["obs", "actions", "rewards", "dones", "ee_pos", "target_pos",
                                                      "error"],
-            "randomization": "per-episode sample in each episode_XXXXX.npz under 'randomization' (json)"})
+            "randomization": "per-episode sample in each episode_XXXXX.npz under 'randomization' (json)",
+            "physics": physics_summaries or "this runtime reports no contacts or energy",
+            "physics_fields": "per episode: contacts (per control step), energy in J where the engine computes it "
+                              "(env.sim.physics.energy=true); masses, gains and friction are in 'randomization'"})
     return metrics, np.concatenate(traces)
 
 

@@ -32,6 +32,8 @@ class ProgressLogger(Logger):
         super().__init__(*args, **kwargs)
         self.total_iterations, self.start_iteration, self.show = total_iterations, start_iteration, show
         self._bar: tqdm | None = None
+        self.after_iteration: Any = None
+        """Called with the iteration after each one is logged (train.py's rollout recorder)."""
         self.latest: dict[str, float] = {}
         self._started = time.monotonic()
 
@@ -80,6 +82,8 @@ class ProgressLogger(Logger):
             postfix["rew"] = f"{self.latest['mean_reward']:.1f}"
         self.bar.set_postfix(postfix, refresh=False)
         self.bar.update(1)
+        if self.after_iteration is not None:
+            self.after_iteration(self.latest["iteration"])
 
     def stop_logging_writer(self) -> None:
         """rsl_rl stops only its own writers; TensorBoard's is closed here too, so its last events reach the file

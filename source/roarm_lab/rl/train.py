@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a YAML map of override keys to values (configs/presets/); applied before the command line's")
     p.add_argument("--reward-config", dest="reward_config", action="append", default=[], metavar="FILE",
                    help="a YAML map of reward term to weight (term: -3.0), or full override keys")
+    p.add_argument("--record-rollouts-every", dest="record_rollouts_every", type=int, metavar="N",
+                   help="every N iterations record a few episodes of the current policy (npz, meta.json with a "
+                        "physics report) in <run>/rollouts/ (embedded runtime)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
     add_runtime_arg(p)
     return p
@@ -135,6 +138,10 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
         check_flag("--max_iterations", args.max_iterations)
         check_flag("--physics_threads", args.physics_threads, at_least=0)
         check_flag("--keep_checkpoints", args.keep_checkpoints, at_least=0)
+        check_flag("--record-rollouts-every", args.record_rollouts_every)
+        if args.record_rollouts_every and runtime != "embedded":
+            raise ValueError("--record-rollouts-every needs the embedded runtime (it runs a second environment in the "
+                             "training process; Isaac Lab allows one simulation per process)")
         if args.num_envs is not None:  # 0 is a value (refused above), not "not given"
             env_cfg.scene.num_envs = args.num_envs
         if args.max_iterations is not None:
@@ -210,7 +217,17 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
         print("overrides: " + ", ".join(applied))
 
     began = time.time()
-    runner.learn(num_learning_iterations=max(total - start, 0), init_at_random_ep_len=checkpoint is None)
+    recorder = None
+    if args.record_rollouts_every:
+        from roarm_lab.rl.rollout_recorder import RolloutRecorder
+
+        recorder = RolloutRecorder(args.task, env_cfg, args.record_rollouts_every, run_dir)
+        runner.logger.after_iteration = lambda it: recorder(it, runner)
+    try:
+        runner.learn(num_learning_iterations=max(total - start, 0), init_at_random_ep_len=checkpoint is None)
+    finally:
+        if recorder is not None:
+            recorder.close()
     elapsed = time.time() - began
     final, best = latest_checkpoint(run_dir), best_checkpoint(run_dir)
     info = {

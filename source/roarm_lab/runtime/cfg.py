@@ -199,6 +199,9 @@ class MujocoCpuPhysicsCfg:
 
     backend: str = "mujoco-cpu"
     nthread: int = 0
+    energy: bool = False
+    """Compute each simulation's kinetic and potential energy every step (MuJoCo's energy flag): the physics
+    report of recorded rollouts; off in training (it costs a little each step)."""
 
 
 @configclass

@@ -107,7 +107,7 @@ class ManagerBasedRLEnv(gym.Env):
             raise ValueError(f"env.sim.physics is a {type(physics).__name__}: the embedded runtime runs MuJoCo on the "
                              "CPU (MujocoCpuPhysicsCfg); Isaac Lab's backends need --runtime isaaclab")
         self.sim = make_backend(physics.backend, num_envs=self.num_envs, physics_dt=self.physics_dt,
-                                nthread=physics.nthread if num_threads is None else num_threads)
+                                nthread=physics.nthread if num_threads is None else num_threads, energy=physics.energy)
         robot_cfg = cfg.scene.robot
         robot = Articulation(self.sim, self.device,
                              _resolve_joint_values(robot_cfg.init_state.joint_pos, self.sim.joint_names),

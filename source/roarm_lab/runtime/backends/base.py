@@ -30,6 +30,11 @@ class PhysicsBackend(ABC):
     default_kv: np.ndarray
     default_friction: np.ndarray
 
+    def physics_report(self) -> dict[str, np.ndarray]:
+        """Per simulation, what the engine knows beyond the state (contacts, energy), for rollout reports; a
+        backend that knows none of it returns {}."""
+        return {}
+
     @abstractmethod
     def step(self, nstep: int) -> np.ndarray:
         """Advance every simulation; return a bool mask of those that diverged (already reset)."""

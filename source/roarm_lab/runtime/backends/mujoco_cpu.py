@@ -25,13 +25,17 @@ class MujocoCpuBackend(PhysicsBackend):
 
     name = "mujoco-cpu"
 
-    def __init__(self, num_envs: int, physics_dt: float, nthread: int = 0, friction_velocity_eps: float = 0.05):
+    def __init__(self, num_envs: int, physics_dt: float, nthread: int = 0, friction_velocity_eps: float = 0.05,
+                 energy: bool = False):
         spec = build_spec(physics_dt)
         # Coulomb friction is applied as a smooth torque at the control rate (see apply_joint_friction),
         # not as MuJoCo friction-loss constraints, which cost ~40 % of the step for a 6-dof arm.
         for j in JOINTS:
             spec.joint(j.name).frictionloss = 0.0
         self.model = spec.compile()
+        if energy:
+            self.model.opt.enableflags |= mujoco.mjtEnableBit.mjENBL_ENERGY
+        self._energy_on = energy
         self.num_envs = num_envs
         self.physics_dt = physics_dt
         self.batch = mjbatch.Batch(self.model, num_envs, nthread=nthread)
@@ -49,6 +53,8 @@ class MujocoCpuBackend(PhysicsBackend):
         self._xpos = self.batch.bind("xpos")
         self._xquat = self.batch.bind("xquat")
         self._site_xpos = self.batch.bind("site_xpos")
+        self._ncon = self.batch.bind("ncon")
+        self._energy = self.batch.bind("energy")
         self._warnings = self.batch.warning
         self._divergence_counts = self._warnings[:, _DIVERGENCE_SLICE, 1].sum(axis=1)
         self._friction_eps = friction_velocity_eps
@@ -95,6 +101,13 @@ class MujocoCpuBackend(PhysicsBackend):
             self.batch.reset(ids, keyframe=np.zeros(len(ids), dtype=np.int32),
                              stage=mujoco.mjtStage.mjSTAGE_POS.value)
         return bad
+
+    def physics_report(self) -> dict[str, np.ndarray]:
+        report = {"contacts": self._ncon.astype(np.int32).copy()}
+        if self._energy_on:
+            report["potential_energy_j"] = self._energy[:, 0].copy()
+            report["kinetic_energy_j"] = self._energy[:, 1].copy()
+        return report
 
     def forward(self, env_ids: np.ndarray | None = None) -> None:
         self.batch.forward(env_ids, stage=mujoco.mjtStage.mjSTAGE_POS.value)
