@@ -261,3 +261,18 @@ def test_the_simulator_links_numbers_are_checked_before_anything_is_sent(lab):
             lab.sim.call(kind, **fields)
     with pytest.raises(LimitError, match="steps"):
         lab.sim.move([0.0] * 5, 10**4, relative=False)
+
+
+def test_a_run_resumes_in_its_own_folder_up_to_the_new_total_and_echoes_its_plan(lab):
+    first = lab.training.start_training("RoArm-Reach-v0", 16, 2, [], "resume", None)
+    assert first.plan.max_iterations == 2 and first.plan.num_envs == 16 and first.plan.expected_minutes >= 0
+    assert lab.store.wait(first.job_id, timeout_s=300).state == "succeeded"
+    run = lab.run(first.job_id)
+    with pytest.raises(ControlError, match="above 2"):
+        lab.training.resume(run.id, 2)  # nothing left to train
+    again = lab.training.resume(run.id, 4)
+    assert again.run_id == run.id and again.plan.from_iteration == 1 and again.plan.max_iterations == 4
+    assert lab.store.wait(again.job_id, timeout_s=300).state == "succeeded"
+    status = lab.training.status(again.job_id, tail=0)
+    assert status.run_id == run.id and status.newest_checkpoint.endswith("model_3.pt")
+    assert [p.name for p in lab.paths.runs.glob("*/*")] == [run.id]  # no second folder

@@ -285,6 +285,7 @@ def test_a_chat_trains_follows_compares_runs_and_steers_the_simulator_without_fl
             return chat.sizes
 
     sizes = anyio.run(main)
+    print("largest results (chars):", sorted(sizes.items(), key=lambda kv: -kv[1])[:8])
     big = {tool: n for tool, n in sizes.items() if n > RESULT_MAX_CHARS}
     assert not big, f"results over {RESULT_MAX_CHARS} characters: {big}"
     assert not [j for j in JobStore.at(logs).all() if JobStore.at(logs).counts_as_running(j)]

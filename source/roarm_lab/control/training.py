@@ -111,6 +111,7 @@ class Training:
             raise ControlError(f"run {run.id} is at iteration {done} already; give max_iterations above {done + 1} "
                                f"(at most {int(rules.MAX_ITERATIONS.high)})")
         envs = info.get("num_envs") or (run.job.params.get("num_envs") if run.job else None)
+        envs = envs if isinstance(envs, int) and not isinstance(envs, bool) and envs > 0 else None  # files are data
         cmd = [self.settings.python, str(self.paths.script("train.py")), "--task", task, "--log_root",
                str(self.paths.runs), "--resume", str(run.path), "--max_iterations", str(total), "--no-progress"]
         record = self.store.start("train", cmd, cwd=self.paths.root, task=task, run_dir=run.path, params={
