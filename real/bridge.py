@@ -229,7 +229,7 @@ class Bridge:
         """The control loop: one ``step`` per period on a fixed schedule, each logged; targets change on time."""
         cfg = self.cfg
         fb0 = self.driver.feedback()
-        loop = _LoopState(last_cmd=fb0.q.copy())
+        loop = _LoopState(last_cmd=self.driver.calibration.clamp(fb0.q))  # what the driver would send
         loop.last_cmd[self.arm_ids] = self.start_pose[self.arm_ids]
         loop.last_action = np.zeros(self.convention.size, np.float32)
         self.observe.reset()

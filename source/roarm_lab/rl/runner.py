@@ -42,7 +42,8 @@ class RoArmRunner(OnPolicyRunner):
         self.logger = ProgressLogger(log_dir, self.cfg, self.env.cfg, self.env.num_envs, self.is_distributed,
                                      self.gpu_world_size, self.gpu_global_rank, self.device,
                                      total_iterations=total_iterations, show=show_progress)
-        self.logger.to_console_log(printed.getvalue())
+        self._startup_print = printed.getvalue()
+        """Written to the run's console log when training starts (a refused resume leaves the folder untouched)."""
         self.checkpoint_infos = checkpoint_infos or {}
         self.keep_checkpoints = keep_checkpoints
 
@@ -65,6 +66,8 @@ class RoArmRunner(OnPolicyRunner):
 
     def learn(self, num_learning_iterations: int, init_at_random_ep_len: bool = False) -> None:
         """rsl_rl's loop; a failure (a full disk) stops the logger's writer thread before it propagates."""
+        self.logger.to_console_log(self._startup_print)
+        self._startup_print = ""
         try:
             super().learn(num_learning_iterations, init_at_random_ep_len)
         except BaseException:
