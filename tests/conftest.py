@@ -19,7 +19,7 @@ SLOW_MODULES = {
     "test_mcp", "test_mcp_real_arm", "test_control_faces", "test_panel", "test_panel_browser", "test_kit_extension",
     "test_train_play_cli", "test_hostile_train", "test_hostile_real", "test_benchmark", "test_packaging",
     "test_sim_service", "test_isaaclab", "test_isaaclab_parity", "test_task_on_runtimes", "test_export",
-    "test_docs", "test_ros2_mcap", "test_usd_inspect", "test_gateway_extras",
+    "test_docs", "test_ros2_mcap", "test_usd_inspect", "test_gateway_extras", "test_distributed",
 }
 """Modules that train, start servers, browsers or Kit, or build wheels: marked ``slow``. ``pytest -m "not slow"``
 is the quick subset (about 2 minutes on 2 cores); plain ``pytest`` runs everything (what CI runs)."""

@@ -42,11 +42,11 @@ class ProgressLogger(Logger):
         """Drawn at the first iteration, so the lines printed before it (the run folder) stay above it."""
         if self._bar is None:
             self._bar = tqdm(total=self.total_iterations, initial=self.start_iteration, desc="train", unit="it",
-                             disable=not self.show, dynamic_ncols=True)
+                             disable=not self.show or self.disable_logs, dynamic_ncols=True)
         return self._bar
 
     def to_console_log(self, text: str) -> None:
-        if self.log_dir is not None and text:
+        if self.log_dir is not None and text and not self.disable_logs:
             append_text(RunFiles(Path(self.log_dir)).console, text)
 
     def _store_code_state(self) -> list[str]:
@@ -71,7 +71,7 @@ class ProgressLogger(Logger):
             self.latest["mean_reward"] = sum(self.rewbuffer) / len(self.rewbuffer)
         self.latest["iteration"] = kwargs.get("it", args[0] if args else 0)
         self.latest["wall_time_s"] = round(time.monotonic() - self._started, 3)
-        if self.log_dir is not None:  # one JSON line per iteration: learning curves, the lab panel, job status
+        if self.log_dir is not None and not self.disable_logs:  # one JSON line per iteration: curves, panel, status
             append_text(RunFiles(Path(self.log_dir)).progress, json.dumps(self.latest) + "\n")
         postfix = {}
         if "success_rate" in self.latest:

@@ -47,6 +47,12 @@ class RoArmRunner(OnPolicyRunner):
         self.checkpoint_infos = checkpoint_infos or {}
         self.keep_checkpoints = keep_checkpoints
 
+    def _configure_multi_gpu(self) -> None:
+        """rsl_rl's set-up, with ``gloo`` for ranks on CPUs (rsl_rl fixes ``nccl``): see ``rl/distributed.py``."""
+        from roarm_lab.rl.distributed import configure
+
+        configure(self, self.device)
+
     def _fuse_adam(self) -> None:
         """The same Adam, as one fused kernel per step instead of a Python loop over parameters (CPU and CUDA):
         with two small networks the loop was a tenth of each update. The math and the state dict are Adam's."""

@@ -20,6 +20,7 @@ from roarm_lab.rl.run_setup import (add_runtime_arg, choose_runtime, load_task_c
                               relative, set_device)
 from roarm_lab.rl.config_checks import check_flag, check_run_configs
 from roarm_lab.rl import preset_files
+from roarm_lab.rl.distributed import backend_for, from_torchrun, weights_agree
 from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.runner import RoArmRunner, restore_env_state
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record-rollouts-every", dest="record_rollouts_every", type=int, metavar="N",
                    help="every N iterations record a few episodes of the current policy (npz, meta.json with a "
                         "physics report) in <run>/rollouts/ (embedded runtime)")
+    p.add_argument("--distributed", action="store_true",
+                   help="one rank of a data-parallel training under torchrun (num_envs is per rank; gloo on CPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
     add_runtime_arg(p)
     return p
@@ -133,6 +136,8 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
             except (OverrideError, ValueError) as err:
                 raise OverrideError(f"in the --preset / --reward-config files: {err}") from None
         env_cfg, agent_cfg, applied = load_task_configs(args.task, from_files + overrides)
+        rank = from_torchrun(args.distributed)
+        args.device = rank.device(args.device)
         set_device(env_cfg, agent_cfg, args.device)
         check_flag("--num_envs", args.num_envs)
         check_flag("--max_iterations", args.max_iterations)
@@ -152,13 +157,14 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
         return 2
     from roarm_lab.registry import make_env
 
-    agent_cfg.seed = args.seed
+    seed = args.seed + rank.rank  # each rank its own environments and draws
+    agent_cfg.seed = seed
     agent_cfg.run_name = args.run_name or agent_cfg.run_name
-    env_cfg.seed = args.seed
+    env_cfg.seed = seed
     if args.physics_threads is not None and runtime == "embedded":
         env_cfg.sim.physics.nthread = args.physics_threads
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
 
     experiment_dir = where["experiment"] = Path(args.log_root) / agent_cfg.experiment_name
     try:
@@ -178,14 +184,14 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
     vec_env = RslRlVecEnvWrapper(env)
     env_hash, agent_hash = config_hash(env_cfg), config_hash(agent_cfg)
     train_cfg = to_rsl_rl_dict(agent_cfg)  # what rsl_rl is given is what the run folder records
-    if run_dir is None:  # two runs started in the same second never share a folder
+    if run_dir is None and rank.writer:  # two runs started in the same second never share a folder
         run_dir = where["run"] = create_run_dir(experiment_dir,
                                                 stamp + (f"_{agent_cfg.run_name}" if agent_cfg.run_name else ""))
 
     total = agent_cfg.max_iterations
     if getattr(agent_cfg, "logger", None) == "wandb":  # its files go to the run folder, not the working directory
         os.environ.setdefault("WANDB_DIR", str(run_dir))
-    runner = RoArmRunner(vec_env, train_cfg, log_dir=str(run_dir), device=args.device,
+    runner = RoArmRunner(vec_env, train_cfg, log_dir=str(run_dir) if rank.writer else None, device=args.device,
                          total_iterations=total, show_progress=not args.no_progress,
                          **({} if args.keep_checkpoints is None else {"keep_checkpoints": args.keep_checkpoints}),
                          checkpoint_infos={"task": args.task, "runtime": runtime, "env_cfg_hash": env_hash,
@@ -205,14 +211,21 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
         start = int(checkpoint.get("iter", -1)) + 1
         runner.current_learning_iteration = start
         runner.logger.start_iteration = start
-        print(f"resuming {relative(run_dir)} from {ckpt_path.name} (iteration {start} of {total})")
+        if rank.writer:
+            print(f"resuming {relative(run_dir)} from {ckpt_path.name} (iteration {start} of {total})")
+    if not rank.writer:  # the other ranks compute; rank 0 writes everything
+        runner.learn(num_learning_iterations=max(total - start, 0), init_at_random_ep_len=checkpoint is None)
+        weights_agree(runner.alg.get_policy())
+        env.close()
+        return 0
     (run_dir / RESERVE).write_bytes(b"\0" * RESERVE_BYTES)  # freed when the disk fills: room for the details
     atomic_write_text(run_dir / "env.yaml", yaml.safe_dump(to_dict(env_cfg), sort_keys=False))
     for i, used in enumerate(preset_record):  # the files as they were: the run says which presets made it
         atomic_write_text(run_dir / "presets" / f"{i}_{Path(used['file']).name}", Path(used["file"]).read_text())
     atomic_write_text(run_dir / "agent.yaml", yaml.safe_dump(to_dict(train_cfg), sort_keys=False))
+    ranks = (f" per rank x {rank.world_size} ranks ({backend_for(args.device)})" if rank.distributed else "")
     print(f"training {args.task} on {runtime} ({physics_name(env_cfg)}, {env_cfg.sim.device}): "
-          f"{env_cfg.scene.num_envs} envs, {total} iterations -> {relative(run_dir)}")
+          f"{env_cfg.scene.num_envs} envs{ranks}, {total} iterations -> {relative(run_dir)}")
     if applied:
         print("overrides: " + ", ".join(applied))
 
@@ -229,6 +242,7 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
         if recorder is not None:
             recorder.close()
     elapsed = time.time() - began
+    in_sync = weights_agree(runner.alg.get_policy()) if rank.distributed else None
     final, best = latest_checkpoint(run_dir), best_checkpoint(run_dir)
     info = {
         "task": args.task, "runtime": runtime, "physics": physics_name(env_cfg), "device": env_cfg.sim.device,
@@ -236,6 +250,8 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
         "seed": args.seed, "num_envs": env_cfg.scene.num_envs, "iterations": total, "resumed_from": start or None,
         "wall_time_s": round(elapsed, 1), "final_checkpoint": final.name, "best_checkpoint": best and best.name,
         "overrides": applied, "presets": preset_record,
+        "world_size": rank.world_size, "backend": backend_for(args.device) if rank.distributed else None,
+        "ranks_in_sync": in_sync,
         "command": " ".join(sys.argv), "final_metrics": runner.logger.latest,
         "sim_diverged_resets": getattr(env.unwrapped, "sim_diverged_count", None),
     }
