@@ -21,7 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"```(\w+)\n(.*?)```", re.S)
-SCRIPT = re.compile(r"(?:^|\s)(?:\S*python\S*\s+)(scripts/\w+\.py)((?:\s+(?!#)\S+)*)")
+SCRIPT = re.compile(r"(?:^|\s)(?:\S*(?:python|torchrun)\S*\s+(?:-\S+\s+)*)(scripts/\w+\.py)((?:\s+(?!#)\S+)*)")
 
 
 def blocks(lang: str) -> list[tuple[Path, str]]:
