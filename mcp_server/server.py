@@ -86,7 +86,6 @@ def build_server(settings: LabSettings | None = None) -> LabServer:
 
 def _resources(mcp: MCPServer, lab: Lab) -> None:
     from roarm_lab.control.errors import expected_errors
-    from roarm_lab.control.logpages import page
     from roarm_lab.utils.files import read_bounded_text
 
     def run_file(run_id: str, pick: str) -> str:
@@ -113,9 +112,7 @@ def _resources(mcp: MCPServer, lab: Lab) -> None:
                   description="the last 100 lines of a run's training console (tail_log pages further back)")
     def console(run_id: str) -> str:
         try:
-            run = lab.run(run_id)
-            shown = page(lab.paths.served(run.files.console, "console log"), 100, 0, run.id)
-            return "\n".join(shown["lines"])
+            return "\n".join(lab.log_page("job", run_id, 100, 0)["lines"])
         except expected_errors() as err:
             raise ResourceError(str(err)) from None
 

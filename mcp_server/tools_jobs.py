@@ -121,7 +121,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         """Delete a run folder after the user confirms (not while a job uses it)."""
         run = lab.run(run_id)
         require_yes(confirmation, f"delete {run.id}")
-        return {"deleted": t.delete(run.id)}
+        return {"deleted": t.delete(run)}
 
     @tool(mcp, ACT)
     def evaluate_policy(run_id: Annotated[str | None, Field(description="a run id or training job id")] = None,

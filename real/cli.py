@@ -17,6 +17,7 @@ import numpy as np
 from roarm_lab.assets.joint_table import SERVO
 from roarm_lab.utils.files import read_bounded_text
 from roarm_lab.real.bridge import Bridge, BridgeConfig, BridgeError, GatewayPolicy, LocalPolicy, load_meta, write_report
+from roarm_lab.real import presence
 from roarm_lab.real.calibration import Calibration
 from roarm_lab.real.driver import DriverError, RoArmDriver
 from roarm_lab.rl.checkpoints import create_run_dir
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                   if opts.get("gateway") else LocalPolicy(opts["policy"], opts.get("backend", "onnx")))
         cfg.log_dir = run_dir = create_run_dir(Path(opts["log_dir"]), stamp)  # two runs never share a folder
         try:
-            with open_driver(opts, calibration) as driver:
+            with presence.announced(cfg.stop_file), open_driver(opts, calibration) as driver:
                 bridge = Bridge(driver, meta, policy, targets, cfg)
                 try:
                     summary = bridge.run()

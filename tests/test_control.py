@@ -276,3 +276,53 @@ def test_a_run_resumes_in_its_own_folder_up_to_the_new_total_and_echoes_its_plan
     status = lab.training.status(again.job_id, tail=0)
     assert status.run_id == run.id and status.newest_checkpoint.endswith("model_3.pt")
     assert [p.name for p in lab.paths.runs.glob("*/*")] == [run.id]  # no second folder
+    assert json.loads(run.files.record.read_text())["num_envs"] == 16  # resumed with the run's own settings
+
+
+def test_a_log_page_never_reads_through_a_link_planted_in_a_run_folder(lab, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP SECRET\n")
+    run = lab.paths.runs / "roarm_reach" / "2026-01-01_00-00-00_planted"
+    run.mkdir(parents=True)
+    (run / "train_console.log").symlink_to(secret)
+    with pytest.raises(ValueError, match="outside"):
+        lab.log_page("job", run.name, 10, 0)
+
+
+def test_training_never_writes_through_a_link_planted_in_a_run_folder(tmp_path):
+    from roarm_lab.utils.io import append_text
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    (tmp_path / "progress.jsonl").symlink_to(victim)
+    with pytest.raises(OSError):
+        append_text(tmp_path / "progress.jsonl", "{}\n")
+    assert victim.read_text() == "keep me\n"
+
+
+def test_the_emergency_stop_latches_for_a_bridge_started_by_hand_and_not_for_a_dead_one(lab):
+    """A simulation-only face: no --allow-real-arm, no real-arm job. A run_real.py in a terminal announces itself
+    beside the stop file; the stop then latches. Its file left behind by a killed bridge does not count."""
+    from roarm_lab.real.presence import announced, folder
+
+    assert lab.emergency_stop().latched is False and not lab.settings.stop_file.exists()
+    with announced(lab.settings.stop_file):
+        assert lab.emergency_stop().latched is True and lab.settings.stop_file.exists()
+    lab.settings.stop_file.unlink()
+    dead = subprocess.run([PY, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    (folder(lab.settings.stop_file) / f"{pid}.json").write_text(json.dumps({"pid": pid, "start_ticks": 1}))
+    assert lab.emergency_stop().latched is False
+
+
+def test_a_run_is_deleted_only_when_no_job_uses_it_and_only_inside_the_runs_folder(lab, tmp_path):
+    run_dir = lab.paths.runs / "roarm_reach" / "2026-01-01_00-00-00_old"
+    run_dir.mkdir(parents=True)
+    (run_dir / "model_0.pt").write_bytes(b"x")
+    job = lab.store.start("evaluate", SLEEP, cwd=tmp_path, run_dir=run_dir)
+    lab.store.wait(job.id, ("running",))
+    with pytest.raises(ControlError, match=f"in use by job {job.id}"):
+        lab.training.delete(lab.run(run_dir.name))
+    lab.store.stop(job.id)
+    assert lab.training.delete(lab.run(run_dir.name)) == run_dir.name and not run_dir.exists()
+    assert (lab.paths.runs / "roarm_reach").is_dir()  # the experiment folder stays

@@ -241,7 +241,6 @@ def test_a_chat_trains_follows_compares_runs_and_steers_the_simulator_without_fl
 
             # evaluation and export, as jobs; a run started while the export runs is told to wait for it
             evaluation = await chat.json("evaluate_policy", run_id=job, episodes=16)
-            msg = await chat.refused("run_policy_in_sim", policy=run) if False else None
             result = await chat.json("wait_for_job", ref=evaluation["job_id"], timeout_s=120)
             assert result["state"] == "succeeded" and result["metrics"]["episodes"] == 16, result
             assert (await chat.json("export_policy", run_id=job))["up_to_date"] is True

@@ -191,3 +191,16 @@ def test_mcp_load_robot_compares_a_usd_in_the_project_folder(tmp_path, repo_logs
     assert other["comparison"]["matches"] is False
     assert other["comparison"]["limits"] == [{"joint": EDITED, "table": [-0.37, 2.73], "usd": [-0.37, EDITED_UPPER]}]
     assert "outside the project folder" in refusal and str(ROOT) in refusal
+
+
+def test_a_usd_that_composes_a_layer_outside_the_project_is_refused_before_it_is_opened(tmp_path, repo_logs_folder):
+    pytest.importorskip("pxr", reason='usd-core is not installed: pip install -e ".[usd]"')
+    from roarm_lab.control.errors import ControlError
+    from roarm_lab.control.robots import inspect_robot_usd
+
+    outside = tmp_path / "outside.usda"
+    outside.write_text("#usda 1.0\n")
+    composed = repo_logs_folder / "robot.usda"
+    composed.write_text(f"#usda 1.0\n(\n    subLayers = [@{outside}@]\n)\n")
+    with pytest.raises(ControlError, match="outside the project folder"):
+        inspect_robot_usd(ProjectPaths.at(), str(composed))

@@ -51,7 +51,7 @@ class GatewayLink:
             paths = self.settings.paths
             argv = [self.settings.python, str(paths.script("gateway.py")), "--policy", str(export_dir),
                     "--bind", "tcp://127.0.0.1:*", "--event-log", str(paths.gateway / "events.jsonl")]
-            proc = ServiceProcess(argv, READY, paths.gateway / "gateway.log", cwd=paths.root, ready_timeout_s=60)
+            proc = ServiceProcess(argv, READY, paths.gateway_log, cwd=paths.root, ready_timeout_s=60)
             try:
                 proc.start()
             except ServiceError as err:

@@ -94,9 +94,10 @@ class Lab:
         signalled = self.real.emergency_stop() if latched else []
         sim_stopped = False
         if self.sim.running():
-            try:
+            try:  # stopped now, not a run that had ended before
+                was_running = not self.sim.call("status", timeout_ms=1000, wait_s=0.5)["policy"].get("done", True)
                 result = self.sim.call("stop_policy", timeout_ms=1500, wait_s=0.5)
-                sim_stopped = bool(result["policy"].get("stopped"))
+                sim_stopped = was_running and bool(result["policy"].get("stopped"))
             except Exception:  # the arm comes first: a busy simulator must not fail the stop
                 sim_stopped = False
         stop_file = str(self.settings.stop_file)
@@ -117,7 +118,8 @@ class Lab:
         if isinstance(ref, str) and ref.startswith("simrun-"):
             run = self.sim.policy_run(ref)
             err = f", error {100 * run.final_error_m:.1f} cm" if run.final_error_m is not None else ""
-            return Progress(ref=ref, kind="sim_policy", done=run.done, fraction=min(1.0, run.steps / max(1, run.max_steps or 1)),
+            return Progress(ref=ref, kind="sim_policy", done=run.done,
+                            fraction=min(1.0, run.steps / max(1, run.max_steps or 1)),
                             message=f"step {run.steps}/{run.max_steps}{err}" + (f", {run.stopped}" if run.stopped else ""),
                             result=run.model_dump(mode="json", exclude_none=True))
         status = self.training.status(ref, tail=0)
@@ -141,21 +143,25 @@ class Lab:
         from roarm_lab.control.logpages import page
 
         if source == "sim":
-            return page(self.paths.sim / "service.log", lines, before, "simulator")
+            return page(self.paths.sim_log, lines, before, "simulator")
         if source == "gateway":
-            return page(self.paths.gateway / "gateway.log", lines, before, "gateway")
+            return page(self.paths.gateway_log, lines, before, "gateway")
         if source != "job":
             raise ControlError(f"source must be job, sim or gateway, got {source!r}")
         if not ref:
             raise ControlError("name the job or run (ref) whose log to read")
         if JOB_ID.match(ref):
             job = self.store.load(ref)
-            run = None if job.kind != "train" else self.training._run(ref)
-            if run is not None and run.files.console.is_file():
-                return page(run.files.console, lines, before, f"{ref} (training console)")
+            try:
+                run = None if job.kind != "train" else self.training._run(ref)
+            except ControlError:  # no run folder yet (it failed at start-up): its own log says why
+                run = None
+            if run is not None and run.files.console.exists():
+                return page(self.paths.served(run.files.console, "console log"), lines, before,
+                            f"{ref} (training console)")
             return page(self.store.log(job), lines, before, ref)
         run = self.training._run(ref)
-        return page(run.files.console, lines, before, f"{run.id} (training console)")
+        return page(self.paths.served(run.files.console, "console log"), lines, before, f"{run.id} (training console)")
 
     def close(self) -> None:
         """Stop the helper services (jobs keep running: they outlive the face by design)."""

@@ -83,6 +83,15 @@ class ProjectPaths:
         return self.logs / "panel"
 
     @property
+    def sim_log(self) -> Path:
+        """The simulator service's output (the control plane's service)."""
+        return self.sim / "service.log"
+
+    @property
+    def gateway_log(self) -> Path:
+        return self.gateway / "gateway.log"
+
+    @property
     def stop_file(self) -> Path:
         """The real-arm bridge torque-holds and exits when this file exists (the emergency stop writes it)."""
         return self.real / "STOP"

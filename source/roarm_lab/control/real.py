@@ -51,8 +51,12 @@ class RealArm:
         return out
 
     def configured(self) -> bool:
-        """A real arm is in play here: motion allowed on this server, or a real-arm run active (any face's)."""
-        return self.settings.real.allow or self.active_job() is not None
+        """A real arm is in play: motion allowed on this server, a real-arm run of any face active, or a bridge
+        started by hand running (``run_real.py`` announces itself beside the stop file)."""
+        from roarm_lab.real.presence import live_bridges
+
+        return (self.settings.real.allow or self.active_job() is not None
+                or bool(live_bridges(self.settings.stop_file)))
 
     def port_missing(self) -> str | None:
         cfg = self.settings.real

@@ -54,8 +54,15 @@ def run_row(run_dir: Path) -> dict[str, Any]:
         "train_success": _round(last.get("success_rate")), "train_error_cm": _cm(last.get("position_error_m")),
         "eval_success": _round(metrics.get("success_rate")), "eval_error_cm": _cm(metrics.get("mean_final_error_m")),
         "randomized_success": _round(randomized.get("success_rate")),
-        "overrides": info.get("overrides") or [],
+        "overrides": _overrides(info.get("overrides")),
     }
+
+
+def _overrides(value: Any) -> list[str]:
+    """A run's recorded overrides as a chat may see them: strings only, at most 20, each one line of 120."""
+    if not isinstance(value, list):
+        return []
+    return [" ".join(v.split())[:120].replace("|", "/") for v in value if isinstance(v, str)][:20]
 
 
 def _minutes(info: dict[str, Any], last: dict[str, Any]) -> float | None:

@@ -32,12 +32,47 @@ def usd_in_project(paths: ProjectPaths, value: str, what: str = "usd_path") -> P
     return resolved
 
 
+MAX_LAYERS = 64
+
+
+def check_layers(paths: ProjectPaths, path: Path) -> None:
+    """Every layer the stage would compose (sublayers, references, payloads, recursively) is a regular file inside
+    the project folder: a USD can name any path, and opening the stage would read (or block on) it."""
+    try:
+        from pxr import Sdf
+    except ImportError:
+        return  # the inspector says how to install it
+    root = paths.root.resolve()
+    seen: set[Path] = set()
+    todo = [path]
+    while todo:
+        layer_path = todo.pop()
+        if layer_path in seen:
+            continue
+        seen.add(layer_path)
+        if len(seen) > MAX_LAYERS:
+            raise ControlError(f"{rel_path(paths, path)} composes more than {MAX_LAYERS} layers; inspect it by hand")
+        if not layer_path.is_file():
+            raise ControlError(f"{rel_path(paths, path)} composes {layer_path}, which is not a regular file")
+        layer = Sdf.Layer.FindOrOpen(str(layer_path))
+        if layer is None:
+            raise ControlError(f"{rel_path(paths, layer_path)} is not a USD layer")
+        for asset in layer.GetCompositionAssetDependencies():
+            target = Path(asset) if Path(asset).is_absolute() else layer_path.parent / asset
+            resolved = target.resolve()
+            if resolved != root and root not in resolved.parents:
+                raise ControlError(f"{rel_path(paths, path)} composes {asset}, outside the project folder {root}: "
+                                   "only layers inside it are opened")
+            todo.append(resolved)
+
+
 def inspect_robot_usd(paths: ProjectPaths, value: str) -> dict[str, Any]:
     """The USD's joints, bodies and their comparison with the joint table, compact, for a face to show."""
     from roarm_lab.assets.usd import UsdUnavailable
     from roarm_lab.assets.usd_inspect import UsdInspectError, inspect_usd
 
     path = usd_in_project(paths, value)
+    check_layers(paths, path)
     try:
         inspection = inspect_usd(path)
     except (UsdInspectError, UsdUnavailable) as err:

@@ -111,7 +111,7 @@ class SimLink:
                 "--seed", str(seed), "--policy-root", str(paths.runs), "--data-dir", str(paths.sim)]
         argv += ["--realtime"] * realtime + ["--randomize"] * randomize + ["--viewer"] * (not headless)
         secret = new_secret()  # handed over in its environment: only this link can drive or shut it down
-        proc = ServiceProcess(argv, r"endpoint=(\S+)", paths.sim / "service.log", cwd=paths.root,
+        proc = ServiceProcess(argv, r"endpoint=(\S+)", paths.sim_log, cwd=paths.root,
                               env={**os.environ, SECRET_ENV: secret})
         try:
             proc.start()

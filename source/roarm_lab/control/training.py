@@ -110,22 +110,31 @@ class Training:
         if total <= done + 1:
             raise ControlError(f"run {run.id} is at iteration {done} already; give max_iterations above {done + 1} "
                                f"(at most {int(rules.MAX_ITERATIONS.high)})")
-        envs = info.get("num_envs") or (run.job.params.get("num_envs") if run.job else None)
-        envs = envs if isinstance(envs, int) and not isinstance(envs, bool) and envs > 0 else None  # files are data
+        job = run.job.params if run.job else {}
+        envs, seed = _whole(info.get("num_envs") or job.get("num_envs")), _whole(info.get("seed", job.get("seed")))
+        tokens = [t for t in job.get("overrides") or [] if isinstance(t, str)]
+        if info.get("overrides") and not tokens:
+            raise ControlError(f"run {run.id} was trained with overrides from the command line; resume it there with "
+                               f"the same overrides: python scripts/train.py --task {task} --resume {run.path} ...")
+        try:  # the recorded overrides are data from disk: the faces' rules again
+            _, _, applied = rules.face_task_configs(task, tokens, settings={"env.scene.num_envs": envs})
+        except OverrideError as err:
+            raise ControlError(f"run {run.id}'s recorded overrides are refused now: {err}") from None
+        plan = self.plan(task, envs or 1024, total, applied, done)  # before anything starts
         cmd = [self.settings.python, str(self.paths.script("train.py")), "--task", task, "--log_root",
                str(self.paths.runs), "--resume", str(run.path), "--max_iterations", str(total), "--no-progress"]
+        cmd += ["--num_envs", str(envs)] * (envs is not None) + ["--seed", str(seed)] * (seed is not None) + tokens
         record = self.store.start("train", cmd, cwd=self.paths.root, task=task, run_dir=run.path, params={
-            "num_envs": envs, "max_iterations": total, "resumed_from": newest.name, "experiment": run.experiment})
-        return JobStarted(job_id=record.id, run_id=run.id, kind="train", state=record.state,
-                          plan=self.plan(task, envs or 1024, total, list(info.get("overrides") or []), done),
+            "num_envs": envs, "max_iterations": total, "resumed_from": newest.name, "experiment": run.experiment,
+            "overrides": tokens, "seed": seed})
+        return JobStarted(job_id=record.id, run_id=run.id, kind="train", state=record.state, plan=plan,
                           log=rel_path(self.paths, self.store.log(record)),
                           next=f"wait_for_job('{record.id}') follows it; it continues in {run.id}")
 
-    def delete(self, ref: str) -> str:
-        """Remove a run folder (not while a job uses it). The caller has asked the user."""
+    def delete(self, run: Run) -> str:
+        """Remove the run folder the user confirmed (not while a job uses it)."""
         import shutil
 
-        run = self._run(ref)
         busy = [j.id for j in self.store.all() if self.store.counts_as_running(j) and j.run_dir
                 and Path(j.run_dir).resolve() == run.path.resolve()]
         if run.job is not None and self.store.counts_as_running(run.job):
@@ -280,6 +289,11 @@ class Training:
     def active(self, kinds: tuple[str, ...]) -> list[str]:
         """Ids of the running jobs of these kinds, oldest first (what the job limits count)."""
         return [j.id for j in self.store.all() if j.kind in kinds and self.store.counts_as_running(j)]
+
+
+def _whole(value: Any) -> int | None:
+    """A recorded count or seed, if it is one (run files are data anyone may have edited)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _progress_fields(latest: dict[str, Any]) -> dict[str, Any]:

@@ -27,8 +27,9 @@ TERM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PLAIN = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
-def read_file(path: str | Path, flag: str) -> tuple[dict[str, Any], str]:
-    """The file's map and its sha256; OverrideError naming the file and the problem."""
+def read_file(path: str | Path, flag: str) -> tuple[dict[str, Any], str, str]:
+    """The file's map, its sha256 and its text (what the run keeps); OverrideError naming the file and the
+    problem."""
     from roarm_lab.utils.files import UnsafeFileError, read_bounded_text
 
     try:
@@ -44,7 +45,7 @@ def read_file(path: str | Path, flag: str) -> tuple[dict[str, Any], str]:
     if not isinstance(data, dict):
         raise OverrideError(f"{flag} {path} must be a map of override keys to values, e.g. "
                             "'env.rewards.tracking.weight: -3.0'")
-    return data, hashlib.sha256(text.encode()).hexdigest()
+    return data, hashlib.sha256(text.encode()).hexdigest(), text
 
 
 def preset_overrides(data: dict[str, Any], source: str) -> list[str]:
@@ -101,7 +102,7 @@ def load(presets: list[str], reward_configs: list[str]) -> tuple[list[str], list
     for flag, paths, convert in (("--preset", presets, preset_overrides), ("--reward-config", reward_configs,
                                                                            reward_overrides)):
         for path in paths:
-            data, digest = read_file(path, flag)
+            data, digest, text = read_file(path, flag)
             tokens += convert(data, f"{flag} {path}")
-            record.append({"flag": flag, "file": str(path), "sha256": digest})
+            record.append({"flag": flag, "file": str(path), "sha256": digest, "text": text})
     return tokens, record

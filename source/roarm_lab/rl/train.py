@@ -218,10 +218,14 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
         weights_agree(runner.alg.get_policy())
         env.close()
         return 0
-    (run_dir / RESERVE).write_bytes(b"\0" * RESERVE_BYTES)  # freed when the disk fills: room for the details
+    reserve = os.open(run_dir / RESERVE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:  # freed when the disk fills: room for the details (never written through a link)
+        os.write(reserve, b"\0" * RESERVE_BYTES)
+    finally:
+        os.close(reserve)
     atomic_write_text(run_dir / "env.yaml", yaml.safe_dump(to_dict(env_cfg), sort_keys=False))
-    for i, used in enumerate(preset_record):  # the files as they were: the run says which presets made it
-        atomic_write_text(run_dir / "presets" / f"{i}_{Path(used['file']).name}", Path(used["file"]).read_text())
+    for i, used in enumerate(preset_record):  # the files as they were checked: the run says which presets made it
+        atomic_write_text(run_dir / "presets" / f"{i}_{Path(used['file']).name}", used.pop("text"))
     atomic_write_text(run_dir / "agent.yaml", yaml.safe_dump(to_dict(train_cfg), sort_keys=False))
     ranks = (f" per rank x {rank.world_size} ranks ({backend_for(args.device)})" if rank.distributed else "")
     print(f"training {args.task} on {runtime} ({physics_name(env_cfg)}, {env_cfg.sim.device}): "

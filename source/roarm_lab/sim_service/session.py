@@ -277,14 +277,19 @@ class SimSession:
         self.run_policy(source, target, steps, until_reached=False, background=True)
         run = self.controller
         every = max(1, -(-steps // max(1, frames - 1)))
-        images = [self.render(camera, width, height)]
-        errors = [self.error_m()]
-        while self.stepping_in_background():
-            self.tick()
-            if run.steps % every == 0 or run.done:
-                images.append(self.render(camera, width, height))
-                errors.append(self.error_m())
-        self.background = False
+        try:
+            images = [self.render(camera, width, height)]
+            errors = [self.error_m()]
+            while self.stepping_in_background():
+                self.tick()
+                if run.steps % every == 0 or run.done:
+                    images.append(self.render(camera, width, height))
+                    errors.append(self.error_m())
+        except BaseException:  # a failed picture ends the run here: nothing keeps moving after the error
+            self.stop_policy("film failed")
+            raise
+        finally:
+            self.background = False
         return {"frames": images, "errors_m": errors, "every_steps": every, "policy": run.status()}
 
     # ------------------------------------------------------------------ stepping

@@ -69,7 +69,9 @@ def append_text(path: str | Path, text: str) -> None:
     """Append ``text`` whole or not at all: a write that the disk cuts short is truncated back, so a reader of a
     JSON-lines file (``progress.jsonl``) never meets half a record, even after a full disk."""
     data = text.encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    # never through a symbolic link: a planted link in a run folder must not make training write elsewhere
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0),
+                 0o666)
     try:
         start = os.fstat(fd).st_size
         try:
