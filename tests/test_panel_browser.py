@@ -64,7 +64,7 @@ def test_a_person_trains_exports_plays_and_stops_the_arm_in_the_browser(tmp_path
     if docs:  # inside the checkout, so the pictures show the short paths a user sees (logs/ is ignored by git)
         logs = ROOT / "logs" / "panel_screenshots"
         shutil.rmtree(logs, ignore_errors=True)
-    with panel_server(logs) as (url, _):
+    with panel_server(logs, "--allow-real-arm") as (url, _):  # a real arm configured: the stop latches it
         page = browser.new_page(viewport={"width": 1480, "height": 1000})
         errors: list[str] = []
         page.on("pageerror", lambda err: errors.append(str(err)))
@@ -127,7 +127,7 @@ def test_a_person_trains_exports_plays_and_stops_the_arm_in_the_browser(tmp_path
         assert "playing" in page.inner_text("#play-msg")
         page.screenshot(path=str(shots / "panel_play.png"), full_page=True)
 
-        # ---- emergency stop: always enabled, latches the real arm, says so
+        # ---- emergency stop: always enabled, latches the real arm (this panel may move one), says so
         assert page.is_enabled("#estop")
         page.click("#estop")
         page.wait_for_selector("#banner[data-kind=estop]:has-text('EMERGENCY STOP')")
