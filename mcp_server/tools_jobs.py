@@ -44,10 +44,12 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                                             "overrides, e.g. ['env.rewards.tracking.weight=-3.0']")] = None,
                        run_name: Annotated[str, Field(max_length=60, pattern=r"^[A-Za-z0-9_.-]*$",
                                                       description="a short label for the run folder")] = "",
-                       seed: Annotated[int, within(rules.SEED, "random seed (default: the task's)")] = None):
+                       seed: Annotated[int, within(rules.SEED, "random seed (default: the task's)")] = None,
+                       preset: Annotated[str | None, Field(description="a preset in configs/presets/, by name (e.g. "
+                                                           "reach_no_randomization); overrides apply after it")] = None):
         """Start PPO training as a background job. The result echoes the plan (envs, iterations, expected
         minutes on this machine); follow it with wait_for_job, stop it with stop_training."""
-        return t.start_training(task, num_envs, max_iterations, list(overrides or []), run_name, seed)
+        return t.start_training(task, num_envs, max_iterations, list(overrides or []), run_name, seed, preset)
 
     @tool(mcp, ACT)
     def resume_training(run_id: RunRef,

@@ -326,3 +326,13 @@ def test_a_run_is_deleted_only_when_no_job_uses_it_and_only_inside_the_runs_fold
     lab.store.stop(job.id)
     assert lab.training.delete(lab.run(run_dir.name)) == run_dir.name and not run_dir.exists()
     assert (lab.paths.runs / "roarm_reach").is_dir()  # the experiment folder stays
+
+
+def test_a_face_names_a_preset_by_name_and_its_entries_pass_the_faces_rules(lab):
+    with pytest.raises(ValueError, match="configs/presets"):
+        lab.training.start_training("RoArm-Reach-v0", 16, 1, [], "", None, preset="../../etc/passwd")
+    with pytest.raises(ValueError, match="presets: .*reach_no_randomization"):
+        lab.training.start_training("RoArm-Reach-v0", 16, 1, [], "", None, preset="nope")
+    started = lab.training.start_training("RoArm-Reach-v0", 16, 1, [], "", None, preset="reach_no_randomization")
+    assert "env.events.action_latency=None" in started.plan.overrides
+    lab.store.stop(started.job_id)

@@ -96,6 +96,17 @@ class ProjectPaths:
         """The real-arm bridge torque-holds and exits when this file exists (the emergency stop writes it)."""
         return self.real / "STOP"
 
+    def preset(self, name: str) -> Path:
+        """``configs/presets/<name>.yaml`` of this checkout (a face names a preset, never a path)."""
+        if not isinstance(name, str) or not SAFE_NAME.match(name) or name.endswith(".yaml"):
+            raise PathError(f"preset {name!r} must be the name of a file in configs/presets/ without '.yaml', "
+                            "e.g. reach_no_randomization")
+        path = self.root / "configs" / "presets" / f"{name}.yaml"
+        if not path.is_file() or path.is_symlink():
+            known = sorted(p.stem for p in (self.root / "configs" / "presets").glob("*.yaml"))
+            raise PathError(f"no preset '{name}' in configs/presets/; presets: {known}")
+        return path
+
     def script(self, name: str) -> Path:
         path = self.root / "scripts" / name
         if not path.is_file():

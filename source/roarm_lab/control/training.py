@@ -49,8 +49,16 @@ class Training:
 
     # ------------------------------------------------------------------ start
     def start_training(self, task: str, num_envs: int | None, max_iterations: int | None, overrides: list[str],
-                       run_name: str, seed: int | None) -> JobStarted:
+                       run_name: str, seed: int | None, preset: str | None = None) -> JobStarted:
         validate_task(task)
+        if preset:  # its entries go first and pass the same rules as the overrides typed after them
+            from roarm_lab.rl.preset_files import load
+
+            try:
+                tokens, _ = load([str(self.paths.preset(preset))], [])
+            except (OverrideError, ValueError) as err:
+                raise ControlError(str(err)) from None
+            overrides = tokens + list(overrides)
         for name, value, allowed in (("num_envs", num_envs, rules.NUM_ENVS),
                                      ("max_iterations", max_iterations, rules.MAX_ITERATIONS),
                                      ("seed", seed, rules.SEED)):
