@@ -29,6 +29,9 @@ class ArmConfirmation(BaseModel):
 
 
 def register(mcp: MCPServer, lab: Lab) -> None:
+    asked: dict[tuple[str, str], str] = {}
+    """The fingerprint each question showed, by (policy, targets), until its answer is used."""
+
     def confirm_real_run(ctx: Context, policy: str, targets: list[list[float]], dry_run: bool = True) -> (
             Elicit[ArmConfirmation] | NotAsked):
         """Ask the user only when the run could start; a refusal before asking is explained by the tool body."""
@@ -38,6 +41,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
             _, plan = lab.real.plan(policy, targets)
         except Exception:  # the body reports the bad input
             return NotAsked()
+        asked[(policy, repr(targets))] = plan["fingerprint"]
         return ask(ctx, lab.real.question(plan), ArmConfirmation)
 
     @tool(mcp, ToolAnnotations(read_only_hint=True, open_world_hint=True))
@@ -61,7 +65,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         if why is None:
             lab.real.plan(policy, targets)  # a bad policy or target says so before any talk of confirmation
             require_yes(confirmation, "the real-arm run")
-        return lab.real.run(policy, targets, False, why is None)
+        return lab.real.run(policy, targets, False, why is None, asked.pop((policy, repr(targets)), None))
 
     @tool(mcp, ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True,
                                open_world_hint=True))

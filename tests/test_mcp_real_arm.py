@@ -11,6 +11,8 @@ import anyio
 import numpy as np
 import pytest
 
+from mcp.types import ElicitResult
+
 from mcp_helpers import answer, call, install_export, refused, session
 from roarm_lab.control.jobs import JobStore
 
@@ -181,3 +183,31 @@ def test_real_arm_motion_is_not_offered_over_http():
     out = subprocess.run([sys.executable, "-m", "roarm_lab.mcp_server", "--http", "--allow-real-arm"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "only offered over stdio" in out.stderr
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+def test_a_policy_changed_while_the_user_is_asked_is_not_run(lab, mode):
+    """The question names the export's fingerprint. Rewritten while the user reads it: on 2025-11-25's back-channel
+    the yes is refused (nothing sent); on 2026-07-28's rounds the new question is asked anew (here: declined)."""
+    logs, run, robot = lab
+    asked: list[str] = []
+    spec = logs / "rsl_rl" / "roarm_reach" / run / "exported" / "policy.json"
+
+    async def rewrite_then_decline(_ctx, params):
+        asked.append(params.message)
+        if len(asked) == 1:
+            spec.write_text(spec.read_text() + " ")  # another export lands while the question is open
+            return ElicitResult(action="accept", content={"confirm": True})
+        return ElicitResult(action="decline")
+
+    async def main():
+        async with session(logs, *robot, "--allow-real-arm", elicit=rewrite_then_decline, mode=mode) as client:
+            return await refused(client, "run_policy_on_real_arm", policy=run, targets=[TARGET], dry_run=False)
+
+    msg = anyio.run(main)
+    assert "fingerprint" in asked[0]
+    if mode == "legacy":
+        assert len(asked) == 1 and "changed while you were being asked" in msg and "nothing was sent" in msg
+    else:
+        assert len(asked) == 2 and asked[0] != asked[1] and "declined" in msg
+    assert _real_jobs(logs) == []

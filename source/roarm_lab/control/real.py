@@ -25,6 +25,19 @@ from roarm_lab.control.settings import LabSettings
 from roarm_lab.utils.io import atomic_write_text
 
 
+def fingerprint(export: Path) -> str:
+    """The exported policy as the user is asked about it: a short hash of policy.json and the ONNX file."""
+    import hashlib
+
+    from roarm_lab.utils.files import read_bounded
+
+    digest = hashlib.sha256()
+    for name in ("policy.json", "policy.onnx"):
+        path = export / name
+        digest.update(name.encode() + (read_bounded(path, 64 * 1024 * 1024, name) if path.is_file() else b"-"))
+    return digest.hexdigest()[:12]
+
+
 class RealArm:
     def __init__(self, settings: LabSettings, store: JobStore):
         self.settings = settings
@@ -124,7 +137,7 @@ class RealArm:
             "seconds_per_target": cfg.target_time_s, "duration_s": len(targets) * cfg.target_time_s,
             "start_pose_rad": {n: meta["default_joint_pos"][n] for n in names},
             "limits": "policy.json's action limits, 0.1 rad per step at most, the calibrated safe box",
-            "control_period_s": meta["control_period_s"],
+            "control_period_s": meta["control_period_s"], "fingerprint": fingerprint(export),
         }
 
     def refusal(self) -> str | None:
@@ -142,12 +155,19 @@ class RealArm:
 
     def question(self, plan: dict[str, Any]) -> str:
         targets = "; ".join(f"[{x:.3f}, {y:.3f}, {z:.3f}]" for x, y, z in plan["targets_m"])
-        return (f"Move the REAL RoArm-M3 ({plan['robot']} {plan['port']}) with policy {plan['policy']}? It goes to the "
+        return (f"Move the REAL RoArm-M3 ({plan['robot']} {plan['port']}) with policy {plan['policy']} (fingerprint "
+                f"{plan['fingerprint']})? It goes to the "
                 f"start pose, then holds each target for {plan['seconds_per_target']:.0f} s: {targets} (m, base frame), "
                 f"about {plan['duration_s']:.0f} s in all. Keep clear; emergency_stop halts it.")
 
-    def run(self, policy: str, targets: list[list[float]], dry_run: bool, confirmed: bool) -> RealRunResult:
+    def run(self, policy: str, targets: list[list[float]], dry_run: bool, confirmed: bool,
+            asked_fingerprint: str | None = None) -> RealRunResult:
+        """``asked_fingerprint``: the export's fingerprint in the question the user answered, when the answer came
+        later than the plan (a chat's confirmation): the run is refused if the export changed meanwhile."""
         export, plan = self.plan(policy, targets)
+        if not dry_run and asked_fingerprint is not None and asked_fingerprint != plan["fingerprint"]:
+            raise ControlError("refused, nothing was sent: the exported policy changed while you were being asked "
+                               f"(now {plan['fingerprint']}, asked about {asked_fingerprint}); ask again")
         if dry_run:
             return RealRunResult(dry_run=True, started=False, plan=plan, message="dry run: policy and targets "
                                  "checked; nothing was opened or sent. Call again with dry_run=false to move the arm.")
