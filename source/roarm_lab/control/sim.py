@@ -183,7 +183,6 @@ class SimLink:
                    until_reached: bool) -> PolicyRunResult:
         """Start a closed-loop policy run and answer at once with its id: the service steps it (in real time, or
         as fast as it can between requests), so it can be watched (``policy_run``) and stopped (``stop_policy``)."""
-        rules.POLICY_STEPS.check("max_steps", max_steps)
         fields: dict[str, Any] = {"policy": source, "max_steps": max_steps, "until_reached": until_reached,
                                   "background": True}
         if target is not None:
@@ -291,15 +290,11 @@ def policy_run(run: dict[str, Any], state: JointState) -> PolicyRunResult:
         run_id=run.get("run_id"), source=run.get("source", ""), done=bool(run.get("done", True)),
         stopped=run.get("stopped"), steps=run.get("steps", 0), max_steps=run.get("max_steps"),
         reached=bool(run.get("reached")), reached_step=run.get("reached_step"),
-        initial_error_m=_round(run.get("initial_error_m")), final_error_m=_round(run.get("final_error_m")),
-        min_error_m=_round(run.get("min_error_m")), error_trace_cm=[round(100 * e, 1) for e in
+        initial_error_m=_r(run.get("initial_error_m")), final_error_m=_r(run.get("final_error_m")),
+        min_error_m=_r(run.get("min_error_m")), error_trace_cm=[round(100 * e, 1) for e in
                                                                     run.get("error_trace_m", [])][-TRACE_POINTS:],
         trace_every_steps=run.get("trace_every_steps", 1), hold_steps=run.get("hold_steps", 0),
         target_m=[round(v, 4) for v in run.get("target_b", state.target_m)], hand_m=state.hand_m)
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 4)
 
 
 def _advice(err: SimError) -> str:

@@ -28,20 +28,16 @@ class LatencyStats:
         self.recent: deque[float] = deque(maxlen=window)
         self.total = 0
 
-    def add(self, micros: float) -> None:
-        self.counts[bisect.bisect_left(_EDGE_LIST, micros)] += 1
+    def add(self, micros: float) -> int:
+        """Count one sample; its histogram bin (the interval record reuses it: one search per request)."""
+        index = bisect.bisect_left(_EDGE_LIST, micros)
+        self.counts[index] += 1
         self.recent.append(micros)
         self.total += 1
+        return index
 
     def all_time(self) -> dict[str, float]:
-        if self.total == 0:
-            return {}
-        cum = np.cumsum(self.counts)
-        out = {}
-        for p in PERCENTILES:
-            idx = int(np.searchsorted(cum, p / 100.0 * self.total))
-            out[f"p{p}"] = float(_EDGES[min(idx, len(_EDGES) - 1)])
-        return out
+        return histogram_percentiles(0, self.counts)
 
     def window(self) -> dict[str, float]:
         if not self.recent:
@@ -66,8 +62,8 @@ class IntervalLatency:
         self.misses = 0
         self.max_us = 0.0
 
-    def add(self, micros: float, missed: bool) -> None:
-        index = bisect.bisect_left(_EDGE_LIST, micros)
+    def add(self, micros: float, missed: bool, index: int) -> None:
+        """One reply of ``micros`` in histogram bin ``index`` (``LatencyStats.add``'s)."""
         self.counts[index] = self.counts.get(index, 0) + 1
         self.requests += 1
         self.misses += missed
@@ -146,8 +142,7 @@ class GatewayStats:
         self.queue.add(queue_us)
         if not missed:
             self.inference.add(inference_us)
-        self.total.add(total_us)
-        self.interval.add(total_us, missed)
+        self.interval.add(total_us, missed, self.total.add(total_us))
         self.recent_misses.append(missed)
         if missed:
             self.deadline_misses += 1

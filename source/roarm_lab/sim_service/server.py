@@ -47,6 +47,13 @@ RCVHWM = 8
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 
+def _camera(msg: dict) -> str:
+    camera = p.text(msg, "camera", "iso", 40)
+    if camera not in CAMERAS:
+        raise ProtocolError(SimErrorCode.BAD_REQUEST, f"unknown camera '{camera}'; cameras: {sorted(CAMERAS)}")
+    return camera
+
+
 def _inside(path: Path, roots: list[Path]) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
@@ -340,9 +347,7 @@ class SimServer:
         if name is None or not NAME.match(name):
             raise ProtocolError(SimErrorCode.BAD_REQUEST, "'name' (the GIF's file name) must be 1-80 letters, digits, "
                                 "'_', '-' or '.'")
-        camera = p.text(msg, "camera", "iso", 40)
-        if camera not in CAMERAS:
-            raise ProtocolError(SimErrorCode.BAD_REQUEST, f"unknown camera '{camera}'; cameras: {sorted(CAMERAS)}")
+        camera = _camera(msg)
         steps, frames = p.integer(msg, "steps", 90, 2, 3000), p.integer(msg, "frames", 8, 2, 24)
         width, height = p.integer(msg, "width", 320, 64, 640), p.integer(msg, "height", 240, 64, 480)
         source = self._source(msg)
@@ -376,9 +381,7 @@ class SimServer:
 
     def _on_render(self, msg: dict) -> dict:
         s = self._need()
-        camera = p.text(msg, "camera", "iso", 40)
-        if camera not in CAMERAS:
-            raise ProtocolError(SimErrorCode.BAD_REQUEST, f"unknown camera '{camera}'; cameras: {sorted(CAMERAS)}")
+        camera = _camera(msg)
         width, height = p.integer(msg, "width", 640, 64, 1920), p.integer(msg, "height", 480, 64, 1080)
         try:
             png = s.render(camera, width, height)
