@@ -48,7 +48,8 @@ def test_committed_urdf_is_the_generated_one():
 def test_urdf_names_no_upstream_repository_and_uses_primitive_shapes():
     text = URDF_PATH.read_text()
     assert "mesh" not in text and "roarm_ws" not in text and "waveshareteam" not in text
-    assert text.count("<box") == 2 * 7
+    # a visual and a collision box per link, and the hand's palm, jaws and hub instead of two envelopes
+    assert text.count("<box") == 2 * (7 - 2 + 4)
 
 
 def test_mjcf_actuators_limits_and_site_come_from_the_joint_table():

@@ -84,6 +84,11 @@ class ServoSpec:
 
 SERVO = ServoSpec()
 
+GRIP_TORQUE_NM = 0.3
+"""The gripper servo's torque limit: about 10 % of stall (T:112 ``h`` ~ 100 of 1000). Enough to hold a 60 g cube
+(~6 N per jaw), and what keeps a squeezed cube from being pressed through the jaws' soft contacts at the 60 Hz
+physics step (at 2.9 N m MuJoCo's contacts give way and the cube is crushed out; ``tests/test_lift_physics.py``)."""
+
 HALF_PI = math.pi / 2
 
 JOINTS: tuple[JointSpec, ...] = (
@@ -99,7 +104,7 @@ JOINTS: tuple[JointSpec, ...] = (
               -math.pi, math.pi, 0.0, "roll", "r", kp=8.0, kv=0.3, armature=0.004),
     JointSpec("link5_to_gripper_link", "gripper", "link5", "gripper_link", (0.0, 0.018821, 0.052035),
               (-HALF_PI, -HALF_PI, 0.0), 0.0, 1.5, 0.0, "hand", "g", firmware_inverted=True,
-              kp=4.0, kv=0.1, armature=0.002),
+              effort=GRIP_TORQUE_NM, kp=4.0, kv=0.1, armature=0.002),
 )
 """All six revolute joints, root to tip."""
 

@@ -25,8 +25,13 @@ SOLVER_ITERATIONS = 100
 LINE_SEARCH_ITERATIONS = 50
 
 
-def build_spec(physics_dt: float = DEFAULT_PHYSICS_DT) -> mujoco.MjSpec:
-    """An editable MjSpec of the arm on a table; compile it with ``.compile()``."""
+OBSTACLE_CONTYPE = 1
+"""Contact bits: static obstacles (the table, the arm's base) have contype 1 and conaffinity 0; the links that can
+reach them conaffinity 1 and contype 0; free objects both, so they touch obstacles, links and each other."""
+
+
+def build_arm_spec(physics_dt: float = DEFAULT_PHYSICS_DT) -> mujoco.MjSpec:
+    """An editable MjSpec of the arm alone, its base ``BASE_HEIGHT_M`` above z = 0; the scene adds the rest."""
     spec = mujoco.MjSpec.from_file(str(URDF_PATH))
     spec.modelname = "roarm_m3"
     spec.compiler.fusestatic = False  # keep base_link and hand_tcp as frames we can address
@@ -47,9 +52,6 @@ def build_spec(physics_dt: float = DEFAULT_PHYSICS_DT) -> mujoco.MjSpec:
     spec.body(TCP_LINK).add_site(name=TCP_FRAME, pos=tcp_pos, quat=tcp_quat, size=[0.008, 0.008, 0.008],
                                  rgba=[1.0, 0.3, 0.1, 1.0])
 
-    spec.worldbody.add_geom(name=TABLE_GEOM, type=mujoco.mjtGeom.mjGEOM_PLANE, size=[1.0, 1.0, 0.05],
-                            rgba=[0.35, 0.38, 0.42, 1.0])
-
     for j in JOINTS:
         jnt = spec.joint(j.name)
         jnt.armature = j.armature
@@ -68,13 +70,27 @@ def build_spec(physics_dt: float = DEFAULT_PHYSICS_DT) -> mujoco.MjSpec:
     # the upper arm and link1 cannot reach either, so they skip collision detection entirely.
     for geom in spec.geoms:
         geom.contype, geom.conaffinity = 0, 0
-    for name in (TABLE_GEOM, "base_link_collision"):
-        spec.geom(name).contype, spec.geom(name).conaffinity = 1, 0
+    spec.geom("base_link_collision").contype = OBSTACLE_CONTYPE
     for body in DISTAL_LINKS:
-        spec.geom(f"{body}_collision").contype, spec.geom(f"{body}_collision").conaffinity = 0, 1
+        for geom in spec.body(body).geoms:
+            if geom.name.endswith("_collision"):
+                geom.conaffinity = OBSTACLE_CONTYPE
 
     home = [j.home for j in JOINTS]
     spec.add_key(name="home", qpos=home, ctrl=home)
+    return spec
+
+
+def add_table_plane(spec: mujoco.MjSpec) -> None:
+    """The table top at z = 0 as a plane (the emulator's and the viewer's table; tasks name theirs in the scene)."""
+    spec.worldbody.add_geom(name=TABLE_GEOM, type=mujoco.mjtGeom.mjGEOM_PLANE, size=[1.0, 1.0, 0.05],
+                            rgba=[0.35, 0.38, 0.42, 1.0], contype=OBSTACLE_CONTYPE, conaffinity=0)
+
+
+def build_spec(physics_dt: float = DEFAULT_PHYSICS_DT) -> mujoco.MjSpec:
+    """An editable MjSpec of the arm on a table plane; compile it with ``.compile()``."""
+    spec = build_arm_spec(physics_dt)
+    add_table_plane(spec)
     return spec
 
 

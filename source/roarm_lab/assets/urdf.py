@@ -41,12 +41,14 @@ def build_urdf() -> str:
         ixx, iyy, izz = spec.inertia_diag
         ET.SubElement(inertial, "inertia", ixx=f"{ixx:.9g}", ixy="0", ixz="0", iyy=f"{iyy:.9g}", iyz="0",
                       izz=f"{izz:.9g}")
-        for tag in ("visual", "collision"):
-            shape = ET.SubElement(node, tag, name=f"{spec.name}_{tag}")
-            _origin(shape, spec.box_center)
-            ET.SubElement(ET.SubElement(shape, "geometry"), "box", size=_fmt(spec.box_size))
-            if tag == "visual":
-                ET.SubElement(shape, "material", name="roarm_white")
+        for box in spec.shapes:
+            for tag in ("visual", "collision"):
+                name = f"{spec.name}_{box.part}".replace("collision", tag)
+                shape = ET.SubElement(node, tag, name=name)
+                _origin(shape, box.center, (0.0, 0.0, box.yaw))
+                ET.SubElement(ET.SubElement(shape, "geometry"), "box", size=_fmt(box.size))
+                if tag == "visual":
+                    ET.SubElement(shape, "material", name="roarm_white")
     ET.SubElement(robot, "link", name=TCP_FRAME)
     for j in JOINTS:
         node = ET.SubElement(robot, "joint", name=j.name, type="revolute")

@@ -112,13 +112,17 @@ def build_stage():
         mass.CreateCenterOfMassAttr(Gf.Vec3f(*spec.com))
         mass.CreateDiagonalInertiaAttr(Gf.Vec3f(*spec.inertia_diag))
         mass.CreatePrincipalAxesAttr(Gf.Quatf(1.0, 0.0, 0.0, 0.0))
-        box = UsdGeom.Cube.Define(stage, f"{ROOT}/{spec.name}/box")
-        box.CreateSizeAttr(1.0)
-        box.AddTranslateOp().Set(Gf.Vec3d(*spec.box_center))
-        box.AddScaleOp().Set(Gf.Vec3f(*spec.box_size))
-        box.CreateDisplayColorAttr([Gf.Vec3f(0.92, 0.92, 0.92)])
-        if spec.name in COLLIDING_LINKS:
-            UsdPhysics.CollisionAPI.Apply(box.GetPrim())
+        for shape in spec.shapes:
+            part = "box" if shape.part == "collision" else shape.part.removesuffix("_collision")
+            box = UsdGeom.Cube.Define(stage, f"{ROOT}/{spec.name}/{part}")
+            box.CreateSizeAttr(1.0)
+            box.AddTranslateOp().Set(Gf.Vec3d(*shape.center))
+            if shape.yaw:
+                box.AddRotateZOp().Set(math.degrees(shape.yaw))
+            box.AddScaleOp().Set(Gf.Vec3f(*shape.size))
+            box.CreateDisplayColorAttr([Gf.Vec3f(0.92, 0.92, 0.92)])
+            if spec.name in COLLIDING_LINKS:
+                UsdPhysics.CollisionAPI.Apply(box.GetPrim())
     tcp = body(TCP_FRAME)
     tcp_mass = UsdPhysics.MassAPI.Apply(tcp)
     tcp_mass.CreateMassAttr(TCP_MASS_KG)
