@@ -11,6 +11,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError, Unexpected
 from mcp.types import Completion, EmptyResult, Resource, SetLevelRequestParams
 from pydantic import Field, ValidationError
 
+from roarm_lab import DEFAULT_TASK
 from roarm_lab.control.lab import Lab
 from roarm_lab.control.settings import LabSettings
 from roarm_lab.mcp_server import tools_jobs, tools_real, tools_sim
@@ -123,7 +124,7 @@ def _prompts(mcp: MCPServer) -> None:
             iterations: str = Field("300", description="PPO iterations to train (1 to 100000)"),
             target: str = Field("[0.25, 0.05, 0.15]", description="a hand target [x, y, z] in m, base frame")) -> str:
         """Train a reach policy in simulation, evaluate it, export it and try it in the simulator."""
-        return (f"Train a RoArm-Reach-v0 policy with start_training(max_iterations={iterations}) and follow it with "
+        return (f"Train a {DEFAULT_TASK} policy with start_training(max_iterations={iterations}) and follow it with "
                 "wait_for_job, telling me the iteration, ETA and success rate; show plot_training when it ends. "
                 "Then evaluate_policy on 500 held-out targets and wait for it; report the success rate and the "
                 "error percentiles. Export it (export_policy). Start the simulator (start_sim), run the policy with "

@@ -9,6 +9,7 @@ from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, Elicit, Resolve
 from pydantic import BaseModel, Field
 
+from roarm_lab import DEFAULT_TASK
 from roarm_lab.control import rules
 from roarm_lab.control.errors import ControlError
 from roarm_lab.control.lab import Lab
@@ -35,7 +36,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
     t = lab.training
 
     @tool(mcp, ACT)
-    def start_training(task: Task = "RoArm-Reach-v0",
+    def start_training(task: Task = DEFAULT_TASK,
                        num_envs: Annotated[int, within(rules.NUM_ENVS, "parallel environments (default: the "
                                                        "task's, 1024 for reach)")] = None,
                        max_iterations: Annotated[int, within(rules.MAX_ITERATIONS, "PPO iterations (default: the "

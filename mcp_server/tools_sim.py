@@ -9,6 +9,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from roarm_lab import DEFAULT_TASK
 from roarm_lab.control import rules
 from roarm_lab.control.lab import Lab
 from roarm_lab.mcp_server.follow import follow
@@ -36,7 +37,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         return await anyio.to_thread.run_sync(lambda: fn(*args))
 
     @tool(mcp, ACT)
-    def start_sim(task: Task = "RoArm-Reach-v0",
+    def start_sim(task: Task = DEFAULT_TASK,
                   headless: Annotated[bool, Field(description="false opens MuJoCo's viewer window (needs a "
                                                   "display)")] = True,
                   realtime: Annotated[bool, Field(description="true: steps itself at 30 Hz like the real arm; "

@@ -26,6 +26,7 @@ from roarm_lab.policy.spec import PolicyLoadError, load_spec
 from roarm_lab.policy import ActionConvention, ClientTargets, NotFiniteError
 from roarm_lab.real.driver import MOVE_SPEED_RAD_S, DriverError, RoArmDriver
 from roarm_lab.real.observation import ArmObservation
+from roarm_lab.registry import task_profile
 from roarm_lab.real.steplog import StepLog, plot_tracking
 
 
@@ -124,6 +125,17 @@ class _LoopState:
     holding: HoldReason = HoldReason.NONE
 
 
+def refuse_unsourced_terms(meta: dict[str, Any]) -> None:
+    """Refuse a policy that observes what the arm cannot report: an object's pose (its task's profile names those
+    terms). The arm's feedback gives joints and the hand; a pose from a camera is a later step."""
+    profile = task_profile(str(meta.get("task")))
+    needs = [t["name"] for t in meta["observation"]["terms"] if t["name"] in profile.object_terms]
+    if needs:
+        raise BridgeError(f"this policy ({meta.get('task')}) observes {needs}, an object's pose, and the real arm has "
+                          "no source for it yet (a camera pose estimate is a later step); run it in the simulator "
+                          "instead (scripts/play.py or the simulator service)")
+
+
 class Bridge:
     def __init__(self, driver: RoArmDriver, meta: dict[str, Any], policy: ActionSource, targets: np.ndarray,
                  cfg: BridgeConfig):
@@ -135,6 +147,7 @@ class Bridge:
         self.targets = np.asarray(targets, dtype=np.float64).reshape(-1, 3)
         self.cfg = cfg
         self.period = float(meta["control_period_s"])
+        refuse_unsourced_terms(meta)
         self.observe = ArmObservation(meta)
         if cfg.success_m is None:
             cfg.success_m = self.observe.success_threshold_m

@@ -89,9 +89,10 @@ def load_targets(opts: dict[str, Any], meta: dict[str, Any]) -> np.ndarray:
         return check_targets(doc, str(path))
     if opts.get("random"):
         from roarm_lab.mdp.commands import task_target_bank
-        from roarm_lab.registry import load_cfg_from_registry
+        from roarm_lab.registry import load_cfg_from_registry, task_profile
 
-        cmd = load_cfg_from_registry(meta["task"], "env_cfg_entry_point").commands.ee_target
+        cmd = getattr(load_cfg_from_registry(meta["task"], "env_cfg_entry_point").commands,
+                      task_profile(meta["task"]).command)
         bank = task_target_bank(cmd, 4096, int(opts.get("seed") or 0) + cmd.held_out_seed_offset)
         rng = np.random.default_rng(int(opts.get("seed") or 0))
         return bank[rng.choice(len(bank), size=int(opts["random"]), replace=False)]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from roarm_lab.assets.joint_table import BASE_HEIGHT_M, JOINTS, TCP_FRAME
-from roarm_lab.registry import load_cfg_from_registry
+from roarm_lab.registry import load_cfg_from_registry, task_profile
 from roarm_lab.runtime.articulation import TorchArray, _find
 from roarm_lab.runtime.managers.observation import ObservationManager
 
@@ -94,8 +94,10 @@ class ArmObservation:
 
     def __init__(self, meta: dict[str, Any]):
         env_cfg = load_cfg_from_registry(meta["task"], "env_cfg_entry_point")
-        self.success_threshold_m = float(env_cfg.commands.ee_target.success_threshold_m)
-        """The task's own success radius (the command config states it once)."""
+        profile = task_profile(meta["task"])
+        bound = next(b for b in profile.success if b.measure == profile.primary.name)
+        self.success_threshold_m = float(getattr(getattr(env_cfg.commands, profile.command), bound.threshold))
+        """The task's own success radius (the command config states it once; the profile says which field)."""
         group = getattr(env_cfg.observations, meta["observation"]["group"])
         group.enable_corruption = False  # noise is the simulator's model of the arm; the arm brings its own
         cfg_cls = dataclasses.make_dataclass("ArmObservationsCfg", [("policy", type(group),

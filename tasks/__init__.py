@@ -1,3 +1,3 @@
 """RoArm Lab task ids. Importing this package registers every task with gymnasium."""
 
-from roarm_lab.tasks import reach  # noqa: F401
+from roarm_lab.tasks import lift, reach  # noqa: F401

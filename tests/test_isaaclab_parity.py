@@ -92,10 +92,11 @@ MIRRORED = ["SceneEntityCfg", "NoiseCfg", "UniformNoiseCfg", "GaussianNoiseCfg",
             "ObservationTermCfg", "ObservationGroupCfg", "RewardTermCfg", "TerminationTermCfg", "EventTermCfg",
             "CurriculumTermCfg", "ActionTermCfg", "CommandTermCfg", "UsdFileCfg", "PreviewSurfaceCfg",
             "UsdPhysicsCollisionCfg", "CuboidCfg", "ImplicitActuatorCfg", "AssetBaseCfg", "ArticulationCfg",
-            "InteractiveSceneCfg", "SimulationCfg", "ManagerBasedRLEnvCfg"]
+            "InteractiveSceneCfg", "SimulationCfg", "ManagerBasedRLEnvCfg", "RigidObjectCfg", "MassPropertiesCfg",
+            "RigidBodyBaseCfg", "RigidBodyMaterialBaseCfg"]
 NEW_IN_3_0 = {("ImplicitActuatorCfg", "joint_effort_limit"), ("ImplicitActuatorCfg", "joint_velocity_limit"),
               ("SimulationCfg", "physics"), ("ManagerBasedRLEnvCfg", "compute_final_obs"),
-              ("UsdPhysicsCollisionCfg", "(class)")}
+              ("UsdPhysicsCollisionCfg", "(class)"), ("RigidBodyBaseCfg", "(class)"), ("RigidBodyMaterialBaseCfg", "(class)")}
 """Config classes and fields the task uses that Isaac Lab 2.3.2 does not have (3.0 renamed or added them)."""
 
 

@@ -17,13 +17,15 @@ RUNTIME = selected_runtime()
 if RUNTIME == "isaaclab":
     try:
         from isaaclab.actuators import ImplicitActuatorCfg
-        from isaaclab.assets import ArticulationCfg, AssetBaseCfg
+        from isaaclab.assets import ArticulationCfg, AssetBaseCfg, RigidObjectCfg
         from isaaclab.envs import ManagerBasedRLEnvCfg
         from isaaclab.managers import (ActionTerm, ActionTermCfg, CommandTerm, CommandTermCfg, CurriculumTermCfg,
                                        EventTermCfg, ManagerTermBase, ObservationGroupCfg, ObservationTermCfg,
                                        RewardTermCfg, SceneEntityCfg, TerminationTermCfg)
         from isaaclab.scene import InteractiveSceneCfg
-        from isaaclab.sim import UsdPhysicsCollisionCfg, CuboidCfg, PreviewSurfaceCfg, UsdFileCfg
+        from isaaclab.sim import (CuboidCfg, MassPropertiesCfg, PreviewSurfaceCfg, RigidBodyBaseCfg, UsdFileCfg,
+                                  UsdPhysicsCollisionCfg)
+        from isaaclab.sim.spawners.materials import RigidBodyMaterialBaseCfg
         from isaaclab.utils import configclass
         from isaaclab.utils.noise import UniformNoiseCfg
         from isaaclab_newton.physics import MJWarpSolverCfg, NewtonCfg
@@ -41,7 +43,8 @@ else:
     from roarm_lab.runtime.cfg import (ActionTermCfg, ArticulationCfg, AssetBaseCfg, UsdPhysicsCollisionCfg,
                                        CommandTermCfg, CuboidCfg, CurriculumTermCfg, EventTermCfg,
                                        ImplicitActuatorCfg, InteractiveSceneCfg, ManagerBasedRLEnvCfg,
-                                       ObservationGroupCfg, ObservationTermCfg, PreviewSurfaceCfg, RewardTermCfg,
+                                       MassPropertiesCfg, ObservationGroupCfg, ObservationTermCfg, PreviewSurfaceCfg,
+                                       RewardTermCfg, RigidBodyBaseCfg, RigidBodyMaterialBaseCfg, RigidObjectCfg,
                                        SceneEntityCfg, TerminationTermCfg, UniformNoiseCfg, UsdFileCfg)
     from roarm_lab.runtime.configclass import configclass
     from roarm_lab.runtime.managers import ActionTerm, CommandTerm, ManagerTermBase
@@ -54,6 +57,6 @@ ISAACLAB = RUNTIME == "isaaclab"
 __all__ = ["RUNTIME", "ISAACLAB", "ENTRY_POINT", "MISSING", "configclass", "ActionTerm", "ActionTermCfg",
            "ArticulationCfg", "AssetBaseCfg", "UsdPhysicsCollisionCfg", "CommandTerm", "CommandTermCfg", "CuboidCfg",
            "CurriculumTermCfg", "EventTermCfg", "ImplicitActuatorCfg", "InteractiveSceneCfg", "ManagerBasedRLEnvCfg",
-           "ManagerTermBase", "MJWarpSolverCfg", "NewtonCfg", "ObservationGroupCfg", "ObservationTermCfg", "PhysxCfg",
+           "ManagerTermBase", "MassPropertiesCfg", "MJWarpSolverCfg", "NewtonCfg", "ObservationGroupCfg", "ObservationTermCfg", "PhysxCfg",
            "PresetCfg", "PreviewSurfaceCfg", "RewardTermCfg", "RslRlMLPModelCfg", "RslRlOnPolicyRunnerCfg",
-           "RslRlPpoAlgorithmCfg", "SceneEntityCfg", "TerminationTermCfg", "UniformNoiseCfg", "UsdFileCfg"]
+           "RslRlPpoAlgorithmCfg", "RigidBodyBaseCfg", "RigidBodyMaterialBaseCfg", "RigidObjectCfg", "SceneEntityCfg", "TerminationTermCfg", "UniformNoiseCfg", "UsdFileCfg"]

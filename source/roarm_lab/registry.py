@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
 import roarm_lab.tasks  # noqa: F401  (registers the task ids)
+
+if TYPE_CHECKING:
+    from roarm_lab.task_profile import TaskProfile
 
 TASK_PREFIX = "RoArm-"
 
@@ -23,14 +26,20 @@ def task_spec(task: str) -> gym.envs.registration.EnvSpec:
     return gym.spec(task)
 
 
-def load_cfg_from_registry(task: str, entry_point_key: str) -> Any:
-    """Instantiate the config class a task names under ``entry_point_key``."""
+def load_cfg_from_registry(task: str, entry_point_key: str, instantiate: bool = True) -> Any:
+    """Instantiate the config class a task names under ``entry_point_key`` (or return the object it names)."""
     spec = task_spec(task)
     entry = spec.kwargs.get(entry_point_key)
     if entry is None:
         raise ValueError(f"task '{task}' has no '{entry_point_key}'; it has {sorted(spec.kwargs)}")
     module, name = entry.split(":")
-    return getattr(importlib.import_module(module), name)()
+    target = getattr(importlib.import_module(module), name)
+    return target() if instantiate else target
+
+
+def task_profile(task: str) -> "TaskProfile":
+    """What a task reports (``tasks/<name>/profile.py``): the layers above the task read this, never its names."""
+    return load_cfg_from_registry(task, "profile_entry_point", instantiate=False)
 
 
 def make_env(task: str, env_cfg: Any, **kwargs: Any) -> Any:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from roarm_lab import mdp
 from roarm_lab.assets.joint_table import ARM_JOINTS, SERVO, TCP_FRAME
 from roarm_lab.assets.links import LINKS
-from roarm_lab.assets.physics import RoArmPhysicsCfg
+from roarm_lab.assets.physics import servo_rate_simulation
 from roarm_lab.assets.roarm_m3_cfg import ROARM_M3_CFG, TABLE_CFG
+from roarm_lab.tasks.evaluation import evaluation_settings
 from roarm_lab.compat import (ArticulationCfg, AssetBaseCfg, CurriculumTermCfg as CurrTerm, EventTermCfg as EventTerm,
                               InteractiveSceneCfg, ManagerBasedRLEnvCfg, ObservationGroupCfg as ObsGroup,
                               ObservationTermCfg as ObsTerm, RewardTermCfg as RewTerm, SceneEntityCfg,
@@ -170,10 +171,7 @@ class RoArmReachEnvCfg(ManagerBasedRLEnvCfg):
     curriculum: CurriculumCfg = CurriculumCfg()
 
     def __post_init__(self):
-        self.decimation = 2
-        self.sim.dt = 1.0 / 60.0
-        self.sim.render_interval = self.decimation
-        self.sim.physics = RoArmPhysicsCfg()
+        servo_rate_simulation(self)
         # four 3 s targets per episode: most start where the last one ended, as on the arm's target sequences
         self.episode_length_s = 12.0
 
@@ -189,12 +187,7 @@ class RoArmReachEnvCfg(ManagerBasedRLEnvCfg):
         self.commands.ee_target.held_out = True
         self.commands.ee_target.resampling_time_range = (1e9, 1e9)
         self.episode_length_s = 3.0
-        self.curriculum = None
-        self.compute_final_obs = True
-        if not randomize:
-            self.observations.policy.enable_corruption = False
-            for name in mdp.randomization_terms(self.events):
-                setattr(self.events, name, None)
+        evaluation_settings(self, randomize)
 
 
 def configure_for_evaluation(cfg: RoArmReachEnvCfg, randomize: bool) -> RoArmReachEnvCfg:

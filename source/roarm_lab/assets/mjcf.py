@@ -14,6 +14,7 @@ import numpy as np
 from roarm_lab.assets.joint_table import BASE_HEIGHT_M, JOINTS, TCP_FRAME, TCP_LINK
 from roarm_lab.assets.links import DISABLED_COLLISIONS, DISTAL_LINKS
 from roarm_lab.assets.urdf import URDF_PATH
+from roarm_lab.runtime.scene_model import OBSTACLE_CONTYPE
 
 DEFAULT_PHYSICS_DT = 1.0 / 60.0
 TABLE_GEOM = "table"
@@ -23,11 +24,7 @@ CONE = "pyramidal"
 SOLVER = "newton"
 SOLVER_ITERATIONS = 100
 LINE_SEARCH_ITERATIONS = 50
-
-
-OBSTACLE_CONTYPE = 1
-"""Contact bits: static obstacles (the table, the arm's base) have contype 1 and conaffinity 0; the links that can
-reach them conaffinity 1 and contype 0; free objects both, so they touch obstacles, links and each other."""
+LINK_FRICTION = 0.5
 
 
 def build_arm_spec(physics_dt: float = DEFAULT_PHYSICS_DT) -> mujoco.MjSpec:
@@ -75,6 +72,8 @@ def build_arm_spec(physics_dt: float = DEFAULT_PHYSICS_DT) -> mujoco.MjSpec:
         for geom in spec.body(body).geoms:
             if geom.name.endswith("_collision"):
                 geom.conaffinity = OBSTACLE_CONTYPE
+                # hard plastic; MuJoCo takes a contact's larger coefficient, so what the arm touches decides
+                geom.friction[0] = LINK_FRICTION
 
     home = [j.home for j in JOINTS]
     spec.add_key(name="home", qpos=home, ctrl=home)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from roarm_lab.assets.joint_table import BASE_HEIGHT_M, JOINTS
 from roarm_lab.assets.usd import USD_PATH
-from roarm_lab.compat import (ArticulationCfg, AssetBaseCfg, UsdPhysicsCollisionCfg, CuboidCfg, ImplicitActuatorCfg,
+from roarm_lab.compat import (ISAACLAB, ArticulationCfg, AssetBaseCfg, UsdPhysicsCollisionCfg, CuboidCfg, ImplicitActuatorCfg,
                               PreviewSurfaceCfg, UsdFileCfg)
 
 ROARM_M3_CFG = ArticulationCfg(
@@ -16,6 +16,7 @@ ROARM_M3_CFG = ArticulationCfg(
         "servos": ImplicitActuatorCfg(
             joint_names_expr=[j.name for j in JOINTS],
             joint_effort_limit={j.name: j.effort for j in JOINTS},
+            joint_velocity_limit={j.name: j.velocity for j in JOINTS},
             stiffness={j.name: j.kp for j in JOINTS},
             damping={j.name: j.kv for j in JOINTS},
             armature={j.name: j.armature for j in JOINTS},
@@ -29,6 +30,11 @@ ROARM_M3_CFG = ArticulationCfg(
 Isaac Lab spawns ``data/roarm_m3.usda`` (``assets/usd.py``); the embedded runtime builds the same arm from the
 URDF with MuJoCo (``assets/mjcf.py``). Both are written from the joint and link tables.
 """
+
+if not ISAACLAB:  # the embedded runtime builds the arm spawned from this USD file with MuJoCo, from the tables
+    from roarm_lab.runtime.scene_model import register_articulation
+
+    register_articulation(USD_PATH, "roarm_lab.assets.mjcf:build_arm_spec")
 
 TABLE_SIZE_M = (0.8, 0.8, 0.05)
 

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from roarm_lab import DEFAULT_TASK
 from roarm_lab.control.layout import ProjectPaths
 
 
@@ -27,7 +28,7 @@ class LabSettings:
     paths: ProjectPaths = field(default_factory=ProjectPaths.at)
     real: RealArmSettings = field(default_factory=RealArmSettings)
     python: str = sys.executable
-    default_task: str = "RoArm-Reach-v0"
+    default_task: str = DEFAULT_TASK
 
     @property
     def stop_file(self) -> Path:

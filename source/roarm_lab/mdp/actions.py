@@ -135,11 +135,15 @@ class ServoJointPositionAction(ActionTerm):
             raise ValueError("servo speed must be positive (rad/s)")
         self._speed[env_ids] = speed
 
+    def _policy_targets(self, actions: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """The joint targets the policy's actions ask for, before the safe box and the step limit."""
+        base = previous if self.cfg.mode == "relative" else self._offset
+        return base + self._scale * actions
+
     def process_actions(self, actions: torch.Tensor) -> None:
         self._raw.copy_(actions)
         previous = self._history[:, self._head]
-        base = previous if self.cfg.mode == "relative" else self._offset
-        target = torch.clamp(base + self._scale * actions, self._lower, self._upper)
+        target = torch.clamp(self._policy_targets(actions, previous), self._lower, self._upper)
         if self.cfg.max_step is not None:
             target = previous + torch.clamp(target - previous, -self.cfg.max_step, self.cfg.max_step)
         slots = self._history.shape[1]
@@ -181,3 +185,43 @@ class ServoJointPositionActionCfg(ActionTermCfg):
     """Nominal setpoint speed of the servos (rad/s); None: the setpoint jumps to the target."""
     servo_deadband: float = 0.0
     """The servo setpoint does not move while within this distance of the target (rad)."""
+
+
+class BinaryServoGripperAction(ServoJointPositionAction):
+    """Open or close the gripper, as Isaac Lab's ``BinaryJointPositionAction``: a negative action closes.
+
+    The command goes through the same servo model as the arm's (latency, slew, deadband, calibration), and the
+    gripper servo's torque limit (``joint_table.GRIP_TORQUE_NM``) is what holds an object: closing on a cube
+    stalls the jaw against it. Binary rather than a continuous position: the policy has one decision to make,
+    when to close, and the stalled servo sets the grip, not the policy.
+    """
+
+    cfg: "BinaryServoGripperActionCfg"
+
+    def __init__(self, cfg: "BinaryServoGripperActionCfg", env: Any):
+        super().__init__(cfg, env)
+        self._open = torch.tensor([cfg.open_command_expr[n] for n in self._joint_names], device=env.device)
+        self._close = torch.tensor([cfg.close_command_expr[n] for n in self._joint_names], device=env.device)
+        self._raw = torch.zeros(env.num_envs, 1, device=env.device)
+
+    @property
+    def action_dim(self) -> int:
+        return 1
+
+    @property
+    def closing(self) -> torch.Tensor:
+        """(num_envs,) bool: the last command was to close."""
+        return self._raw[:, 0] < 0
+
+    def _policy_targets(self, actions: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        return torch.where(actions[:, :1] < 0, self._close, self._open)
+
+
+@configclass
+class BinaryServoGripperActionCfg(ServoJointPositionActionCfg):
+    class_type: type = BinaryServoGripperAction
+    mode: str = "absolute"
+    open_command_expr: dict[str, float] = MISSING
+    """Joint positions (rad) of the open gripper, by joint name."""
+    close_command_expr: dict[str, float] = MISSING
+    """Joint positions (rad) of the closed gripper (an object in the jaws stops them earlier)."""

@@ -165,3 +165,34 @@ def randomize_servo_speed(env: Any, env_ids: Any, action_name: str, speed_range:
     term = env.action_manager.get_term(action_name)
     ids = env_index(env, env_ids)
     term.set_servo_speed(_uniform(*speed_range, (len(ids), term.action_dim), env.device), ids)
+
+
+def reset_root_state_uniform(env: Any, env_ids: Any, pose_range: dict[str, tuple[float, float]],
+                             velocity_range: dict[str, tuple[float, float]], asset_cfg: SceneEntityCfg) -> None:
+    """Isaac Lab's term: the default root pose plus uniform offsets (``x y z`` m; ``yaw`` rad about z, the only
+    rotation this task's objects take) and a uniform velocity (``x y z roll pitch yaw``), written to the sim."""
+    unknown = (set(pose_range) - {"x", "y", "z", "yaw"}) | (set(velocity_range) - {"x", "y", "z", "roll", "pitch", "yaw"})
+    if unknown:
+        raise ValueError(f"reset_root_state_uniform: unknown range keys {sorted(unknown)}; pose takes x y z yaw")
+    asset = env.scene[asset_cfg.name]
+    ids = env_index(env, env_ids)
+    n = len(ids)
+
+    def draw(ranges: dict[str, tuple[float, float]], keys: tuple[str, ...]) -> torch.Tensor:
+        return torch.stack([_uniform(*ranges.get(k, (0.0, 0.0)), (n,), env.device) for k in keys], dim=1)
+
+    pose = asset.data.default_root_pose.torch[ids].clone()
+    pose[:, :3] += draw(pose_range, ("x", "y", "z")) + env.scene.env_origins[ids]
+    half_yaw = draw(pose_range, ("yaw",))[:, 0] / 2
+    turn = torch.stack([torch.zeros_like(half_yaw), torch.zeros_like(half_yaw), half_yaw.sin(), half_yaw.cos()], 1)
+    pose[:, 3:] = _quat_mul_xyzw(pose[:, 3:], turn)
+    velocity = asset.data.default_root_vel.torch[ids] + draw(velocity_range, ("x", "y", "z", "roll", "pitch", "yaw"))
+    asset.write_root_pose_to_sim_index(root_pose=pose, env_ids=ids)
+    asset.write_root_velocity_to_sim_index(root_velocity=velocity, env_ids=ids)
+
+
+def _quat_mul_xyzw(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    ax, ay, az, aw = a.unbind(-1)
+    bx, by, bz, bw = b.unbind(-1)
+    return torch.stack([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
+                        aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz], dim=-1)

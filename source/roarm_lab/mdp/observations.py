@@ -90,3 +90,27 @@ def ee_position_b(env: Any, asset_cfg: SceneEntityCfg) -> torch.Tensor:
 def ee_position_error_b(env: Any, command_name: str, asset_cfg: SceneEntityCfg) -> torch.Tensor:
     """Target minus end-effector position in the base frame (m): the policy's and the critic's error vector."""
     return env.command_manager.get_command(command_name)[:, :3] - ee_position_b(env, asset_cfg)
+
+
+def object_position_b(env: Any, object_cfg: SceneEntityCfg, robot_cfg: SceneEntityCfg = ROBOT) -> torch.Tensor:
+    """An object's position in the robot's base frame (the base is fixed and not rotated: a translation)."""
+    return (env.scene[object_cfg.name].data.root_pos_w.torch
+            - env.scene[robot_cfg.name].data.root_pos_w.torch)
+
+
+def object_ee_vector_b(env: Any, object_cfg: SceneEntityCfg, asset_cfg: SceneEntityCfg) -> torch.Tensor:
+    """Object minus hand in the base frame: where to move the hand, given rather than left to subtract (as
+    ``ee_position_error_b`` is for reach)."""
+    robot = env.scene[asset_cfg.name]
+    return env.scene[object_cfg.name].data.root_pos_w.torch - robot.data.body_pos_w.torch[:, asset_cfg.body_ids[0]]
+
+
+def object_goal_vector_b(env: Any, command_name: str, object_cfg: SceneEntityCfg,
+                         robot_cfg: SceneEntityCfg = ROBOT) -> torch.Tensor:
+    """Goal minus object in the base frame."""
+    return env.command_manager.get_command(command_name)[:, :3] - object_position_b(env, object_cfg, robot_cfg)
+
+
+def object_height_above(env: Any, rest_height: float, object_cfg: SceneEntityCfg) -> torch.Tensor:
+    """(N, 1) height of an object's centre above its resting height on the table (m)."""
+    return env.scene[object_cfg.name].data.root_pos_w.torch[:, 2:3] - rest_height

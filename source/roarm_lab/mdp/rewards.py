@@ -79,3 +79,56 @@ class joint_outside_workspace_box_l1(ManagerTermBase):
 def _indices(ids: Any, count: int) -> list[int]:
     """Joint indices of a resolved ``SceneEntityCfg.joint_ids``: a list, or a slice (a contiguous run, all joints)."""
     return list(range(count)[ids]) if isinstance(ids, slice) else [int(i) for i in ids]
+
+
+# ----------------------------------------------------------------------------- objects (Isaac Lab's lift terms)
+def object_ee_distance(env: Any, std: float, object_cfg: SceneEntityCfg, ee_cfg: SceneEntityCfg) -> torch.Tensor:
+    """Reaching the object: 1 - tanh(distance / std) between the hand's TCP and the object's centre."""
+    robot = env.scene[ee_cfg.name]
+    distance = torch.linalg.norm(env.scene[object_cfg.name].data.root_pos_w.torch
+                                 - robot.data.body_pos_w.torch[:, ee_cfg.body_ids[0]], dim=1)
+    return 1.0 - torch.tanh(distance / std)
+
+
+def _held_up(env: Any, minimal_height: float, object_cfg: SceneEntityCfg, ee_cfg: SceneEntityCfg | None,
+             max_ee_distance: float) -> torch.Tensor:
+    """1 where the object is above ``minimal_height`` and, with ``ee_cfg``, within ``max_ee_distance`` of the hand."""
+    obj = env.scene[object_cfg.name].data.root_pos_w.torch
+    up = obj[:, 2] > minimal_height
+    if ee_cfg is not None:
+        hand = env.scene[ee_cfg.name].data.body_pos_w.torch[:, ee_cfg.body_ids[0]]
+        up &= torch.linalg.norm(obj - hand, dim=1) < max_ee_distance
+    return up.float()
+
+
+def object_is_lifted(env: Any, minimal_height: float, object_cfg: SceneEntityCfg,
+                     ee_cfg: SceneEntityCfg | None = None, max_ee_distance: float = 0.04) -> torch.Tensor:
+    """1 where the object's centre is above ``minimal_height`` (world z, the table top at 0). With ``ee_cfg``, only
+    while the object is in the hand: a 40 g cube knocked into the air would otherwise pay as if lifted, and a
+    policy learns to fling it (the first lift runs did: most episodes ended with the cube off the table)."""
+    return _held_up(env, minimal_height, object_cfg, ee_cfg, max_ee_distance)
+
+
+def object_goal_distance(env: Any, std: float, minimal_height: float, command_name: str,
+                         object_cfg: SceneEntityCfg, robot_cfg: SceneEntityCfg,
+                         ee_cfg: SceneEntityCfg | None = None, max_ee_distance: float = 0.04) -> torch.Tensor:
+    """Goal tracking, 1 - tanh(distance / std), paid only while the object is lifted (Isaac Lab's gate) and, with
+    ``ee_cfg``, held."""
+    obj = env.scene[object_cfg.name].data.root_pos_w.torch
+    goal_w = env.command_manager.get_command(command_name)[:, :3] + env.scene[robot_cfg.name].data.root_pos_w.torch
+    distance = torch.linalg.norm(goal_w - obj, dim=1)
+    return _held_up(env, minimal_height, object_cfg, ee_cfg, max_ee_distance) * (1.0 - torch.tanh(distance / std))
+
+
+def object_grasped(env: Any, action_name: str, object_cfg: SceneEntityCfg, ee_cfg: SceneEntityCfg,
+                   min_opening: float, max_ee_distance: float) -> torch.Tensor:
+    """1 where the gripper is told to close, its jaws have stopped short of closed (``min_opening`` rad: something
+    is between them) and the object is at the hand. Binary gripper commands flip at random early in training and,
+    through the servo's latency and slew, never close the jaws: this pays the first grasps (as ManiSkill's
+    ``is_grasped``, from the jaw's stall rather than contact forces, which the embedded runtime does not report)."""
+    term = env.action_manager.get_term(action_name)
+    opening = term.measured_joint_pos[:, 0]
+    robot = env.scene[ee_cfg.name]
+    distance = torch.linalg.norm(env.scene[object_cfg.name].data.root_pos_w.torch
+                                 - robot.data.body_pos_w.torch[:, ee_cfg.body_ids[0]], dim=1)
+    return (term.closing & (opening > min_opening) & (distance < max_ee_distance)).float()

@@ -38,12 +38,13 @@ import mujoco
 import numpy as np
 import torch
 
+from roarm_lab import DEFAULT_TASK
 from roarm_lab.rl.run_setup import add_runtime_arg, choose_runtime, load_task_configs, physics_name, set_device
 from roarm_lab.rl.runner import RoArmRunner
 from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 
-TASK = "RoArm-Reach-v0"
+TASK = DEFAULT_TASK
 
 
 def _rate(fn, steps_per_call: int, seconds: float) -> float:
@@ -242,7 +243,7 @@ def plot_scaling(rows: list[dict[str, float]], png: Path) -> Path:
     mem.set_xlabel("num_envs")
     mem.set_ylabel("peak resident memory (MB)")
     mem.grid(True, which="both", alpha=0.3)
-    fig.suptitle("RoArm-Reach-v0 on the embedded runtime, 2 CPU cores")
+    fig.suptitle(f"{TASK} on the embedded runtime, 2 CPU cores")
     fig.tight_layout()
     atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)

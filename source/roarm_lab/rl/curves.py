@@ -1,4 +1,4 @@
-"""Learning curves from a run's own files: success rate and hand error against wall-clock time.
+"""Learning curves from a run's own files: success rate and the task's position error (hand error for reach, goal error for lift) against wall-clock time.
 
 A run writes ``progress.jsonl`` (one record per iteration, ``rl/progress.py``); runs from before that file
 existed are read from rsl_rl's console report (``train_console.log``: iteration blocks with "Time elapsed").
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from roarm_lab.rl.progress_record import ERROR_KEY, SUCCESS_KEY
+from roarm_lab.rl.progress_record import ERROR_RECORD, SUCCESS_RECORD
 from roarm_lab.utils.io import atomic_write
 from roarm_lab.control.layout import PROGRESS_FILE, RunFiles
 
@@ -25,18 +25,23 @@ _BLOCK = re.compile(r"Learning iteration (\d+)/\d+")
 _ELAPSED = re.compile(r"Time elapsed:\s+(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
 
 
-def _number(key: str, block: str) -> float:
-    found = re.search(re.escape(key) + r":\s+(-?[0-9.]+(?:e-?\d+)?)", block)
+# in rsl_rl's iteration reports: the task's success rate and its first ``*_error`` metric, whichever the command
+_SUCCESS_METRIC = r"Metrics/[^/\s]+/success_rate"
+_ERROR_METRIC = r"Metrics/[^/\s]+/[a-z_]*error"
+
+
+def _number(pattern: str, block: str) -> float:
+    found = re.search(pattern + r":\s+(-?[0-9.]+(?:e-?\d+)?)", block)
     return float(found.group(1)) if found else float("nan")
 
 
 def load_curve(run_dir: Path) -> dict[str, np.ndarray]:
-    """``{"wall_time_s", "iteration", "success_rate", "position_error_m"}`` arrays of one run."""
+    """``{"wall_time_s", "iteration", SUCCESS_RECORD, ERROR_RECORD}`` arrays of one run."""
     records = run_dir / PROGRESS_FILE
     if records.is_file():
         rows = [json.loads(line) for line in records.read_text().splitlines() if line.strip()]
         return {k: np.array([r.get(k, np.nan) for r in rows], dtype=float)
-                for k in ("wall_time_s", "iteration", "success_rate", "position_error_m")}
+                for k in ("wall_time_s", "iteration", SUCCESS_RECORD, ERROR_RECORD)}
     text = RunFiles(run_dir).console.read_text(errors="replace")
     starts = [m.start() for m in _BLOCK.finditer(text)] + [len(text)]
     rows = []
@@ -46,12 +51,12 @@ def load_curve(run_dir: Path) -> dict[str, np.ndarray]:
         if elapsed:
             d, h, m, s = (int(g) if g else 0 for g in elapsed.groups())
             rows.append((((d * 24 + h) * 60 + m) * 60 + s, int(_BLOCK.match(block).group(1)),
-                         _number(SUCCESS_KEY, block), _number(ERROR_KEY, block)))
+                         _number(_SUCCESS_METRIC, block), _number(_ERROR_METRIC, block)))
     if not rows:
         raise ValueError(f"{run_dir} has neither {PROGRESS_FILE} nor iteration reports in train_console.log")
     t, it, success, error = map(np.array, zip(*rows))
-    return {"wall_time_s": t.astype(float), "iteration": it.astype(float), "success_rate": success,
-            "position_error_m": error}
+    return {"wall_time_s": t.astype(float), "iteration": it.astype(float), SUCCESS_RECORD: success,
+            ERROR_RECORD: error}
 
 
 def plot_curves(runs: list[tuple[str, dict[str, np.ndarray]]], png: Path, title: str) -> Path:
@@ -65,7 +70,7 @@ def plot_curves(runs: list[tuple[str, dict[str, np.ndarray]]], png: Path, title:
 
 def draw_curves(runs: list[tuple[str, dict[str, np.ndarray]]], title: str, size: tuple[float, float] = (7.5, 6),
                 xlabel: str = "wall-clock minutes (2 CPU cores)") -> Any:
-    """The figure: success rate (top) and hand error (bottom, log scale) against wall-clock minutes."""
+    """The figure: success rate (top) and the task's position error (bottom, log scale) against wall-clock minutes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,12 +79,12 @@ def draw_curves(runs: list[tuple[str, dict[str, np.ndarray]]], title: str, size:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=size, sharex=True)
     for label, c in runs:
         minutes = c["wall_time_s"] / 60.0
-        top.plot(minutes, c["success_rate"], label=label)
-        bottom.plot(minutes, 100 * c["position_error_m"], label=label)
+        top.plot(minutes, c[SUCCESS_RECORD], label=label)
+        bottom.plot(minutes, 100 * c[ERROR_RECORD], label=label)
     top.set_ylabel("success rate (training)")
     top.set_ylim(0, 1)
     top.axhline(0.97, color="k", linestyle="--", linewidth=0.8)
-    bottom.set_ylabel("hand error (cm)")
+    bottom.set_ylabel("position error (cm)")
     bottom.set_yscale("log")
     bottom.set_xlabel(xlabel)
     top.legend(loc="lower right", fontsize=8)  # the curves rise from the lower left
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", type=Path, nargs="+", help="run folders (logs/rsl_rl/<experiment>/<run>)")
     p.add_argument("--label", action="append", help="a legend label per run, in order")
     p.add_argument("--png", type=Path, default=Path("docs/training_curves.png"))
-    p.add_argument("--title", default="RoArm-Reach-v0 training")
+    p.add_argument("--title", default="training")
     args = p.parse_args(argv)
     labels = args.label or [r.name for r in args.runs]
     if len(labels) != len(args.runs):

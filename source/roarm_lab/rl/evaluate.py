@@ -1,4 +1,8 @@
-"""Evaluate a policy on held-out targets: metrics, optional per-episode rollout files, an error plot."""
+"""Evaluate a policy on held-out goals: metrics, optional per-episode rollout files, an error plot.
+
+What is measured is the task's (``tasks/<name>/profile.py``): its measures, read from the noiseless observation
+group, at each episode's end from the final observation (before the reset), and its success bounds.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,9 @@ import torch
 from tqdm import tqdm
 
 from roarm_lab.mdp.observations import hand_position_b
+from roarm_lab.registry import task_profile
 from roarm_lab.utils.io import atomic_write, atomic_write_json
 from roarm_lab.utils.provenance import git_hash
-
-COMMAND = "ee_target"
-ERROR_GROUP, ERROR_TERM = "critic", "ee_error"
-"""The final hand error is read from this noiseless observation term of the last step before a reset."""
-
 
 @dataclass
 class EpisodeLog:
@@ -80,32 +80,42 @@ def summarize_physics(steps: list[dict[str, np.ndarray]], env_id: int) -> dict[s
     return out
 
 
-def _term_slice(env: Any, group: str, term: str) -> slice:
+def observation_term_slice(env: Any, group: str, term: str) -> slice:
     manager = env.observation_manager
     names = manager.active_terms.get(group, [])
     if term not in names:
-        raise ValueError(f"evaluation reads the final error from observation term '{group}.{term}', which this "
-                         f"config removed; the '{group}' group has {names}")
+        raise ValueError(f"evaluation reads a measure from observation term '{group}.{term}', which this config "
+                         f"removed; the '{group}' group has {names}")
     start = sum(int(d[0]) for d in manager.group_obs_term_dim[group][:names.index(term)])
     return slice(start, start + int(manager.group_obs_term_dim[group][names.index(term)][0]))
 
 
+def _stats(final: np.ndarray) -> dict[str, float]:
+    return {"mean": float(final.mean()), "median": float(np.median(final)), "p95": float(np.percentile(final, 95)),
+            "max": float(final.max())}
+
+
 def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes: int,
              record_dir: Path | None = None, task: str = "", show_progress: bool = True) -> tuple[dict[str, Any], np.ndarray]:
-    """Run ``episodes`` episodes of one held-out target each; return metrics and the (episodes, T) error traces.
+    """Run ``episodes`` episodes of one held-out goal each; return metrics and the (episodes, T) traces of the
+    task's primary measure.
 
-    Works on either runtime: the config must set ``compute_final_obs`` (the task's evaluation config does), and
-    the final error of each episode is the noiseless target-minus-hand term of its last observation.
+    Works on either runtime: the config must set ``compute_final_obs`` (the task's evaluation config does). Each
+    episode's figures are its measures in its last observation before the reset; an episode that a termination
+    ended early is judged there.
     """
     if not env.cfg.compute_final_obs:
         raise ValueError("evaluation needs env.compute_final_obs=True (the task's evaluation config sets it)")
+    profile = task_profile(task)
     n = env.num_envs
-    command = env.command_manager.get_term(COMMAND)
-    threshold = float(command.cfg.success_threshold_m)
+    command = env.command_manager.get_term(profile.command)
+    slices = {m.name: observation_term_slice(env, profile.group, m.term) for m in profile.measures}
+    primary = profile.primary.name
     robot = env.scene["robot"]
-    error_slice = _term_slice(env, ERROR_GROUP, ERROR_TERM)
+    hand = robot.find_bodies(profile.hand_frame)[0][0]
     steps = env.max_episode_length
-    final_errors: list[np.ndarray] = []
+    finals: dict[str, list[np.ndarray]] = {m.name: [] for m in profile.measures}
+    successes: list[np.ndarray] = []
     action_rates: list[np.ndarray] = []
     traces: list[np.ndarray] = []
     done_episodes = 0
@@ -113,10 +123,16 @@ def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes:
     reward_terms = {name: env.reward_manager.get_term_cfg(name).weight for name in env.reward_manager.active_terms}
     bar = tqdm(total=episodes, desc="evaluate", unit="ep", disable=not show_progress)
     obs, _ = env.reset()
+
+    def measured(group: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {m.name: m.read(group, slices[m.name]) for m in profile.measures}
+
     while done_episodes < episodes:
         log = EpisodeLog()
         prev_action = None
         rate = torch.zeros(n, device=env.device)
+        ended = torch.zeros(n, dtype=torch.bool, device=env.device)
+        final = {name: torch.zeros(n, device=env.device) for name in slices}
         samples = [randomization_sample(env, i) for i in range(n)] if record_dir else []
         for t in range(steps):
             policy_obs = obs["policy"]
@@ -128,23 +144,28 @@ def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes:
             if record_dir:
                 log.obs.append(_np(policy_obs))
                 log.actions.append(_np(action))
-                log.target_pos.append(_np(command.command))
-                log.ee_pos.append(_np(hand_position_b(robot, command.body_idx)))
+                log.target_pos.append(_np(command.command[:, :3]))
+                log.ee_pos.append(_np(hand_position_b(robot, hand)))
             obs, reward, terminated, truncated, extras = env.step(action)
             done = terminated | truncated
-            err = command.position_error()
+            now = measured(obs[profile.group])
             if bool(done.any()):  # the env has reset these: their last state is in the final observation
-                final = torch.linalg.vector_norm(extras["final_obs"][ERROR_GROUP][:, error_slice], dim=-1)
-                err = torch.where(done, final, err)
-            log.error.append(_np(err))
+                last = measured(extras["final_obs"][profile.group])
+                now = {k: torch.where(done, last[k], v) for k, v in now.items()}
+                first = done & ~ended
+                for k in final:
+                    final[k] = torch.where(first, last[k], final[k])
+                ended |= done
+            log.error.append(_np(now[primary]))
             if record_dir:
                 log.rewards.append(_np(reward))
                 log.dones.append(_np(done))
                 log.physics.append(physics_report(env))
         take = min(n, episodes - done_episodes)
-        errors = np.stack(log.error, axis=1)[:take]
-        traces.append(errors)
-        final_errors.append(errors[:, -1])
+        traces.append(np.stack(log.error, axis=1)[:take])
+        for k in final:
+            finals[k].append(_np(final[k])[:take])
+        successes.append(_np(profile.succeeded(final, command.cfg))[:take])
         action_rates.append(_np(rate / max(steps - 1, 1))[:take])
         if record_dir:
             _record(record_dir, log, samples, take, done_episodes)
@@ -152,15 +173,19 @@ def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes:
         done_episodes += take
         bar.update(take)
     bar.close()
-    final = np.concatenate(final_errors)
+    final_by = {k: np.concatenate(v) for k, v in finals.items()}
+    stats = _stats(final_by[primary])
     metrics = {
-        "episodes": int(len(final)),
-        "success_rate": float((final < threshold).mean()),
-        "success_threshold_m": threshold,
-        "mean_final_error_m": float(final.mean()),
-        "median_final_error_m": float(np.median(final)),
-        "p95_final_error_m": float(np.percentile(final, 95)),
-        "max_final_error_m": float(final.max()),
+        "episodes": int(len(final_by[primary])),
+        "success_rate": float(np.concatenate(successes).mean()),
+        "success": profile.success_text,
+        **profile.thresholds(command.cfg),
+        "error_measure": profile.primary.label,
+        "mean_final_error_m": stats["mean"],
+        "median_final_error_m": stats["median"],
+        "p95_final_error_m": stats["p95"],
+        "max_final_error_m": stats["max"],
+        "final": {name: _stats(values) for name, values in final_by.items()},
         "mean_action_rate": float(np.concatenate(action_rates).mean()),
         "episode_length_s": float(env.max_episode_length_s),
         "sim_diverged_resets": getattr(env, "sim_diverged_count", None),
@@ -170,6 +195,7 @@ def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes:
             "task": task, "git": git_hash(), "episodes": metrics["episodes"], "control_period_s": env.step_dt,
             "reward_terms": reward_terms, "fields": ["obs", "actions", "rewards", "dones", "ee_pos", "target_pos",
                                                      "error"],
+            "error": f"{profile.primary.label} ({profile.primary.unit})",
             "randomization": "per-episode sample in each episode_XXXXX.npz under 'randomization' (json)",
             "physics": physics_summaries or "this runtime reports no contacts or energy",
             "physics_fields": "per episode: contacts (per control step), energy in J where the engine computes it "
@@ -194,8 +220,9 @@ def _savez(tmp: str, arrays: dict[str, np.ndarray]) -> None:
         np.savez_compressed(handle, **arrays)
 
 
-def plot_errors(traces: np.ndarray, control_period_s: float, path: Path, title: str, threshold_m: float) -> Path:
-    """Error over time: median and 5-95 % band across episodes, with the success threshold."""
+def plot_errors(traces: np.ndarray, control_period_s: float, path: Path, title: str, threshold_m: float | None,
+                label: str = "error") -> Path:
+    """The task's primary measure over time: median and 5-95 % band across episodes, with its success threshold."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -206,10 +233,11 @@ def plot_errors(traces: np.ndarray, control_period_s: float, path: Path, title: 
     ax.fill_between(t, 100 * np.percentile(traces, 5, axis=0), 100 * np.percentile(traces, 95, axis=0),
                     alpha=0.3, label="5-95 %")
     ax.plot(t, 100 * np.median(traces, axis=0), label="median")
-    ax.axhline(100 * threshold_m, color="k", linestyle="--", linewidth=1, label="success threshold")
+    if threshold_m is not None:
+        ax.axhline(100 * threshold_m, color="k", linestyle="--", linewidth=1, label="success threshold")
     ax.set_yscale("log")
     ax.set_xlabel("time in episode (s)")
-    ax.set_ylabel("hand-to-target error (cm)")
+    ax.set_ylabel(f"{label} (cm)")
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()

@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OverrideError, CheckpointError, ValueError, RuntimeUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from roarm_lab.registry import task_profile
     from roarm_lab.rl.evaluate import evaluate, plot_errors
     env_cfg.evaluation_mode(randomize=args.randomize)
     env_cfg.scene.num_envs = EXPORT_ENVS if args.export_only else min(args.num_envs, args.episodes)
@@ -123,11 +124,16 @@ def main(argv: list[str] | None = None) -> int:
                     "policy": args.policy, "seed": args.seed, "overrides": applied})
     suffix = "_randomized" if args.randomize else ""
     atomic_write_json(export_dir / RunFiles(export_dir.parent).metrics(args.randomize).name, metrics)
+    profile = task_profile(args.task)
+    bound = next((b for b in profile.success if b.measure == profile.primary.name), None)
     plot = plot_errors(traces, env.step_dt, export_dir / f"error_over_time{suffix}.png",
-                       f"{args.task}: {metrics['episodes']} held-out targets"
-                       + (" (randomized)" if args.randomize else ""), metrics["success_threshold_m"])
-    print(f"success_rate {metrics['success_rate']:.3f}  mean_final_error {100 * metrics['mean_final_error_m']:.2f} cm  "
-          f"p95 {100 * metrics['p95_final_error_m']:.2f} cm  mean_action_rate {metrics['mean_action_rate']:.4f}")
+                       f"{args.task}: {metrics['episodes']} held-out goals" + (" (randomized)" if args.randomize else ""),
+                       metrics[bound.threshold] if bound else None, profile.primary.label)
+    print(f"success_rate {metrics['success_rate']:.3f}  mean_final_{profile.primary.label.replace(' ', '_')} "
+          f"{100 * metrics['mean_final_error_m']:.2f} cm  p95 {100 * metrics['p95_final_error_m']:.2f} cm  "
+          f"mean_action_rate {metrics['mean_action_rate']:.4f}")
+    for name, stats in list(metrics["final"].items())[1:]:
+        print(f"  final {profile.measure(name).label}: mean {100 * stats['mean']:.2f} cm, median {100 * stats['median']:.2f} cm")
     print(f"wrote {relative(export_dir / RunFiles(export_dir.parent).metrics(args.randomize).name)} and {relative(plot)}")
     return 0
 

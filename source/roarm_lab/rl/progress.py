@@ -14,7 +14,7 @@ from rsl_rl.utils.log_writer import LogWriter
 from rsl_rl.utils.logger import Logger
 from tqdm import tqdm
 
-from roarm_lab.rl.progress_record import ERROR_KEY, SUCCESS_KEY
+from roarm_lab.rl.progress_record import ERROR_RECORD, SUCCESS_RECORD
 from roarm_lab.utils.io import append_text
 from roarm_lab.control.layout import RunFiles
 
@@ -28,8 +28,11 @@ class ProgressLogger(Logger):
     """rsl_rl's logger (TensorBoard and all) with its console block replaced by a tqdm bar; what rsl_rl prints
     for the record (the iteration reports, the git notes) goes to the run's console log, not the terminal."""
 
-    def __init__(self, *args: Any, total_iterations: int, start_iteration: int = 0, show: bool = True, **kwargs: Any):
+    def __init__(self, *args: Any, total_iterations: int, start_iteration: int = 0, show: bool = True,
+                 metric_keys: tuple[str, str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.metric_keys = metric_keys
+        """(success, error): the task's logged metrics that fill the records (its profile's); None: neither."""
         self.total_iterations, self.start_iteration, self.show = total_iterations, start_iteration, show
         self._bar: tqdm | None = None
         self.after_iteration: Any = None
@@ -57,16 +60,17 @@ class ProgressLogger(Logger):
         return stored
 
     def log(self, *args: Any, **kwargs: Any) -> None:
-        success = _mean(self.ep_extras, SUCCESS_KEY)
-        error = _mean(self.ep_extras, ERROR_KEY)
+        success_key, error_key = self.metric_keys or ("", "")
+        success = _mean(self.ep_extras, success_key)
+        error = _mean(self.ep_extras, error_key)
         report = io.StringIO()
         with contextlib.redirect_stdout(report):
             super().log(*args, **kwargs)
         self.to_console_log(report.getvalue())  # whole reports and records, or none: a full disk leaves no half line
         if success is not None:
-            self.latest["success_rate"] = success
+            self.latest[SUCCESS_RECORD] = success
         if error is not None:
-            self.latest["position_error_m"] = error
+            self.latest[ERROR_RECORD] = error
         if self.rewbuffer:
             self.latest["mean_reward"] = sum(self.rewbuffer) / len(self.rewbuffer)
         self.latest["iteration"] = kwargs.get("it", args[0] if args else 0)
@@ -74,10 +78,10 @@ class ProgressLogger(Logger):
         if self.log_dir is not None and not self.disable_logs:  # one JSON line per iteration: curves, panel, status
             append_text(RunFiles(Path(self.log_dir)).progress, json.dumps(self.latest) + "\n")
         postfix = {}
-        if "success_rate" in self.latest:
-            postfix["success"] = f"{self.latest['success_rate']:.2f}"
-        if "position_error_m" in self.latest:
-            postfix["err"] = f"{100 * self.latest['position_error_m']:.1f}cm"
+        if SUCCESS_RECORD in self.latest:
+            postfix["success"] = f"{self.latest[SUCCESS_RECORD]:.2f}"
+        if ERROR_RECORD in self.latest:
+            postfix["err"] = f"{100 * self.latest[ERROR_RECORD]:.1f}cm"
         if "mean_reward" in self.latest:
             postfix["rew"] = f"{self.latest['mean_reward']:.1f}"
         self.bar.set_postfix(postfix, refresh=False)

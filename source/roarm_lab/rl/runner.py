@@ -33,6 +33,7 @@ def restore_env_state(vec_env: Any, state: dict[str, Any] | None) -> None:
 class RoArmRunner(OnPolicyRunner):
     def __init__(self, env: Any, train_cfg: dict, log_dir: str | None, device: str, *, total_iterations: int,
                  checkpoint_infos: dict | None = None, show_progress: bool = True,
+                 metric_keys: tuple[str, str] | None = None,
                  keep_checkpoints: int = KEEP_CHECKPOINTS):
         printed = io.StringIO()  # rsl_rl prints the networks and observation sets: the run's log keeps them
         with contextlib.redirect_stdout(printed):
@@ -41,7 +42,7 @@ class RoArmRunner(OnPolicyRunner):
         self._gather_mini_batches_by_row()
         self.logger = ProgressLogger(log_dir, self.cfg, self.env.cfg, self.env.num_envs, self.is_distributed,
                                      self.gpu_world_size, self.gpu_global_rank, self.device,
-                                     total_iterations=total_iterations, show=show_progress)
+                                     total_iterations=total_iterations, show=show_progress, metric_keys=metric_keys)
         self._startup_print = printed.getvalue()
         """Written to the run's console log when training starts (a refused resume leaves the folder untouched)."""
         self.checkpoint_infos = checkpoint_infos or {}

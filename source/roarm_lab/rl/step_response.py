@@ -20,34 +20,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from roarm_lab import DEFAULT_TASK
 from roarm_lab.assets.joint_table import SERVO, joint
 from roarm_lab.rl.run_setup import add_runtime_arg, choose_runtime, load_task_configs, physics_name, set_device
 from roarm_lab.utils.io import atomic_write
 
-TASK = "RoArm-Reach-v0"
+TASK = DEFAULT_TASK
 
 
 def record(step_rad: float, seconds: float, servo: str, device: str = "cpu") -> dict[str, np.ndarray]:
     """Joint trajectories (envs, T, joints) of the five single-joint steps on the selected runtime."""
-    from roarm_lab.registry import make_env
+    from roarm_lab.registry import make_env, task_profile
 
     env_cfg, _, _ = load_task_configs(TASK, [])
     set_device(env_cfg, None, device)
-    arm_joints = len(env_cfg.actions.arm_action.joint_names)
+    arm = task_profile(TASK).arm_action
+    arm_joints = len(getattr(env_cfg.actions, arm).joint_names)
     env_cfg.scene.num_envs = arm_joints
     env_cfg.curriculum = None
     for name in [f for f in vars(env_cfg.events) if not f.startswith("_")]:
         if name != "reset_robot_joints":
             setattr(env_cfg.events, name, None)
     env_cfg.events.reset_robot_joints.params["position_range"] = (0.0, 0.0)
-    action_cfg = env_cfg.actions.arm_action
+    action_cfg = getattr(env_cfg.actions, arm)
     action_cfg.mode, action_cfg.scale = "absolute", 1.0
     if servo == "raw":
         action_cfg.max_step, action_cfg.servo_speed, action_cfg.servo_deadband = None, None, 0.0
     env = make_env(TASK, env_cfg)
     try:
         env.reset()
-        term = env.action_manager.get_term("arm_action")
+        term = env.action_manager.get_term(arm)
         latency = 0 if servo == "raw" else round(SERVO.latency_s / env.step_dt)  # the arm's delay, in steps
         term.set_latency(torch.full((arm_joints,), latency, device=env.device, dtype=torch.long),
                          torch.arange(arm_joints, device=env.device))

@@ -155,7 +155,7 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
     except (OverrideError, ValueError, RuntimeUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from roarm_lab.registry import make_env
+    from roarm_lab.registry import make_env, task_profile
 
     seed = args.seed + rank.rank  # each rank its own environments and draws
     agent_cfg.seed = seed
@@ -191,9 +191,11 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
     total = agent_cfg.max_iterations
     if getattr(agent_cfg, "logger", None) == "wandb":  # its files go to the run folder, not the working directory
         os.environ.setdefault("WANDB_DIR", str(run_dir))
+    profile = task_profile(args.task)
     runner = RoArmRunner(vec_env, train_cfg, log_dir=str(run_dir) if rank.writer else None, device=args.device,
                          total_iterations=total, show_progress=not args.no_progress,
                          **({} if args.keep_checkpoints is None else {"keep_checkpoints": args.keep_checkpoints}),
+                         metric_keys=(profile.success_key, profile.error_key),
                          checkpoint_infos={"task": args.task, "runtime": runtime, "env_cfg_hash": env_hash,
                                            "agent_cfg_hash": agent_hash})
     runner.add_git_repo_to_log(__file__)

@@ -141,10 +141,35 @@ class UsdPhysicsCollisionCfg:
 
 
 @configclass
+class RigidBodyMaterialBaseCfg:
+    """Contact material. MuJoCo has one sliding friction coefficient: the static one is used."""
+
+    static_friction: float = 0.5
+    dynamic_friction: float = 0.5
+    restitution: float = 0.0
+
+
+@configclass
+class MassPropertiesCfg:
+    mass: float | None = None
+    density: float | None = None
+
+
+@configclass
+class RigidBodyBaseCfg:
+    disable_gravity: bool | None = None
+
+
+@configclass
 class CuboidCfg:
     size: tuple[float, float, float] = MISSING
     collision_props: UsdPhysicsCollisionCfg | None = None
     visual_material: PreviewSurfaceCfg | None = None
+    physics_material: RigidBodyMaterialBaseCfg | None = None
+    mass_props: MassPropertiesCfg | None = None
+    """A free body's mass (or density; with neither, 1000 kg/m^3, MuJoCo's and USD's default)."""
+    rigid_props: RigidBodyBaseCfg | None = None
+    """Present on a rigid object's spawn (Isaac Lab needs it to make the prim a rigid body)."""
 
 
 @configclass
@@ -184,6 +209,18 @@ class ArticulationCfg(AssetBaseCfg):
     init_state: InitialStateCfg = InitialStateCfg()
     actuators: dict[str, ImplicitActuatorCfg] = MISSING
     soft_joint_pos_limit_factor: float = 1.0
+
+
+@configclass
+class RigidObjectCfg(AssetBaseCfg):
+    """A free rigid body of the scene (a cube on the table): its state reads as Isaac Lab's ``RigidObject.data``."""
+
+    @configclass
+    class InitialStateCfg(AssetBaseCfg.InitialStateCfg):
+        lin_vel: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        ang_vel: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    init_state: InitialStateCfg = InitialStateCfg()
 
 
 @configclass

@@ -21,35 +21,62 @@ from roarm_lab.runtime.articulation import Articulation
 from roarm_lab.runtime.backends import make_backend
 from roarm_lab.runtime.cfg import MujocoCpuPhysicsCfg
 from roarm_lab.runtime.configclass import missing_fields
+from roarm_lab.runtime.rigid_object import RigidObject
+from roarm_lab.runtime.scene_model import compose_scene
 from roarm_lab.runtime.managers import (ActionManager, CommandManager, CurriculumManager, EventManager,
                                         ObservationManager, RewardManager, TerminationManager)
 
 
 class InteractiveScene:
-    """The scene's assets by name: ``env.scene["robot"]``."""
+    """The scene's assets by name: ``env.scene["robot"]``, ``env.scene["cube"]``."""
 
-    def __init__(self, assets: dict[str, Any], num_envs: int, device: str):
-        self._assets = assets
+    def __init__(self, articulations: dict[str, Articulation], rigid_objects: dict[str, RigidObject], num_envs: int,
+                 device: str):
+        self._articulations = articulations
+        self._rigid_objects = rigid_objects
         self.num_envs = num_envs
         self.device = device
         self.env_origins = torch.zeros(num_envs, 3, device=device)
 
     def __getitem__(self, name: str) -> Any:
-        if name not in self._assets:
-            raise KeyError(f"no asset '{name}' in the scene; available: {sorted(self._assets)}")
-        return self._assets[name]
+        assets = {**self._articulations, **self._rigid_objects}
+        if name not in assets:
+            raise KeyError(f"no asset '{name}' in the scene; available: {sorted(assets)}")
+        return assets[name]
 
     @property
-    def articulations(self) -> dict[str, Any]:
-        return dict(self._assets)
+    def articulations(self) -> dict[str, Articulation]:
+        return dict(self._articulations)
+
+    @property
+    def rigid_objects(self) -> dict[str, RigidObject]:
+        return dict(self._rigid_objects)
+
+    def update(self, dt: float) -> None:
+        for asset in (*self._articulations.values(), *self._rigid_objects.values()):
+            asset.update(dt)
 
 
-def _resolve_joint_values(spec: dict[str, float], names: list[str]) -> list[float]:
+def _resolve_joint_values(spec: dict[str, float], names: list[str], default: float = 0.0) -> list[float]:
     values = []
     for name in names:
         matches = [v for pattern, v in spec.items() if re.fullmatch(pattern, name)]
-        values.append(float(matches[-1]) if matches else 0.0)
+        values.append(float(matches[-1]) if matches else default)
     return values
+
+
+def actuator_velocity_limits(actuators: dict[str, Any], names: list[str]) -> list[float]:
+    """Each joint's velocity limit from the actuator groups (``joint_velocity_limit``); unlimited where unset."""
+    limits = [math.inf] * len(names)
+    for group in actuators.values():
+        spec = getattr(group, "joint_velocity_limit", None)
+        if spec is None:
+            continue
+        spec = spec if isinstance(spec, dict) else {".*": spec}
+        for i, name in enumerate(names):
+            if any(re.fullmatch(p, name) for p in group.joint_names_expr):
+                limits[i] = _resolve_joint_values(spec, [name], math.inf)[0]
+    return limits
 
 
 def apply_actuator_cfg(robot: Articulation, actuators: dict[str, Any]) -> None:
@@ -106,14 +133,18 @@ class ManagerBasedRLEnv(gym.Env):
         if not isinstance(physics, MujocoCpuPhysicsCfg):
             raise ValueError(f"env.sim.physics is a {type(physics).__name__}: the embedded runtime runs MuJoCo on the "
                              "CPU (MujocoCpuPhysicsCfg); Isaac Lab's backends need --runtime isaaclab")
-        self.sim = make_backend(physics.backend, num_envs=self.num_envs, physics_dt=self.physics_dt,
+        scene_model = compose_scene(cfg.scene, self.physics_dt)
+        self.sim = make_backend(physics.backend, num_envs=self.num_envs, physics_dt=self.physics_dt, scene=scene_model,
                                 nthread=physics.nthread if num_threads is None else num_threads, energy=physics.energy)
-        robot_cfg = cfg.scene.robot
+        robot_cfg = getattr(cfg.scene, scene_model.articulation)
         robot = Articulation(self.sim, self.device,
                              _resolve_joint_values(robot_cfg.init_state.joint_pos, self.sim.joint_names),
-                             robot_cfg.init_state.pos, self.sim.velocity_limits)
+                             robot_cfg.init_state.pos, actuator_velocity_limits(robot_cfg.actuators, self.sim.joint_names))
         apply_actuator_cfg(robot, robot_cfg.actuators)
-        self.scene = InteractiveScene({"robot": robot}, self.num_envs, self.device)
+        self._robot = robot
+        objects = {name: RigidObject(self.sim, name, self.device, getattr(cfg.scene, name).init_state)
+                   for name in scene_model.objects}
+        self.scene = InteractiveScene({scene_model.articulation: robot}, objects, self.num_envs, self.device)
 
         self.episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self.common_step_counter = 0
@@ -167,12 +198,11 @@ class ManagerBasedRLEnv(gym.Env):
     def _step(self, action: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         action = action.to(self.device)
         self.action_manager.process_action(action)
-        robot = self.scene["robot"]
         # Servo targets are constant over the control period, so all substeps run in one native call.
         self.action_manager.apply_action()
-        robot.write_data_to_sim()
+        self._robot.write_data_to_sim()
         diverged = torch.from_numpy(self.sim.step(self.cfg.decimation)).to(self.device)
-        robot.update(self.step_dt)
+        self.scene.update(self.step_dt)
 
         self.episode_length_buf += 1
         self.common_step_counter += 1

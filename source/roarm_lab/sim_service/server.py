@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import zmq
 
+from roarm_lab import DEFAULT_TASK
 from roarm_lab.gateway.admin import token_matches
 from roarm_lab.gateway.protocol import MAX_FRAME_BYTES
 from roarm_lab.gateway.server import _seed_routing_ids, is_loopback
@@ -258,7 +259,7 @@ class SimServer:
     def _on_start(self, msg: dict) -> dict:
         owner = self._client(msg)
         overrides = msg.get("overrides") or []
-        task = p.text(msg, "task", "RoArm-Reach-v0", 200)
+        task = p.text(msg, "task", DEFAULT_TASK, 200)
         try:  # a request from the wire gets the control plane's safe subset (the command line keeps full power)
             face_task_configs(task, overrides, prefixes=("env",))
         except (OverrideError, ValueError) as err:

@@ -18,8 +18,8 @@ import torch
 
 from roarm_lab.compat import RUNTIME
 from roarm_lab.mdp.observations import hand_position_b
-from roarm_lab.rl.evaluate import COMMAND
 from roarm_lab.policy.spec import observation_layout
+from roarm_lab.rl.evaluate import observation_term_slice
 from roarm_lab.sim_service.controllers import PolicyRun, RawAction, action_toward
 from roarm_lab.sim_service.policies import ActionSource, layout_mismatch
 from roarm_lab.sim_service.protocol import ProtocolError, SimErrorCode
@@ -65,10 +65,23 @@ class SimSession:
         cfg.episode_length_s = INTERACTIVE_EPISODE_S
         self.env = make_env(task, cfg)
         self.robot = self.env.scene["robot"]
+        from roarm_lab.registry import task_profile
+
+        self.profile = task_profile(task)
         am = self.env.action_manager
-        self.term = am.get_term(am.active_terms[0])
-        self.command = self.env.command_manager.get_term(COMMAND)
-        self.threshold_m = float(self.command.cfg.success_threshold_m)
+        self.term = am.get_term(self.profile.arm_action)
+        """The arm's action term: goals and joint moves drive it; the task's other terms (a gripper) get zeros."""
+        start = 0
+        for name in am.active_terms:
+            if name == self.profile.arm_action:
+                break
+            start += am.get_term(name).action_dim
+        self._arm = slice(start, start + self.term.action_dim)
+        self.command = self.env.command_manager.get_term(self.profile.command)
+        self._hand = self.robot.find_bodies(self.profile.hand_frame)[0][0]
+        bound = next(b for b in self.profile.success if b.measure == self.profile.primary.name)
+        self.threshold_m = float(getattr(self.command.cfg, bound.threshold))
+        self._measure_slices = {m.name: observation_term_slice(self.env, self.profile.group, m.term) for m in self.profile.measures}
         self.dt = float(self.env.step_dt)
         self.workspace = task_workspace(task)
         self.steps = 0
@@ -90,7 +103,7 @@ class SimSession:
     # ------------------------------------------------------------------ description
     @property
     def action_size(self) -> int:
-        return int(self.term.action_dim)
+        return int(self.env.action_manager.total_action_dim)
 
     def layout(self, group: str = "policy") -> list[dict[str, Any]]:
         return observation_layout(self.env, group)
@@ -102,25 +115,40 @@ class SimSession:
             "seed": self.seed, "randomize": self.randomize, "overrides": self.applied,
             "control_period_s": self.dt, "joint_names": list(self.robot.joint_names),
             "action": {"joint_names": list(self.term.joint_names), "size": self.action_size, "mode": self.term.mode,
-                       "scale": _list(_np(self.term.scale)), "lower": _list(_np(lower)), "upper": _list(_np(upper))},
+                       "scale": _list(_np(self.term.scale)), "lower": _list(_np(lower)), "upper": _list(_np(upper)),
+                       "terms": [{"name": n, "size": int(self.env.action_manager.get_term(n).action_dim)}
+                                 for n in self.env.action_manager.active_terms]},
+            "measures": [{"name": m.name, "label": m.label, "unit": m.unit} for m in self.profile.measures],
+            "success": self.profile.success_text,
             "observation": {g: self.layout(g) for g in self.env.observation_manager.active_terms},
             "success_threshold_m": self.threshold_m,
         }
 
     # ------------------------------------------------------------------ state
     def hand_b(self) -> np.ndarray:
-        return _np(hand_position_b(self.robot, self.command.body_idx)[0])
+        return _np(hand_position_b(self.robot, self._hand)[0])
 
     def target_b(self) -> np.ndarray:
         return _np(self.command.command[0, :3])
 
+    def measures(self) -> dict[str, float]:
+        """The task's measures now (its profile's: hand error for reach; goal error, cube height for lift)."""
+        group = self.env.observation_manager.compute_group(self.profile.group)
+        return {m.name: float(m.read(group, self._measure_slices[m.name])[0]) for m in self.profile.measures}
+
     def error_m(self) -> float:
-        return float(np.linalg.norm(self.target_b() - self.hand_b()))
+        """The task's primary measure now (m)."""
+        return self.measures()[self.profile.primary.name]
+
+    def succeeded(self, measures: dict[str, float]) -> bool:
+        values = {k: torch.tensor([v]) for k, v in measures.items()}
+        return bool(self.profile.succeeded(values, self.command.cfg)[0])
 
     def joint_state(self) -> dict[str, Any]:
         data = self.robot.data
         lower, upper = self.term.limits
-        error = self.error_m()
+        measures = self.measures()
+        error = measures[self.profile.primary.name]
         return {
             "step": self.steps, "sim_time_s": self.steps * self.dt, "resets": self.resets,
             "joint_names": list(self.robot.joint_names),
@@ -131,7 +159,8 @@ class SimSession:
                     "goal": None if self.goal is None else _list(self.goal),
                     "lower": _list(_np(lower)), "upper": _list(_np(upper))},
             "hand_b": _list(self.hand_b()), "target_b": _list(self.target_b()), "error_m": error,
-            "within_threshold": error < self.threshold_m, "threshold_m": self.threshold_m,
+            "within_threshold": self.succeeded(measures), "threshold_m": self.threshold_m,
+            "measures": measures,
             "controller": None if self.controller is None else self.controller.status(),
         }
 
@@ -302,8 +331,9 @@ class SimSession:
         elif isinstance(c, RawAction) and not c.done:
             action = c.next()
         elif self.goal is not None:
-            action = action_toward(self.goal, _np(self.term.commanded_targets[0]), _np(self.term.offset),
-                                   _np(self.term.scale), self.term.mode == "relative")
+            action = np.zeros(size, np.float32)
+            action[self._arm] = action_toward(self.goal, _np(self.term.commanded_targets[0]), _np(self.term.offset),
+                                              _np(self.term.scale), self.term.mode == "relative")
         else:
             action = np.zeros(size, np.float32)
         obs, _, terminated, truncated, _ = self.env.step(torch.as_tensor(action, dtype=torch.float32).reshape(1, -1))

@@ -13,8 +13,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from roarm_lab.rl.evaluate import COMMAND
-
 BANK_SIZE = 20000
 TOLERANCE_M = 0.02
 
@@ -48,9 +46,12 @@ class Workspace:
 
 @lru_cache(maxsize=4)
 def task_workspace(task: str) -> Workspace:
-    """The workspace of a task's hand command, from its registered env config."""
-    from roarm_lab.mdp.commands import task_target_bank
-    from roarm_lab.registry import load_cfg_from_registry
+    """The hand's workspace for a task: its command's own bank where the command draws hand targets from one
+    (reach), else the arm's whole safe box above the table (a task whose goals are for an object)."""
+    from roarm_lab.mdp.commands import ReachableTargetCommandCfg, reachable_target_bank, task_target_bank
+    from roarm_lab.registry import load_cfg_from_registry, task_profile
 
-    cmd = getattr(load_cfg_from_registry(task, "env_cfg_entry_point").commands, COMMAND)
-    return Workspace(task_target_bank(cmd, BANK_SIZE, cmd.seed))
+    cmd = getattr(load_cfg_from_registry(task, "env_cfg_entry_point").commands, task_profile(task).command)
+    if isinstance(cmd, ReachableTargetCommandCfg):
+        return Workspace(task_target_bank(cmd, BANK_SIZE, cmd.seed))
+    return Workspace(reachable_target_bank({}, BANK_SIZE, 0, min_height_above_table_m=0.02, min_radius_m=0.1))

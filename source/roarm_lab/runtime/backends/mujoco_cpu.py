@@ -1,64 +1,87 @@
 """The MuJoCo C engine stepping every environment in native threads (``mujoco.batch.Batch``).
 
-One ``MjModel`` is compiled; the fields that domain randomization changes (masses, inertias, armature,
-passive damping and servo gains) are expanded per simulation, so each environment has its
-own physical parameters without one Python object per environment. State lives in the batch's rows and
-is exposed as numpy views; the articulation copies it into torch tensors once per control step.
+The model is the scene's (``runtime/scene_model.py``): one articulation, static cuboids, free rigid bodies.
+The fields that domain randomization changes (masses, inertias, armature, passive damping, servo gains, contact
+friction) are expanded per simulation, so each environment has its own physical parameters without one Python
+object per environment. State lives in the batch's rows and is exposed as numpy views; the assets copy it into
+torch tensors once per control step.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 from mujoco import batch as mjbatch
 
-from roarm_lab.assets.joint_table import JOINTS, TCP_FRAME
-from roarm_lab.assets.mjcf import build_spec
 from roarm_lab.runtime.backends.base import PhysicsBackend
+from roarm_lab.runtime.scene_model import SceneModel
 
 _DIVERGENCE_SLICE = slice(mujoco.mjtWarning.mjWARN_BADQPOS.value, mujoco.mjtWarning.mjWARN_BADQACC.value + 1)
 assert _DIVERGENCE_SLICE.stop - _DIVERGENCE_SLICE.start == 3  # BADQPOS, BADQVEL, BADQACC are contiguous
 
 
+@dataclass(frozen=True)
+class FreeBody:
+    """Where a free rigid body lives in the model: its body, its free joint's qpos and dof rows, its geom."""
+
+    body: int
+    qpos: slice
+    qvel: slice
+    geom: int
+
+
 class MujocoCpuBackend(PhysicsBackend):
-    """N simulations of the RoArm-M3 model on ``nthread`` native threads."""
+    """N simulations of a composed scene on ``nthread`` native threads."""
 
     name = "mujoco-cpu"
 
-    def __init__(self, num_envs: int, physics_dt: float, nthread: int = 0, friction_velocity_eps: float = 0.05,
-                 energy: bool = False):
-        spec = build_spec(physics_dt)
-        # Coulomb friction is applied as a smooth torque at the control rate (see apply_joint_friction),
+    def __init__(self, num_envs: int, physics_dt: float, scene: SceneModel, nthread: int = 0,
+                 friction_velocity_eps: float = 0.05, energy: bool = False):
+        spec = scene.spec
+        spec.option.timestep = physics_dt
+        # Coulomb friction of the joints is applied as a smooth torque at the control rate (apply_joint_friction),
         # not as MuJoCo friction-loss constraints, which cost ~40 % of the step for a 6-dof arm.
-        for j in JOINTS:
-            spec.joint(j.name).frictionloss = 0.0
-        self.model = spec.compile()
+        self.default_friction = np.array([spec.joint(n).frictionloss for n in scene.joint_names])
+        for name in scene.joint_names:
+            spec.joint(name).frictionloss = 0.0
+        self.model = m = spec.compile()
         if energy:
-            self.model.opt.enableflags |= mujoco.mjtEnableBit.mjENBL_ENERGY
+            m.opt.enableflags |= mujoco.mjtEnableBit.mjENBL_ENERGY
         self._energy_on = energy
         self.num_envs = num_envs
         self.physics_dt = physics_dt
-        self.batch = mjbatch.Batch(self.model, num_envs, nthread=nthread)
+        self.batch = mjbatch.Batch(m, num_envs, nthread=nthread)
         self.batch.reset(keyframe=np.zeros(num_envs, dtype=np.int32))
-        m = self.model
-        self.joint_names = [m.joint(i).name for i in range(m.njnt)]
-        bodies = [m.body(i).name for i in range(1, m.nbody)]
-        self.body_names = bodies + [TCP_FRAME]
-        self.num_mass_bodies = len(bodies)
-        self._tcp_site = m.site(TCP_FRAME).id
-        self.qpos = self.batch.bind("qpos")
-        self.qvel = self.batch.bind("qvel")
+        nj = len(scene.joint_names)
+        if any(m.jnt_qposadr[i] != i or m.jnt_dofadr[i] != i for i in range(nj)):
+            raise ValueError("the articulation's joints must be its model's first, one dof each (hinges)")
+        self.joint_names = list(scene.joint_names)
+        self.body_names = list(scene.link_names) + list(scene.frame_names)
+        self.num_mass_bodies = len(scene.link_names)
+        self._sites = [m.site(n).id for n in scene.frame_names]
+        self.objects: dict[str, FreeBody] = {}
+        for name, body in scene.objects.items():
+            joint = int(m.body(body).jntadr[0])
+            qadr, vadr = int(m.jnt_qposadr[joint]), int(m.jnt_dofadr[joint])
+            self.objects[name] = FreeBody(m.body(body).id, slice(qadr, qadr + 7), slice(vadr, vadr + 6),
+                                          m.geom(name).id)
+        self.full_qpos = self.batch.bind("qpos")
+        self.full_qvel = self.batch.bind("qvel")
+        self.qpos = self.full_qpos[:, :nj]
+        self.qvel = self.full_qvel[:, :nj]
         self.ctrl = self.batch.bind("ctrl")
-        self.qfrc_applied = self.batch.bind("qfrc_applied")
+        self.qfrc_applied = self.batch.bind("qfrc_applied")[:, :nj]
         self._xpos = self.batch.bind("xpos")
-        self._xquat = self.batch.bind("xquat")
+        self._xmat = self.batch.bind("xmat")
         self._site_xpos = self.batch.bind("site_xpos")
         self._ncon = self.batch.bind("ncon")
         self._energy = self.batch.bind("energy")
         self._warnings = self.batch.warning
         self._divergence_counts = self._warnings[:, _DIVERGENCE_SLICE, 1].sum(axis=1)
         self._friction_eps = friction_velocity_eps
-        self.friction = np.tile(np.array([j.friction for j in JOINTS]), (num_envs, 1))
+        self.friction = np.tile(self.default_friction, (num_envs, 1))
         self._friction_tmp = np.empty_like(self.friction)
         # per-simulation copies of the fields randomization writes
         self._mass = self.batch.expand("body_mass")
@@ -67,13 +90,12 @@ class MujocoCpuBackend(PhysicsBackend):
         self._damping = self.batch.expand("dof_damping")
         self._gainprm = self.batch.expand("actuator_gainprm")
         self._biasprm = self.batch.expand("actuator_biasprm")
-        self.default_armature = m.dof_armature.copy()
-        self.default_damping = m.dof_damping.copy()
+        self._geom_friction = self.batch.expand("geom_friction") if self.objects else None
+        self.default_armature = m.dof_armature[:nj].copy()
+        self.default_damping = m.dof_damping[:nj].copy()
         self.default_kp = m.actuator_gainprm[:, 0].copy()
         self.default_kv = -m.actuator_biasprm[:, 2].copy()
-        self.default_friction = self.friction[0].copy()
-        self.joint_limits = m.jnt_range.copy()
-        self.velocity_limits = np.array([j.velocity for j in JOINTS])
+        self.joint_limits = m.jnt_range[:nj].copy()
         self.forward()
 
     # ------------------------------------------------------------------ stepping
@@ -112,12 +134,14 @@ class MujocoCpuBackend(PhysicsBackend):
     def forward(self, env_ids: np.ndarray | None = None) -> None:
         self.batch.forward(env_ids, stage=mujoco.mjtStage.mjSTAGE_POS.value)
 
-    # ------------------------------------------------------------------ state
+    # ------------------------------------------------------------------ articulation state
     def frame_positions(self, env_ids: np.ndarray | None = None) -> np.ndarray:
-        """(N, nbody-1+1, 3): world positions of every body after the world, then the TCP site (of ``env_ids``)."""
+        """(N, links + frames, 3): world positions of the articulation's links, then of its sites."""
         rows = slice(None) if env_ids is None else env_ids
-        site = self._tcp_site
-        return np.concatenate([self._xpos[rows, 1:], self._site_xpos[rows, site: site + 1]], axis=1)
+        links = self._xpos[rows, 1:1 + self.num_mass_bodies]
+        if not self._sites:
+            return links.copy()
+        return np.concatenate([links, self._site_xpos[rows][:, self._sites]], axis=1)
 
     def write_joint_positions(self, env_ids: np.ndarray, qpos: np.ndarray) -> None:
         """Teleport joints of the given simulations and recompute their kinematics."""
@@ -141,13 +165,55 @@ class MujocoCpuBackend(PhysicsBackend):
         np.multiply(tmp, self.friction, out=tmp)
         np.negative(tmp, out=self.qfrc_applied)
 
+    # ------------------------------------------------------------------ free bodies
+    def object_state(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(position, quaternion w x y z, linear velocity, angular velocity), all in the world frame, (N, .)."""
+        free = self.objects[name]
+        qpos, qvel = self.full_qpos[:, free.qpos], self.full_qvel[:, free.qvel]
+        rot = self._xmat[:, free.body].reshape(-1, 3, 3)
+        # a free joint's angular velocity is in the body frame: turn it into the world's
+        ang_w = np.einsum("nij,nj->ni", rot, qvel[:, 3:])
+        return qpos[:, :3], qpos[:, 3:], qvel[:, :3], ang_w
+
+    def write_object_pose(self, name: str, env_ids: np.ndarray, pos: np.ndarray, quat_wxyz: np.ndarray) -> None:
+        free = self.objects[name]
+        rows = self.full_qpos[env_ids]
+        rows[:, free.qpos] = np.concatenate([pos, quat_wxyz], axis=1)
+        self.full_qpos[env_ids] = rows
+        self.forward(env_ids)
+
+    def write_object_velocity(self, name: str, env_ids: np.ndarray, lin_w: np.ndarray, ang_w: np.ndarray) -> None:
+        free = self.objects[name]
+        rot = self._xmat[env_ids, free.body].reshape(-1, 3, 3)
+        rows = self.full_qvel[env_ids]
+        rows[:, free.qvel] = np.concatenate([lin_w, np.einsum("nji,nj->ni", rot, ang_w)], axis=1)
+        self.full_qvel[env_ids] = rows
+
+    def object_mass(self, name: str) -> tuple[float, np.ndarray]:
+        """Nominal mass and principal inertia of a free body."""
+        body = self.objects[name].body
+        return float(self.model.body_mass[body]), self.model.body_inertia[body].copy()
+
+    def set_object_mass(self, name: str, env_ids: np.ndarray, mass: np.ndarray, inertia_diag: np.ndarray) -> None:
+        body = self.objects[name].body
+        self._mass[env_ids, body] = mass
+        self._inertia[env_ids, body] = inertia_diag
+
+    def object_friction(self, name: str) -> float:
+        return float(self.model.geom_friction[self.objects[name].geom, 0])
+
+    def set_object_friction(self, name: str, env_ids: np.ndarray, friction: np.ndarray) -> None:
+        """Sliding friction of a free body's geom (MuJoCo takes the larger coefficient of a contact pair)."""
+        self._geom_friction[env_ids, self.objects[name].geom, 0] = friction
+
     # ------------------------------------------------------------------ per-environment parameters
     def body_mass(self) -> np.ndarray:
-        return np.concatenate([self.model.body_mass[1:], np.zeros(len(self.body_names) - self.num_mass_bodies)])
+        n = self.num_mass_bodies
+        return np.concatenate([self.model.body_mass[1:1 + n], np.zeros(len(self.body_names) - n)])
 
     def body_inertia_diag(self) -> np.ndarray:
-        return np.concatenate([self.model.body_inertia[1:],
-                               np.zeros((len(self.body_names) - self.num_mass_bodies, 3))])
+        n = self.num_mass_bodies
+        return np.concatenate([self.model.body_inertia[1:1 + n], np.zeros((len(self.body_names) - n, 3))])
 
     def set_masses(self, env_ids: np.ndarray, body_ids: np.ndarray, masses: np.ndarray) -> None:
         self._mass[np.ix_(env_ids, body_ids + 1)] = masses

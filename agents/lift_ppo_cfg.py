@@ -1,0 +1,22 @@
+"""PPO for RoArm-Lift-v0: 1024 envs x 24 steps per iteration, as reach, with wider networks (the grasp is a
+harder function of the state than a reach)."""
+
+from roarm_lab.compat import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg, configclass
+
+
+@configclass
+class RoArmLiftPPORunnerCfg(RslRlOnPolicyRunnerCfg):
+    experiment_name = "roarm_lift"
+    max_iterations = 1500
+    num_steps_per_env = 24
+    save_interval = 50
+    device = "cpu"
+    obs_groups = {"actor": ["policy"], "critic": ["critic"]}
+    actor = RslRlMLPModelCfg(
+        hidden_dims=[128, 128], activation="elu", obs_normalization=True,
+        distribution_cfg=RslRlMLPModelCfg.GaussianDistributionCfg(init_std=1.0, std_type="log"))
+    critic = RslRlMLPModelCfg(hidden_dims=[128, 128], activation="elu", obs_normalization=True)
+    algorithm = RslRlPpoAlgorithmCfg(
+        num_learning_epochs=5, num_mini_batches=4, learning_rate=1e-3, schedule="adaptive", gamma=0.98, lam=0.95,
+        entropy_coef=0.006, desired_kl=0.01, max_grad_norm=1.0, value_loss_coef=1.0, use_clipped_value_loss=True,
+        clip_param=0.2)
