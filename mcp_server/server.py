@@ -119,17 +119,18 @@ def _resources(mcp: MCPServer, lab: Lab) -> None:
 
 
 def _prompts(mcp: MCPServer) -> None:
-    @mcp.prompt(name="train_evaluate_try_reach", title="Train, evaluate and try a reach policy")
+    @mcp.prompt(name="train_evaluate_try", title="Train, evaluate and try a policy")
     def train_evaluate_try(
+            task: str = Field(DEFAULT_TASK, description="a task id (the list_tasks tool lists them)"),
             iterations: str = Field("300", description="PPO iterations to train (1 to 100000)"),
-            target: str = Field("[0.25, 0.05, 0.15]", description="a hand target [x, y, z] in m, base frame")) -> str:
-        """Train a reach policy in simulation, evaluate it, export it and try it in the simulator."""
-        return (f"Train a {DEFAULT_TASK} policy with start_training(max_iterations={iterations}) and follow it with "
-                "wait_for_job, telling me the iteration, ETA and success rate; show plot_training when it ends. "
-                "Then evaluate_policy on 500 held-out targets and wait for it; report the success rate and the "
-                "error percentiles. Export it (export_policy). Start the simulator (start_sim), run the policy with "
-                f"run_policy_in_sim(target={target}), show me render_rollout, and summarise how close the hand got. "
-                "Do not move the real arm.")
+            target: str = Field("[0.25, 0.05, 0.15]", description="the task's goal [x, y, z] in m, base frame")) -> str:
+        """Train a policy for a task in simulation, evaluate it, export it and try it in the simulator."""
+        return (f"Train a {task} policy with start_training(task='{task}', max_iterations={iterations}) and follow it "
+                "with wait_for_job, telling me the iteration, ETA and success rate; show plot_training when it ends. "
+                "Then evaluate_policy on 500 held-out goals and wait for it; report the success rate and the "
+                "error percentiles. Export it (export_policy). Start the simulator (start_sim with the same task), run "
+                f"the policy with run_policy_in_sim(target={target}), show me render_rollout, and summarise what the "
+                "task's measures show. Do not move the real arm.")
 
     @mcp.prompt(name="compare_runs", title="Compare training runs")
     def compare(run_ids: str = Field(description="run ids separated by commas (list_runs)")) -> str:

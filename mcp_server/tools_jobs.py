@@ -24,7 +24,7 @@ Checkpoint = Annotated[str | None, Field(description="a model_<N>.pt path inside
                                                      "run's newest)")]
 RunIds = Annotated[list[str], Field(min_length=1, max_length=int(rules.COMPARED_RUNS.high),
                                     description="run ids (list_runs), 1 to 8")]
-Task = Annotated[str, Field(description="a registered task id (list_robots lists them)")]
+Task = Annotated[str, Field(description="a registered task id (list_tasks lists them)")]
 RUNS_SHOWN = 20
 
 
@@ -38,9 +38,9 @@ def register(mcp: MCPServer, lab: Lab) -> None:
     @tool(mcp, ACT)
     def start_training(task: Task = DEFAULT_TASK,
                        num_envs: Annotated[int, within(rules.NUM_ENVS, "parallel environments (default: the "
-                                                       "task's, 1024 for reach)")] = None,
+                                                       "task's: list_tasks)")] = None,
                        max_iterations: Annotated[int, within(rules.MAX_ITERATIONS, "PPO iterations (default: the "
-                                                             "task's, 700 for reach)")] = None,
+                                                             "task's: list_tasks)")] = None,
                        overrides: Annotated[list[str], Field(max_length=rules.MAX_OVERRIDES, description="config "
                                             "overrides, e.g. ['env.rewards.tracking.weight=-3.0']")] = None,
                        run_name: Annotated[str, Field(max_length=60, pattern=r"^[A-Za-z0-9_.-]*$",
@@ -61,7 +61,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
 
     @tool(mcp, READ)
     def training_status(run_id: JobRef):
-        """A job's or run's state: iteration/total and ETA, success rate, hand error, newest checkpoint, final
+        """A job's or run's state: iteration/total and ETA, success rate, the task's error (error_label), newest checkpoint, final
         metrics, the error if it failed, the last console lines (tail_log pages further)."""
         return t.status(run_id, tail=5)
 
@@ -94,7 +94,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
 
     @tool(mcp, READ)
     def plot_training(run_ids: RunIds):
-        """A PNG of the learning curves (success rate, hand error against minutes) of one run or several
+        """A PNG of the learning curves (success rate and the task's error against minutes) of one run or several
         compared."""
         png, shown = t.curves(run_ids)
         return image_reply(png, {"runs": shown})

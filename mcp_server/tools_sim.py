@@ -16,18 +16,19 @@ from roarm_lab.mcp_server.follow import follow
 from roarm_lab.mcp_server.translate import ACT, READ, STOP, image_reply, tool, within
 
 ROBOT = "roarm_m3"
-Camera = Annotated[Literal["iso", "front", "side", "top"], Field(
-    description="iso: three-quarter view from the front left; front: from +x; side: from -y; top: from above")]
+Camera = Annotated[Literal["iso", "front", "side", "top", "near"], Field(
+    description="iso: three-quarter view from the front left; front: from +x; side: from -y; top: from above; "
+                "near: close-up of the table in front of the arm (lift)")]
 JointValues = Annotated[list[float] | dict[str, float], Field(
     description="rad: one value per arm joint [base, shoulder, elbow, wrist, roll], or a map of some, "
                 "e.g. {\"base\": 0.5}")]
 Position = Annotated[list[float], Field(min_length=3, max_length=3, description="[x, y, z] in m, robot base frame "
                                         "(x forward, y left, z up)")]
-Target = Annotated[list[float] | None, Field(min_length=3, max_length=3, description="hand target [x, y, z] in m, "
-                                             "base frame; null keeps the current target")]
+Target = Annotated[list[float] | None, Field(min_length=3, max_length=3, description="the task's goal [x, y, z] in m, "
+                                             "base frame (the hand's for reach, the cube's for lift); null keeps it")]
 PolicyRef = Annotated[str | None, Field(description="a run id (list_runs), a training job id, or an exported/ "
                                                     "folder inside the runs folder")]
-Task = Annotated[str, Field(description="a registered task id (list_robots lists them)")]
+Task = Annotated[str, Field(description="a registered task id (list_tasks lists them)")]
 Steps = Annotated[int, within(rules.SETTLE_STEPS, "control steps to simulate (or wait, in real time) before "
                               "answering; 30 = 1 s")]
 
@@ -71,7 +72,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
 
     @tool(mcp, ACT)
     def set_target(target: Position):
-        """Move the hand target (the green sphere); refused with the nearest reachable point if out of reach."""
+        """Move the task's goal (the green sphere); refused with the nearest reachable point if out of reach."""
         return lab.sim.set_target(target)
 
     def robot_info() -> dict:
@@ -82,6 +83,12 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                 "joints": [{"name": j.short, "lower_rad": j.lower, "upper_rad": j.upper, "home_rad": j.home}
                            for j in JOINTS], "tcp_frame": TCP_FRAME, "base_height_m": BASE_HEIGHT_M,
                 "tasks": registered_tasks(), "loaded_in_sim": lab.sim.running()}
+
+    @tool(mcp, READ)
+    def list_tasks():
+        """The tasks to train: what each is, its success definition, what it reports, its defaults (envs,
+        iterations) and whether its policies can run on the real arm."""
+        return {"tasks": lab.tasks()}
 
     @tool(mcp, READ)
     def list_robots():
@@ -167,9 +174,9 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                                                                  "(30 per simulated second)")] = 300,
                                 use_gateway: Annotated[bool, Field(description="take actions from the running "
                                                                    "policy gateway (start_gateway)")] = False,
-                                until_reached: Annotated[bool, Field(description="end once the hand stays within "
-                                                                     "2 cm")] = True):
-        """Run an exported policy closed-loop in the simulator toward a hand target. Stepped: waits up to 20 s
+                                until_reached: Annotated[bool, Field(description="end once the task's success "
+                                                                     "holds (reach: the hand within 2 cm)")] = True):
+        """Run an exported policy closed-loop in the simulator toward the task's goal. Stepped: waits up to 20 s
         with progress, then answers with the state so far. Real time: answers at once. Either way the result's
         run_id works with wait_for_job and stop_policy; cancelling this call stops the run."""
         source = await thread(lab.policy_source, policy, use_gateway)
@@ -192,7 +199,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                              frames: Annotated[int, within(rules.FILM_FRAMES, "pictures in the filmstrip")] = 8,
                              camera: Camera = "iso"):
         """Film a policy run from the current state (stepped simulator): a filmstrip PNG labelled with step and
-        hand error, and a GIF written to logs/sim/films/."""
+        the task's error, and a GIF written to logs/sim/films/."""
         source = await thread(lab.policy_source, policy, False)
         await ctx.report_progress(0.0, 1.0, f"filming {steps} steps")
         shot = await thread(lab.sim.film, source, target, steps, frames, camera, 320, 240)

@@ -31,9 +31,9 @@ ISSUE_TOOLS = {"start_sim", "stop_sim", "list_robots", "load_robot", "get_joint_
                "run_policy_on_real_arm", "emergency_stop", "check_environment"}
 READ_ONLY = {"get_joint_state", "capture_observation", "policy_infer", "render_sim", "training_status", "list_runs",
              "gateway_stats", "real_arm_status", "check_environment", "list_robots", "load_robot", "wait_for_job",
-             "plot_training", "compare_runs", "tail_log"}
+             "plot_training", "compare_runs", "tail_log", "list_tasks"}
 NEW_TOOLS = {"stop_policy", "reset_sim", "set_target", "wait_for_job", "plot_training", "compare_runs", "tail_log",
-             "resume_training", "render_rollout", "delete_run", "start_tensorboard"}
+             "resume_training", "render_rollout", "delete_run", "start_tensorboard", "list_tasks"}
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 
 # A short training run that learns something in a few iterations: one fixed target (a joint box of one point) on
@@ -104,12 +104,12 @@ def test_the_tools_have_the_issues_names_described_bounded_parameters_and_annota
             assert schema.get("description"), f"{name}.{param} has no description"
             if schema.get("type") in ("integer", "number") and param != "before":
                 assert "minimum" in schema and "maximum" in schema, f"{name}.{param} has no range in its schema"
-    assert tools["render_sim"].input_schema["properties"]["camera"]["enum"] == ["iso", "front", "side", "top"]
+    assert tools["render_sim"].input_schema["properties"]["camera"]["enum"] == ["iso", "front", "side", "top", "near"]
     assert tools["tail_log"].input_schema["properties"]["source"]["enum"] == ["job", "sim", "gateway"]
     assert tools["run_policy_on_real_arm"].annotations.destructive_hint is True
     assert tools["run_policy_on_real_arm"].input_schema["properties"]["dry_run"]["default"] is True
     assert "confirmation" not in tools["run_policy_on_real_arm"].input_schema["properties"]  # filled by the server
-    assert {"train_evaluate_try_reach", "compare_runs"} <= set(prompts)
+    assert {"train_evaluate_try", "compare_runs"} <= set(prompts)
     assert all(a.description for p in prompts.values() for a in p.arguments or [])
     assert {"roarm://runs/{run_id}/metrics.json", "roarm://runs/{run_id}/policy.json",
             "roarm://runs/{run_id}/console"} <= set(templates)
@@ -381,7 +381,7 @@ def test_bad_input_is_refused_with_a_message_that_says_what_to_do(tmp_path, expo
             assert "nearest reachable point" in msg
             assert "start_gateway" in await refused(client, "run_policy_in_sim", use_gateway=True)
             msg = await refused(client, "render_sim", camera="selfie")
-            assert msg == 'render_sim: camera must be one of "iso", "front", "side", "top", got "selfie".'
+            assert msg == 'render_sim: camera must be one of "iso", "front", "side", "top", "near", got "selfie".'
             await call(client, "stop_sim")
     anyio.run(main)
 
@@ -465,7 +465,7 @@ def test_the_mcp_inspector_cli_lists_tools_resources_and_prompts_and_calls_a_too
         assert out.returncode == 0, (method, out.stdout[-300:], out.stderr[-300:])
         listed[key] = json.loads(out.stdout)[key]
     assert f"roarm://runs/{run}/policy.json" in {r["uri"] for r in listed["resources"]}
-    assert {p["name"] for p in listed["prompts"]} == {"train_evaluate_try_reach", "compare_runs"}
+    assert {p["name"] for p in listed["prompts"]} == {"train_evaluate_try", "compare_runs"}
     bad = subprocess.run([*base, "--method", "tools/call", "--tool-name", "training_status", "--tool-arg",
                           "run_id=nope"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert bad.returncode == 5 and "list_runs" in bad.stdout  # a tool error, with the hint for the model

@@ -14,7 +14,7 @@ import math
 from roarm_lab import mdp
 from roarm_lab.tasks.evaluation import evaluation_settings
 from roarm_lab.tasks.lift import mdp as lift_mdp
-from roarm_lab.assets.joint_table import ARM_JOINTS, GRIPPER_JOINT, SERVO, TCP_FRAME
+from roarm_lab.assets.joint_table import ARM_JOINTS, GRASP_FRAME, GRIPPER_JOINT, SERVO
 from roarm_lab.assets.roarm_m3_cfg import ROARM_M3_CFG, TABLE_CFG, TABLE_SIZE_M
 from roarm_lab.assets.physics import servo_rate_simulation
 from roarm_lab.compat import (ArticulationCfg, AssetBaseCfg, CuboidCfg, CurriculumTermCfg as CurrTerm,
@@ -27,7 +27,8 @@ from roarm_lab.compat import (ArticulationCfg, AssetBaseCfg, CuboidCfg, Curricul
 ARM = [j.name for j in ARM_JOINTS]
 GRIPPER = [GRIPPER_JOINT.name]
 ARM_CFG = SceneEntityCfg("robot", joint_names=ARM, preserve_order=True)
-TCP_CFG = SceneEntityCfg("robot", body_names=[TCP_FRAME])
+GRASP_CFG = SceneEntityCfg("robot", body_names=[GRASP_FRAME])
+"""The point between the jaws where a held cube's centre sits: what reaching, grasping and the hand observations use."""
 CUBE_CFG = SceneEntityCfg("cube")
 
 CUBE_SIZE_M = 0.03
@@ -86,7 +87,7 @@ class ObservationsCfg:
                               noise=Unoise(n_min=-0.005, n_max=0.005))
         object_position = ObsTerm(func=mdp.object_position_b, params={"object_cfg": CUBE_CFG},
                                   noise=Unoise(n_min=-0.003, n_max=0.003))
-        object_from_hand = ObsTerm(func=mdp.object_ee_vector_b, params={"object_cfg": CUBE_CFG, "asset_cfg": TCP_CFG},
+        object_from_hand = ObsTerm(func=mdp.object_ee_vector_b, params={"object_cfg": CUBE_CFG, "asset_cfg": GRASP_CFG},
                                    noise=Unoise(n_min=-0.003, n_max=0.003))
         goal = ObsTerm(func=mdp.generated_commands, params={"command_name": "object_goal"})
         goal_from_object = ObsTerm(func=mdp.object_goal_vector_b,
@@ -108,7 +109,7 @@ class ObservationsCfg:
         gripper_pos = ObsTerm(func=mdp.joint_pos_rel,
                               params={"asset_cfg": SceneEntityCfg("robot", joint_names=GRIPPER)})
         object_position = ObsTerm(func=mdp.object_position_b, params={"object_cfg": CUBE_CFG})
-        object_from_hand = ObsTerm(func=mdp.object_ee_vector_b, params={"object_cfg": CUBE_CFG, "asset_cfg": TCP_CFG})
+        object_from_hand = ObsTerm(func=mdp.object_ee_vector_b, params={"object_cfg": CUBE_CFG, "asset_cfg": GRASP_CFG})
         goal = ObsTerm(func=mdp.generated_commands, params={"command_name": "object_goal"})
         goal_from_object = ObsTerm(func=mdp.object_goal_vector_b,
                                    params={"command_name": "object_goal", "object_cfg": CUBE_CFG})
@@ -135,8 +136,8 @@ class EventCfg:
     # start-state curriculum: a quarter of training episodes begin with the open jaws around the cube
     grasp_ready = EventTerm(func=lift_mdp.reset_grasp_ready, mode="reset",
                             params={"fraction": 0.25, "count": 48, "x_range": (0.18, 0.26), "y_range": (-0.06, 0.06),
-                                    "yaw_range": (-0.2, 0.2), "cube_z": CUBE_REST_Z, "tcp_below_centre_m": 0.006,
-                                    "jaw_offset_m": 0.005, "asset_cfg": ARM_CFG, "object_cfg": CUBE_CFG})
+                                    "yaw_range": (-0.2, 0.2), "cube_z": CUBE_REST_Z, "frame": GRASP_FRAME,
+                                    "asset_cfg": ARM_CFG, "object_cfg": CUBE_CFG})
     # randomization: the cube (20 to 60 g, its friction) and the servos, as reach
     cube_mass = EventTerm(func=mdp.randomize_rigid_body_mass, mode="reset",
                           params={"asset_cfg": SceneEntityCfg("cube", body_names=["cube"]),
@@ -159,20 +160,20 @@ class EventCfg:
 @configclass
 class RewardsCfg:
     reaching_object = RewTerm(func=mdp.object_ee_distance, weight=1.0,
-                              params={"std": 0.1, "object_cfg": CUBE_CFG, "ee_cfg": TCP_CFG})
+                              params={"std": 0.1, "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG})
     grasping_object = RewTerm(func=mdp.object_grasped, weight=2.0,
-                              params={"action_name": "gripper_action", "object_cfg": CUBE_CFG, "ee_cfg": TCP_CFG,
-                                      "min_opening": 0.2, "max_ee_distance": 0.03})
+                              params={"action_name": "gripper_action", "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG,
+                                      "min_opening": 0.2, "max_ee_distance": 0.015})
     lifting_object = RewTerm(func=mdp.object_is_lifted, weight=15.0,
-                             params={"minimal_height": LIFTED_Z, "object_cfg": CUBE_CFG, "ee_cfg": TCP_CFG})
+                             params={"minimal_height": LIFTED_Z, "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG})
     object_goal_tracking = RewTerm(func=mdp.object_goal_distance, weight=16.0,
                                    params={"std": 0.1, "minimal_height": LIFTED_Z, "command_name": "object_goal",
                                            "object_cfg": CUBE_CFG, "robot_cfg": SceneEntityCfg("robot"),
-                                           "ee_cfg": TCP_CFG})
+                                           "ee_cfg": GRASP_CFG})
     object_goal_tracking_fine = RewTerm(func=mdp.object_goal_distance, weight=5.0,
                                         params={"std": 0.02, "minimal_height": LIFTED_Z,
                                                 "command_name": "object_goal", "object_cfg": CUBE_CFG,
-                                                "robot_cfg": SceneEntityCfg("robot"), "ee_cfg": TCP_CFG})
+                                                "robot_cfg": SceneEntityCfg("robot"), "ee_cfg": GRASP_CFG})
     action_rate = RewTerm(func=mdp.action_rate_l2, weight=-1e-4)
     joint_vel = RewTerm(func=mdp.joint_vel_l2, weight=-1e-4, params={"asset_cfg": ARM_CFG})
 

@@ -15,19 +15,17 @@ from roarm_lab.mdp.events import env_index
 
 @lru_cache(maxsize=4)
 def grasp_ready_poses(count: int, x_range: tuple[float, float], y_range: tuple[float, float],
-                      yaw_range: tuple[float, float], cube_z: float, tcp_below_centre_m: float,
-                      jaw_offset_m: float, start: tuple[float, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
+                      yaw_range: tuple[float, float], cube_z: float, frame: str, start: tuple[float, ...],
+                      seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(poses (K, 5), cubes (K, 3): x, y, yaw): arm joints with the open jaws around a cube lying at (x, y, yaw).
 
-    The hand points down with the jaws across the cube's faces, its TCP ``tcp_below_centre_m`` below the cube's
-    centre and ``jaw_offset_m`` toward the fixed jaw, so that the cube sits between the jaw faces."""
+    The hand points down with the jaws across the cube's faces and its grasp frame at the cube's centre."""
     rng = np.random.default_rng(seed)
     poses, cubes = [], []
     q = np.array(start, dtype=np.float64)
     while len(poses) < count:
         x, y, yaw = rng.uniform(*x_range), rng.uniform(*y_range), rng.uniform(*yaw_range)
-        jaw = np.array([np.sin(yaw), -np.cos(yaw), 0.0])
-        solved = hand_down_ik(np.array([x, y, cube_z - tcp_below_centre_m]) - jaw_offset_m * jaw, yaw, q)
+        solved = hand_down_ik(np.array([x, y, cube_z]), yaw, q, frame=frame)
         if solved is not None:
             poses.append(solved)
             cubes.append((x, y, yaw))
@@ -49,15 +47,13 @@ class reset_grasp_ready(ManagerTermBase):
         robot = env.scene[p["asset_cfg"].name]
         home = robot.data.default_joint_pos.torch[0, p["asset_cfg"].joint_ids].cpu().numpy()
         poses, cubes = grasp_ready_poses(p["count"], tuple(p["x_range"]), tuple(p["y_range"]), tuple(p["yaw_range"]),
-                                         p["cube_z"], p["tcp_below_centre_m"], p["jaw_offset_m"],
-                                         tuple(float(v) for v in home), p.get("seed", 0))
+                                         p["cube_z"], p["frame"], tuple(float(v) for v in home), p.get("seed", 0))
         self._poses = torch.as_tensor(poses, dtype=torch.float32, device=env.device)
         self._cubes = torch.as_tensor(cubes, dtype=torch.float32, device=env.device)
 
     def __call__(self, env: Any, env_ids: Any, fraction: float, count: int, x_range: tuple[float, float],
-                 y_range: tuple[float, float], yaw_range: tuple[float, float], cube_z: float,
-                 tcp_below_centre_m: float, jaw_offset_m: float, asset_cfg: SceneEntityCfg,
-                 object_cfg: SceneEntityCfg, seed: int = 0) -> None:
+                 y_range: tuple[float, float], yaw_range: tuple[float, float], cube_z: float, frame: str,
+                 asset_cfg: SceneEntityCfg, object_cfg: SceneEntityCfg, seed: int = 0) -> None:
         ids = env_index(env, env_ids)
         ids = ids[torch.rand(len(ids), device=env.device) < fraction]
         if len(ids) == 0:

@@ -121,6 +121,27 @@ TCP_FRAME = "hand_tcp"
 TCP_ORIGIN_XYZ = (0.0, 0.0, 0.115428)
 TCP_ORIGIN_RPY = (HALF_PI, -HALF_PI, 0.0)
 
+GRASP_FRAME = "grasp_center"
+GRASP_ORIGIN_XYZ = (0.004, 0.0, 0.110)
+"""Where a held 3 cm cube's centre sits in ``link5``: against the fixed jaw's face (x = -10 mm, ``links.JAW_FACE_X_MM``)
+plus half the cube, less the jaws' give, and as deep in the jaws as a scripted grasp from the table holds it (0.116
+at the fixed jaw's tip; 0.104 higher up). The lift task's reaching and grasp terms use this frame: the TCP, on the
+hand's axis at the fixed jaw's tip, would put the cube inside the fixed jaw."""
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """A frame welded to a link (no joint, no mass of its own): the TCP, the grasp centre."""
+
+    name: str
+    link: str
+    xyz: tuple[float, float, float]
+    rpy: tuple[float, float, float]
+
+
+FRAMES: tuple[FrameSpec, ...] = (FrameSpec(TCP_FRAME, TCP_LINK, TCP_ORIGIN_XYZ, TCP_ORIGIN_RPY),
+                                 FrameSpec(GRASP_FRAME, TCP_LINK, GRASP_ORIGIN_XYZ, (0.0, 0.0, 0.0)))
+
 FIRMWARE_FRAME_OFFSET_M = (0.0, 0.0, 0.12206)
 """Firmware Cartesian origin in the world frame (on the base axis at shoulder-pivot height)."""
 

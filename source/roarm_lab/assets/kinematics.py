@@ -48,16 +48,17 @@ def firmware_mm_to_base(p_mm: np.ndarray) -> np.ndarray:
 
 
 def hand_down_ik(target_world: np.ndarray, jaw_yaw: float, start: np.ndarray, iterations: int = 200,
-                 tolerance_m: float = 1e-3) -> np.ndarray | None:
-    """The five arm joints that put ``hand_tcp`` at ``target_world`` with the hand pointing down and the jaws closing
-    along the horizontal direction ``jaw_yaw`` (rad from -y: 0 at base 0 and roll 0); None where it cannot.
+                 tolerance_m: float = 1e-3, frame: str = TCP_FRAME) -> np.ndarray | None:
+    """The five arm joints that put the hand's ``frame`` (a site: the TCP, the grasp centre) at ``target_world`` with
+    the hand pointing down and the jaws closing along the horizontal direction ``jaw_yaw`` (rad from -y: 0 at base 0
+    and roll 0); None where it cannot.
 
     Damped least squares on the model's own Jacobians, from ``start``, kept inside the safe box (the model's
     joint ranges): a grasp pose for a scripted grasp or a task's reset, not a controller.
     """
     model = _model()
     data = mujoco.MjData(model)
-    site, link = model.site(TCP_FRAME).id, model.body(TCP_LINK).id
+    site, link = model.site(frame).id, model.body(TCP_LINK).id
     jaw_axis = np.array([np.sin(jaw_yaw), -np.cos(jaw_yaw), 0.0])
     target = np.asarray(target_world, dtype=np.float64)
     q = np.array(start, dtype=np.float64)[:5].copy()

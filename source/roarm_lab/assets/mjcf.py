@@ -11,7 +11,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from roarm_lab.assets.joint_table import BASE_HEIGHT_M, JOINTS, TCP_FRAME, TCP_LINK
+from roarm_lab.assets.joint_table import BASE_HEIGHT_M, FRAMES, JOINTS, TCP_FRAME
 from roarm_lab.assets.links import DISABLED_COLLISIONS, DISTAL_LINKS
 from roarm_lab.assets.urdf import URDF_PATH
 from roarm_lab.runtime.scene_model import OBSTACLE_CONTYPE
@@ -42,12 +42,13 @@ def build_arm_spec(physics_dt: float = DEFAULT_PHYSICS_DT) -> mujoco.MjSpec:
 
     spec.body("base_link").pos = [0.0, 0.0, BASE_HEIGHT_M]
 
-    # The fixed TCP link becomes a site on link5 with the same pose.
-    tcp_body = spec.body(TCP_FRAME)
-    tcp_pos, tcp_quat = np.array(tcp_body.pos), np.array(tcp_body.quat)
-    spec.delete(tcp_body)
-    spec.body(TCP_LINK).add_site(name=TCP_FRAME, pos=tcp_pos, quat=tcp_quat, size=[0.008, 0.008, 0.008],
-                                 rgba=[1.0, 0.3, 0.1, 1.0])
+    # The welded frames (the TCP, the grasp centre) become sites on their link with the same pose.
+    for frame in FRAMES:
+        body = spec.body(frame.name)
+        pos, quat = np.array(body.pos), np.array(body.quat)
+        spec.delete(body)
+        spec.body(frame.link).add_site(name=frame.name, pos=pos, quat=quat, size=[0.008, 0.008, 0.008],
+                                       rgba=[1.0, 0.3, 0.1, 1.0] if frame.name == TCP_FRAME else [0.2, 0.6, 1.0, 0.0])
 
     for j in JOINTS:
         jnt = spec.joint(j.name)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from roarm_lab.assets.joint_table import JOINTS, TCP_FRAME, TCP_LINK, TCP_ORIGIN_RPY, TCP_ORIGIN_XYZ
+from roarm_lab.assets.joint_table import FRAMES, JOINTS
 from roarm_lab.assets.links import LINKS
 from roarm_lab.utils.io import atomic_write_text
 
@@ -49,7 +49,8 @@ def build_urdf() -> str:
                 ET.SubElement(ET.SubElement(shape, "geometry"), "box", size=_fmt(box.size))
                 if tag == "visual":
                     ET.SubElement(shape, "material", name="roarm_white")
-    ET.SubElement(robot, "link", name=TCP_FRAME)
+    for frame in FRAMES:
+        ET.SubElement(robot, "link", name=frame.name)
     for j in JOINTS:
         node = ET.SubElement(robot, "joint", name=j.name, type="revolute")
         ET.SubElement(node, "parent", link=j.parent)
@@ -59,10 +60,11 @@ def build_urdf() -> str:
         ET.SubElement(node, "limit", lower=f"{j.lower:.9g}", upper=f"{j.upper:.9g}", effort=f"{j.effort:.9g}",
                       velocity=f"{j.velocity:.9g}")
         ET.SubElement(node, "dynamics", damping=f"{j.damping:.9g}", friction=f"{j.friction:.9g}")
-    tcp = ET.SubElement(robot, "joint", name=f"{TCP_LINK}_to_{TCP_FRAME}", type="fixed")
-    ET.SubElement(tcp, "parent", link=TCP_LINK)
-    ET.SubElement(tcp, "child", link=TCP_FRAME)
-    _origin(tcp, TCP_ORIGIN_XYZ, TCP_ORIGIN_RPY)
+    for frame in FRAMES:
+        weld = ET.SubElement(robot, "joint", name=f"{frame.link}_to_{frame.name}", type="fixed")
+        ET.SubElement(weld, "parent", link=frame.link)
+        ET.SubElement(weld, "child", link=frame.name)
+        _origin(weld, frame.xyz, frame.rpy)
     ET.indent(robot)
     header = (
         '<?xml version="1.0"?>\n'

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from roarm_lab.assets.joint_table import JOINTS, TCP_FRAME, TCP_LINK, TCP_ORIGIN_RPY, TCP_ORIGIN_XYZ
+from roarm_lab.assets.joint_table import FRAMES, JOINTS
 from roarm_lab.assets.links import DISABLED_COLLISIONS, DISTAL_LINKS, LINKS
 from roarm_lab.utils.io import atomic_write_text
 
@@ -77,7 +77,7 @@ def link_poses_at_zero() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each link's (position, rotation) in the ``base_link`` frame with every joint at 0."""
     poses = {"base_link": (np.zeros(3), np.eye(3))}
     chain = [(j.parent, j.child, j.origin_xyz, j.origin_rpy) for j in JOINTS]
-    chain.append((TCP_LINK, TCP_FRAME, TCP_ORIGIN_XYZ, TCP_ORIGIN_RPY))
+    chain += [(f.link, f.name, f.xyz, f.rpy) for f in FRAMES]
     for parent, child, xyz, rpy in chain:
         p_pos, p_rot = poses[parent]
         poses[child] = (p_pos + p_rot @ np.asarray(xyz), p_rot @ rpy_matrix(rpy))
@@ -123,12 +123,12 @@ def build_stage():
             box.CreateDisplayColorAttr([Gf.Vec3f(0.92, 0.92, 0.92)])
             if spec.name in COLLIDING_LINKS:
                 UsdPhysics.CollisionAPI.Apply(box.GetPrim())
-    tcp = body(TCP_FRAME)
-    tcp_mass = UsdPhysics.MassAPI.Apply(tcp)
-    tcp_mass.CreateMassAttr(TCP_MASS_KG)
-    tcp_mass.CreateCenterOfMassAttr(Gf.Vec3f(0.0, 0.0, 0.0))
-    tcp_mass.CreateDiagonalInertiaAttr(Gf.Vec3f(*(TCP_INERTIA,) * 3))
-    tcp_mass.CreatePrincipalAxesAttr(Gf.Quatf(1.0, 0.0, 0.0, 0.0))
+    for frame in FRAMES:
+        frame_mass = UsdPhysics.MassAPI.Apply(body(frame.name))
+        frame_mass.CreateMassAttr(TCP_MASS_KG)
+        frame_mass.CreateCenterOfMassAttr(Gf.Vec3f(0.0, 0.0, 0.0))
+        frame_mass.CreateDiagonalInertiaAttr(Gf.Vec3f(*(TCP_INERTIA,) * 3))
+        frame_mass.CreatePrincipalAxesAttr(Gf.Quatf(1.0, 0.0, 0.0, 0.0))
 
     def joint_frame(joint, parent: str, xyz, rpy) -> None:
         joint.CreateBody0Rel().SetTargets([Sdf.Path(f"{ROOT}/{parent}")])
@@ -147,9 +147,10 @@ def build_stage():
         joint.CreateAxisAttr(UsdPhysics.Tokens.z)
         joint.CreateLowerLimitAttr(math.degrees(j.lower))  # UsdPhysics angles are in degrees
         joint.CreateUpperLimitAttr(math.degrees(j.upper))
-    tcp_joint = UsdPhysics.FixedJoint.Define(stage, f"{ROOT}/joints/{TCP_LINK}_to_{TCP_FRAME}")
-    joint_frame(tcp_joint, TCP_LINK, TCP_ORIGIN_XYZ, TCP_ORIGIN_RPY)
-    tcp_joint.CreateBody1Rel().SetTargets([Sdf.Path(f"{ROOT}/{TCP_FRAME}")])
+    for frame in FRAMES:
+        weld = UsdPhysics.FixedJoint.Define(stage, f"{ROOT}/joints/{frame.link}_to_{frame.name}")
+        joint_frame(weld, frame.link, frame.xyz, frame.rpy)
+        weld.CreateBody1Rel().SetTargets([Sdf.Path(f"{ROOT}/{frame.name}")])
 
     # Pairs that never collide (as in the MuJoCo model): distal links among themselves, and the SRDF's pairs.
     never = {frozenset(pair) for pair in DISABLED_COLLISIONS}

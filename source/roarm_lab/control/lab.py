@@ -15,6 +15,7 @@ from roarm_lab.control.models import EstopResult, GatewayInfo, InferResult, Prog
 from roarm_lab.control.real import RealArm
 from roarm_lab.control.runs import Run, find_run, resolve_export
 from roarm_lab.control.settings import LabSettings
+from roarm_lab.control.tasks import task_catalogue
 from roarm_lab.control.sim import SimLink
 from roarm_lab.control.tensorboard import TensorBoardLink
 from roarm_lab.control.training import Training
@@ -30,6 +31,10 @@ class Lab:
         self.training = Training(settings, self.store)
         self.real = RealArm(settings, self.store)
         self.tensorboard = TensorBoardLink(settings)
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """The registered tasks with their profiles and defaults."""
+        return task_catalogue()
 
     def run(self, ref: str) -> Run:
         """A run by id, training job id or path inside the runs folder."""

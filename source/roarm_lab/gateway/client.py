@@ -127,7 +127,7 @@ class GatewayClient:
 
     def _check_spec(self, spec: dict[str, Any]) -> None:
         checks = {
-            "obs_size": spec["observation"]["size"], "action_size": spec["action"]["size"],
+            "obs_size": spec["observation"]["size"], "action_size": spec.get("output_size", spec["action"]["size"]),
             "task": spec.get("task"), "config_hash": spec.get("config_hash"),
             "control_period_s": spec.get("control_period_s"), "action_names": spec["action"]["names"],
         }

@@ -97,10 +97,13 @@ class PanelBackend:
 
     # ------------------------------------------------------------------ reading
     def overview(self) -> dict[str, Any]:
+        from roarm_lab.control.tasks import error_label
         from roarm_lab.registry import registered_tasks
         from roarm_lab.sim_service.render import CAMERAS
 
-        return {"tasks": registered_tasks(), "default_task": self.settings.default_task,
+        tasks = [t for t in registered_tasks() if "-Play-" not in t]
+        return {"tasks": tasks, "default_task": self.settings.default_task,
+                "error_labels": {t: error_label(t) for t in tasks},
                 "real_arm_motion_allowed": self.settings.real.allow, "root": str(self.lab.paths.root),
                 "logs": str(self.lab.paths.logs), "cameras": list(CAMERAS),
                 "limits": {"num_envs": [rules.NUM_ENVS.low, rules.NUM_ENVS.high],

@@ -73,6 +73,7 @@ class ActionConvention:
         A non-finite action or target raises ``NotFiniteError`` before ``state`` changes (no poisoned integrator).
         """
         previous = state.target if state.target is not None else self._start(obs)
+        action = action[: self.size]  # the arm's term leads the output (policy.json's action_terms); a gripper's follows
         desired = (previous if self.relative else self.offset) + self.scale * action
         # non-finite exactly when the action (or a start read from the observation) is: one check covers both,
         # before any clamp could turn an Inf into a finite limit

@@ -106,7 +106,7 @@ class LoadedPolicy:
             raise PolicyLoadError(f"{folder / name} does not run on a {policy.obs_size}-value observation "
                                   f"({type(err).__name__})") from None
         if out.size != policy.action_size:
-            raise PolicyLoadError(f"{folder / name} outputs {out.size} values; policy.json says action.size "
+            raise PolicyLoadError(f"{folder / name} outputs {out.size} values; policy.json says output_size "
                                   f"{policy.action_size}")
         return policy
 
@@ -117,7 +117,8 @@ class LoadedPolicy:
 
     @property
     def action_size(self) -> int:
-        return int(self.meta["action"]["size"])
+        """The model's output: every action term (the arm's first; ``action_terms`` lists them)."""
+        return int(self.meta.get("output_size", self.meta["action"]["size"]))
 
     @property
     def config_hash(self) -> str:
@@ -132,6 +133,8 @@ class LoadedPolicy:
             "config_hash": self.config_hash,
             "observation": {"size": obs["size"], "terms": [{"name": t["name"], "size": t["size"]} for t in obs["terms"]]},
             "action": {"size": act["size"], "names": act["names"], "mode": act.get("mode", "absolute")},
+            "output_size": self.action_size,
+            "action_terms": self.meta.get("action_terms", [{"term": act.get("term"), "size": act["size"]}]),
             "control_period_s": self.meta["control_period_s"],
             "backend": self.backend,
         }

@@ -63,9 +63,26 @@ def observation_layout(env: Any, group: str = POLICY_GROUP) -> list[dict[str, An
     return layout
 
 
+def action_terms(env: Any) -> list[dict[str, Any]]:
+    """Every action term in the policy's output order: its name, size and joints; a binary gripper also says the
+    positions it opens and closes to (a negative output closes)."""
+    out = []
+    for name in env.action_manager.active_terms:
+        term = env.action_manager.get_term(name)
+        entry = {"term": name, "size": int(term.action_dim), "joint_names": list(term.joint_names)}
+        if hasattr(term, "closing"):
+            entry.update(kind="binary", open=list(term.cfg.open_command_expr.values()),
+                         close=list(term.cfg.close_command_expr.values()))
+        out.append(entry)
+    return out
+
+
 def build_spec(env: Any, task: str) -> dict[str, Any]:
-    """The ``policy.json`` document for the environment's action term and policy observation group."""
-    term_name = env.action_manager.active_terms[0]
+    """The ``policy.json`` document: the arm's action term (its convention, in ``action``), every term of the
+    output (``action_terms``, ``output_size``) and the policy observation group."""
+    from roarm_lab.registry import task_profile
+
+    term_name = task_profile(task).arm_action
     term = env.action_manager.get_term(term_name)
     lower, upper = term.limits
     by_name = {j.name: j for j in JOINTS}
@@ -98,6 +115,8 @@ def build_spec(env: Any, task: str) -> dict[str, Any]:
             "max_step": term.max_step,
             "firmware_fields": [j.firmware_field for j in action_joints],
         },
+        "action_terms": action_terms(env),
+        "output_size": int(env.action_manager.total_action_dim),
         "control_period_s": env.step_dt,
         "physics_dt_s": env.physics_dt,
         "decimation": env.cfg.decimation,
@@ -145,7 +164,8 @@ def spec_problems(meta: Any) -> list[str]:
     if not isinstance(obs, dict) or not isinstance(act, dict):
         return bad + ["observation and action must be objects"]
     bad += _observation_problems(obs)
-    bad += _action_problems(act, meta.get("default_joint_pos"))
+    action_bad = _action_problems(act, meta.get("default_joint_pos"))
+    bad += action_bad or _output_problems(meta)
     files = meta.get("files", {})
     if not isinstance(files, dict) or not all(_file_name(files.get(k)) for k in ("onnx", "torchscript") if k in files):
         bad.append("files.onnx and files.torchscript must be plain file names inside the export folder")
@@ -173,6 +193,24 @@ def _observation_problems(obs: dict) -> list[str]:
     measured = obs.get("measured_joint_pos_term")
     if measured is not None and measured not in [t["name"] for t in terms]:
         return [f"observation.measured_joint_pos_term {measured!r:.40} is not one of the terms"]
+    return []
+
+
+def _output_problems(meta: dict) -> list[str]:
+    """``output_size`` and ``action_terms`` (absent in exports that have one action term: then the arm's size)."""
+    size, terms = meta.get("output_size", meta["action"].get("size")), meta.get("action_terms")
+    if not _int(size) or not 0 < size <= 64:
+        return [f"output_size {size!r} must be an integer in 1..64"]
+    if terms is None:
+        return [] if size == meta["action"].get("size") else ["output_size differs from action.size and no "
+                                                              "action_terms say what the rest is"]
+    if not isinstance(terms, list) or not all(isinstance(t, dict) and isinstance(t.get("term"), str)
+                                              and _int(t.get("size")) and t["size"] > 0 for t in terms):
+        return ["action_terms must be a list of {term, size > 0}"]
+    if sum(t["size"] for t in terms) != size:
+        return [f"action_terms add up to {sum(t['size'] for t in terms)} values, output_size says {size}"]
+    if terms[0]["term"] != meta["action"].get("term") or terms[0]["size"] != meta["action"].get("size"):
+        return ["action_terms[0] must be the arm's term, the one `action` describes"]
     return []
 
 

@@ -1,4 +1,4 @@
-"""Learning curves from a run's own files: success rate and the task's position error (hand error for reach, goal error for lift) against wall-clock time.
+"""Learning curves from a run's own files: success rate and the task's position error (its profile's) against wall-clock time.
 
 A run writes ``progress.jsonl`` (one record per iteration, ``rl/progress.py``); runs from before that file
 existed are read from rsl_rl's console report (``train_console.log``: iteration blocks with "Time elapsed").

@@ -77,11 +77,11 @@ class PolicyRun:
             return np.zeros(action_size, np.float32)
         return np.asarray(action, np.float32).reshape(-1)
 
-    def observe(self, error_m: float) -> None:
-        """Account the step just taken: its hand error, the reach test, the step budget."""
+    def observe(self, error_m: float, succeeded: bool) -> None:
+        """Account the step just taken: the task's error, its success test (held SETTLE_STEPS), the step budget."""
         self.steps += 1
         self.errors.append(error_m)
-        self.in_threshold = self.in_threshold + 1 if error_m < self.threshold_m else 0
+        self.in_threshold = self.in_threshold + 1 if succeeded else 0
         if self.in_threshold >= SETTLE_STEPS and self.reached_step is None:
             self.reached_step = self.steps
             if self.until_reached:

@@ -16,7 +16,7 @@ def _frames(pngs: list[bytes]) -> list[Image.Image]:
 
 
 def filmstrip(pngs: list[bytes], labels: list[str]) -> bytes:
-    """The frames in a grid, left to right and top to bottom, each labelled (step and hand error)."""
+    """The frames in a grid, left to right and top to bottom, each labelled (step and the task's error)."""
     frames = _frames(pngs)
     w, h = frames[0].size
     cols = min(STRIP_COLUMNS, len(frames))

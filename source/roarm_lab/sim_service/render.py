@@ -38,11 +38,29 @@ CAMERAS: dict[str, Camera] = {
     "front": Camera((0.1, 0.0, 0.27), 1.5, 180.0, -8.0, "from +x, looking back at the arm"),
     "side": Camera((0.1, 0.0, 0.27), 1.5, 90.0, -8.0, "from -y, the arm's left side"),
     "top": Camera((0.1, 0.0, 0.0), 1.7, 90.0, -89.0, "from above, x to the right"),
+    # the table in front of the base, where the lift task's cube lies and its goals are
+    "near": Camera((0.2, 0.0, 0.06), 0.6, 135.0, -25.0, "close-up of the table in front of the arm (lift)"),
 }
 
 
 class RenderError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """A box of the scene (a task's cube) where the environment has it: drawn, not simulated, by the picture."""
+
+    half_size: tuple[float, float, float]
+    pos_w: tuple[float, float, float]
+    quat_xyzw: tuple[float, float, float, float]
+    rgba: tuple[float, float, float, float]
+
+    def rotation(self) -> np.ndarray:
+        x, y, z, w = self.quat_xyzw
+        return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def gl_platform() -> str:
@@ -76,11 +94,18 @@ class ModelMirror:
                 self.data.qpos[self._qpos_adr[name]] = q
         self._mj.mj_kinematics(self.model, self.data)
 
-    def add_target(self, scene: Any, target_w: np.ndarray | None) -> None:
-        """The target marker as an extra geom of a scene (a renderer's or the viewer's user scene)."""
+    def add_target(self, scene: Any, target_w: np.ndarray | None, objects: list[SceneObject] = ()) -> None:
+        """The target marker and the scene's objects as extra geoms of a scene (a renderer's or the viewer's)."""
+        mj = self._mj
+        for obj in objects:
+            if scene.ngeom >= scene.maxgeom:
+                return
+            mj.mjv_initGeom(scene.geoms[scene.ngeom], mj.mjtGeom.mjGEOM_BOX, np.asarray(obj.half_size, np.float64),
+                            np.asarray(obj.pos_w, np.float64), obj.rotation().reshape(-1),
+                            np.asarray(obj.rgba, dtype=np.float32))
+            scene.ngeom += 1
         if target_w is None or scene.ngeom >= scene.maxgeom:
             return
-        mj = self._mj
         mj.mjv_initGeom(scene.geoms[scene.ngeom], mj.mjtGeom.mjGEOM_SPHERE, np.array([TARGET_RADIUS_M, 0, 0]),
                         np.asarray(target_w, dtype=np.float64), np.eye(3).reshape(-1),
                         np.asarray(TARGET_RGBA, dtype=np.float32))
@@ -102,7 +127,7 @@ class SceneRenderer(ModelMirror):
                 "before the simulator service starts") from None
 
     def render(self, camera: str, joint_names: list[str], joint_pos: np.ndarray,
-               target_w: np.ndarray | None = None) -> bytes:
+               target_w: np.ndarray | None = None, objects: list[SceneObject] = ()) -> bytes:
         if camera not in CAMERAS:
             raise KeyError(f"unknown camera '{camera}'; cameras: {sorted(CAMERAS)}")
         mj = self._mj
@@ -113,7 +138,7 @@ class SceneRenderer(ModelMirror):
         cam.lookat[:] = spec.lookat
         cam.distance, cam.azimuth, cam.elevation = spec.distance, spec.azimuth, spec.elevation
         self._renderer.update_scene(self.data, camera=cam)
-        self.add_target(self._renderer.scene, target_w)
+        self.add_target(self._renderer.scene, target_w, objects)
         return encode_png(self._renderer.render())
 
     def close(self) -> None:
@@ -133,7 +158,7 @@ class SceneViewer(ModelMirror):
         self._last = 0.0
 
     def sync(self, joint_names: list[str], joint_pos: np.ndarray, target_w: np.ndarray | None,
-             min_interval_s: float = 1 / 30) -> None:
+             objects: list[SceneObject] = (), min_interval_s: float = 1 / 30) -> None:
         now = time.monotonic()
         if now - self._last < min_interval_s or not self.handle.is_running():
             return
@@ -141,7 +166,7 @@ class SceneViewer(ModelMirror):
         with self.handle.lock():
             self.pose(joint_names, joint_pos)
             self.handle.user_scn.ngeom = 0
-            self.add_target(self.handle.user_scn, target_w)
+            self.add_target(self.handle.user_scn, target_w, objects)
         self.handle.sync()
 
     def close(self) -> None:

@@ -301,7 +301,7 @@ class SimServer:
 
     def _on_set_joint_targets(self, msg: dict) -> dict:
         s = self._need()
-        return {"state": s.set_joint_targets(p.vector(msg, "targets", s.action_size))}
+        return {"state": s.set_joint_targets(p.vector(msg, "targets", len(s.term.joint_names)))}
 
     def _on_act(self, msg: dict) -> dict:
         s = self._need()

@@ -343,7 +343,8 @@ class SimSession:
             self.resets += 1
             self.goal = None
         if isinstance(c, PolicyRun) and not c.done:
-            c.observe(self.error_m())
+            measures = self.measures()
+            c.observe(measures[self.profile.primary.name], self.succeeded(measures))
         if c is not None and c.done:
             if isinstance(c, PolicyRun):
                 self.last_run = c.status()
@@ -354,10 +355,21 @@ class SimSession:
             self.tick()
 
     # ------------------------------------------------------------------ images
-    def _scene(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+    def _scene(self) -> tuple[list[str], np.ndarray, np.ndarray, list[Any]]:
+        """What a picture shows: the arm's joints, the goal (world) and the scene's objects where they are."""
+        from roarm_lab.sim_service.render import SceneObject
+
         data = self.robot.data
+        origin = _np(self.env.scene.env_origins[0])
+        objects = []
+        for name, obj in self.env.scene.rigid_objects.items():
+            spawn = getattr(self.env.cfg.scene, name).spawn
+            colour = spawn.visual_material.diffuse_color if spawn.visual_material is not None else (0.6, 0.6, 0.6)
+            objects.append(SceneObject(tuple(v / 2 for v in spawn.size),
+                                       tuple(_np(obj.data.root_pos_w.torch[0]) - origin),
+                                       tuple(_np(obj.data.root_quat_w.torch[0])), (*colour, 1.0)))
         return (list(self.robot.joint_names), _np(data.joint_pos.torch[0]),
-                self.target_b() + _np(data.root_pos_w.torch[0]))
+                self.target_b() + _np(data.root_pos_w.torch[0]) - origin, objects)
 
     def render(self, camera: str, width: int, height: int) -> bytes:
         from roarm_lab.sim_service.render import SceneRenderer

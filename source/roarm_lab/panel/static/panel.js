@@ -159,6 +159,9 @@ function padClick(evt) {
 }
 const target = () => ["tx", "ty", "tz"].map((id) => Number($(id).value));
 
+/** What the task calls its error (hand error, goal error): from the tasks' profiles in the overview. */
+function errorLabel(task) { return overview?.error_labels?.[task] || "error"; }
+
 async function loadWorkspace(task) {
   try {
     ui.workspace = await api(`/api/workspace?task=${encodeURIComponent(task)}`, { timeout: 30000 });
@@ -212,7 +215,7 @@ function renderJobs(jobs) {
         stat("iteration", focus.kind === "train" ? `${it} / ${total ?? "?"}` : "–"),
         stat("ETA", active ? eta(focus.eta_s) : "–"),
         stat("success", pct(focus.success_rate ?? metrics.success_rate)),
-        stat("hand error", cm(focus.position_error_m ?? metrics.mean_final_error_m))])),
+        stat(errorLabel(focus.task || $("task").value), cm(focus.position_error_m ?? metrics.mean_final_error_m))])),
       ...(focus.error ? [el("div", { class: "msg", "data-kind": "error", id: "job-error" }, focus.error)] : []),
       buttons);
     box.dataset.state = focus.state;
@@ -283,7 +286,7 @@ function renderSim(sim) {
   if (sim.starting) line.textContent = "starting…";
   else if (sim.running) {
     const s = sim.state || {};
-    line.textContent = `${sim.task} · ${sim.realtime ? "real time" : "stepped"} · step ${s.step ?? "?"} · error ${cm(s.error_m)}`;
+    line.textContent = `${sim.task} · ${sim.realtime ? "real time" : "stepped"} · step ${s.step ?? "?"} · ${errorLabel(sim.task)} ${cm(s.error_m)}`;
   } else line.textContent = "stopped";
   $("frame-note").hidden = sim.running;
   $("frame").classList.toggle("off", !sim.running);
@@ -293,7 +296,7 @@ function renderSim(sim) {
     chart($("errplot"), [{ points: run.error_trace_m.map((e, i) => [i * run.trace_every_steps * dt, 100 * e]),
       cls: "error", fmt: (v) => `${v.toFixed(1)} cm`, guide: 100 * (run.threshold_m || 0.02) }],
       { xLabel: `seconds · ${run.done ? (run.stopped || "done") : "running"} · final ${cm(run.final_error_m)}` });
-  } else chart($("errplot"), [], { note: "hand error over time appears when a policy plays" });
+  } else chart($("errplot"), [], { note: `${errorLabel(sim.task)} over time appears when a policy plays` });
 }
 async function frameLoop() {
   for (;;) {
@@ -391,7 +394,7 @@ function intOrNull(id) { const v = $(id).value.trim(); return v === "" ? null : 
 
 async function main() {
   try { overview = await api("/api/overview"); } catch (err) { say($("train-msg"), err.message, "error"); }
-  const tasks = overview?.tasks || ["RoArm-Reach-v0"];
+  const tasks = overview?.tasks || [];
   $("task").replaceChildren(...tasks.map((t) => el("option", {}, t)));
   $("task").value = overview?.default_task || tasks[0];
   $("train").onclick = (e) => act("start_training", { task: $("task").value, max_iterations: intOrNull("iterations"),
@@ -424,7 +427,7 @@ async function main() {
   $("pad").addEventListener("click", padClick);
   $("task").onchange = () => loadWorkspace($("task").value);
   chart($("curve"), [], { note: "pick a run to see its learning curve" });
-  chart($("errplot"), [], { note: "hand error over time appears when a policy plays" });
+  chart($("errplot"), [], { note: "the task's error over time appears when a policy plays" });
   loadWorkspace($("task").value);
   frameLoop();
   for (;;) {  // one poll at a time: a slow answer delays the next, it never piles requests up
