@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from roarm_lab.utils.figures import save_png
 from roarm_lab.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,6 @@ def plot_tracking(data: dict[str, np.ndarray], path: str | Path, success_m: floa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from roarm_lab.utils.io import atomic_write as write_atomic
 
     t, err = data["t"], data["error"] * 100.0
     fig, ax = plt.subplots(figsize=(10, 3.5))
@@ -155,6 +155,4 @@ def plot_tracking(data: dict[str, np.ndarray], path: str | Path, success_m: floa
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)

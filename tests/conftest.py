@@ -68,7 +68,7 @@ def export_dir(tmp_path_factory):
     """A small untrained policy exported by the project's own exporter (the real format, fast)."""
     from roarm_lab.rl.export import export_policy
     from roarm_lab.rl.runner import RoArmRunner
-    from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+    from roarm_lab.rl.runner import to_rsl_rl_dict
     from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 
     env = make_env(TASK, reach_cfg(4))

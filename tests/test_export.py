@@ -16,7 +16,7 @@ from roarm_lab.registry import load_cfg_from_registry
 from roarm_lab.policy import SCHEMA_VERSION
 from roarm_lab.rl.export import export_policy
 from roarm_lab.rl.runner import RoArmRunner
-from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+from roarm_lab.rl.runner import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 
 TASK = "RoArm-Reach-v0"

@@ -117,7 +117,7 @@ def test_the_runner_s_own_load_is_the_safe_one(tiny_run, tmp_path, make_reach_en
     it, and restores a real checkpoint: weights, iteration and the environment's step counter."""
     from roarm_lab.registry import load_cfg_from_registry
     from roarm_lab.rl.runner import RoArmRunner
-    from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+    from roarm_lab.rl.runner import to_rsl_rl_dict
     from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 
     agent = load_cfg_from_registry("RoArm-Reach-v0", "rsl_rl_cfg_entry_point")

@@ -63,7 +63,7 @@ def test_a_lift_evaluation_reports_the_lift_measures_and_judges_success_by_them(
 def lift_export(tmp_path_factory):
     from roarm_lab.rl.export import export_policy
     from roarm_lab.rl.runner import RoArmRunner
-    from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+    from roarm_lab.rl.runner import to_rsl_rl_dict
     from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 
     env = small_env(LIFT, num_envs=2, evaluation=False)

@@ -151,7 +151,7 @@ def test_the_runner_s_mini_batches_are_rsl_rl_s_exactly(make_reach_env):
 
     from roarm_lab.registry import load_cfg_from_registry
     from roarm_lab.rl.runner import RoArmRunner
-    from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+    from roarm_lab.rl.runner import to_rsl_rl_dict
     from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 
     agent = load_cfg_from_registry("RoArm-Reach-v0", "rsl_rl_cfg_entry_point")

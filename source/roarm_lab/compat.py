@@ -39,7 +39,7 @@ if RUNTIME == "isaaclab":
             f"{SETUP_ISAACLAB}, or run with --runtime embedded") from err
     ENTRY_POINT = "isaaclab.envs:ManagerBasedRLEnv"
 else:
-    from roarm_lab.rl.runner_cfg import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
+    from roarm_lab.runtime.rsl_rl_cfg import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
     from roarm_lab.runtime.cfg import (ActionTermCfg, ArticulationCfg, AssetBaseCfg, UsdPhysicsCollisionCfg,
                                        CommandTermCfg, CuboidCfg, CurriculumTermCfg, EventTermCfg,
                                        ImplicitActuatorCfg, InteractiveSceneCfg, ManagerBasedRLEnvCfg,

@@ -9,8 +9,6 @@ and the cube's position, which on the real arm needs a camera (the bridge refuse
 
 from __future__ import annotations
 
-import math
-
 from roarm_lab import mdp
 from roarm_lab.tasks.evaluation import evaluation_settings
 from roarm_lab.tasks.lift import mdp as lift_mdp

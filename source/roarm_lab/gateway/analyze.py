@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
+from roarm_lab.utils.figures import save_png
 from roarm_lab.gateway.forensics import utc_text
 from roarm_lab.gateway.stats import HIST_BINS, histogram_percentiles
 
@@ -390,7 +391,6 @@ def plot(report: Report, png: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from roarm_lab.utils.io import atomic_write
 
     origin = report.first_ts or 0.0
     span = (report.last_ts or origin) - origin
@@ -422,10 +422,7 @@ def plot(report: Report, png: str | Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title(f"Gateway latency: {report.requests} requests, {report.misses} deadline misses", fontsize=10)
     fig.tight_layout()
-    try:
-        return atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    finally:
-        plt.close(fig)
+    return save_png(fig, png)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ import time
 import numpy as np
 import zmq
 
+from roarm_lab.utils.figures import save_png
 from roarm_lab.gateway.client import GatewayClient
 from roarm_lab.policy import LoadedPolicy
 from roarm_lab.utils.io import atomic_write_text
@@ -201,7 +202,6 @@ def plot_clients(rows: list[dict], echo_rows: list[dict], png: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from roarm_lab.utils.io import atomic_write
 
     k = [r["clients"] for r in rows]
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -219,8 +219,7 @@ def plot_clients(rows: list[dict], echo_rows: list[dict], png: str) -> None:
     ax.legend(fontsize=8)
     ax.set_title("Policy gateway round trip against clients (2 CPU cores, loopback)", fontsize=10)
     fig.tight_layout()
-    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    save_png(fig, png)
 
 
 def main(argv: list[str] | None = None) -> int:

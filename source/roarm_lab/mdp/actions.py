@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from roarm_lab.compat import ActionTerm, ActionTermCfg, MISSING, configclass
+from roarm_lab.policy.targets import clamp_targets, desired_targets
 
 
 class ServoJointPositionAction(ActionTerm):
@@ -137,15 +138,13 @@ class ServoJointPositionAction(ActionTerm):
 
     def _policy_targets(self, actions: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         """The joint targets the policy's actions ask for, before the safe box and the step limit."""
-        base = previous if self.cfg.mode == "relative" else self._offset
-        return base + self._scale * actions
+        return desired_targets(actions, previous, self._offset, self._scale, self.cfg.mode == "relative")
 
     def process_actions(self, actions: torch.Tensor) -> None:
         self._raw.copy_(actions)
         previous = self._history[:, self._head]
-        target = torch.clamp(self._policy_targets(actions, previous), self._lower, self._upper)
-        if self.cfg.max_step is not None:
-            target = previous + torch.clamp(target - previous, -self.cfg.max_step, self.cfg.max_step)
+        target = clamp_targets(self._policy_targets(actions, previous), previous, self._lower, self._upper,
+                               self.cfg.max_step)
         slots = self._history.shape[1]
         self._head = (self._head + 1) % slots
         self._history[:, self._head] = target

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from roarm_lab.policy.targets import clamp_targets, desired_targets
 from roarm_lab.assets.joint_table import JOINTS
 from roarm_lab.policy.spec import check_spec, measured_slice
 
@@ -74,18 +75,15 @@ class ActionConvention:
         """
         previous = state.target if state.target is not None else self._start(obs)
         action = action[: self.size]  # the arm's term leads the output (policy.json's action_terms); a gripper's follows
-        desired = (previous if self.relative else self.offset) + self.scale * action
+        desired = desired_targets(action, previous, self.offset, self.scale, self.relative)
         # non-finite exactly when the action (or a start read from the observation) is: one check covers both,
         # before any clamp could turn an Inf into a finite limit
         if not np.isfinite(desired).all():
             raise NotFiniteError("the policy's action or joint target is NaN or Inf for this observation (a value "
                                  "out of range?); nothing was applied: hold the current targets")
         lower, upper = self.lower, self.upper
-        target = np.minimum(np.maximum(desired, lower), upper)  # np.clip's dispatch costs more than the work here
         clipped = ((desired < lower) | (desired > upper)).tolist()
-        if self.max_step is not None:  # from the previous target, in the box (in the simulator it always is)
-            inside = np.minimum(np.maximum(previous, lower), upper)
-            target = inside + np.minimum(np.maximum(target - inside, -self.max_step), self.max_step)
+        target = clamp_targets(desired, previous, lower, upper, self.max_step)
         state.target = target.astype(np.float32)
         return state.target, clipped
 

@@ -38,10 +38,11 @@ import mujoco
 import numpy as np
 import torch
 
+from roarm_lab.utils.figures import save_png
 from roarm_lab import DEFAULT_TASK
 from roarm_lab.rl.run_setup import add_runtime_arg, choose_runtime, load_task_configs, physics_name, set_device
 from roarm_lab.rl.runner import RoArmRunner
-from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+from roarm_lab.rl.runner import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 
 TASK = DEFAULT_TASK
@@ -222,7 +223,6 @@ def plot_scaling(rows: list[dict[str, float]], png: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from roarm_lab.utils.io import atomic_write
 
     n = [r["num_envs"] for r in rows]
     fig, (rate, mem) = plt.subplots(1, 2, figsize=(10, 4))
@@ -245,9 +245,7 @@ def plot_scaling(rows: list[dict[str, float]], png: Path) -> Path:
     mem.grid(True, which="both", alpha=0.3)
     fig.suptitle(f"{TASK} on the embedded runtime, 2 CPU cores")
     fig.tight_layout()
-    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
-    return png
+    return save_png(fig, png)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from roarm_lab.utils.figures import save_png
 from roarm_lab.rl.progress_record import ERROR_RECORD, SUCCESS_RECORD
-from roarm_lab.utils.io import atomic_write
 from roarm_lab.control.layout import PROGRESS_FILE, RunFiles
 
 _BLOCK = re.compile(r"Learning iteration (\d+)/\d+")
@@ -60,12 +60,8 @@ def load_curve(run_dir: Path) -> dict[str, np.ndarray]:
 
 
 def plot_curves(runs: list[tuple[str, dict[str, np.ndarray]]], png: Path, title: str) -> Path:
-    import matplotlib.pyplot as plt
-
     fig = draw_curves(runs, title)
-    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
-    return png
+    return save_png(fig, png)
 
 
 def draw_curves(runs: list[tuple[str, dict[str, np.ndarray]]], title: str, size: tuple[float, float] = (7.5, 6),

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from roarm_lab.utils.figures import save_png
 from roarm_lab.mdp.observations import hand_position_b
 from roarm_lab.registry import task_profile
 from roarm_lab.utils.io import atomic_write, atomic_write_json
@@ -241,6 +242,4 @@ def plot_errors(traces: np.ndarray, control_period_s: float, path: Path, title: 
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

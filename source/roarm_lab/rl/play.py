@@ -24,7 +24,7 @@ from roarm_lab.policy import LoadedPolicy
 from roarm_lab.rl.export import export_policy
 from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.runner import RoArmRunner
-from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+from roarm_lab.rl.runner import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 from roarm_lab.runtimes import RuntimeUnavailable
 from roarm_lab.control.layout import EXPORT_RECORD, RunFiles

@@ -12,6 +12,7 @@ from rsl_rl.runners import OnPolicyRunner
 
 from roarm_lab.rl.checkpoints import keep_newest_and_best, load_checkpoint, restore
 from roarm_lab.rl.progress import ProgressLogger
+from roarm_lab.runtime.configclass import to_dict
 from roarm_lab.utils.io import atomic_write_bytes
 
 KEEP_CHECKPOINTS = 3
@@ -134,3 +135,19 @@ class _RowGatheredMiniBatches:
                     observations=obs, actions=actions, values=values, advantages=advantages, returns=returns,
                     old_actions_log_prob=log_prob, old_distribution_params=tuple(p.index_select(0, idx)
                                                                                  for p in distribution))
+
+
+def to_rsl_rl_dict(cfg: Any) -> dict[str, Any]:
+    """The plain dict ``OnPolicyRunner`` takes, from either runtime's runner config class.
+
+    Isaac Lab's classes carry fields rsl_rl 5 no longer reads (``stochastic``, ``init_noise_std``, ...,
+    left MISSING); ``isaaclab_rl`` clears them the way its own ``train`` does.
+    """
+    if any(base.__module__.startswith("isaaclab_rl") for base in type(cfg).__mro__):
+        import importlib.metadata
+
+        from isaaclab_rl.rsl_rl.utils import handle_deprecated_rsl_rl_cfg
+
+        cfg = handle_deprecated_rsl_rl_cfg(cfg, importlib.metadata.version("rsl-rl-lib"))
+        return cfg.to_dict()
+    return to_dict(cfg)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from roarm_lab.utils.figures import save_png
 from roarm_lab import DEFAULT_TASK
 from roarm_lab.assets.joint_table import SERVO, joint
 from roarm_lab.rl.run_setup import add_runtime_arg, choose_runtime, load_task_configs, physics_name, set_device
@@ -91,9 +92,7 @@ def plot(paths: list[Path], png: Path) -> Path:
     fig.suptitle("RoArm-M3 single-joint 0.4 rad steps, nominal arm: raw drive and with the servo model "
                  "(0.2 s latency, 2 rad/s)")
     fig.tight_layout()
-    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
-    return png
+    return save_png(fig, png)
 
 
 def main(argv: list[str] | None = None) -> int:

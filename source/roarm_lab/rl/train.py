@@ -23,7 +23,7 @@ from roarm_lab.rl import preset_files
 from roarm_lab.rl.distributed import backend_for, from_torchrun, weights_agree
 from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.runner import RoArmRunner, restore_env_state
-from roarm_lab.rl.runner_cfg import to_rsl_rl_dict
+from roarm_lab.rl.runner import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
 from roarm_lab.runtime.configclass import to_dict
 from roarm_lab.runtimes import RuntimeUnavailable

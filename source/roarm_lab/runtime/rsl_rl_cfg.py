@@ -7,9 +7,7 @@ makes the plain dict ``OnPolicyRunner`` takes.
 
 from __future__ import annotations
 
-from typing import Any
-
-from roarm_lab.runtime.configclass import MISSING, configclass, to_dict
+from roarm_lab.runtime.configclass import MISSING, configclass
 
 
 @configclass
@@ -64,19 +62,3 @@ class RslRlOnPolicyRunnerCfg:
     actor: RslRlMLPModelCfg = MISSING
     critic: RslRlMLPModelCfg = MISSING
     algorithm: RslRlPpoAlgorithmCfg = MISSING
-
-
-def to_rsl_rl_dict(cfg: Any) -> dict[str, Any]:
-    """The plain dict ``OnPolicyRunner`` takes, from either runtime's runner config class.
-
-    Isaac Lab's classes carry fields rsl_rl 5 no longer reads (``stochastic``, ``init_noise_std``, ...,
-    left MISSING); ``isaaclab_rl`` clears them the way its own ``train`` does.
-    """
-    if any(base.__module__.startswith("isaaclab_rl") for base in type(cfg).__mro__):
-        import importlib.metadata
-
-        from isaaclab_rl.rsl_rl.utils import handle_deprecated_rsl_rl_cfg
-
-        cfg = handle_deprecated_rsl_rl_cfg(cfg, importlib.metadata.version("rsl-rl-lib"))
-        return cfg.to_dict()
-    return to_dict(cfg)
