@@ -1,7 +1,7 @@
 """PPO for RoArm-Lift-v0: 1024 envs x 24 steps per iteration, as reach, with wider networks (the grasp is a
 harder function of the state than a reach)."""
 
-from roarm_lab.compat import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg, configclass
+from roarm_lab.isaaclab_api import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg, configclass
 
 
 @configclass

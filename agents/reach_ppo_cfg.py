@@ -9,7 +9,7 @@ whose update costs half of [128, 128]'s; the update is compute-bound on the CPU.
 ``isaaclab_rl.rsl_rl``'s with Isaac Lab selected, so ``isaaclab train --rl_library rsl_rl`` reads this too.
 """
 
-from roarm_lab.compat import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg, configclass
+from roarm_lab.isaaclab_api import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg, configclass
 
 
 @configclass

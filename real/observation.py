@@ -18,8 +18,8 @@ import torch
 
 from roarm_lab.assets.joint_table import BASE_HEIGHT_M, JOINTS, TCP_FRAME
 from roarm_lab.registry import load_cfg_from_registry, task_profile
-from roarm_lab.runtime.articulation import TorchArray, _find
-from roarm_lab.runtime.managers.observation import ObservationManager
+from roarm_lab.embedded.articulation import TorchArray, _find
+from roarm_lab.embedded.managers.observation import ObservationManager
 
 
 class _ArmData:

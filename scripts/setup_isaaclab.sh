@@ -31,7 +31,7 @@ fi
   "prometheus-client>=0.17" "pytest>=8,<10" "hypothesis>=6,<7"
 "$DIR/bin/python" - <<'EOF'
 import isaaclab, warp
-from roarm_lab.runtimes import select_runtime
+from roarm_lab.runtime_choice import select_runtime
 print(f"Isaac Lab {isaaclab.__version__ if hasattr(isaaclab, '__version__') else '3'}, Warp {warp.__version__}, "
       f"runtime: {select_runtime('isaaclab')}")
 EOF

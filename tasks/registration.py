@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from roarm_lab.compat import ENTRY_POINT
+from roarm_lab.isaaclab_api import ENTRY_POINT
 
 
 def register_task(task_id: str, package: str, env_cfg: str, agent_cfg: str) -> None:

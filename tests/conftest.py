@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from roarm_lab.compat import RUNTIME
+from roarm_lab.isaaclab_api import RUNTIME
 from roarm_lab.registry import load_cfg_from_registry, make_env
 from roarm_lab.rl.run_setup import load_task_configs, set_device
 
@@ -32,9 +32,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
-def reach_cfg(num_envs: int = 8, seed: int = 0):
-    """The task's config as the scripts build it (presets resolved on Isaac Lab), small, on the CPU."""
-    cfg, _, _ = load_task_configs(TASK, [])
+def reach_cfg(num_envs: int = 8, seed: int = 0, task: str = TASK):
+    """A task's config as the scripts build it (presets resolved on Isaac Lab), small, on the CPU."""
+    cfg, _, _ = load_task_configs(task, [])
     set_device(cfg, None, "cpu")
     cfg.scene.num_envs = num_envs
     cfg.seed = seed
@@ -43,21 +43,35 @@ def reach_cfg(num_envs: int = 8, seed: int = 0):
     return cfg
 
 
-@pytest.fixture
-def make_reach_env():
+def _env_factory():
     envs = []
 
-    def factory(num_envs: int = 8, seed: int = 0, edit=None):
+    def factory(num_envs: int = 8, seed: int = 0, edit=None, task: str = TASK):
         """A new env; the previous ones of the test are closed first (Isaac Lab allows one simulation at a time)."""
         while envs:
             envs.pop().close()
-        cfg = reach_cfg(num_envs, seed)
+        cfg = reach_cfg(num_envs, seed, task)
         if edit is not None:
             edit(cfg)
-        env = make_env(TASK, cfg)
+        env = make_env(task, cfg)
         envs.append(env)
         return env
 
+    return factory, envs
+
+
+@pytest.fixture
+def make_reach_env():
+    factory, envs = _env_factory()
+    yield factory
+    for env in envs:
+        env.close()
+
+
+@pytest.fixture
+def make_task_env():
+    """``make_task_env(num_envs, task=..., edit=...)``: any task's env, closed after the test."""
+    factory, envs = _env_factory()
     yield factory
     for env in envs:
         env.close()

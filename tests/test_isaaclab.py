@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from roarm_lab.compat import RUNTIME
-from roarm_lab.runtimes import isaaclab_installed
+from roarm_lab.isaaclab_api import RUNTIME
+from roarm_lab.runtime_choice import isaaclab_installed
 from task_edits import only_events
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def test_a_partial_isaac_lab_import_is_an_error_that_names_the_missing_class():
              "            raise AttributeError(name)\n"
              "        return getattr(real, name)\n"
              "sys.modules['isaaclab.utils.noise'] = Renamed('isaaclab.utils.noise')\n"
-             "import roarm_lab.compat\n")
+             "import roarm_lab.isaaclab_api\n")
     out = run([sys.executable, "-c", probe], env={"ROARM_RUNTIME": "isaaclab"})
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import roarm_lab.mdp as our_mdp
-import roarm_lab.runtime.cfg as our_cfg
+import roarm_lab.embedded.cfg as our_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 MDP_DIR = ROOT / "source" / "roarm_lab" / "mdp"

@@ -1,4 +1,5 @@
-"""The lift task's physics on the embedded runtime: a cube rests on the table, and the jaws can carry it.
+"""The lift task's physics: a cube rests on the table, and the jaws can carry it (both runtimes; ``.ci/run`` runs
+this module in the Isaac Lab venv too, on Newton).
 
 The scripted grasp drives the task's own action terms (relative arm targets, open / close) through joint goals
 from the model's inverse kinematics, so it exercises the scene composition, the rigid object, the gripper action
@@ -8,27 +9,29 @@ and the jaws' contact geometry together. Removing the jaws' friction or their co
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from roarm_lab.assets import kinematics
-from roarm_lab.registry import load_cfg_from_registry, make_env
+from roarm_lab.isaaclab_api import RUNTIME
+from roarm_lab.registry import load_cfg_from_registry
 
 TASK = "RoArm-Lift-v0"
 CUBE_XY = (0.22, 0.0)
 
 
-def lift_env(num_envs: int):
-    cfg = load_cfg_from_registry(TASK, "env_cfg_entry_point")
-    cfg.scene.num_envs = num_envs
-    cfg.seed = 0
-    cfg.evaluation_mode(randomize=False)
-    cfg.episode_length_s = 20.0
-    return make_env(TASK, cfg)
+def lift_env(make_task_env, num_envs: int):
+    def nominal(cfg):
+        cfg.evaluation_mode(randomize=False)
+        cfg.episode_length_s = 20.0
+
+    return make_task_env(num_envs, task=TASK, edit=nominal)
 
 
 def place_cube(env, z: float) -> None:
     n = env.num_envs
     pose = torch.tensor([[*CUBE_XY, z, 0.0, 0.0, 0.0, 1.0]]).repeat(n, 1)
+    pose[:, :3] += env.scene.env_origins.cpu()
     env.scene["cube"].write_root_pose_to_sim_index(root_pose=pose, env_ids=torch.arange(n))
     env.scene["cube"].write_root_velocity_to_sim_index(root_velocity=torch.zeros(n, 6), env_ids=torch.arange(n))
 
@@ -53,11 +56,11 @@ def scripted_grasp(env) -> list[float]:
             step = (torch.as_tensor(goal, dtype=torch.float32) - arm.commanded_targets) / float(arm.scale[0])
             action = torch.cat([step.clamp(-2.0, 2.0), torch.full((env.num_envs, 1), gripper)], dim=1)
             env.step(action)
-    return env.scene["cube"].data.root_pos_w.torch[:, 2].tolist()
+    return env.scene["cube"].data.root_pos_w.torch[:, 2].tolist()  # the env origins lie at z = 0
 
 
-def test_a_cube_dropped_on_the_table_comes_to_rest_at_its_half_size():
-    env = lift_env(num_envs=2)
+def test_a_cube_dropped_on_the_table_comes_to_rest_at_its_half_size(make_task_env):
+    env = lift_env(make_task_env, num_envs=2)
     env.reset()
     place_cube(env, z=0.06)
     for _ in range(60):  # 2 s
@@ -66,11 +69,24 @@ def test_a_cube_dropped_on_the_table_comes_to_rest_at_its_half_size():
     half = load_cfg_from_registry(TASK, "env_cfg_entry_point").scene.cube.spawn.size[2] / 2
     np.testing.assert_allclose(cube.root_pos_w.torch[:, 2].numpy(), half, atol=1e-3)
     assert float(cube.root_lin_vel_w.torch.abs().max()) < 1e-2
-    np.testing.assert_allclose(cube.root_pos_w.torch[:, :2].numpy(), [CUBE_XY] * 2, atol=2e-3)
+    np.testing.assert_allclose((cube.root_pos_w.torch - env.scene.env_origins)[:, :2].numpy(), [CUBE_XY] * 2, atol=2e-3)
 
 
-def test_the_scripted_grasp_lifts_the_cube_and_fails_without_the_jaws_friction_or_contact():
-    env = lift_env(num_envs=3)
+@pytest.mark.xfail(RUNTIME == "isaaclab", strict=True,
+                   reason="on Newton (MuJoCo Warp through Isaac Lab) the open hand's descent presses the cube 3 mm into "
+                          "the table and the closing jaw squeezes it out: Newton's contacts are softer than MuJoCo's "
+                          "defaults (docs/tasks.md, 'Lift on Isaac Lab')")
+def test_the_scripted_grasp_carries_the_cube_up(make_task_env):
+    env = lift_env(make_task_env, num_envs=1)
+    env.reset()
+    place_cube(env, z=0.015)
+    height = scripted_grasp(env)[0]
+    assert height > 0.07, f"the grasp did not carry the cube up: {height:.3f} m"
+
+
+@pytest.mark.skipif(RUNTIME != "embedded", reason="edits MuJoCo's contact fields (the embedded runtime's engine)")
+def test_the_scripted_grasp_fails_without_the_jaws_friction_or_contact(make_task_env):
+    env = lift_env(make_task_env, num_envs=3)
     env.reset()
     place_cube(env, z=0.015)
     model, sim = env.sim.model, env.sim
@@ -86,11 +102,12 @@ def test_the_scripted_grasp_lifts_the_cube_and_fails_without_the_jaws_friction_o
     assert heights[1] < 0.03 and heights[2] < 0.03, f"the cube rose without friction or contact: {heights[1:]}"
 
 
-def test_the_cube_state_reads_like_isaac_labs_rigid_object():
-    env = lift_env(num_envs=2)
+def test_the_cube_state_reads_like_isaac_labs_rigid_object(make_task_env):
+    env = lift_env(make_task_env, num_envs=2)
     env.reset()
     cube = env.scene["cube"]
     pose = torch.tensor([[0.2, 0.05, 0.1, 0.0, 0.0, 0.38268343, 0.92387953]] * 2)  # 45 deg about z (x y z w)
+    pose[:, :3] += env.scene.env_origins.cpu()
     cube.write_root_pose_to_sim_index(root_pose=pose, env_ids=torch.arange(2))
     cube.write_root_velocity_to_sim_index(root_velocity=torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0, 2.0]] * 2),
                                           env_ids=torch.arange(2))

@@ -52,7 +52,7 @@ def test_gymnasium_builds_the_task_on_the_selected_runtime_from_its_registration
     """As Isaac Lab's scripts do: ``gym.make(id, cfg=...)`` with the config the registry names."""
     import gymnasium as gym
 
-    from roarm_lab.compat import ENTRY_POINT, ManagerBasedRLEnvCfg, RslRlOnPolicyRunnerCfg
+    from roarm_lab.isaaclab_api import ENTRY_POINT, ManagerBasedRLEnvCfg, RslRlOnPolicyRunnerCfg
 
     env_cfg = load_cfg_from_registry(TASK, "env_cfg_entry_point")
     agent_cfg = load_cfg_from_registry(TASK, "rsl_rl_cfg_entry_point")

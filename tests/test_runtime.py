@@ -287,7 +287,7 @@ def test_a_velocity_write_leaves_the_kinematics_and_a_position_write_recomputes_
 
 
 def test_a_contiguous_joint_subset_resolves_to_a_slice_that_reads_the_same_values(make_reach_env):
-    from roarm_lab.compat import SceneEntityCfg
+    from roarm_lab.isaaclab_api import SceneEntityCfg
     from roarm_lab.mdp.observations import joint_pos_rel
 
     env = make_reach_env(num_envs=4)
@@ -327,7 +327,7 @@ def test_the_step_reward_is_the_weighted_sum_of_the_terms_and_the_episode_sums_a
 def test_the_workspace_box_term_refuses_a_joint_the_box_does_not_cover(make_reach_env):
     """The gripper is not in the targets' joint box: naming it is a config error at build time, not a zero penalty."""
     from roarm_lab.assets.joint_table import GRIPPER_JOINT
-    from roarm_lab.compat import SceneEntityCfg
+    from roarm_lab.isaaclab_api import SceneEntityCfg
 
     def with_gripper(cfg):
         cfg.rewards.workspace_box.params["asset_cfg"] = SceneEntityCfg("robot", joint_names=[GRIPPER_JOINT.name])

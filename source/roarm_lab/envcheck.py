@@ -60,7 +60,7 @@ def _mujoco() -> Check:
 
 
 def _runtimes() -> list[Check]:
-    from roarm_lab.runtimes import SETUP_EMBEDDED, SETUP_ISAACLAB, embedded_available, isaaclab_installed
+    from roarm_lab.runtime_choice import SETUP_EMBEDDED, SETUP_ISAACLAB, embedded_available, isaaclab_installed
 
     rows = [Check("runtime: embedded", OK if embedded_available() else MISSING,
                   "MuJoCo 4 mujoco.batch (the default runtime)" if embedded_available() else SETUP_EMBEDDED)]

@@ -15,7 +15,7 @@ from roarm_lab.tasks.lift import mdp as lift_mdp
 from roarm_lab.assets.joint_table import ARM_JOINTS, GRASP_FRAME, GRIPPER_JOINT, SERVO
 from roarm_lab.assets.roarm_m3_cfg import ROARM_M3_CFG, TABLE_CFG, TABLE_SIZE_M
 from roarm_lab.assets.physics import servo_rate_simulation
-from roarm_lab.compat import (ArticulationCfg, AssetBaseCfg, CuboidCfg, CurriculumTermCfg as CurrTerm,
+from roarm_lab.isaaclab_api import (ArticulationCfg, AssetBaseCfg, CuboidCfg, CurriculumTermCfg as CurrTerm,
                               EventTermCfg as EventTerm, InteractiveSceneCfg, ManagerBasedRLEnvCfg,
                               MassPropertiesCfg, ObservationGroupCfg as ObsGroup, ObservationTermCfg as ObsTerm,
                               PreviewSurfaceCfg, RewardTermCfg as RewTerm, RigidBodyBaseCfg, RigidBodyMaterialBaseCfg,

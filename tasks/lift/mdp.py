@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from roarm_lab.assets.kinematics import hand_down_ik
-from roarm_lab.compat import ManagerTermBase, SceneEntityCfg
+from roarm_lab.isaaclab_api import ManagerTermBase, SceneEntityCfg
 from roarm_lab.mdp.events import env_index
 
 

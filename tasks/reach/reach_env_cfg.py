@@ -13,7 +13,7 @@ from roarm_lab.assets.links import LINKS
 from roarm_lab.assets.physics import servo_rate_simulation
 from roarm_lab.assets.roarm_m3_cfg import ROARM_M3_CFG, TABLE_CFG
 from roarm_lab.tasks.evaluation import evaluation_settings
-from roarm_lab.compat import (ArticulationCfg, AssetBaseCfg, CurriculumTermCfg as CurrTerm, EventTermCfg as EventTerm,
+from roarm_lab.isaaclab_api import (ArticulationCfg, AssetBaseCfg, CurriculumTermCfg as CurrTerm, EventTermCfg as EventTerm,
                               InteractiveSceneCfg, ManagerBasedRLEnvCfg, ObservationGroupCfg as ObsGroup,
                               ObservationTermCfg as ObsTerm, RewardTermCfg as RewTerm, SceneEntityCfg,
                               TerminationTermCfg as DoneTerm, UniformNoiseCfg as Unoise, configclass)

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def stage_session_factory(task: str, **kwargs: Any) -> Any:
     """``SimSession`` on Isaac Lab with the PhysX preset (the caller's overrides are env.* only, as on the wire)."""
-    from roarm_lab.compat import RUNTIME
+    from roarm_lab.isaaclab_api import RUNTIME
     from roarm_lab.sim_service.session import SimSession
 
     if RUNTIME != "isaaclab":

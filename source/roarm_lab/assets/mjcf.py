@@ -14,7 +14,7 @@ import numpy as np
 from roarm_lab.assets.joint_table import BASE_HEIGHT_M, FRAMES, JOINTS, TCP_FRAME
 from roarm_lab.assets.links import DISABLED_COLLISIONS, DISTAL_LINKS
 from roarm_lab.assets.urdf import URDF_PATH
-from roarm_lab.runtime.scene_model import OBSTACLE_CONTYPE
+from roarm_lab.embedded.scene_model import OBSTACLE_CONTYPE
 
 DEFAULT_PHYSICS_DT = 1.0 / 60.0
 TABLE_GEOM = "table"

@@ -10,7 +10,7 @@ the same arm on both (``docs/design.md`` lists what still differs).
 from __future__ import annotations
 
 from roarm_lab.assets.mjcf import CONE, INTEGRATOR, LINE_SEARCH_ITERATIONS, SOLVER, SOLVER_ITERATIONS
-from roarm_lab.compat import ISAACLAB, MJWarpSolverCfg, NewtonCfg, PhysxCfg, PresetCfg, configclass
+from roarm_lab.isaaclab_api import ISAACLAB, MJWarpSolverCfg, NewtonCfg, PhysxCfg, PresetCfg, configclass
 
 MAX_CONTACTS_PER_ENV = 32
 """Box contacts of the forearm, wrist, hand and gripper against the table and the base (with margin)."""
@@ -31,7 +31,7 @@ if ISAACLAB:
         physx: PhysxCfg = PhysxCfg(bounce_threshold_velocity=0.2)
         default: NewtonCfg = newton_mjwarp
 else:
-    from roarm_lab.runtime.cfg import MujocoCpuPhysicsCfg as RoArmPhysicsCfg  # noqa: F401
+    from roarm_lab.embedded.cfg import MujocoCpuPhysicsCfg as RoArmPhysicsCfg  # noqa: F401
 
 
 def servo_rate_simulation(env_cfg: object) -> None:

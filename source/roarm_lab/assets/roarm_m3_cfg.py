@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from roarm_lab.assets.joint_table import BASE_HEIGHT_M, JOINTS
 from roarm_lab.assets.usd import USD_PATH
-from roarm_lab.compat import (ISAACLAB, ArticulationCfg, AssetBaseCfg, UsdPhysicsCollisionCfg, CuboidCfg, ImplicitActuatorCfg,
+from roarm_lab.isaaclab_api import (ISAACLAB, ArticulationCfg, AssetBaseCfg, UsdPhysicsCollisionCfg, CuboidCfg, ImplicitActuatorCfg,
                               PreviewSurfaceCfg, UsdFileCfg)
 
 ROARM_M3_CFG = ArticulationCfg(
@@ -32,7 +32,7 @@ URDF with MuJoCo (``assets/mjcf.py``). Both are written from the joint and link 
 """
 
 if not ISAACLAB:  # the embedded runtime builds the arm spawned from this USD file with MuJoCo, from the tables
-    from roarm_lab.runtime.scene_model import register_articulation
+    from roarm_lab.embedded.scene_model import register_articulation
 
     register_articulation(USD_PATH, "roarm_lab.assets.mjcf:build_arm_spec")
 

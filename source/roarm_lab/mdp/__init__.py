@@ -1,6 +1,6 @@
 """MDP terms of RoArm tasks: small functions (and a few stateful classes) named by the task configs."""
 
-from roarm_lab.compat import ISAACLAB
+from roarm_lab.isaaclab_api import ISAACLAB
 from roarm_lab.mdp.actions import (BinaryServoGripperAction, BinaryServoGripperActionCfg, ServoJointPositionAction,
                                    ServoJointPositionActionCfg)
 from roarm_lab.mdp.commands import ReachableTargetCommand, ReachableTargetCommandCfg, reachable_target_bank
@@ -21,7 +21,7 @@ from roarm_lab.mdp.terminations import joint_velocity_diverged, object_off_table
 if ISAACLAB:  # contact materials are randomized by each physics backend: Isaac Lab's own term there
     from isaaclab.envs.mdp import randomize_rigid_body_material
 else:
-    from roarm_lab.runtime.material_events import randomize_rigid_body_material
+    from roarm_lab.embedded.material_events import randomize_rigid_body_material
 
 __all__ = [
     "BinaryServoGripperAction",

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from roarm_lab.compat import ActionTerm, ActionTermCfg, MISSING, configclass
+from roarm_lab.isaaclab_api import ActionTerm, ActionTermCfg, MISSING, configclass
 from roarm_lab.policy.targets import clamp_targets, desired_targets
 
 

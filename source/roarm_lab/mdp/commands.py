@@ -25,7 +25,7 @@ import torch
 
 from roarm_lab.assets.joint_table import ARM_JOINTS, BASE_HEIGHT_M
 from roarm_lab.assets.kinematics import tcp_positions_base
-from roarm_lab.compat import MISSING, CommandTerm, CommandTermCfg, configclass
+from roarm_lab.isaaclab_api import MISSING, CommandTerm, CommandTermCfg, configclass
 from roarm_lab.mdp.observations import hand_position_b
 
 

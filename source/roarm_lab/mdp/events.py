@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from roarm_lab.compat import ManagerTermBase, SceneEntityCfg
+from roarm_lab.isaaclab_api import ManagerTermBase, SceneEntityCfg
 
 
 RANDOMIZATION_PREFIX = "randomize_"

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from roarm_lab.compat import MISSING, CommandTerm, CommandTermCfg, configclass
+from roarm_lab.isaaclab_api import MISSING, CommandTerm, CommandTermCfg, configclass
 
 
 class ObjectGoalCommand(CommandTerm):

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from roarm_lab.assets.joint_table import ARM_JOINTS
-from roarm_lab.compat import ManagerTermBase, SceneEntityCfg
+from roarm_lab.isaaclab_api import ManagerTermBase, SceneEntityCfg
 from roarm_lab.mdp.commands import workspace_joint_box
 from roarm_lab.mdp.observations import ee_position_b, joint_pos_rel
 

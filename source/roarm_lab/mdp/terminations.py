@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from roarm_lab.compat import SceneEntityCfg
+from roarm_lab.isaaclab_api import SceneEntityCfg
 
 
 def time_out(env: Any) -> torch.Tensor:

@@ -161,7 +161,7 @@ def bench_train(env, agent, iterations: int) -> float:
 
 SPLIT_PARTS = (  # (label, how to find its cumulative time in the profile: file suffix, function name)
     ("PPO update (epochs x mini-batches: forward, backward, Adam)", "rsl_rl/algorithms/ppo.py", "update"),
-    ("environment steps", "roarm_lab/runtime/env.py", "step"),
+    ("environment steps", "roarm_lab/embedded/env.py", "step"),
     ("  of which MuJoCo (mujoco.batch step)", "~", "mujoco._batch.step"),
     ("policy inference during collection (PPO.act)", "rsl_rl/algorithms/ppo.py", "act"),
 )

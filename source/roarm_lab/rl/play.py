@@ -26,7 +26,7 @@ from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.runner import RoArmRunner
 from roarm_lab.rl.runner import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
-from roarm_lab.runtimes import RuntimeUnavailable
+from roarm_lab.runtime_choice import RuntimeUnavailable
 from roarm_lab.control.layout import EXPORT_RECORD, RunFiles
 from roarm_lab.utils.io import atomic_write_json
 

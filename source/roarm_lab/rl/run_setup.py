@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from roarm_lab.rl.overrides import OverrideError, apply_overrides
-from roarm_lab.runtimes import RUNTIMES, select_runtime
+from roarm_lab.runtime_choice import RUNTIMES, select_runtime
 
 
 def script_defaults(name: str) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def load_task_configs(task: str, overrides: list[str], check: Any = None) -> tup
     ``presets=physx`` picks a variant of every preset config (Isaac Lab's mechanism; the physics backend
     is one); without it each preset takes its ``default``. The embedded runtime has no presets.
     """
-    from roarm_lab.compat import ISAACLAB
+    from roarm_lab.isaaclab_api import ISAACLAB
     from roarm_lab.registry import load_cfg_from_registry
 
     presets, overrides = split_presets(overrides)
@@ -83,7 +83,7 @@ def load_task_configs(task: str, overrides: list[str], check: Any = None) -> tup
 
 def set_device(env_cfg: Any, agent_cfg: Any | None, device: str) -> str:
     """Put the simulation and the learner on ``device``. The embedded runtime's state lives on the host."""
-    from roarm_lab.compat import ISAACLAB
+    from roarm_lab.isaaclab_api import ISAACLAB
 
     if device.startswith("cuda"):
         import torch

@@ -12,7 +12,7 @@ from rsl_rl.runners import OnPolicyRunner
 
 from roarm_lab.rl.checkpoints import keep_newest_and_best, load_checkpoint, restore
 from roarm_lab.rl.progress import ProgressLogger
-from roarm_lab.runtime.configclass import to_dict
+from roarm_lab.embedded.configclass import to_dict
 from roarm_lab.utils.io import atomic_write_bytes
 
 KEEP_CHECKPOINTS = 3

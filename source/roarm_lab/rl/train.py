@@ -25,8 +25,8 @@ from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.runner import RoArmRunner, restore_env_state
 from roarm_lab.rl.runner import to_rsl_rl_dict
 from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
-from roarm_lab.runtime.configclass import to_dict
-from roarm_lab.runtimes import RuntimeUnavailable
+from roarm_lab.embedded.configclass import to_dict
+from roarm_lab.runtime_choice import RuntimeUnavailable
 from roarm_lab.utils.io import (append_text, atomic_write_json, atomic_write_text, disk_full_reported_by_the_caller,
                                 free_space, is_disk_full, size_text)
 from roarm_lab.utils.provenance import config_hash, git_hash

@@ -30,7 +30,7 @@ from roarm_lab import DEFAULT_TASK
 from roarm_lab.gateway.admin import token_matches
 from roarm_lab.gateway.protocol import MAX_FRAME_BYTES
 from roarm_lab.gateway.server import _seed_routing_ids, is_loopback
-from roarm_lab.runtimes import RuntimeUnavailable
+from roarm_lab.runtime_choice import RuntimeUnavailable
 from roarm_lab.sim_service.render import CAMERAS, RenderError
 from roarm_lab.control.rules import face_task_configs
 from roarm_lab.rl.overrides import OverrideError

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from roarm_lab.compat import RUNTIME
+from roarm_lab.isaaclab_api import RUNTIME
 from roarm_lab.mdp.observations import hand_position_b
 from roarm_lab.policy.spec import observation_layout
 from roarm_lab.rl.evaluate import observation_term_slice

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from roarm_lab.runtime.configclass import to_dict
+from roarm_lab.embedded.configclass import to_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

@@ -17,13 +17,13 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from roarm_lab.runtime.articulation import Articulation
-from roarm_lab.runtime.backends import make_backend
-from roarm_lab.runtime.cfg import MujocoCpuPhysicsCfg
-from roarm_lab.runtime.configclass import missing_fields
-from roarm_lab.runtime.rigid_object import RigidObject
-from roarm_lab.runtime.scene_model import compose_scene
-from roarm_lab.runtime.managers import (ActionManager, CommandManager, CurriculumManager, EventManager,
+from roarm_lab.embedded.articulation import Articulation
+from roarm_lab.embedded.backends import make_backend
+from roarm_lab.embedded.cfg import MujocoCpuPhysicsCfg
+from roarm_lab.embedded.configclass import missing_fields
+from roarm_lab.embedded.rigid_object import RigidObject
+from roarm_lab.embedded.scene_model import compose_scene
+from roarm_lab.embedded.managers import (ActionManager, CommandManager, CurriculumManager, EventManager,
                                         ObservationManager, RewardManager, TerminationManager)
 
 

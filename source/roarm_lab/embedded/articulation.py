@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from roarm_lab.runtime.backends.base import PhysicsBackend
+from roarm_lab.embedded.backends.base import PhysicsBackend
 
 Ids = Sequence[int] | torch.Tensor | slice | None
 

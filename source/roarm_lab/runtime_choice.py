@@ -63,14 +63,14 @@ def selected_runtime() -> str:
 def select_runtime(name: str | None) -> str:
     """Choose the runtime before the tasks are imported; ``None`` or ``auto`` keeps the automatic choice.
 
-    Choosing another runtime after ``roarm_lab.compat`` was imported is refused: the task configs of this
+    Choosing another runtime after ``roarm_lab.isaaclab_api`` was imported is refused: the task configs of this
     process are already built from the first runtime's classes.
     """
     if name not in (None, "auto"):
         if name not in RUNTIMES:
             raise RuntimeUnavailable(f"unknown runtime '{name}'; choose one of {list(RUNTIMES)}")
         _check(name)
-        loaded = sys.modules.get("roarm_lab.compat")
+        loaded = sys.modules.get("roarm_lab.isaaclab_api")
         if loaded is not None and loaded.RUNTIME != name:
             raise RuntimeUnavailable(f"this process already runs the '{loaded.RUNTIME}' runtime; start a new one "
                                      f"for '{name}'")

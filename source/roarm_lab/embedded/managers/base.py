@@ -6,7 +6,7 @@ import dataclasses
 import inspect
 from typing import Any
 
-from roarm_lab.runtime.cfg import SceneEntityCfg
+from roarm_lab.embedded.cfg import SceneEntityCfg
 
 
 class ManagerTermBase:

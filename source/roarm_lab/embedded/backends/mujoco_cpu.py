@@ -15,8 +15,8 @@ import mujoco
 import numpy as np
 from mujoco import batch as mjbatch
 
-from roarm_lab.runtime.backends.base import PhysicsBackend
-from roarm_lab.runtime.scene_model import SceneModel
+from roarm_lab.embedded.backends.base import PhysicsBackend
+from roarm_lab.embedded.scene_model import SceneModel
 
 _DIVERGENCE_SLICE = slice(mujoco.mjtWarning.mjWARN_BADQPOS.value, mujoco.mjtWarning.mjWARN_BADQACC.value + 1)
 assert _DIVERGENCE_SLICE.stop - _DIVERGENCE_SLICE.start == 3  # BADQPOS, BADQVEL, BADQACC are contiguous

@@ -1,13 +1,13 @@
 """rsl_rl 5.x runner configuration for the embedded runtime, under ``isaaclab_rl.rsl_rl``'s names and fields.
 
-With Isaac Lab selected, ``roarm_lab.compat`` gives Isaac Lab's own classes instead, so an agent config
+With Isaac Lab selected, ``roarm_lab.isaaclab_api`` gives Isaac Lab's own classes instead, so an agent config
 written once works with this project's scripts and with ``isaaclab train``. Either way ``to_rsl_rl_dict``
 makes the plain dict ``OnPolicyRunner`` takes.
 """
 
 from __future__ import annotations
 
-from roarm_lab.runtime.configclass import MISSING, configclass
+from roarm_lab.embedded.configclass import MISSING, configclass
 
 
 @configclass

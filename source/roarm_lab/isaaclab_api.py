@@ -1,7 +1,7 @@
 """The configuration classes of the selected runtime: Isaac Lab 3's, or the embedded runtime's (same names).
 
 Task, agent and MDP modules import from here, so one task definition serves both runtimes. The runtime is
-chosen by ``roarm_lab.runtimes`` (``--runtime`` on the scripts). With Isaac Lab selected, every name must
+chosen by ``roarm_lab.runtime_choice`` (``--runtime`` on the scripts). With Isaac Lab selected, every name must
 import: a partial import (a class renamed between Isaac Lab releases, a missing extension) is an error that
 names what is missing, never a silent switch to the embedded classes.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING
 
-from roarm_lab.runtimes import SETUP_ISAACLAB, RuntimeUnavailable, selected_runtime
+from roarm_lab.runtime_choice import SETUP_ISAACLAB, RuntimeUnavailable, selected_runtime
 
 RUNTIME = selected_runtime()
 
@@ -39,18 +39,18 @@ if RUNTIME == "isaaclab":
             f"{SETUP_ISAACLAB}, or run with --runtime embedded") from err
     ENTRY_POINT = "isaaclab.envs:ManagerBasedRLEnv"
 else:
-    from roarm_lab.runtime.rsl_rl_cfg import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
-    from roarm_lab.runtime.cfg import (ActionTermCfg, ArticulationCfg, AssetBaseCfg, UsdPhysicsCollisionCfg,
+    from roarm_lab.embedded.rsl_rl_cfg import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg
+    from roarm_lab.embedded.cfg import (ActionTermCfg, ArticulationCfg, AssetBaseCfg, UsdPhysicsCollisionCfg,
                                        CommandTermCfg, CuboidCfg, CurriculumTermCfg, EventTermCfg,
                                        ImplicitActuatorCfg, InteractiveSceneCfg, ManagerBasedRLEnvCfg,
                                        MassPropertiesCfg, ObservationGroupCfg, ObservationTermCfg, PreviewSurfaceCfg,
                                        RewardTermCfg, RigidBodyBaseCfg, RigidBodyMaterialBaseCfg, RigidObjectCfg,
                                        SceneEntityCfg, TerminationTermCfg, UniformNoiseCfg, UsdFileCfg)
-    from roarm_lab.runtime.configclass import configclass
-    from roarm_lab.runtime.managers import ActionTerm, CommandTerm, ManagerTermBase
+    from roarm_lab.embedded.configclass import configclass
+    from roarm_lab.embedded.managers import ActionTerm, CommandTerm, ManagerTermBase
 
     MJWarpSolverCfg = NewtonCfg = PhysxCfg = PresetCfg = None  # Isaac Lab's physics backends: not here
-    ENTRY_POINT = "roarm_lab.runtime.env:ManagerBasedRLEnv"
+    ENTRY_POINT = "roarm_lab.embedded.env:ManagerBasedRLEnv"
 
 ISAACLAB = RUNTIME == "isaaclab"
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from roarm_lab.runtime.managers import ManagerTermBase
-from roarm_lab.runtime.rigid_object import RigidObject
+from roarm_lab.embedded.managers import ManagerTermBase
+from roarm_lab.embedded.rigid_object import RigidObject
 
 
 class randomize_rigid_body_material(ManagerTermBase):

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from roarm_lab.runtime.articulation import Ids, TorchArray, _find, index_array
+from roarm_lab.embedded.articulation import Ids, TorchArray, _find, index_array
 
 
 def _xyzw(wxyz: np.ndarray) -> np.ndarray:

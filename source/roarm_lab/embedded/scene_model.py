@@ -18,7 +18,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from roarm_lab.runtime.cfg import ArticulationCfg, AssetBaseCfg, CuboidCfg, InteractiveSceneCfg, RigidObjectCfg
+from roarm_lab.embedded.cfg import ArticulationCfg, AssetBaseCfg, CuboidCfg, InteractiveSceneCfg, RigidObjectCfg
 
 OBSTACLE_CONTYPE = 1
 """Static obstacles collide as ``contype`` 1 / ``conaffinity`` 0, the links that can reach them the other way

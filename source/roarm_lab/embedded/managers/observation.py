@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from roarm_lab.runtime.managers.base import ManagerTermBase, resolve_term
+from roarm_lab.embedded.managers.base import ManagerTermBase, resolve_term
 
 _GROUP_SETTINGS = {"concatenate_terms", "enable_corruption", "concatenate_dim", "history_length",
                    "flatten_history_dim"}

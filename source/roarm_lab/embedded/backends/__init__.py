@@ -1,8 +1,8 @@
 """Physics backends of the embedded runtime: one engine-facing method per effect, nothing task-specific."""
 
-from roarm_lab.runtime.backends.base import PhysicsBackend
+from roarm_lab.embedded.backends.base import PhysicsBackend
 
-BACKENDS = {"mujoco-cpu": "roarm_lab.runtime.backends.mujoco_cpu:MujocoCpuBackend"}
+BACKENDS = {"mujoco-cpu": "roarm_lab.embedded.backends.mujoco_cpu:MujocoCpuBackend"}
 
 
 def make_backend(name: str, **kwargs) -> PhysicsBackend:

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from roarm_lab.runtime.managers.base import iter_terms, resolve_term
+from roarm_lab.embedded.managers.base import iter_terms, resolve_term
 
 
 class CurriculumManager:

@@ -1,6 +1,6 @@
 """The subset of Isaac Lab's configuration classes that RoArm tasks use, under the same names and fields.
 
-Used when the embedded runtime is selected (see ``roarm_lab.compat``). The names and fields are Isaac Lab
+Used when the embedded runtime is selected (see ``roarm_lab.isaaclab_api``). The names and fields are Isaac Lab
 3.0's; a test parses Isaac Lab's source and checks that every class and field declared here exists there,
 so a task written against these classes is a valid Isaac Lab task.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Literal
 
-from roarm_lab.runtime.configclass import MISSING, configclass
-from roarm_lab.runtime import noise as noise_fns
+from roarm_lab.embedded.configclass import MISSING, configclass
+from roarm_lab.embedded import noise as noise_fns
 
 
 # ----------------------------------------------------------------------------- scene entities
