@@ -116,3 +116,26 @@ def test_the_cube_state_reads_like_isaac_labs_rigid_object(make_task_env):
     assert cube.data.root_pose_w.torch.shape == (2, 7) and cube.data.root_vel_w.torch.shape == (2, 6)
     env.step(torch.zeros(2, 6))
     assert float(cube.data.root_lin_vel_w.torch[:, 2].max()) < 0.0  # falling
+
+
+@pytest.mark.skipif(RUNTIME != "embedded", reason="reads the randomized fields back from MuJoCo's per-env model")
+def test_the_cubes_mass_friction_and_size_are_randomized_per_environment(make_task_env):
+    from roarm_lab import mdp
+    from roarm_lab.isaaclab_api import SceneEntityCfg
+
+    env = make_task_env(6, task=TASK, edit=lambda cfg: cfg.evaluation_mode(randomize=True))
+    env.reset()
+    sim, cube = env.sim, env.scene["cube"]
+    body, geom = sim.objects["cube"].body, sim.objects["cube"].geom
+    masses = sim._mass[:, body]
+    assert ((masses >= 0.02 - 1e-9) & (masses <= 0.06 + 1e-9)).all() and len(set(masses.round(6))) == 6
+    np.testing.assert_allclose(cube.data.body_mass.torch[:, 0].numpy(), masses, rtol=1e-6)  # data reads the engine
+    friction = sim._geom_friction[:, geom, 0]
+    assert ((friction >= 0.6) & (friction <= 1.2)).all() and len(set(friction.round(6))) == 6
+    mdp.randomize_rigid_body_scale(env, torch.arange(6), {"z": (2.0, 2.0)}, SceneEntityCfg("cube"))
+    half = sim.object_half_size("cube")
+    np.testing.assert_allclose(half, [[0.015, 0.015, 0.03]] * 6)
+    place_cube(env, z=0.035)  # below the hand, which hangs 10 cm above the table
+    for _ in range(60):
+        env.step(torch.zeros(6, 6))
+    np.testing.assert_allclose(cube.data.root_pos_w.torch[:, 2].numpy(), 0.03, atol=1e-3)  # rests on its new half

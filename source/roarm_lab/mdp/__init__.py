@@ -18,10 +18,10 @@ from roarm_lab.mdp.rewards import (action_rate_l2, joint_deviation_l1, joint_out
                                    position_command_error_tanh, position_goal_bonus)
 from roarm_lab.mdp.terminations import joint_velocity_diverged, object_off_table, root_height_below_minimum, time_out
 
-if ISAACLAB:  # contact materials are randomized by each physics backend: Isaac Lab's own term there
-    from isaaclab.envs.mdp import randomize_rigid_body_material
+if ISAACLAB:  # materials and scales are randomized by each physics backend (or on the stage): Isaac Lab's terms there
+    from isaaclab.envs.mdp import randomize_rigid_body_material, randomize_rigid_body_scale
 else:
-    from roarm_lab.embedded.material_events import randomize_rigid_body_material
+    from roarm_lab.embedded.backend_events import randomize_rigid_body_material, randomize_rigid_body_scale
 
 __all__ = [
     "BinaryServoGripperAction",
@@ -38,6 +38,7 @@ __all__ = [
     "object_off_table",
     "object_position_b",
     "randomize_rigid_body_material",
+    "randomize_rigid_body_scale",
     "reset_root_state_uniform",
     "root_height_below_minimum",
     "ServoJointPositionAction",

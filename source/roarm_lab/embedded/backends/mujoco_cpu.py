@@ -91,6 +91,7 @@ class MujocoCpuBackend(PhysicsBackend):
         self._gainprm = self.batch.expand("actuator_gainprm")
         self._biasprm = self.batch.expand("actuator_biasprm")
         self._geom_friction = self.batch.expand("geom_friction") if self.objects else None
+        self._geom_size = self._geom_rbound = self._geom_aabb = None  # expanded when an object is first scaled
         self.default_armature = m.dof_armature[:nj].copy()
         self.default_damping = m.dof_damping[:nj].copy()
         self.default_kp = m.actuator_gainprm[:, 0].copy()
@@ -205,6 +206,25 @@ class MujocoCpuBackend(PhysicsBackend):
     def set_object_friction(self, name: str, env_ids: np.ndarray, friction: np.ndarray) -> None:
         """Sliding friction of a free body's geom (MuJoCo takes the larger coefficient of a contact pair)."""
         self._geom_friction[env_ids, self.objects[name].geom, 0] = friction
+
+    def scale_object(self, name: str, env_ids: np.ndarray, factor: np.ndarray) -> None:
+        """A free body's box scaled per environment (N, 3) from its model size; the collision bounds follow."""
+        if self._geom_size is None:
+            self._geom_size = self.batch.expand("geom_size")
+            self._geom_rbound = self.batch.expand("geom_rbound")
+            self._geom_aabb = self.batch.expand("geom_aabb")
+        geom = self.objects[name].geom
+        half = self.model.geom_size[geom] * np.asarray(factor, dtype=np.float64)
+        self._geom_size[env_ids, geom] = half
+        self._geom_rbound[env_ids, geom] = np.linalg.norm(half, axis=1)
+        self._geom_aabb[env_ids, geom, 3:] = half
+
+    def object_half_size(self, name: str) -> np.ndarray:
+        """(N, 3) half sizes of a free body's box in each environment."""
+        geom = self.objects[name].geom
+        if self._geom_size is None:
+            return np.tile(self.model.geom_size[geom], (self.num_envs, 1))
+        return self._geom_size[:, geom].copy()
 
     # ------------------------------------------------------------------ per-environment parameters
     def body_mass(self) -> np.ndarray:
