@@ -13,6 +13,10 @@ from roarm_lab.isaaclab_api import ManagerTermBase, SceneEntityCfg
 from roarm_lab.mdp.events import env_index
 
 
+MAX_POSES = 1024
+ATTEMPTS_PER_POSE = 20
+
+
 @lru_cache(maxsize=4)
 def grasp_ready_poses(count: int, x_range: tuple[float, float], y_range: tuple[float, float],
                       yaw_range: tuple[float, float], cube_z: float, frame: str, start: tuple[float, ...],
@@ -20,16 +24,23 @@ def grasp_ready_poses(count: int, x_range: tuple[float, float], y_range: tuple[f
     """(poses (K, 5), cubes (K, 3): x, y, yaw): arm joints with the open jaws around a cube lying at (x, y, yaw).
 
     The hand points down with the jaws across the cube's faces and its grasp frame at the cube's centre."""
+    if not 1 <= count <= MAX_POSES:
+        raise ValueError(f"reset_grasp_ready: count must be 1..{MAX_POSES} poses, got {count}")
     rng = np.random.default_rng(seed)
     poses, cubes = [], []
     q = np.array(start, dtype=np.float64)
-    while len(poses) < count:
+    for _ in range(ATTEMPTS_PER_POSE * count):
+        if len(poses) == count:
+            break
         x, y, yaw = rng.uniform(*x_range), rng.uniform(*y_range), rng.uniform(*yaw_range)
         solved = hand_down_ik(np.array([x, y, cube_z]), yaw, q, frame=frame)
         if solved is not None:
             poses.append(solved)
             cubes.append((x, y, yaw))
             q = solved
+    if len(poses) < count:
+        raise ValueError(f"reset_grasp_ready: only {len(poses)} of {count} cube placements in x {x_range}, y {y_range}, "
+                         f"yaw {yaw_range} can be grasped with the hand pointing down; bring the ranges within reach")
     return np.array(poses), np.array(cubes)
 
 
