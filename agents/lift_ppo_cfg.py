@@ -18,5 +18,5 @@ class RoArmLiftPPORunnerCfg(RslRlOnPolicyRunnerCfg):
     critic = RslRlMLPModelCfg(hidden_dims=[128, 128], activation="elu", obs_normalization=True)
     algorithm = RslRlPpoAlgorithmCfg(
         num_learning_epochs=5, num_mini_batches=4, learning_rate=1e-3, schedule="adaptive", gamma=0.98, lam=0.95,
-        entropy_coef=0.001, desired_kl=0.01, max_grad_norm=1.0, value_loss_coef=1.0, use_clipped_value_loss=True,
+        entropy_coef=0.006, desired_kl=0.01, max_grad_norm=1.0, value_loss_coef=1.0, use_clipped_value_loss=True,
         clip_param=0.2)

@@ -48,6 +48,14 @@ class ProgressLogger(Logger):
                              disable=not self.show or self.disable_logs, dynamic_ncols=True)
         return self._bar
 
+    def resume_clock(self, records: Path) -> None:
+        """Continue a resumed run's clock from its last record, so its curve against time has no jump back."""
+        from roarm_lab.control.progress import records as read_records
+
+        last = read_records(records)[-1:] if records.is_file() else []
+        if last and isinstance(last[0].get("wall_time_s"), (int, float)):
+            self._started -= float(last[0]["wall_time_s"])
+
     def to_console_log(self, text: str) -> None:
         if self.log_dir is not None and text and not self.disable_logs:
             append_text(RunFiles(Path(self.log_dir)).console, text)

@@ -213,6 +213,7 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
         start = int(checkpoint.get("iter", -1)) + 1
         runner.current_learning_iteration = start
         runner.logger.start_iteration = start
+        runner.logger.resume_clock(RunFiles(run_dir).progress)
         if rank.writer:
             print(f"resuming {relative(run_dir)} from {ckpt_path.name} (iteration {start} of {total})")
     if not rank.writer:  # the other ranks compute; rank 0 writes everything
