@@ -59,14 +59,16 @@ def load_curve(run_dir: Path) -> dict[str, np.ndarray]:
             ERROR_RECORD: error}
 
 
-def plot_curves(runs: list[tuple[str, dict[str, np.ndarray]]], png: Path, title: str) -> Path:
-    fig = draw_curves(runs, title)
+def plot_curves(runs: list[tuple[str, dict[str, np.ndarray]]], png: Path, title: str,
+                target: float | None = None) -> Path:
+    fig = draw_curves(runs, title, target=target)
     return save_png(fig, png)
 
 
 def draw_curves(runs: list[tuple[str, dict[str, np.ndarray]]], title: str, size: tuple[float, float] = (7.5, 6),
-                xlabel: str = "wall-clock minutes (2 CPU cores)") -> Any:
-    """The figure: success rate (top) and the task's position error (bottom, log scale) against wall-clock minutes."""
+                xlabel: str = "wall-clock minutes (2 CPU cores)", target: float | None = None) -> Any:
+    """The figure: success rate (top, with a dashed ``target`` if given) and the task's position error (bottom, log
+    scale) against wall-clock minutes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,7 +81,8 @@ def draw_curves(runs: list[tuple[str, dict[str, np.ndarray]]], title: str, size:
         bottom.plot(minutes, 100 * c[ERROR_RECORD], label=label)
     top.set_ylabel("success rate (training)")
     top.set_ylim(0, 1)
-    top.axhline(0.97, color="k", linestyle="--", linewidth=0.8)
+    if target is not None:
+        top.axhline(target, color="k", linestyle="--", linewidth=0.8)
     bottom.set_ylabel("position error (cm)")
     bottom.set_yscale("log")
     bottom.set_xlabel(xlabel)
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label", action="append", help="a legend label per run, in order")
     p.add_argument("--png", type=Path, default=Path("docs/training_curves.png"))
     p.add_argument("--title", default="training")
+    p.add_argument("--target", type=float, help="a success rate to mark with a dashed line (e.g. the task's goal)")
     args = p.parse_args(argv)
     labels = args.label or [r.name for r in args.runs]
     if len(labels) != len(args.runs):
@@ -104,5 +108,5 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {plot_curves(runs, args.png, args.title)}")
+    print(f"wrote {plot_curves(runs, args.png, args.title, args.target)}")
     return 0

@@ -39,7 +39,7 @@ CAMERAS: dict[str, Camera] = {
     "side": Camera((0.1, 0.0, 0.27), 1.5, 90.0, -8.0, "from -y, the arm's left side"),
     "top": Camera((0.1, 0.0, 0.0), 1.7, 90.0, -89.0, "from above, x to the right"),
     # the table in front of the base, where the lift task's cube lies and its goals are
-    "near": Camera((0.2, 0.0, 0.06), 0.6, 135.0, -25.0, "close-up of the table in front of the arm (lift)"),
+    "near": Camera((0.2, 0.0, 0.1), 0.75, 125.0, -18.0, "close-up of the table in front of the arm (lift)"),
 }
 
 
