@@ -46,10 +46,10 @@ def test_the_task_registers_on_isaac_labs_own_classes():
     import gymnasium as gym
     from isaaclab.managers import CommandTerm as IsaacCommandTerm
 
-    from roarm_lab import compat
+    from roarm_lab import isaaclab_api
     from roarm_lab.mdp import ReachableTargetCommand
 
-    assert compat.configclass.__module__.startswith("isaaclab")
+    assert isaaclab_api.configclass.__module__.startswith("isaaclab")
     assert issubclass(ReachableTargetCommand, IsaacCommandTerm)
     assert gym.spec(TASK).entry_point == "isaaclab.envs:ManagerBasedRLEnv"
 
@@ -165,7 +165,8 @@ def test_a_policy_trained_on_the_embedded_runtime_moves_the_hand_toward_targets_
     if not checkpoint:
         pytest.skip("ROARM_SIM2SIM_CHECKPOINT not set (.ci/run sets it after a short embedded training run)")
     env = make_reach_env(num_envs=50, seed=12345, edit=lambda cfg: cfg.evaluation_mode(randomize=False))
-    baseline, _ = evaluate(env, lambda obs: torch.zeros(obs.shape[0], 5), 100, show_progress=False)  # a still arm
+    baseline, _ = evaluate(env, lambda obs: torch.zeros(obs.shape[0], 5), 100, task=TASK,
+                           show_progress=False)  # a still arm
     env.close()
     out = run([sys.executable, "scripts/play.py", "--task", TASK, "--runtime", "isaaclab", "--checkpoint", checkpoint,
                "--episodes", "100", "--num_envs", "50", "--export-dir", str(tmp_path), "--no-progress"])

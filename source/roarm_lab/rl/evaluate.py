@@ -107,6 +107,8 @@ def evaluate(env: Any, policy: Callable[[torch.Tensor], torch.Tensor], episodes:
     """
     if not env.cfg.compute_final_obs:
         raise ValueError("evaluation needs env.compute_final_obs=True (the task's evaluation config sets it)")
+    if not task:
+        raise ValueError("evaluate(task=...) must name the task: its profile says what to measure")
     profile = task_profile(task)
     n = env.num_envs
     command = env.command_manager.get_term(profile.command)
