@@ -43,11 +43,13 @@ def reach_cfg(num_envs: int = 8, seed: int = 0, task: str = TASK):
     return cfg
 
 
-def _env_factory():
+@pytest.fixture
+def make_task_env():
+    """``make_task_env(num_envs, seed, edit, task)``: a new env of a task (reach by default); the test's previous
+    ones are closed first (Isaac Lab allows one simulation at a time), the rest after the test."""
     envs = []
 
     def factory(num_envs: int = 8, seed: int = 0, edit=None, task: str = TASK):
-        """A new env; the previous ones of the test are closed first (Isaac Lab allows one simulation at a time)."""
         while envs:
             envs.pop().close()
         cfg = reach_cfg(num_envs, seed, task)
@@ -57,24 +59,14 @@ def _env_factory():
         envs.append(env)
         return env
 
-    return factory, envs
-
-
-@pytest.fixture
-def make_reach_env():
-    factory, envs = _env_factory()
     yield factory
     for env in envs:
         env.close()
 
 
 @pytest.fixture
-def make_task_env():
-    """``make_task_env(num_envs, task=..., edit=...)``: any task's env, closed after the test."""
-    factory, envs = _env_factory()
-    yield factory
-    for env in envs:
-        env.close()
+def make_reach_env(make_task_env):
+    return make_task_env
 
 
 @pytest.fixture(scope="session")

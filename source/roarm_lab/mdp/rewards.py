@@ -9,7 +9,7 @@ import torch
 from roarm_lab.assets.joint_table import ARM_JOINTS
 from roarm_lab.isaaclab_api import ManagerTermBase, SceneEntityCfg
 from roarm_lab.mdp.commands import workspace_joint_box
-from roarm_lab.mdp.observations import ee_position_b, joint_pos_rel
+from roarm_lab.mdp.observations import ee_position_b, joint_pos_rel, object_ee_vector_b, object_goal_vector_b
 
 
 def _position_error(env: Any, command_name: str, asset_cfg: SceneEntityCfg) -> torch.Tensor:
@@ -83,21 +83,20 @@ def _indices(ids: Any, count: int) -> list[int]:
 
 # ----------------------------------------------------------------------------- objects (Isaac Lab's lift terms)
 def object_ee_distance(env: Any, std: float, object_cfg: SceneEntityCfg, ee_cfg: SceneEntityCfg) -> torch.Tensor:
-    """Reaching the object: 1 - tanh(distance / std) between the hand's TCP and the object's centre."""
-    robot = env.scene[ee_cfg.name]
-    distance = torch.linalg.norm(env.scene[object_cfg.name].data.root_pos_w.torch
-                                 - robot.data.body_pos_w.torch[:, ee_cfg.body_ids[0]], dim=1)
-    return 1.0 - torch.tanh(distance / std)
+    """Reaching the object: 1 - tanh(distance / std) between the hand's frame ``ee_cfg`` and the object's centre."""
+    return 1.0 - torch.tanh(_hand_distance(env, object_cfg, ee_cfg) / std)
+
+
+def _hand_distance(env: Any, object_cfg: SceneEntityCfg, ee_cfg: SceneEntityCfg) -> torch.Tensor:
+    return torch.linalg.norm(object_ee_vector_b(env, object_cfg, ee_cfg), dim=1)
 
 
 def _held_up(env: Any, minimal_height: float, object_cfg: SceneEntityCfg, ee_cfg: SceneEntityCfg | None,
              max_ee_distance: float) -> torch.Tensor:
     """1 where the object is above ``minimal_height`` and, with ``ee_cfg``, within ``max_ee_distance`` of the hand."""
-    obj = env.scene[object_cfg.name].data.root_pos_w.torch
-    up = obj[:, 2] > minimal_height
+    up = env.scene[object_cfg.name].data.root_pos_w.torch[:, 2] > minimal_height
     if ee_cfg is not None:
-        hand = env.scene[ee_cfg.name].data.body_pos_w.torch[:, ee_cfg.body_ids[0]]
-        up &= torch.linalg.norm(obj - hand, dim=1) < max_ee_distance
+        up &= _hand_distance(env, object_cfg, ee_cfg) < max_ee_distance
     return up.float()
 
 
@@ -114,9 +113,7 @@ def object_goal_distance(env: Any, std: float, minimal_height: float, command_na
                          ee_cfg: SceneEntityCfg | None = None, max_ee_distance: float = 0.04) -> torch.Tensor:
     """Goal tracking, 1 - tanh(distance / std), paid only while the object is lifted (Isaac Lab's gate) and, with
     ``ee_cfg``, held."""
-    obj = env.scene[object_cfg.name].data.root_pos_w.torch
-    goal_w = env.command_manager.get_command(command_name)[:, :3] + env.scene[robot_cfg.name].data.root_pos_w.torch
-    distance = torch.linalg.norm(goal_w - obj, dim=1)
+    distance = torch.linalg.norm(object_goal_vector_b(env, command_name, object_cfg, robot_cfg), dim=1)
     return _held_up(env, minimal_height, object_cfg, ee_cfg, max_ee_distance) * (1.0 - torch.tanh(distance / std))
 
 
@@ -128,7 +125,5 @@ def object_grasped(env: Any, action_name: str, object_cfg: SceneEntityCfg, ee_cf
     ``is_grasped``, from the jaw's stall rather than contact forces, which the embedded runtime does not report)."""
     term = env.action_manager.get_term(action_name)
     opening = term.measured_joint_pos[:, 0]
-    robot = env.scene[ee_cfg.name]
-    distance = torch.linalg.norm(env.scene[object_cfg.name].data.root_pos_w.torch
-                                 - robot.data.body_pos_w.torch[:, ee_cfg.body_ids[0]], dim=1)
-    return (term.closing & (opening > min_opening) & (distance < max_ee_distance)).float()
+    held = _hand_distance(env, object_cfg, ee_cfg) < max_ee_distance
+    return (term.closing & (opening > min_opening) & held).float()

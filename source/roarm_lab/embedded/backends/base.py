@@ -21,7 +21,6 @@ class PhysicsBackend(ABC):
     qpos: np.ndarray
     qvel: np.ndarray
     joint_limits: np.ndarray
-    velocity_limits: np.ndarray
     num_mass_bodies: int
     """The first ``num_mass_bodies`` of ``body_names`` have mass; the rest are frames (``hand_tcp``)."""
     default_armature: np.ndarray
@@ -84,3 +83,27 @@ class PhysicsBackend(ABC):
 
     @abstractmethod
     def set_friction(self, env_ids: np.ndarray, joint_ids: np.ndarray, friction: np.ndarray) -> None: ...
+
+    # free rigid bodies of the scene (by entity name)
+    @abstractmethod
+    def object_state(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(position, quaternion w x y z, linear velocity, angular velocity), world frame, (N, .)."""
+
+    @abstractmethod
+    def write_object_pose(self, name: str, env_ids: np.ndarray, pos: np.ndarray, quat_wxyz: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def write_object_velocity(self, name: str, env_ids: np.ndarray, lin_w: np.ndarray, ang_w: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def object_mass(self, name: str) -> tuple[float, np.ndarray]:
+        """Nominal mass and principal inertia."""
+
+    @abstractmethod
+    def set_object_mass(self, name: str, env_ids: np.ndarray, mass: np.ndarray, inertia_diag: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def set_object_friction(self, name: str, env_ids: np.ndarray, friction: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def scale_object(self, name: str, env_ids: np.ndarray, factor: np.ndarray) -> None: ...

@@ -200,9 +200,6 @@ class MujocoCpuBackend(PhysicsBackend):
         self._mass[env_ids, body] = mass
         self._inertia[env_ids, body] = inertia_diag
 
-    def object_friction(self, name: str) -> float:
-        return float(self.model.geom_friction[self.objects[name].geom, 0])
-
     def set_object_friction(self, name: str, env_ids: np.ndarray, friction: np.ndarray) -> None:
         """Sliding friction of a free body's geom (MuJoCo takes the larger coefficient of a contact pair)."""
         self._geom_friction[env_ids, self.objects[name].geom, 0] = friction
