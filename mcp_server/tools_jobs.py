@@ -77,6 +77,32 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         """Stop a running training, evaluation or export job. Checkpoints stay; resume_training continues."""
         return t.stop(run_id)
 
+    @tool(mcp, ACT)
+    def start_sweep(task: Task = DEFAULT_TASK,
+                    num_samples: Annotated[int, within(rules.SWEEP_SAMPLES, "trials to run")] = 8,
+                    max_iterations: Annotated[int, within(rules.MAX_ITERATIONS, "each trial's budget in iterations "
+                                                          "of the task's default batch (default: the task's)")] = None,
+                    overrides: Annotated[list[str], Field(max_length=rules.MAX_OVERRIDES, description="overrides every "
+                                         "trial keeps, e.g. ['env.scene.num_envs=512']")] = None,
+                    name: Annotated[str, Field(max_length=60, pattern=r"^[A-Za-z0-9_.-]*$",
+                                               description="a short label for the sweep folder")] = ""):
+        """Start a hyperparameter sweep (Ray Tune: Optuna proposes, ASHA stops the trials that fall behind) over
+        the task's search space (configs/sweeps/<task>.yaml). It counts as a training: one at a time. Each trial is
+        an ordinary run; sweep_status lists them and names the best trial's overrides."""
+        return lab.sweeps.start(task, num_samples, max_iterations, list(overrides or []), name)
+
+    @tool(mcp, READ)
+    def sweep_status(sweep: Annotated[str, Field(description="the sweep job id start_sweep returned, or a sweep "
+                                                 "name")]):
+        """A sweep's state and its trials so far: drawn values, success, samples to the target, run ids."""
+        return lab.sweeps.status(sweep)
+
+    @tool(mcp, STOP)
+    def stop_sweep(sweep: Annotated[str, Field(description="the sweep job id")]):
+        """Stop a sweep as Ctrl-C does: Ray Tune saves it and stops its trials (their run folders stay);
+        python scripts/sweep.py --resume <name> continues it."""
+        return lab.sweeps.stop(sweep)
+
     @tool(mcp, READ)
     def list_runs(task: Annotated[str | None, Field(description="only runs of this task")] = None):
         """The newest training runs (checkpoints, export, success rate) and the jobs running now."""

@@ -31,9 +31,10 @@ ISSUE_TOOLS = {"start_sim", "stop_sim", "list_robots", "load_robot", "get_joint_
                "run_policy_on_real_arm", "emergency_stop", "check_environment"}
 READ_ONLY = {"get_joint_state", "capture_observation", "policy_infer", "render_sim", "training_status", "list_runs",
              "gateway_stats", "real_arm_status", "check_environment", "list_robots", "load_robot", "wait_for_job",
-             "plot_training", "compare_runs", "tail_log", "list_tasks"}
+             "plot_training", "compare_runs", "tail_log", "list_tasks", "sweep_status"}
 NEW_TOOLS = {"stop_policy", "reset_sim", "set_target", "wait_for_job", "plot_training", "compare_runs", "tail_log",
-             "resume_training", "render_rollout", "delete_run", "start_tensorboard", "list_tasks"}
+             "resume_training", "render_rollout", "delete_run", "start_tensorboard", "list_tasks", "start_sweep",
+             "sweep_status", "stop_sweep"}
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 
 # A short training run that learns something in a few iterations: one fixed target (a joint box of one point) on

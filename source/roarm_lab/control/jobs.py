@@ -37,8 +37,8 @@ from roarm_lab.control.layout import PathError, ProjectPaths, served
 from roarm_lab.control.process import JOB_ENV, exit_words, is_job_process, running, signal_job_process
 from roarm_lab.utils.io import atomic_write_json
 
-KINDS = ("train", "evaluate", "export", "real")
-JOB_ID = re.compile(r"^(train|evaluate|export|real)-\d{8}-\d{6}-[0-9a-f]{4}$")
+KINDS = ("train", "evaluate", "export", "real", "sweep")
+JOB_ID = re.compile(r"^(train|evaluate|export|real|sweep)-\d{8}-\d{6}-[0-9a-f]{4}$")
 ACTIVE = ("starting", "running")
 FINAL = ("succeeded", "failed", "stopped", "lost")
 STATES = (*ACTIVE, *FINAL)

@@ -18,6 +18,7 @@ from roarm_lab.control.settings import LabSettings
 from roarm_lab.control.tasks import task_catalogue
 from roarm_lab.control.sim import SimLink
 from roarm_lab.control.tensorboard import TensorBoardLink
+from roarm_lab.control.sweeps import Sweeps
 from roarm_lab.control.training import Training
 
 
@@ -29,6 +30,7 @@ class Lab:
         self.sim = SimLink(settings)
         self.gateway = GatewayLink(settings)
         self.training = Training(settings, self.store)
+        self.sweeps = Sweeps(settings, self.store)
         self.real = RealArm(settings, self.store)
         self.tensorboard = TensorBoardLink(settings)
 
@@ -127,6 +129,8 @@ class Lab:
                             fraction=min(1.0, run.steps / max(1, run.max_steps or 1)),
                             message=f"step {run.steps}/{run.max_steps}{err}" + (f", {run.stopped}" if run.stopped else ""),
                             result=run.model_dump(mode="json", exclude_none=True))
+        if isinstance(ref, str) and ref.startswith("sweep-"):
+            return self._sweep_progress(ref)
         status = self.training.status(ref, tail=0)
         done = status.state not in ACTIVE
         fraction = None
@@ -141,6 +145,17 @@ class Lab:
             parts.append(f"ETA {status.eta_s / 60:.1f} min")
         return Progress(ref=ref, kind=status.kind or "job", done=done, fraction=1.0 if done else fraction,
                         message=", ".join(parts), result=status.model_dump(mode="json", exclude_none=True))
+
+    def _sweep_progress(self, ref: str) -> Progress:
+        sweep = self.sweeps.status(ref)
+        done = sweep.state not in ACTIVE
+        ended = [t for t in sweep.trials if t.state not in ("pending", "running")]
+        best = max((t.success_rate for t in ended if t.success_rate is not None), default=None)
+        message = f"sweep {sweep.state}, {len(ended)}/{sweep.num_samples or '?'} trials ended" + (
+            f", best success {best:.2f}" if best is not None else "")
+        fraction = 1.0 if done else (len(ended) / sweep.num_samples if sweep.num_samples else None)
+        return Progress(ref=ref, kind="sweep", done=done, fraction=fraction, message=message,
+                        result=sweep.model_dump(mode="json", exclude_none=True))
 
     def log_page(self, source: str, ref: str | None, lines: int, before: int) -> dict[str, Any]:
         """A page of a log: a job's or run's (``job``), the simulator's (``sim``) or the gateway's (``gateway``)."""

@@ -59,6 +59,11 @@ class ProjectPaths:
         return self.logs / "rsl_rl"
 
     @property
+    def sweeps(self) -> Path:
+        """Sweeps: ``<sweeps>/<name>/`` (``SweepFiles``); their trials are ordinary runs under ``runs``."""
+        return self.logs / "sweeps"
+
+    @property
     def jobs(self) -> Path:
         return self.logs / "jobs"
 
@@ -192,6 +197,35 @@ class RunFiles:
             return []
         found = [(int(m.group(1)), p) for p in self.path.iterdir() if (m := CHECKPOINT.match(p.name))]
         return [p for _, p in sorted(found, reverse=True)]
+
+
+@dataclass(frozen=True)
+class SweepFiles:
+    """The files of one sweep folder (what ``scripts/sweep.py`` writes there)."""
+
+    path: Path
+
+    @property
+    def record(self) -> Path:
+        """What was asked (task, space, budget), the state (running, finished, interrupted) and the driver's pid."""
+        return self.path / "sweep.json"
+
+    @property
+    def trials_json(self) -> Path:
+        return self.path / "trials.json"
+
+    @property
+    def trials_csv(self) -> Path:
+        return self.path / "trials.csv"
+
+    @property
+    def trials_md(self) -> Path:
+        return self.path / "trials.md"
+
+    @property
+    def best_overrides(self) -> Path:
+        """The best trial's values as a preset: ``train.py --preset <this>``."""
+        return self.path / "best_overrides.yaml"
 
 
 def _inside(path: Path, root: Path) -> bool:

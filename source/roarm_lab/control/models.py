@@ -162,6 +162,32 @@ class JobStarted(BaseModel):
     next: str = Field(description="what to call next")
 
 
+class SweepTrial(BaseModel):
+    trial: str = Field(description="Ray Tune's trial id")
+    state: str = Field(description="pending, running, complete, stopped early (ASHA), interrupted or error")
+    values: dict[str, Any] = Field(description="the override values this trial drew")
+    success_rate: float | None = Field(None, description="training success rate at its last iteration")
+    error_m: float | None = Field(None, description="the task's position error at its last iteration, m")
+    env_steps: float | None = Field(None, description="samples it used")
+    samples_to_target: float | None = Field(None, description="samples until its success first reached the target")
+    run_id: str | None = Field(None, description="its run folder (list_runs, evaluate_policy, export_policy take it)")
+
+
+class SweepStatus(BaseModel):
+    sweep: str = Field(description="the sweep's name (its folder in logs/sweeps/)")
+    job_id: str | None
+    state: str = Field(description="the job's state (running, succeeded, stopped, ...)")
+    sweep_state: str | None = Field(None, description="the sweep's own: running, finished, interrupted")
+    task: str | None = None
+    num_samples: int | None = None
+    budget_env_steps: int | None = Field(None, description="samples each trial may use")
+    target: float | None = Field(None, description="the success rate samples_to_target counts to")
+    trials: list[SweepTrial]
+    best_overrides: str | None = Field(None, description="the best trial's values as a preset file: "
+                                       "start_training(preset=...) does not take paths; train.py --preset does")
+    log: str | None = None
+
+
 class JobStatus(BaseModel):
     job_id: str | None
     kind: str | None

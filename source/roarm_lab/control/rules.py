@@ -53,6 +53,8 @@ def _fmt(v: float) -> str:
 NUM_ENVS = Range(1, 8192)
 MAX_ITERATIONS = Range(1, 100_000)
 SEED = Range(0, 2**31 - 1)
+SWEEP_SAMPLES = Range(1, 256)
+"""Trials of one sweep a face may ask for."""
 EPISODES = Range(1, 5000)
 REAL_TARGETS = Range(1, 20)
 SAVE_INTERVAL = Range(10, 100_000)
@@ -104,13 +106,14 @@ OVERRIDE_LIMITS: dict[str, Range] = {
 
 # ---------------------------------------------------------------------- how many jobs run at once
 JOB_LIMITS: dict[str, tuple[tuple[str, ...], int]] = {
-    "train": (("train",), 1),
+    "train": (("train", "sweep"), 1),
+    "sweep": (("train", "sweep"), 1),
     "evaluate": (("evaluate", "export"), 2),
     "export": (("evaluate", "export"), 2),
     "real": (("real",), 1),
 }
 """Per kind: the kinds that share its limit, and how many of them may run at once (on any face, any process).
-One training at a time: two share the CPUs and both take twice as long. Evaluations and exports also run one
+One training at a time: two share the CPUs and both take twice as long; a sweep is trainings, so it counts as one. Evaluations and exports also run one
 per run folder (a second would write the same export)."""
 
 

@@ -12,6 +12,7 @@ import math
 from typing import Any, Callable, Iterator
 
 from roarm_lab.rl.overrides import OverrideError
+from roarm_lab.rl.schedules import entropy_schedule
 
 _Rule = tuple[str, Callable[[Any], bool], str]
 
@@ -88,6 +89,12 @@ def check_run_configs(env_cfg: Any, agent_cfg: Any) -> None:
         value = _get(configs, path)
         if value is not None and not ok(value):
             raise OverrideError(f"{path}={value!r}: must be {what}; set it with {path}=<value>")
+    schedule = getattr(agent_cfg, "entropy_schedule", None)
+    if schedule is not None:
+        try:
+            entropy_schedule(schedule)
+        except ValueError as err:
+            raise OverrideError(f"{err}; for example agent.entropy_schedule=[[0,0.006],[500,0.006],[900,0.0]]") from None
     check_logger_installed(getattr(agent_cfg, "logger", None))
 
 

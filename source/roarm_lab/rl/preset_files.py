@@ -55,7 +55,7 @@ def preset_overrides(data: dict[str, Any], source: str) -> list[str]:
         if not isinstance(key, str) or not KEY.match(key):
             raise OverrideError(f"{source}: key {key!r} must be a config path starting with env. or agent., e.g. "
                                 "env.rewards.tracking.weight")
-        tokens.append(f"{key}={_value(value, f'{source}: {key}')}")
+        tokens.append(f"{key}={override_value(value, f'{source}: {key}')}")
     return tokens
 
 
@@ -73,7 +73,7 @@ def reward_overrides(data: dict[str, Any], source: str) -> list[str]:
     return preset_overrides(full, source)
 
 
-def _value(value: Any, where: str) -> str:
+def override_value(value: Any, where: str) -> str:
     """A YAML value in Hydra's override grammar."""
     if value is None:
         return "null"
@@ -84,13 +84,13 @@ def _value(value: Any, where: str) -> str:
     if isinstance(value, str):
         return value if PLAIN.match(value) else "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_value(v, where) for v in value) + "]"
+        return "[" + ",".join(override_value(v, where) for v in value) + "]"
     if isinstance(value, dict):
         parts = []
         for k, v in value.items():
             if not isinstance(k, str) or not TERM.match(k):
                 raise OverrideError(f"{where}: map key {k!r} must be a plain name")
-            parts.append(f"{k}:{_value(v, where)}")
+            parts.append(f"{k}:{override_value(v, where)}")
         return "{" + ",".join(parts) + "}"
     raise OverrideError(f"{where}: a value of type {type(value).__name__} cannot be an override")
 

@@ -12,6 +12,7 @@ from rsl_rl.runners import OnPolicyRunner
 
 from roarm_lab.rl.checkpoints import keep_newest_and_best, load_checkpoint, restore
 from roarm_lab.rl.progress import ProgressLogger
+from roarm_lab.rl.schedules import entropy_at, entropy_schedule
 from roarm_lab.embedded.configclass import to_dict
 from roarm_lab.utils.io import atomic_write_bytes
 
@@ -48,6 +49,8 @@ class RoArmRunner(OnPolicyRunner):
         """Written to the run's console log when training starts (a refused resume leaves the folder untouched)."""
         self.checkpoint_infos = checkpoint_infos or {}
         self.keep_checkpoints = keep_checkpoints
+        self.entropy_schedule = entropy_schedule(train_cfg.get("entropy_schedule"))
+        self._schedule_entropy()
 
     def _configure_multi_gpu(self) -> None:
         """rsl_rl's set-up, with ``gloo`` for ranks on CPUs (rsl_rl fixes ``nccl``): see ``rl/distributed.py``."""
@@ -72,8 +75,24 @@ class RoArmRunner(OnPolicyRunner):
             return
         storage.mini_batch_generator = _RowGatheredMiniBatches(storage)
 
+    def _schedule_entropy(self) -> None:
+        """Set PPO's entropy coefficient from the schedule before each update (rsl_rl has no schedule of its own):
+        exploration early, a precise policy late. rsl_rl numbers iterations from the loaded one on; the wrapper
+        counts updates from there, so a resumed run continues the schedule where it stopped."""
+        if self.entropy_schedule is None:
+            return
+        update = self.alg.update
+
+        def scheduled_update(*args: Any, **kwargs: Any) -> Any:
+            self.alg.entropy_coef = entropy_at(self.entropy_schedule, self._iteration)
+            self._iteration += 1
+            return update(*args, **kwargs)
+
+        self.alg.update = scheduled_update
+
     def learn(self, num_learning_iterations: int, init_at_random_ep_len: bool = False) -> None:
         """rsl_rl's loop; a failure (a full disk) stops the logger's writer thread before it propagates."""
+        self._iteration = self.current_learning_iteration
         self.logger.to_console_log(self._startup_print)
         self._startup_print = ""
         try:

@@ -9,6 +9,7 @@ import time
 import traceback
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -73,12 +74,15 @@ def _resume_point(arg: str, experiment_dir: Path) -> tuple[Path, Path]:
     raise CheckpointError(f"--resume {arg}: no such run folder or checkpoint")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Train; a full disk anywhere in the run (configs, TensorBoard, progress, checkpoints) is one error line."""
+def main(argv: list[str] | None = None, on_iteration: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """Train; a full disk anywhere in the run (configs, TensorBoard, progress, checkpoints) is one error line.
+
+    ``on_iteration`` is given each iteration's progress record, with ``env_steps`` (all ranks) and ``run_dir``
+    added: how a sweep's scheduler sees a trial, from the training loop itself."""
     where: dict[str, Path] = {}
     try:
         with disk_full_reported_by_the_caller():
-            return _main(argv, where)
+            return _main(argv, where, on_iteration)
     except (OSError, RuntimeError) as err:
         folder = where.get("run") or where.get("experiment")
         if folder is None or not is_disk_full(err, folder):
@@ -123,7 +127,8 @@ def _disk_full_line(err: BaseException, folder: Path, run_dir: Path | None) -> s
             f"{then}{details}")
 
 
-def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
+def _main(argv: list[str] | None, where: dict[str, Path],
+          on_iteration: Callable[[dict[str, Any]], None] | None = None) -> int:
     args, overrides = parse_with_defaults(build_parser(), "train", argv)
     try:
         runtime = choose_runtime(args)
@@ -238,11 +243,18 @@ def _main(argv: list[str] | None, where: dict[str, Path]) -> int:
 
     began = time.time()
     recorder = None
+    after: list[Callable[[int], None]] = []
     if args.record_rollouts_every:
         from roarm_lab.rl.rollout_recorder import RolloutRecorder
 
         recorder = RolloutRecorder(args.task, env_cfg, args.record_rollouts_every, run_dir)
-        runner.logger.after_iteration = lambda it: recorder(it, runner)
+        after.append(lambda it: recorder(it, runner))
+    if on_iteration is not None:
+        per_iteration = env_cfg.scene.num_envs * agent_cfg.num_steps_per_env * rank.world_size
+        after.append(lambda it: on_iteration({**runner.logger.latest, "env_steps": (it + 1) * per_iteration,
+                                              "run_dir": str(run_dir)}))
+    if after:
+        runner.logger.after_iteration = lambda it: [call(it) for call in after]
     try:
         runner.learn(num_learning_iterations=max(total - start, 0), init_at_random_ep_len=checkpoint is None)
     finally:
