@@ -18,6 +18,7 @@ import yaml
 from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.schedules import entropy_at, entropy_schedule
 from roarm_lab.rl.sweep_space import check_space, parse_space, read_space
+from test_panel_browser import browser  # noqa: F401  (the fixture: Debian's chromium through playwright)
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "RoArm-Reach-v0"
@@ -253,3 +254,35 @@ def test_mcp_starts_a_sweep_follows_it_and_lists_its_trials_as_runs(tmp_path):
     listed = json.dumps(runs)
     assert all(t["run_id"] in listed for t in status["trials"])
     assert (ROOT / status["best_overrides"]).is_file() or Path(status["best_overrides"]).is_file()
+
+
+@pytest.mark.slow
+@needs_ray
+def test_the_panel_starts_a_sweep_and_lists_its_trials_whose_curves_open(tmp_path, browser):
+    from panel_helpers import panel_server, request
+
+    shots = Path(os.environ["ROARM_PANEL_SCREENSHOTS"]) if os.environ.get("ROARM_PANEL_SCREENSHOTS") else tmp_path
+    with panel_server(tmp_path / "logs") as (url, _):
+        page = browser.new_page(viewport={"width": 1480, "height": 1100})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(url)
+        page.wait_for_selector("#link[data-ok=yes]")
+        assert page.inner_text("#sweeps") == "No sweeps yet."
+        page.fill("#iterations", "2")
+        page.fill("#trials", "2")
+        page.click("details summary")
+        page.fill("#overrides", "env.scene.num_envs=64")
+        page.click("#sweep")
+        page.wait_for_selector(".sweep:has-text('2/2 trials ended')", timeout=300_000)
+        page.wait_for_selector(".sweep .badge.finished", timeout=60_000)
+        rows = page.locator(".trials tr.link")
+        assert rows.count() == 2 and page.locator(".trials .badge.complete").count() == 2
+        trial = rows.first.get_attribute("data-trial")
+        rows.first.click()
+        page.wait_for_function("(t) => document.querySelector('#curve-run').textContent.endsWith(t)", arg=trial)
+        page.wait_for_selector("#curve path.line.success")
+        page.screenshot(path=str(shots / "panel_sweep.png"), full_page=True)
+        sweeps = request(url, "/api/state")[1]["sweeps"]
+        assert len(sweeps) == 1 and sweeps[0]["best_overrides"].endswith("best_overrides.yaml")
+        assert not errors, errors

@@ -146,6 +146,12 @@ class Lab:
         return Progress(ref=ref, kind=status.kind or "job", done=done, fraction=1.0 if done else fraction,
                         message=", ".join(parts), result=status.model_dump(mode="json", exclude_none=True))
 
+    def restart(self, job_id: str) -> Any:
+        """Start a failed, stopped or lost job again: a sweep continues where it stopped, the rest start anew."""
+        if isinstance(job_id, str) and job_id.startswith("sweep-"):
+            return self.sweeps.resume(job_id)
+        return self.training.restart(job_id)
+
     def _sweep_progress(self, ref: str) -> Progress:
         sweep = self.sweeps.status(ref)
         done = sweep.state not in ACTIVE

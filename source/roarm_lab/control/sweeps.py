@@ -64,6 +64,44 @@ class Sweeps:
                           next=f"sweep_status('{record.id}') lists its trials as they run; each trial is a run "
                                "(list_runs); stop_sweep stops it and keeps what the trials wrote")
 
+    def resume(self, ref: str) -> JobStarted:
+        """Continue a stopped or interrupted sweep in its own folder (``scripts/sweep.py --resume``)."""
+        job = self._job(ref)
+        if job is None:
+            raise ControlError(f"'{ref}' is not a sweep job id (sweep_status names it)")
+        if self.store.counts_as_running(job):
+            raise ControlError(f"sweep job {job.id} is still running; there is nothing to resume")
+        name = job.params.get("sweep")
+        asked = read_json(SweepFiles(self.paths.sweeps / str(name)).record, "sweep record") if isinstance(name, str) \
+            and SAFE_NAME.match(name) else None
+        if not asked:
+            raise ControlError(f"sweep job {job.id} left no sweep folder to resume; start a new sweep")
+        if asked.get("state") == "finished":
+            raise ControlError(f"sweep {name} finished; its table is final (sweep_status), start a new one for more")
+        cmd = [self.settings.python, str(self.paths.script("sweep.py")), "--resume", name, "--sweep_root",
+               str(self.paths.sweeps), "--log_root", str(self.paths.runs)]
+        record = self.store.start("sweep", cmd, cwd=self.paths.root, task=job.task,
+                                  params={**job.params, "resumed_from": job.id})
+        return JobStarted(job_id=record.id, run_id=name, kind="sweep", state=record.state,
+                          log=rel_path(self.paths, self.store.log(record)),
+                          next=f"sweep_status('{record.id}') follows it; finished trials are kept")
+
+    def recent(self, limit: int = 3) -> list[SweepStatus]:
+        """The newest sweeps (by their newest job), for a face's list."""
+        jobs = sorted((j for j in self.store.all() if j.kind == "sweep"), key=lambda j: j.created, reverse=True)
+        seen, out = set(), []
+        for job in jobs:
+            if job.params.get("sweep") in seen:
+                continue
+            seen.add(job.params.get("sweep"))
+            try:
+                out.append(self.status(job.id))
+            except ControlError:
+                continue
+            if len(out) >= limit:
+                break
+        return out
+
     def status(self, ref: str) -> SweepStatus:
         """A sweep by job id or sweep name: the job's state and the trials so far."""
         job = self._job(ref)

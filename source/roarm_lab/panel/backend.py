@@ -112,8 +112,15 @@ class PanelBackend:
 
     def state(self) -> dict[str, Any]:
         """Everything that changes, in one answer: jobs, simulator, gateway, real arm."""
-        return {"time": time.time(), "jobs": self.jobs(), "sim": self.sim_state(), "gateway": self.gateway_state(),
-                "real": self.real_state(), "estop": self.last_estop}
+        return {"time": time.time(), "jobs": self.jobs(), "sweeps": self.sweeps(), "sim": self.sim_state(),
+                "gateway": self.gateway_state(), "real": self.real_state(), "estop": self.last_estop}
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        """The newest sweeps and their trials (each trial's run is an ordinary run: its curve, its export)."""
+        try:
+            return [s.model_dump(mode="json") for s in self.lab.sweeps.recent()]
+        except expected_errors() as err:
+            return [{"sweep": "?", "state": "unknown", "trials": [], "error": for_people(str(err))}]
 
     def jobs(self) -> list[dict[str, Any]]:
         store = self.lab.store
@@ -237,13 +244,27 @@ class PanelBackend:
         return {"job_id": started["job_id"], "already_running": False,
                 "message": f"training job {started['job_id']} started ({task})"}
 
+    def start_sweep(self, task: str | None = None, num_samples: int | None = None, max_iterations: int | None = None,
+                    overrides: list[str] | None = None) -> dict[str, Any]:
+        task = _text(task, "task", 100) or self.settings.default_task
+        if overrides is not None and (not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides)):
+            raise PanelError("overrides must be a list of lines like env.a.b=value")
+        args = (task, _integer(num_samples, "trials", rules.SWEEP_SAMPLES, 8),
+                _integer(max_iterations, "max_iterations", rules.MAX_ITERATIONS),
+                [o.strip() for o in overrides or [] if o.strip()])
+        started = self._start(lambda: self.lab.sweeps.start(*args))
+        if started["already_running"]:
+            return started
+        return {"job_id": started["job_id"], "already_running": False,
+                "message": f"sweep job {started['job_id']} started ({task}, {args[1]} trials)"}
+
     def stop_job(self, job_id: str) -> dict[str, Any]:
         status = self._guard(lambda: self.lab.training.stop(_text(job_id, "job id", 60)))
         return {"job_id": status.job_id, "state": status.state, "message": f"job {status.job_id} {status.state}"}
 
     def restart_job(self, job_id: str) -> dict[str, Any]:
         """Start a failed, stopped or lost job again with its recorded settings."""
-        started = self._start(lambda: self.lab.training.restart(_text(job_id, "job id", 60)))
+        started = self._start(lambda: self.lab.restart(_text(job_id, "job id", 60)))
         return {"message": started.get("message") or f"job {started.get('job_id')} started", **started}
 
     def evaluate(self, run_id: str | None = None, checkpoint: str | None = None, episodes: int | None = 200,
@@ -377,7 +398,7 @@ class PanelBackend:
 
 
 ACTIONS: dict[str, str] = {
-    "start_training": "start_training", "stop_job": "stop_job", "restart_job": "restart_job",
+    "start_training": "start_training", "start_sweep": "start_sweep", "stop_job": "stop_job", "restart_job": "restart_job",
     "evaluate": "evaluate", "export": "export", "start_sim": "start_sim", "stop_sim": "stop_sim",
     "restart_sim": "restart_sim", "set_target": "set_target", "play": "play", "stop_policy": "stop_policy",
     "start_gateway": "start_gateway", "stop_gateway": "stop_gateway", "emergency_stop": "emergency_stop",

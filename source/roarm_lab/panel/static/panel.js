@@ -228,6 +228,29 @@ function renderJobs(jobs) {
     el("span", { class: "small" }, j.kind === "train" && j.iteration ? `${j.iteration}/${j.total_iterations}` : ""))));
   return focus;
 }
+function renderSweeps(sweeps) {
+  const box = $("sweeps");
+  if (!sweeps?.length) { box.replaceChildren(el("div", { class: "empty" }, "No sweeps yet.")); return; }
+  box.replaceChildren(...sweeps.map((s) => {
+    const ended = s.trials.filter((t) => !["pending", "running"].includes(t.state)).length;
+    const keys = s.trials.length ? Object.keys(s.trials[0].values) : [];
+    const short = (k) => k.split(".").pop().replaceAll("_", " ");  // headers wrap; the full key is the title
+    const head = el("tr", {}, ...["trial", "state", ...keys, "success", "samples to target"].map((h) =>
+      el("th", { title: h }, keys.includes(h) ? short(h) : h)));
+    const rows = s.trials.map((t) => el("tr", { class: t.run_id ? "link" : "", "data-trial": t.trial,
+        onclick: () => { if (t.run_id) renderCurve(t.run_id, true); } },
+      el("td", {}, t.trial), el("td", {}, el("span", { class: `badge ${t.state.split(" ")[0]}` }, t.state)),
+      ...keys.map((k) => el("td", {}, typeof t.values[k] === "number" ? Number(t.values[k].toPrecision(3)).toString() : String(t.values[k] ?? ""))),
+      el("td", {}, pct(t.success_rate)), el("td", {}, t.samples_to_target != null ? t.samples_to_target.toLocaleString() : "–")));
+    return el("div", { class: "sweep", "data-sweep": s.sweep },
+      el("div", { class: "focus-head" }, el("b", {}, `${s.sweep} · ${s.task ?? ""}`),
+        el("span", { class: `badge ${s.sweep_state || s.state}` }, s.sweep_state || s.state),
+        el("span", { class: "small" }, `${ended}/${s.num_samples ?? "?"} trials ended`)),
+      ...(s.error ? [el("div", { class: "msg", "data-kind": "error" }, s.error)] : []),
+      el("div", { class: "trials-wrap" }, el("table", { class: "trials" }, head, ...rows)),
+      ...(s.best_overrides ? [el("div", { class: "small" }, `best: ${s.best_overrides} (train.py --preset)`)] : []));
+  }));
+}
 const stat = (k, v) => el("div", { class: "stat" }, el("span", { class: "k" }, k), el("span", { class: "v" }, v));
 
 async function renderCurve(runId, live) {
@@ -353,6 +376,7 @@ async function refresh() {
     $("link").textContent = "connected";
     $("link").dataset.ok = "yes";
     const focus = renderJobs(state.jobs);
+    renderSweeps(state.sweeps);
     renderSim(state.sim);
     renderGateway(state.gateway);
     renderReal(state.real, overview?.real_arm_motion_allowed);
@@ -400,6 +424,8 @@ async function main() {
   $("train").onclick = (e) => act("start_training", { task: $("task").value, max_iterations: intOrNull("iterations"),
     num_envs: intOrNull("envs"), run_name: $("runname").value, overrides: lines($("overrides").value) }, "train-msg", e.target, 60000)
     .then((r) => { if (r) ui.focusJob = r.job_id; });
+  $("sweep").onclick = (e) => act("start_sweep", { task: $("task").value, num_samples: intOrNull("trials"),
+    max_iterations: intOrNull("iterations"), overrides: lines($("overrides").value) }, "sweep-msg", e.target, 60000).then((r) => { if (r) ui.focusJob = r.job_id; });
   $("run").onchange = (e) => selectRun(e.target.value);
   $("evaluate").onclick = (e) => act("evaluate", { run_id: ui.run, checkpoint: $("checkpoint").value || null,
     episodes: intOrNull("episodes") }, "policy-msg", e.target).then((r) => { if (r) ui.focusJob = r.job_id; });
