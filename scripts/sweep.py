@@ -3,7 +3,7 @@
 
 import sys
 
-from roarm_lab.rl.sweep import main
+from roarm_lab.sweep.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,7 +33,7 @@ class Sweeps:
 
     def start(self, task: str, num_samples: int, max_iterations: int | None, overrides: list[str],
               name: str = "") -> JobStarted:
-        from roarm_lab.rl.sweep_space import check_space, default_space_file, read_space
+        from roarm_lab.sweep.space import check_space, default_space_file, read_space
 
         validate_task(task)
         rules.SWEEP_SAMPLES.check("num_samples", num_samples)

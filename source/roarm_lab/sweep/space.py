@@ -42,6 +42,14 @@ class Dimension:
     values: tuple[Any, ...]
     """(low, high) for loguniform / uniform / randint (randint includes high), the options for choice."""
 
+    def contains(self, value: Any) -> bool:
+        """Whether the space can draw ``value`` (the task's own default, the sweep's first trial)."""
+        if self.kind == "choice":
+            return value in self.values
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        whole = self.kind != "randint" or isinstance(value, int)
+        return number and whole and self.values[0] <= value <= self.values[1]
+
     def extremes(self) -> tuple[Any, ...]:
         """The values the rules are checked at: both ends of a range, every choice."""
         return self.values
@@ -129,6 +137,20 @@ def read_space(path: str | Path) -> SweepSpace:
     """The file's space, parsed (not yet checked against a task: ``check_space``)."""
     data, _, _ = read_file(path, "sweep space")
     return parse_space(data, f"sweep space {path}")
+
+
+def defaults_in_space(space: SweepSpace, configs: dict[str, Any]) -> dict[str, Any] | None:
+    """The configs' current value of every key, if the space can draw them all: the baseline trial."""
+    values = {}
+    for dim in space.dimensions:
+        prefix, *parts = dim.key.split(".")
+        node = configs[prefix]
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+        if not dim.contains(node):
+            return None
+        values[dim.key] = node
+    return values
 
 
 def check_space(task: str, space: SweepSpace, fixed: list[str]) -> None:
