@@ -16,6 +16,8 @@ from roarm_lab.isaaclab_api import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, Rsl
 class RoArmReachPPORunnerCfg(RslRlOnPolicyRunnerCfg):
     experiment_name = "roarm_reach"
     max_iterations = 700
+    entropy_schedule: list | None = None
+    """[[iteration, coefficient], ...] overrides algorithm.entropy_coef per iteration (rl/schedules.py); None: constant."""
     num_steps_per_env = 24
     save_interval = 50
     device = "cpu"

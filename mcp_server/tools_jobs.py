@@ -85,10 +85,14 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                     overrides: Annotated[list[str], Field(max_length=rules.MAX_OVERRIDES, description="overrides every "
                                          "trial keeps, e.g. ['env.scene.num_envs=512']")] = None,
                     name: Annotated[str, Field(max_length=60, pattern=r"^[A-Za-z0-9_.-]*$",
-                                               description="a short label for the sweep folder")] = ""):
+                                               description="a short label for the sweep folder")] = "",
+                    resume: Annotated[str | None, Field(description="a stopped sweep (its job id or name): continue it "
+                                                        "instead; the other arguments are then its own")] = None):
         """Start a hyperparameter sweep (Ray Tune: Optuna proposes, ASHA stops the trials that fall behind) over
-        the task's search space (configs/sweeps/<task>.yaml). It counts as a training: one at a time. Each trial is
-        an ordinary run; sweep_status lists them and names the best trial's overrides."""
+        the task's search space (configs/sweeps/<task>.yaml), or resume a stopped one. It counts as a training: one
+        at a time. Each trial is an ordinary run; sweep_status lists them and names the best trial's overrides."""
+        if resume:
+            return lab.sweeps.resume(resume)
         return lab.sweeps.start(task, num_samples, max_iterations, list(overrides or []), name)
 
     @tool(mcp, READ)
@@ -98,9 +102,9 @@ def register(mcp: MCPServer, lab: Lab) -> None:
         return lab.sweeps.status(sweep)
 
     @tool(mcp, STOP)
-    def stop_sweep(sweep: Annotated[str, Field(description="the sweep job id")]):
+    def stop_sweep(sweep: Annotated[str, Field(description="the sweep job id or name")]):
         """Stop a sweep as Ctrl-C does: Ray Tune saves it and stops its trials (their run folders stay);
-        python scripts/sweep.py --resume <name> continues it."""
+        start_sweep(resume=<its name>) continues it."""
         return lab.sweeps.stop(sweep)
 
     @tool(mcp, READ)

@@ -52,6 +52,7 @@ def test_the_shipped_space_parses_and_every_value_it_can_draw_passes_the_faces_r
     ("randint(1.5, 4)", ["two whole numbers"]),
     ("uniform(1e-3, nan)", ["finite number"]),
     ("loguniform(1e-4)", ["two numbers"]),
+    ("loguniform(1e-4, 1e999)", ["finite number"]),
 ])
 def test_a_distribution_is_one_of_four_names_with_literal_numbers(spec, words):
     with pytest.raises(OverrideError) as err:
@@ -71,6 +72,15 @@ def test_a_space_that_reaches_past_the_faces_rules_is_refused_before_any_trial(k
     with pytest.raises(OverrideError) as err:
         check_space(TASK, space, [])
     assert all(w in str(err.value) for w in words), err.value
+
+
+def test_numbers_are_read_as_written_and_a_whole_number_setting_is_not_drawn_continuously():
+    space = parse_space({"space": {"agent.algorithm.learning_rate": "loguniform(3e-4, 3.0E-3)",
+                                   "agent.algorithm.num_mini_batches": "randint(2, 8)"}}, "f.yaml")
+    assert space.dimensions[0].values == (3e-4, 3e-3) and space.dimensions[1].values == (2, 8)
+    continuous = parse_space({"space": {"agent.algorithm.num_mini_batches": "uniform(2, 8)"}}, "f.yaml")
+    with pytest.raises(OverrideError, match="whole number .* randint"):
+        check_space(TASK, continuous, [])
 
 
 def test_a_space_file_cannot_build_python_objects(tmp_path):
@@ -119,6 +129,40 @@ def test_a_bad_schedule_is_one_line_naming_the_key():
 
 
 # ---------------------------------------------------------------------- Ray
+@needs_ray
+@pytest.mark.parametrize("record, words", [
+    ({"num_samples": 10**9}, "num_samples must be a number from 1 to 100000"),
+    ({"cpus_per_trial": 1e6}, "cpus_per_trial"),
+    ({"space": {"agent.algorithm.class_name": "choice(os)"}}, "refused"),
+    ({"fixed": ["agent.algorithm.class_name=os"]}, "names code"),
+    ({"device": "cuda; rm -rf /"}, "device"),
+    ({"log_root": "/etc"}, "resume with --log_root"),
+])
+def test_a_damaged_sweep_record_is_refused_on_resume_in_one_line(tmp_path, record, words):
+    folder = tmp_path / "sweeps" / "s"
+    folder.mkdir(parents=True)
+    good = {"task": TASK, "space": {"agent.algorithm.gamma": "uniform(0.97, 0.99)"}, "target": 0.97, "fixed": [],
+            "num_samples": 2, "max_iterations": 3, "grace_iterations": 1, "reduction_factor": 3.0, "seed": 1,
+            "cpus_per_trial": 2.0, "gpus_per_trial": 0.0, "device": "cpu", "runtime": "embedded",
+            "log_root": str((tmp_path / "runs").resolve()), "state": "interrupted"}
+    (folder / "sweep.json").write_text(json.dumps({**good, **record}))
+    out = subprocess.run([*SWEEP, "--resume", "s", "--sweep_root", str(tmp_path / "sweeps"), "--log_root",
+                          str(tmp_path / "runs")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (folder / "tune").exists()
+
+
+def test_resume_takes_a_name_under_the_sweep_root_only(tmp_path):
+    from roarm_lab.sweep.cli import _sweep_folder, build_parser
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "sweep.json").write_text("{}")
+    args = build_parser().parse_args(["--resume", "elsewhere", "--sweep_root", str(tmp_path / "sweeps")])
+    os.chdir(tmp_path)  # a folder of that name in the working directory is not the sweep
+    with pytest.raises(OverrideError, match="no sweep there"):
+        _sweep_folder(args, TASK)
+
+
 def test_without_the_extra_the_sweep_names_the_install_command(tmp_path):
     code = ("import sys; sys.modules['ray'] = None; sys.modules['optuna'] = None; "
             "from roarm_lab.sweep.cli import main; sys.exit(main(sys.argv[1:]))")
@@ -221,9 +265,20 @@ def test_a_sweep_counts_as_a_training_and_a_face_cannot_reach_past_the_rules(tmp
         lab.store.stop(training.id, wait_s=10)
     with pytest.raises(ControlError, match="no sweep 'nothing'"):
         lab.sweeps.status("nothing")
+    # a sweep folder's files are data on disk: damaged ones are read field by field, never trusted
+    poisoned = tmp_path / "logs" / "sweeps" / "poisoned"
+    poisoned.mkdir(parents=True)
+    (poisoned / "sweep.json").write_text(json.dumps({"state": 5, "num_samples": "many", "task": ["x"]}))
+    (poisoned / "trials.json").write_text(json.dumps({"trials": [5, {"trial": {"a": 1}, "state": None,
+                                                                     "success_rate": "high", "run_dir": 7}],
+                                                      "keys": "agent.x", "target": "high"}))
+    status = lab.sweeps.status("poisoned")
+    assert status.trials_total == 1 and status.trials[0].success_rate is None and status.num_samples is None
+    (poisoned / "trials.json").write_text(json.dumps({"trials": 5}))
+    assert lab.sweeps.status("poisoned").trials == []
     with pytest.raises(ControlError, match="is a train job, not a sweep"):
         lab.sweeps.status(training.id)
-    assert not (tmp_path / "logs" / "sweeps").exists()
+    assert [p.name for p in (tmp_path / "logs" / "sweeps").iterdir()] == ["poisoned"]  # no refused start made one
 
 
 @pytest.mark.slow

@@ -155,11 +155,10 @@ class Lab:
     def _sweep_progress(self, ref: str) -> Progress:
         sweep = self.sweeps.status(ref)
         done = sweep.state not in ACTIVE
-        ended = [t for t in sweep.trials if t.state not in ("pending", "running")]
-        best = max((t.success_rate for t in ended if t.success_rate is not None), default=None)
-        message = f"sweep {sweep.state}, {len(ended)}/{sweep.num_samples or '?'} trials ended" + (
+        best = sweep.best_success_rate
+        message = f"sweep {sweep.state}, {sweep.trials_ended}/{sweep.num_samples or '?'} trials ended" + (
             f", best success {best:.2f}" if best is not None else "")
-        fraction = 1.0 if done else (len(ended) / sweep.num_samples if sweep.num_samples else None)
+        fraction = 1.0 if done else (min(1.0, sweep.trials_ended / sweep.num_samples) if sweep.num_samples else None)
         return Progress(ref=ref, kind="sweep", done=done, fraction=fraction, message=message,
                         result=sweep.model_dump(mode="json", exclude_none=True))
 

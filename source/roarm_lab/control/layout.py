@@ -223,6 +223,11 @@ class SweepFiles:
         return self.path / "trials.md"
 
     @property
+    def stopped_early(self) -> Path:
+        """The trials ASHA stopped short of their budget (Tune's own state does not keep them across a resume)."""
+        return self.path / "stopped_early.json"
+
+    @property
     def best_overrides(self) -> Path:
         """The best trial's values as a preset: ``train.py --preset <this>``."""
         return self.path / "best_overrides.yaml"

@@ -171,6 +171,7 @@ class SweepTrial(BaseModel):
     env_steps: float | None = Field(None, description="samples it used")
     samples_to_target: float | None = Field(None, description="samples until its success first reached the target")
     run_id: str | None = Field(None, description="its run folder (list_runs, evaluate_policy, export_policy take it)")
+    baseline: bool = Field(False, description="this trial ran the task's own values")
 
 
 class SweepStatus(BaseModel):
@@ -182,7 +183,10 @@ class SweepStatus(BaseModel):
     num_samples: int | None = None
     budget_env_steps: int | None = Field(None, description="samples each trial may use")
     target: float | None = Field(None, description="the success rate samples_to_target counts to")
-    trials: list[SweepTrial]
+    trials_total: int = 0
+    trials_ended: int = 0
+    best_success_rate: float | None = None
+    trials: list[SweepTrial] = Field(description="the newest 64 trials")
     best_overrides: str | None = Field(None, description="the best trial's values as a preset file: "
                                        "start_training(preset=...) does not take paths; train.py --preset does")
     log: str | None = None

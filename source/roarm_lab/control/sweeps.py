@@ -13,7 +13,7 @@ from typing import Any
 
 from roarm_lab.control import rules
 from roarm_lab.control.errors import ControlError, LimitError
-from roarm_lab.control.jobs import JOB_ID, JobStore
+from roarm_lab.control.jobs import ACTIVE, JOB_ID, JobStore
 from roarm_lab.control.layout import SAFE_NAME, SweepFiles
 from roarm_lab.control.models import JobStarted, SweepStatus, SweepTrial
 from roarm_lab.control.runfiles import read_json
@@ -62,13 +62,13 @@ class Sweeps:
         return JobStarted(job_id=record.id, run_id=sweep, kind="sweep", state=record.state,
                           log=rel_path(self.paths, self.store.log(record)),
                           next=f"sweep_status('{record.id}') lists its trials as they run; each trial is a run "
-                               "(list_runs); stop_sweep stops it and keeps what the trials wrote")
+                               f"(list_runs); stop_sweep stops it, start_sweep(resume='{sweep}') continues it")
 
     def resume(self, ref: str) -> JobStarted:
         """Continue a stopped or interrupted sweep in its own folder (``scripts/sweep.py --resume``)."""
-        job = self._job(ref)
+        job = self._job(ref) or (self._newest_job(ref) if isinstance(ref, str) and SAFE_NAME.match(ref) else None)
         if job is None:
-            raise ControlError(f"'{ref}' is not a sweep job id (sweep_status names it)")
+            raise ControlError(f"'{ref}' is neither a sweep job id nor a sweep name (sweep_status names them)")
         if self.store.counts_as_running(job):
             raise ControlError(f"sweep job {job.id} is still running; there is nothing to resume")
         name = job.params.get("sweep")
@@ -96,18 +96,21 @@ class Sweeps:
             seen.add(job.params.get("sweep"))
             try:
                 out.append(self.status(job.id))
-            except ControlError:
+            except (ControlError, ValueError):  # a damaged sweep folder hides that sweep, not the others
                 continue
             if len(out) >= limit:
                 break
         return out
 
     def status(self, ref: str) -> SweepStatus:
-        """A sweep by job id or sweep name: the job's state and the trials so far."""
+        """A sweep by job id or sweep name: the job's state and the trials so far, from the sweep's files (checked
+        field by field: they are files on disk)."""
         job = self._job(ref)
         name = job.params.get("sweep") if job is not None else ref
         if not isinstance(name, str) or not SAFE_NAME.match(name):
             raise ControlError(f"'{ref}' is neither a sweep job id nor a sweep name")
+        if job is None:
+            job = self._newest_job(name)
         files = SweepFiles(self.paths.sweeps / name)
         asked = read_json(files.record, "sweep record") or {}
         table = read_json(files.trials_json, "trials table") or {}
@@ -115,30 +118,42 @@ class Sweeps:
             known = sorted(p.name for p in self.paths.sweeps.glob("*") if (p / "sweep.json").is_file()) \
                 if self.paths.sweeps.is_dir() else []
             raise ControlError(f"no sweep '{ref}'; sweeps: {known[-10:]}")
-        rows = [r for r in table.get("trials", []) if isinstance(r, dict)][:TRIALS_SHOWN]
-        keys = [k for k in table.get("keys", []) if isinstance(k, str)]
-        trials = [SweepTrial(trial=str(r.get("trial")), state=str(r.get("state")),
-                             values={k: r.get(k) for k in keys if isinstance(r.get(k), (int, float, str))},
+        rows = table.get("trials") if isinstance(table.get("trials"), list) else []
+        rows = [r for r in rows if isinstance(r, dict)]
+        keys = [k for k in table.get("keys", []) if isinstance(k, str)] if isinstance(table.get("keys"), list) else []
+        trials = [SweepTrial(trial=_text(r.get("trial")), state=_text(r.get("state")),
+                             values={k: r.get(k) for k in keys if _plain(r.get(k))},
                              success_rate=_number(r.get("success_rate")), error_m=_number(r.get("error_m")),
                              env_steps=_number(r.get("env_steps")), samples_to_target=_number(r.get("samples_to_target")),
-                             run_id=_run_id(r.get("run_dir"))) for r in rows]
+                             run_id=_run_id(r.get("run_dir")), baseline=r.get("baseline") is True) for r in rows]
+        ended = [t for t in trials if t.state not in ("pending", "running")]
+        scored = [t for t in ended if t.success_rate is not None]
         best = files.best_overrides
-        state = self.store.settle(job).state if job is not None else str(asked.get("state", "unknown"))
-        return SweepStatus(sweep=name, job_id=job.id if job else None, state=state,
-                           sweep_state=asked.get("state"), task=asked.get("task") or (job.task if job else None),
-                           num_samples=asked.get("num_samples"), budget_env_steps=asked.get("budget_env_steps"),
-                           target=table.get("target"), trials=trials,
+        state = self.store.settle(job).state if job is not None else "finished"
+        sweep_state = _text(asked.get("state")) if asked.get("state") is not None else None
+        if sweep_state == "running" and state not in ACTIVE:  # its driver died before it could say how it ended
+            sweep_state = "interrupted"
+        return SweepStatus(sweep=name, job_id=job.id if job else None, state=state, sweep_state=sweep_state,
+                           task=_text(asked.get("task")) if asked.get("task") else (job.task if job else None),
+                           num_samples=_whole(asked.get("num_samples")), budget_env_steps=_whole(asked.get("budget_env_steps")),
+                           target=_number(table.get("target")), trials_total=len(trials), trials_ended=len(ended),
+                           best_success_rate=max((t.success_rate for t in scored), default=None),
+                           trials=trials[-TRIALS_SHOWN:],
                            best_overrides=rel_path(self.paths, best) if best.is_file() else None,
                            log=rel_path(self.paths, self.store.log(job)) if job else None)
 
     def stop(self, ref: str) -> SweepStatus:
-        """Ctrl-C to the sweep: Ray Tune saves the experiment, stops the trials, and ``--resume`` continues it."""
-        job = self._job(ref)
+        """Ctrl-C to the sweep: Ray Tune saves the experiment, stops the trials, and ``resume`` continues it."""
+        job = self._job(ref) or (self._newest_job(ref) if isinstance(ref, str) and SAFE_NAME.match(ref) else None)
         if job is None:
-            raise ControlError(f"'{ref}' is not a sweep job id (sweep_status names it)")
+            raise ControlError(f"'{ref}' is neither a sweep job id nor a sweep name (sweep_status names them)")
         if not self.store.signal_command(job, signal.SIGINT):
             raise ControlError(f"sweep job {job.id} is not running (it {job.state}); nothing to stop")
         return self.status(job.id)
+
+    def _newest_job(self, name: str) -> Any:
+        jobs = [j for j in self.store.all() if j.kind == "sweep" and j.params.get("sweep") == name]
+        return max(jobs, key=lambda j: j.created) if jobs else None
 
     def _job(self, ref: str) -> Any:
         if not isinstance(ref, str) or not JOB_ID.match(ref):
@@ -147,6 +162,18 @@ class Sweeps:
         if job.kind != "sweep":
             raise ControlError(f"{ref} is a {job.kind} job, not a sweep")
         return job
+
+
+def _text(value: Any) -> str:
+    return value[:100] if isinstance(value, str) else str(value)[:100]
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, (int, float, str)) and not isinstance(value, bool) and len(str(value)) <= 100
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _number(value: Any) -> float | None:

@@ -57,8 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     envs = args.num_envs or int(load_cfg_from_registry(args.task, "env_cfg_entry_point").scene.num_envs)
     if envs % args.ranks:
         raise SystemExit(f"--num_envs {envs} does not split into {args.ranks} ranks evenly")
+    marker = args.out / ".rank_benchmark"
+    if args.out.exists() and not marker.is_file():
+        raise SystemExit(f"--out {args.out} exists and is not an earlier rank benchmark's folder: name a new one")
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
+    marker.write_text("scripts/benchmark_ranks.py empties this folder on its next run\n")
     common = ["--task", args.task, "--log_root", str(args.out), "--no-progress"]
     common += ["--max_iterations", str(args.max_iterations)] * bool(args.max_iterations)
     plans = {

@@ -12,7 +12,7 @@ def entropy_schedule(points: Any) -> list[tuple[int, float]] | None:
         return None
     try:
         pairs = [(int(i), float(c)) for i, c in points]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"agent.entropy_schedule must be a list of [iteration, coefficient] pairs, got {points!r}")
     iterations = [i for i, _ in pairs]
     if not pairs or iterations != sorted(set(iterations)) or iterations[0] < 0:

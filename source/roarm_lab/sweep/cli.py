@@ -4,8 +4,9 @@ runs the Tuner, and leaves the sweep folder's record saying how it ended."""
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 
 from roarm_lab.control.layout import SAFE_NAME, SweepFiles
 from roarm_lab.rl.overrides import OverrideError
-from roarm_lab.sweep.space import check_space, default_space_file, defaults_in_space, read_space
+from roarm_lab.sweep.space import SweepSpace, check_space, default_space_file, defaults_in_space, parse_space, read_space
 from roarm_lab.sweep.table import UNFINISHED, best_row
 from roarm_lab.utils.io import atomic_write_json
 from roarm_lab.utils.provenance import REPO_ROOT
@@ -60,22 +61,65 @@ def _import_ray() -> Any:
     return ray
 
 
-def _sweep_folder(args: argparse.Namespace, task: str) -> tuple[SweepFiles, bool]:
+def _sweep_folder(args: argparse.Namespace, task: str) -> SweepFiles:
+    """The sweep's folder: a new one named ``--name`` (or task and time), or the one ``--resume`` names. A plain
+    name resolves only under ``--sweep_root``; a path must be an existing sweep folder."""
     root = Path(args.sweep_root)
     if args.resume:
-        given = Path(args.resume)
-        path = given if given.is_dir() else root / args.resume
+        path = root / args.resume if SAFE_NAME.match(args.resume) else Path(args.resume)
         if not SweepFiles(path).record.is_file():
-            raise OverrideError(f"--resume {args.resume}: no sweep there (no {path / 'sweep.json'}); sweeps: "
-                                f"{sorted(p.name for p in root.glob('*') if (p / 'sweep.json').is_file())}")
-        return SweepFiles(path), True
+            known = sorted(p.name for p in root.glob("*") if (p / "sweep.json").is_file()) if root.is_dir() else []
+            raise OverrideError(f"--resume {args.resume}: no sweep there (no {path / 'sweep.json'}); sweeps in "
+                                f"{root}: {known[-10:]}")
+        return SweepFiles(path)
     name = args.name or f"{task}_{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}"
     if not SAFE_NAME.match(name):
         raise OverrideError(f"--name {name!r} must be letters, digits, '_', '-' or '.'")
     path = root / name
     if path.exists():
         raise OverrideError(f"{path} exists; give another --name, or --resume {name} to continue it")
-    return SweepFiles(path), False
+    return SweepFiles(path)
+
+
+RECORD_CHECKS: dict[str, tuple[type | tuple[type, ...], float, float]] = {
+    "num_samples": (int, 1, 100_000), "max_iterations": (int, 1, 100_000), "grace_iterations": (int, 1, 100_000),
+    "seed": (int, 0, 2**31 - 1), "reduction_factor": ((int, float), 1.01, 100), "cpus_per_trial": ((int, float), 0.01, 4096),
+    "gpus_per_trial": ((int, float), 0, 64)}
+"""What a sweep's record must hold to be resumed: it is a file on disk, so it is checked like one."""
+
+
+def _from_record(args: argparse.Namespace, files: SweepFiles) -> tuple[list[str], SweepSpace]:
+    """The asked settings of a sweep being resumed, from its record, each checked; the space is the recorded one
+    (an edited space file does not change a running sweep), parsed and checked again by the faces' rules."""
+    from roarm_lab.control.runfiles import read_json
+
+    bad = f"{files.record} cannot be resumed"
+    record = read_json(files.record, "sweep record")
+    if record is None:
+        raise OverrideError(f"{bad}: it is not a JSON object")
+    for key, (kinds, low, high) in RECORD_CHECKS.items():
+        value = record.get(key)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+            raise OverrideError(f"{bad}: {key} must be a number from {low} to {high}, got {value!r}")
+        setattr(args, key, value)
+    fixed = record.get("fixed")
+    if not isinstance(fixed, list) or not all(isinstance(t, str) for t in fixed):
+        raise OverrideError(f"{bad}: 'fixed' must be a list of override strings")
+    for key, allowed in (("task", None), ("device", DEVICE), ("runtime", None)):
+        value = record.get(key)
+        if not isinstance(value, str) or (allowed is not None and not allowed.match(value)):
+            raise OverrideError(f"{bad}: {key} {value!r} is not valid")
+        setattr(args, key, value)
+    if args.runtime not in ("embedded", "isaaclab"):
+        raise OverrideError(f"{bad}: runtime {args.runtime!r} is not valid")
+    if str(Path(args.log_root).resolve()) != record.get("log_root"):
+        raise OverrideError(f"the trials of {files.path.name} are in {record.get('log_root')}: resume with --log_root "
+                            "set to that folder")
+    space = parse_space({"space": record.get("space"), "target": record.get("target")}, bad)
+    return fixed, space
+
+
+DEVICE = re.compile(r"^(cpu|cuda(:\d{1,2})?)$")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,90 +138,63 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(ray: Any, args: argparse.Namespace, fixed: list[str]) -> int:
-    from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
-
-    from roarm_lab.sweep.trials import METRIC, TrialSetup, make_callback, make_scheduler, run_trial, tune_space
-
     from roarm_lab import DEFAULT_TASK
+    from roarm_lab.registry import task_spec
     from roarm_lab.rl.run_setup import load_task_configs
 
     if args.resume:
-        files, _ = _sweep_folder(args, args.task or DEFAULT_TASK)
-        asked = json.loads(files.record.read_text())
-        args.task, fixed, space_file = asked["task"], asked["fixed"], asked["space_file"]
-        args.max_iterations, args.seed, args.num_samples = asked["max_iterations"], asked["seed"], asked["num_samples"]
-        args.cpus_per_trial, args.gpus_per_trial = asked["cpus_per_trial"], asked["gpus_per_trial"]
+        files = _sweep_folder(args, args.task or DEFAULT_TASK)
+        fixed, space = _from_record(args, files)
     else:
         args.task = args.task or DEFAULT_TASK
-        space_file = args.space or str(default_space_file(args.task, REPO_ROOT))
-    from roarm_lab.registry import task_spec
-
+        space = read_space(args.space or default_space_file(args.task, REPO_ROOT))
     try:
         task_spec(args.task)
     except ValueError as err:
         raise OverrideError(str(err)) from None
-    space = read_space(space_file)
+    if not DEVICE.match(args.device):
+        raise OverrideError(f"--device {args.device!r}: cpu, cuda or cuda:<n>")
     check_space(args.task, space, fixed)
     for flag, value in (("--num-samples", args.num_samples), ("--max-iterations", args.max_iterations),
                         ("--grace-iterations", args.grace_iterations)):
         if value is not None and value < 1:
             raise OverrideError(f"{flag} {value}: must be at least 1")
+    if not args.reduction_factor > 1:
+        raise OverrideError(f"--reduction-factor {args.reduction_factor}: must be above 1")
     env_cfg, agent_cfg, _ = load_task_configs(args.task, list(fixed))
     baseline = defaults_in_space(space, {"env": env_cfg, "agent": agent_cfg})
-    iterations = args.max_iterations or int(agent_cfg.max_iterations)
+    iterations = args.max_iterations = args.max_iterations or int(agent_cfg.max_iterations)
+    args.grace_iterations = min(iterations, args.grace_iterations or max(1, iterations // 4))
+    args.cpus_per_trial = args.cpus_per_trial or float(os.cpu_count() or 1)
     per_iteration = int(env_cfg.scene.num_envs * agent_cfg.num_steps_per_env)
     budget = iterations * per_iteration
-    grace = min(iterations, args.grace_iterations or max(1, iterations // 4)) * per_iteration
-    cpus = args.cpus_per_trial or float(os.cpu_count() or 1)
-    if not args.resume:
-        files, _ = _sweep_folder(args, args.task)
+    if args.resume:
+        _set_state(files, "running", pid=os.getpid())
+    else:
+        files = _sweep_folder(args, args.task)
         files.path.mkdir(parents=True)
         atomic_write_json(files.record, {
-            "task": args.task, "space_file": str(space_file), "space": {d.key: d.text() for d in space.dimensions},
-            "target": space.target, "fixed": list(fixed), "num_samples": args.num_samples,
-            "max_iterations": iterations, "budget_env_steps": budget, "seed": args.seed, "cpus_per_trial": cpus,
-            "gpus_per_trial": args.gpus_per_trial, "baseline": baseline, "created": time.time(), "pid": os.getpid(),
-            "state": "running"})
-    else:
-        _set_state(files, "running", pid=os.getpid())
-    setup = TrialSetup(task=args.task, name=files.path.name, space=space, fixed=tuple(fixed), budget=budget,
-                       log_root=str(Path(args.log_root).resolve()), seed=args.seed, device=args.device,
-                       runtime=args.runtime, physics_threads=max(1, int(cpus)))
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(address=args.address, include_dashboard=False, log_to_driver=True,
-             runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_USAGE_STATS_ENABLED": "0"}},
-             **({} if args.address else {"num_cpus": max(int(cpus), os.cpu_count() or 1)}))
-    trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup),
-                                    {"cpu": cpus, "gpu": args.gpus_per_trial})
-    scheduler = make_scheduler(budget, grace, args.reduction_factor)
-    callback = make_callback(files, space, budget, args.task, list(fixed), scheduler, baseline)
-    tune_dir = files.path / TUNE_DIR
+            "task": args.task, "space": {d.key: d.text() for d in space.dimensions}, "target": space.target,
+            "fixed": list(fixed), "num_samples": args.num_samples, "max_iterations": iterations,
+            "grace_iterations": args.grace_iterations, "reduction_factor": args.reduction_factor,
+            "budget_env_steps": budget, "seed": args.seed, "cpus_per_trial": args.cpus_per_trial,
+            "gpus_per_trial": args.gpus_per_trial, "device": args.device, "runtime": args.runtime,
+            "log_root": str(Path(args.log_root).resolve()), "baseline": baseline, "created": time.time(),
+            "pid": os.getpid(), "state": "running"})
     print(f"sweep {files.path.name}: {args.task}, {args.num_samples} trials of up to {budget:,} samples "
-          f"({iterations} iterations of {per_iteration:,}), ASHA from {grace:,}; table: {files.trials_md}")
+          f"({iterations} iterations of {per_iteration:,}), ASHA from {args.grace_iterations} iterations; "
+          f"table: {files.trials_md}", flush=True)
     state = "interrupted"
     try:
-        if args.resume and tune.Tuner.can_restore(str(tune_dir)):
-            tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True,
-                                       param_space=tune_space(space))  # the table writer comes back with it
-        else:
-            tuner = tune.Tuner(
-                trainable, param_space=tune_space(space),
-                tune_config=tune.TuneConfig(
-                    metric=METRIC, mode="max", num_samples=args.num_samples,
-                    search_alg=OptunaSearch(seed=args.seed, points_to_evaluate=[baseline] if baseline else None),
-                    scheduler=scheduler),
-                run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(files.path), callbacks=[callback],
-                                          verbose=0, failure_config=tune.FailureConfig(max_failures=0)))
-        tuner.fit()  # Ctrl-C: Tune saves the experiment and returns what it has
+        _tune(ray, args, files, space, fixed, baseline, budget, per_iteration)
         state = "finished"
     except KeyboardInterrupt:
         pass
     finally:
-        rows = json.loads(files.trials_json.read_text())["trials"] if files.trials_json.is_file() else []
-        if len(rows) < args.num_samples or any(r["state"] in UNFINISHED for r in rows):
+        rows = _rows(files)
+        if len(rows) < args.num_samples or any(r.get("state") in UNFINISHED for r in rows):
             state = "interrupted"
-        elif any(r["state"] == "error" for r in rows):
+        elif any(r.get("state") == "error" for r in rows):
             state = "finished with errors"
         _set_state(files, state)
         ray.shutdown()
@@ -190,7 +207,51 @@ def _run(ray: Any, args: argparse.Namespace, fixed: list[str]) -> int:
     return 0 if best else 1
 
 
+def _tune(ray: Any, args: argparse.Namespace, files: SweepFiles, space: SweepSpace, fixed: list[str],
+          baseline: dict[str, Any] | None, budget: int, per_iteration: int) -> None:
+    """Start (or join) Ray and run the Tuner, restored from the sweep folder when resuming."""
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from roarm_lab.sweep.trials import METRIC, TrialSetup, make_callback, make_scheduler, run_trial, tune_space
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    cpus = args.cpus_per_trial
+    ray.init(address=args.address, include_dashboard=False, log_to_driver=True,
+             runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_USAGE_STATS_ENABLED": "0"}},
+             **({} if args.address else {"num_cpus": max(int(math.ceil(cpus)), os.cpu_count() or 1)}))
+    setup = TrialSetup(task=args.task, name=files.path.name, space=space, fixed=tuple(fixed), budget=budget,
+                       log_root=str(Path(args.log_root).resolve()), seed=args.seed, device=args.device,
+                       runtime=args.runtime, physics_threads=max(1, int(cpus)))
+    trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup),
+                                    {"cpu": cpus, "gpu": args.gpus_per_trial})
+    tune_dir = files.path / TUNE_DIR
+    if args.resume and tune.Tuner.can_restore(str(tune_dir)):
+        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True,
+                                   param_space=tune_space(space))  # the table writer comes back with it
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=tune_space(space),
+            tune_config=tune.TuneConfig(
+                metric=METRIC, mode="max", num_samples=args.num_samples,
+                search_alg=OptunaSearch(seed=args.seed, points_to_evaluate=[baseline] if baseline else None),
+                scheduler=make_scheduler(budget, args.grace_iterations * per_iteration, args.reduction_factor, files)),
+            run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(files.path),
+                                      callbacks=[make_callback(files, space, budget, args.task, list(fixed), baseline)],
+                                      verbose=0, failure_config=tune.FailureConfig(max_failures=0)))
+    tuner.fit()  # Ctrl-C: Tune saves the experiment and returns what it has
+
+
+def _rows(files: SweepFiles) -> list[dict[str, Any]]:
+    from roarm_lab.control.runfiles import read_json
+
+    rows = (read_json(files.trials_json, "trials table") or {}).get("trials")
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
 def _set_state(files: SweepFiles, state: str, **extra: Any) -> None:
-    record = json.loads(files.record.read_text())
+    from roarm_lab.control.runfiles import read_json
+
+    record = read_json(files.record, "sweep record") or {}
     record.update(state=state, updated=time.time(), **extra)
     atomic_write_json(files.record, record)

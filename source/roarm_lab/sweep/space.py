@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.rl.preset_files import KEY, PLAIN, override_value, read_file
@@ -69,13 +68,18 @@ class SweepSpace:
         return [f"{d.key}={override_value(values[d.key], d.key)}" for d in self.dimensions]
 
 
+INTEGER = re.compile(r"^[+-]?\d{1,18}$")
+FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
 def _number(text: str, where: str) -> float | int:
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        value = None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise OverrideError(f"{where}: {text.strip()!r} must be a finite number")
+    """A literal number: ``3``, ``-0.5``, ``3e-4`` (YAML 1.1 would read ``3e-4`` as a string)."""
+    word = text.strip()
+    if INTEGER.match(word):
+        return int(word)
+    value = float(word) if FLOAT.match(word) else math.nan
+    if not math.isfinite(value):
+        raise OverrideError(f"{where}: {word!r} must be a finite number such as 3, 0.5 or 3e-4")
     return value
 
 
@@ -139,18 +143,19 @@ def read_space(path: str | Path) -> SweepSpace:
     return parse_space(data, f"sweep space {path}")
 
 
+def value_at(configs: dict[str, Any], key: str) -> Any:
+    """The value an override key names in ``{"env": ..., "agent": ...}`` (None where there is none)."""
+    prefix, *parts = key.split(".")
+    node = configs.get(prefix)
+    for part in parts:
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+    return node
+
+
 def defaults_in_space(space: SweepSpace, configs: dict[str, Any]) -> dict[str, Any] | None:
     """The configs' current value of every key, if the space can draw them all: the baseline trial."""
-    values = {}
-    for dim in space.dimensions:
-        prefix, *parts = dim.key.split(".")
-        node = configs[prefix]
-        for part in parts:
-            node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
-        if not dim.contains(node):
-            return None
-        values[dim.key] = node
-    return values
+    values = {d.key: value_at(configs, d.key) for d in space.dimensions}
+    return values if all(d.contains(values[d.key]) for d in space.dimensions) else None
 
 
 def check_space(task: str, space: SweepSpace, fixed: list[str]) -> None:
@@ -158,8 +163,16 @@ def check_space(task: str, space: SweepSpace, fixed: list[str]) -> None:
     from roarm_lab.control.errors import LimitError
     from roarm_lab.control.rules import face_task_configs
 
+    from roarm_lab.rl.run_setup import load_task_configs
+
+    env_cfg, agent_cfg, _ = load_task_configs(task, list(fixed))
+    for dim in space.dimensions:  # a continuous draw for a whole-number setting would fail every trial
+        default = value_at({"env": env_cfg, "agent": agent_cfg}, dim.key)
+        if dim.kind in ("uniform", "loguniform") and isinstance(default, int) and not isinstance(default, bool):
+            raise OverrideError(f"{space.source}: {dim.key} is a whole number ({default}); draw it with "
+                                f"randint(lo, hi) or choice(a, b, ...), not {dim.kind}")
     base = [d.values[0] for d in space.dimensions]
-    for i, dim in enumerate(space.dimensions):
+    for dim in space.dimensions:
         for value in dim.extremes():
             values = dict(zip([d.key for d in space.dimensions], base)) | {dim.key: value}
             try:

@@ -21,6 +21,10 @@ CLOCK = "env_steps"
 UNFINISHED = ("pending", "running", "paused", "interrupted")
 
 
+_CROSSINGS: dict[tuple[str, float], int] = {}
+"""Crossings found so far (a progress file only grows): the table is rewritten every few seconds."""
+
+
 def samples_to_target(run_dir: str | None, target: float, per_iteration: float | None) -> int | None:
     """Samples until the run's training success rate first reached ``target`` (from its progress.jsonl)."""
     from roarm_lab.control.layout import RunFiles
@@ -28,9 +32,12 @@ def samples_to_target(run_dir: str | None, target: float, per_iteration: float |
 
     if not run_dir or not per_iteration:
         return None
-    for record in records(RunFiles(Path(run_dir)).progress, max_bytes=64 * 1024 * 1024):
+    if (run_dir, target) in _CROSSINGS:
+        return _CROSSINGS[(run_dir, target)]
+    for record in records(RunFiles(Path(run_dir)).progress, max_bytes=16 * 1024 * 1024):
         if (record.get(SUCCESS_RECORD) or 0.0) >= target:
-            return int(round((int(record.get("iteration", 0)) + 1) * per_iteration))
+            found = _CROSSINGS[(run_dir, target)] = int(round((int(record.get("iteration", 0)) + 1) * per_iteration))
+            return found
     return None
 
 

@@ -3,7 +3,10 @@ ASHA that remembers whom it stopped, and the callback that keeps the table curre
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +16,7 @@ from roarm_lab.control.layout import SweepFiles
 from roarm_lab.rl.progress_record import SUCCESS_RECORD
 from roarm_lab.sweep.space import SweepSpace
 from roarm_lab.sweep.table import CLOCK, trial_row, write_tables
+from roarm_lab.utils.io import atomic_write_json
 
 METRIC = SUCCESS_RECORD
 
@@ -66,9 +70,16 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         else:
             tune.report({METRIC: 0.0, **record})
 
-    code = train.main(argv + tokens, on_iteration=report)
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):  # train.py's one-line error becomes the trial's error
+            code = train.main(argv + tokens, on_iteration=report)
+    finally:
+        sys.stderr.write(said.getvalue())
     if code != 0:
-        raise RuntimeError(f"train.py exited with {code} for overrides {tokens}; see the trial's output")
+        reason = next((line for line in reversed(said.getvalue().splitlines()) if line.startswith("error:")),
+                      f"train.py exited with {code}")
+        raise RuntimeError(f"{reason} (overrides {' '.join(tokens)})")
     if last:  # the final checkpoint and run.json exist now: a stop decided on this report loses nothing
         tune.report({METRIC: 0.0, **last[0]})
 
@@ -97,28 +108,35 @@ def _error_text(trial: Any) -> str | None:
         return "failed"
 
 
-def make_scheduler(budget: int, grace: int, reduction_factor: float) -> Any:
+def read_stopped(files: SweepFiles) -> set[str]:
+    """The trials ASHA stopped short of the budget, as recorded in the sweep folder (``--resume`` keeps them:
+    Tune restores its scheduler as it was created, not as it ran)."""
+    from roarm_lab.control.runfiles import read_json
+
+    ids = (read_json(files.stopped_early, "early stops") or {}).get("trials")
+    return {t for t in ids if isinstance(t, str)} if isinstance(ids, list) else set()
+
+
+def make_scheduler(budget: int, grace: int, reduction_factor: float, files: SweepFiles) -> Any:
     from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
     class RecordingASHA(ASHAScheduler):
-        """ASHA on the samples clock, remembering whom it stopped short of the budget (saved with the experiment,
-        so the table tells an early stop from an interruption after ``--resume`` too)."""
+        """ASHA on the samples clock that writes down whom it stopped short of the budget."""
 
         def __init__(self) -> None:
             super().__init__(time_attr=CLOCK, max_t=budget, grace_period=grace, reduction_factor=reduction_factor)
-            self.stopped_early: set[str] = set()
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             action = super().on_trial_result(tune_controller, trial, result)
             if action == TrialScheduler.STOP and result.get(CLOCK, budget) < budget:
-                self.stopped_early.add(trial.trial_id)
+                atomic_write_json(files.stopped_early, {"trials": sorted(read_stopped(files) | {trial.trial_id})})
             return action
 
     return RecordingASHA()
 
 
 def make_callback(files: SweepFiles, space: SweepSpace, budget: int, task: str, fixed: list[str],
-                   scheduler: Any, baseline: dict[str, Any] | None) -> Any:
+                  baseline: dict[str, Any] | None) -> Any:
     from ray.tune import Callback
 
     class TableWriter(Callback):
@@ -130,7 +148,7 @@ def make_callback(files: SweepFiles, space: SweepSpace, budget: int, task: str, 
 
         def _write(self, trials: list[Any], force: bool = False) -> None:
             if force or time.monotonic() - self.written > 2.0:
-                write_tables(files, rows_from_trials(trials, space, budget, scheduler.stopped_early, baseline),
+                write_tables(files, rows_from_trials(trials, space, budget, read_stopped(files), baseline),
                              space, task, fixed)
                 self.written = time.monotonic()
 
@@ -140,7 +158,7 @@ def make_callback(files: SweepFiles, space: SweepSpace, budget: int, task: str, 
         def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self._write(trials, force=True)
             row = trial_row(trial.trial_id, "TERMINATED", trial.config, trial.last_result or {}, space, budget,
-                            stopped_early=trial.trial_id in scheduler.stopped_early, baseline=baseline)
+                            stopped_early=trial.trial_id in read_stopped(files), baseline=baseline)
             self.ended += 1
             print(f"trial {row['trial']} {row['state']}: success {row['success_rate'] or 0:.3f} after "
                   f"{row['env_steps'] or 0:,} samples ({self.ended} ended this session)", flush=True)

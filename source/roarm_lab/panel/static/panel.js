@@ -232,19 +232,20 @@ function renderSweeps(sweeps) {
   const box = $("sweeps");
   if (!sweeps?.length) { box.replaceChildren(el("div", { class: "empty" }, "No sweeps yet.")); return; }
   box.replaceChildren(...sweeps.map((s) => {
-    const ended = s.trials.filter((t) => !["pending", "running"].includes(t.state)).length;
+    const ended = s.trials_ended ?? 0;
+    const shown = s.sweep_state || s.state;
     const keys = s.trials.length ? Object.keys(s.trials[0].values) : [];
     const short = (k) => k.split(".").pop().replaceAll("_", " ");  // headers wrap; the full key is the title
     const head = el("tr", {}, ...["trial", "state", ...keys, "success", "samples to target"].map((h) =>
       el("th", { title: h }, keys.includes(h) ? short(h) : h)));
     const rows = s.trials.map((t) => el("tr", { class: t.run_id ? "link" : "", "data-trial": t.trial,
         onclick: () => { if (t.run_id) renderCurve(t.run_id, true); } },
-      el("td", {}, t.trial), el("td", {}, el("span", { class: `badge ${t.state.split(" ")[0]}` }, t.state)),
+      el("td", { title: t.baseline ? "the task's own values" : "" }, t.baseline ? `${t.trial} (defaults)` : t.trial), el("td", {}, el("span", { class: `badge ${t.state.split(" ")[0]}` }, t.state)),
       ...keys.map((k) => el("td", {}, typeof t.values[k] === "number" ? Number(t.values[k].toPrecision(3)).toString() : String(t.values[k] ?? ""))),
       el("td", {}, pct(t.success_rate)), el("td", {}, t.samples_to_target != null ? t.samples_to_target.toLocaleString() : "–")));
     return el("div", { class: "sweep", "data-sweep": s.sweep },
       el("div", { class: "focus-head" }, el("b", {}, `${s.sweep} · ${s.task ?? ""}`),
-        el("span", { class: `badge ${s.sweep_state || s.state}` }, s.sweep_state || s.state),
+        el("span", { class: `badge ${shown.replaceAll(" ", "-")}` }, shown),
         el("span", { class: "small" }, `${ended}/${s.num_samples ?? "?"} trials ended`)),
       ...(s.error ? [el("div", { class: "msg", "data-kind": "error" }, s.error)] : []),
       el("div", { class: "trials-wrap" }, el("table", { class: "trials" }, head, ...rows)),
