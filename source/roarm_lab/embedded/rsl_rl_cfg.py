@@ -21,6 +21,8 @@ class RslRlMLPModelCfg:
         class_name: str = "GaussianDistribution"
         init_std: float = MISSING
         std_type: str = "scalar"
+        std_range: tuple[float, float] = (1e-6, 1e6)
+        """rsl_rl clamps the action noise to this range (Isaac Lab 3's field and default)."""
 
     class_name: str = "MLPModel"
     hidden_dims: list[int] = MISSING
