@@ -194,7 +194,7 @@ def test_a_two_trial_sweep_writes_its_table_and_best_overrides_that_train_accept
     assert [t["baseline"] for t in table["trials"]] == [True, False]  # the task's own values run first
     assert (folder / "trials.csv").read_text().count("\n") == 3
     assert json.loads((folder / "sweep.json").read_text())["state"] == "finished"
-    budget = 3 * 1024 * 24
+    budget = 3 * 1024 * 32  # the default batch: 1024 envs x 32 steps
     for trial in table["trials"]:  # each trial is a normal run folder, finished, with its drawn settings
         run = Path(trial["run_dir"])
         assert trial["env_steps"] >= budget and run.parent.parent == tmp_path / "runs"
