@@ -23,7 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["roarm-train", "roarm-play", "roarm-benchmark", "roarm-step-response", "roarm-plot-training",
            "roarm-gateway", "roarm-benchmark-gateway", "roarm-run-real", "roarm-calibrate", "roarm-emulator",
-           "roarm-export-mjcf", "roarm-export-mcap", "roarm-usd", "roarm-mcp", "roarm-sim", "roarm-check-env"]
+           "roarm-export-mjcf", "roarm-export-mcap", "roarm-usd", "roarm-mcp", "roarm-sim", "roarm-check-env",
+           "roarm-sweep", "roarm-benchmark-ranks"]
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ class Sweeps:
             rules.MAX_ITERATIONS.check("max_iterations", max_iterations)
         if name and (len(name) > MAX_RUN_NAME or not SAFE_NAME.match(name)):
             raise ControlError(f"name '{name}' must be letters, digits, '_', '-' or '.' (at most {MAX_RUN_NAME})")
-        space_file = default_space_file(task, self.paths.root)
+        space_file = default_space_file(task)
         if not space_file.is_file():
             raise ControlError(f"task {task} has no search space ({rel_path(self.paths, space_file)}); write one "
                                "(configs/sweeps/RoArm-Reach-v0.yaml shows the form)")

@@ -20,7 +20,6 @@ from roarm_lab.rl.overrides import OverrideError
 from roarm_lab.sweep.space import SweepSpace, check_space, default_space_file, defaults_in_space, parse_space, read_space
 from roarm_lab.sweep.table import UNFINISHED, best_row
 from roarm_lab.utils.io import atomic_write_json
-from roarm_lab.utils.provenance import REPO_ROOT
 
 INSTALL = 'pip install -e ".[sweep]"'
 TUNE_DIR = "tune"
@@ -46,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="NAME_OR_DIR", help="continue an interrupted sweep (its name or folder)")
     p.add_argument("--address", help="an existing Ray cluster (ray://host:10001 or auto); default: a local Ray, "
                                      "dashboard off")
-    p.add_argument("--log_root", default=str(REPO_ROOT / "logs" / "rsl_rl"), help="root of the trials' run folders")
-    p.add_argument("--sweep_root", default=str(REPO_ROOT / "logs" / "sweeps"), help="root of the sweep folders")
+    p.add_argument("--log_root", default="logs/rsl_rl", help="root of the trials' run folders (train.py's default)")
+    p.add_argument("--sweep_root", default="logs/sweeps", help="root of the sweep folders")
     return p
 
 
@@ -147,7 +146,7 @@ def _run(ray: Any, args: argparse.Namespace, fixed: list[str]) -> int:
         fixed, space = _from_record(args, files)
     else:
         args.task = args.task or DEFAULT_TASK
-        space = read_space(args.space or default_space_file(args.task, REPO_ROOT))
+        space = read_space(args.space or default_space_file(args.task))
     try:
         task_spec(args.task)
     except ValueError as err:

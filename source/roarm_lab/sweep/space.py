@@ -181,6 +181,8 @@ def check_space(task: str, space: SweepSpace, fixed: list[str]) -> None:
                 raise OverrideError(f"{space.source}: {dim.key}={value!r} is refused: {err}") from None
 
 
-def default_space_file(task: str, root: Path) -> Path:
-    """``configs/sweeps/<task>.yaml`` of the checkout."""
-    return root / "configs" / "sweeps" / f"{task}.yaml"
+def default_space_file(task: str) -> Path:
+    """``configs/sweeps/<task>.yaml``, which ships inside the package (``roarm_lab.configs``)."""
+    from importlib import resources
+
+    return Path(str(resources.files("roarm_lab.configs"))) / "sweeps" / f"{task}.yaml"
