@@ -25,6 +25,8 @@ Checkpoint = Annotated[str | None, Field(description="a model_<N>.pt path inside
 RunIds = Annotated[list[str], Field(min_length=1, max_length=int(rules.COMPARED_RUNS.high),
                                     description="run ids (list_runs), 1 to 8")]
 Task = Annotated[str, Field(description="a registered task id (list_tasks lists them)")]
+Label = Annotated[str, Field(max_length=60, pattern=r"^[A-Za-z0-9_.-]*$",
+                             description="a short label for the folder it writes")]
 RUNS_SHOWN = 20
 
 
@@ -43,8 +45,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                                                              "task's: list_tasks)")] = None,
                        overrides: Annotated[list[str], Field(max_length=rules.MAX_OVERRIDES, description="config "
                                             "overrides, e.g. ['env.rewards.tracking.weight=-3.0']")] = None,
-                       run_name: Annotated[str, Field(max_length=60, pattern=r"^[A-Za-z0-9_.-]*$",
-                                                      description="a short label for the run folder")] = "",
+                       run_name: Label = "",
                        seed: Annotated[int, within(rules.SEED, "random seed (default: the task's)")] = None,
                        preset: Annotated[str | None, Field(description="a preset in configs/presets/, by name (e.g. "
                                                            "reach_no_randomization); overrides apply after it")] = None):
@@ -84,8 +85,7 @@ def register(mcp: MCPServer, lab: Lab) -> None:
                                                           "of the task's default batch (default: the task's)")] = None,
                     overrides: Annotated[list[str], Field(max_length=rules.MAX_OVERRIDES, description="overrides every "
                                          "trial keeps, e.g. ['env.scene.num_envs=512']")] = None,
-                    name: Annotated[str, Field(max_length=60, pattern=r"^[A-Za-z0-9_.-]*$",
-                                               description="a short label for the sweep folder")] = "",
+                    name: Label = "",
                     resume: Annotated[str | None, Field(description="a stopped sweep (its job id or name): continue it "
                                                         "instead; the other arguments are then its own")] = None):
         """Start a hyperparameter sweep (Ray Tune: Optuna proposes, ASHA stops the trials that fall behind) over

@@ -152,13 +152,13 @@ def test_a_damaged_sweep_record_is_refused_on_resume_in_one_line(tmp_path, recor
     assert not (folder / "tune").exists()
 
 
-def test_resume_takes_a_name_under_the_sweep_root_only(tmp_path):
+def test_resume_takes_a_name_under_the_sweep_root_only(tmp_path, monkeypatch):
     from roarm_lab.sweep.cli import _sweep_folder, build_parser
 
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "sweep.json").write_text("{}")
     args = build_parser().parse_args(["--resume", "elsewhere", "--sweep_root", str(tmp_path / "sweeps")])
-    os.chdir(tmp_path)  # a folder of that name in the working directory is not the sweep
+    monkeypatch.chdir(tmp_path)  # a folder of that name in the working directory is not the sweep
     with pytest.raises(OverrideError, match="no sweep there"):
         _sweep_folder(args, TASK)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import signal
+from pathlib import Path
 from typing import Any
 
 from roarm_lab.control import rules
@@ -181,6 +182,4 @@ def _number(value: Any) -> float | None:
 
 
 def _run_id(run_dir: Any) -> str | None:
-    from pathlib import Path
-
     return Path(run_dir).name if isinstance(run_dir, str) and run_dir else None
