@@ -222,6 +222,46 @@ def plot_clients(rows: list[dict], echo_rows: list[dict], png: str) -> None:
     save_png(fig, png)
 
 
+def inference_costs(export_dir: str, calls: int = 20000) -> dict[str, float]:
+    """Microseconds per call for one observation: ONNX Runtime, the graph in numpy, TorchScript, the numba kernel.
+    The gateway's choice (``LoadedPolicy.inference``) is the kernel where the graph allows it (docs/gateway.md)."""
+    import onnx
+    import onnxruntime as ort
+
+    from roarm_lab.policy.compiled import compile_mlp, mlp_weights, numpy_mlp
+    from roarm_lab.policy.loader import _torchscript_runner
+
+    folder = LoadedPolicy.load(export_dir).path
+    data = (folder / "policy.onnx").read_bytes()
+    weights = mlp_weights(onnx.load_model_from_string(data))
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    runners = {"onnxruntime": lambda x: session.run(None, {name: x})[0]}
+    if weights is not None:
+        runners["numpy"] = numpy_mlp(weights)
+    if (folder / "policy.pt").is_file():
+        runners["torchscript"] = _torchscript_runner((folder / "policy.pt").read_bytes())
+    kernel = compile_mlp(weights) if weights is not None else None
+    if kernel is not None:
+        runners["numba-mlp"] = kernel
+    obs = np.zeros((1, LoadedPolicy.load(export_dir).obs_size), np.float32)
+    costs = {}
+    for key, run in runners.items():
+        for _ in range(calls // 10):
+            run(obs)
+        rounds = []
+        for _ in range(5):  # the median of five rounds: this machine is shared
+            start = time.perf_counter()
+            for _ in range(calls // 5):
+                run(obs)
+            rounds.append((time.perf_counter() - start) / (calls // 5) * 1e6)
+        costs[key] = float(np.median(rounds))
+    return costs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", required=True)
@@ -237,11 +277,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client-seconds", type=float, default=5.0)
     p.add_argument("--plot", help="--clients: write the curve to this PNG")
     p.add_argument("--csv", help="also write every latency sample to this CSV file, one row per request")
+    p.add_argument("--inference-only", action="store_true",
+                   help="instead: microseconds per call of each inference candidate for one observation")
     args = p.parse_args(argv)
     if args.csv and (args.soak or os.path.isdir(args.csv)):
         p.error("--csv takes a file path (such as results/gateway_latency.csv) and applies to the latency runs, "
                 "not to --soak")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.inference_only:
+        costs = inference_costs(args.policy)
+        print("inference, one observation: " + ", ".join(f"{k} {v:.1f} us" for k, v in costs.items()) +
+              f" (the gateway runs {LoadedPolicy.load(args.policy).inference})")
+        return 0
     if args.soak:
         from roarm_lab.gateway.soak import soak_main
 

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spec = policy.spec()
     print(f"serving {spec['task']} ({spec['observation']['size']} obs -> {spec['action']['size']} actions, "
-          f"{policy.backend}) on {server.endpoint}; deadline {server.cfg.deadline_ms} ms; admin "
+          f"{policy.backend}, run by {policy.inference}) on {server.endpoint}; deadline {server.cfg.deadline_ms} ms; admin "
           f"{'on (token file)' if opts.get('admin_token_file') else 'off'}; Ctrl-C to stop", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: server.request_stop())
     try:

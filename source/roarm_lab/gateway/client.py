@@ -103,6 +103,8 @@ class GatewayClient:
             self.socket.curve_publickey = public
             self.socket.curve_secretkey = secret
         self.socket.connect(self.endpoint)
+        self._poller = zmq.Poller()  # one per socket: Socket.poll builds a poller on every call
+        self._poller.register(self.socket, zmq.POLLIN)
 
     def close(self) -> None:
         if self.socket is not None:
@@ -187,7 +189,7 @@ class GatewayClient:
         end = time.monotonic() + timeout_ms / 1000.0
         while True:
             left = (end - time.monotonic()) * 1000.0
-            if left <= 0 or not self.socket.poll(left):
+            if left <= 0 or not self._poller.poll(left):
                 return None
             frame = self.socket.recv()
             self.last_rtt_ms = (time.monotonic() - self._last_send) * 1000.0

@@ -25,28 +25,40 @@ class PrometheusExporter:
         self.textfile = textfile
         self._request_children: dict[str, Any] = {}  # labels() looks the child up under a lock: once per type
         self._server = None
+        self.enabled = port is not None or bool(textfile)
+        """Neither an endpoint nor a textfile: nothing can read the registry, so the per-request calls return at once."""
         if port is not None:
             self._server, _ = start_http_server(port, addr=host, registry=self.registry)
 
     def count_request(self, kind: str) -> None:
         """``kind`` is one of the protocol's request types (decode refuses others): the cache stays that small."""
+        if not self.enabled:
+            return
         child = self._request_children.get(kind)
         if child is None:
             child = self._request_children[kind] = self.requests.labels(type=kind)
         child.inc()
 
     def count_error(self, code: str) -> None:
+        if not self.enabled:
+            return
         self.errors.labels(code=code).inc()
 
     def count_alert(self) -> None:
+        if not self.enabled:
+            return
         self.alerts.inc()
 
     def observe_infer(self, total_us: float, missed: bool) -> None:
+        if not self.enabled:
+            return
         self.latency.observe(total_us / 1e6)
         if missed:
             self.misses.inc()
 
     def update_from(self, stats: Any) -> None:
+        if not self.enabled:
+            return
         for name, value in stats.total.window().items():
             self.window.labels(quantile=name).set(value / 1e6)
         self.clients.set(stats.sessions)

@@ -27,18 +27,21 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import zmq
+from msgspec import UNSET
 
 from roarm_lab.gateway.admin import allowed_export, load_admin_token, token_matches
 from roarm_lab.gateway.eventlog import EventLog
+from roarm_lab.gateway.infer_codec import decode_infer
 from roarm_lab.gateway.forensics import MAX_FIELD_CHARS, HashMismatchLog, forensic_path
 from roarm_lab.gateway.metrics import PrometheusExporter
 from roarm_lab.policy import LoadedPolicy, NotFiniteError, ObservationSizeError, PolicyLoadError
-from roarm_lab.gateway.protocol import (MAX_FRAME_BYTES, PROTOCOL_VERSION, ErrorCode, ProtocolError, check_version,
-                                        decode, encode, error_reply, is_loopback, pack_array, unpack_array)
+from roarm_lab.gateway.protocol import (MAX_FRAME_BYTES, PROTOCOL_VERSION, ErrorCode, ProtocolError, array_values,
+                                        check_version, decode, encode, error_reply, is_loopback, pack_array,
+                                        unpack_array)
 from roarm_lab.gateway.sessions import Session, SessionTable
 from roarm_lab.gateway.stats import GatewayStats, SlaMonitor, client_entry
 from roarm_lab.gateway.watchdog import DeadlineWatchdog
@@ -173,9 +176,13 @@ class GatewayServer:
             self.events.close()
             raise
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._poller = zmq.Poller()  # one for the server's life: Socket.poll builds a poller on every call
+        self._poller.register(self.socket, zmq.POLLIN)
         self._lock = threading.Lock()  # the socket and all serving state; never held while a policy runs
         self._backlog: collections.deque[tuple[_Pending, LoadedPolicy]] = collections.deque()
         self._pending: dict[tuple[bytes, int], _Pending] = {}
+        self._rows = np.empty((self.cfg.max_batch, policy.obs_size), np.float32)
+        """The serving thread's batch buffer (only it touches it; a reload keeps the observation size)."""
         self._inferring = False
         self._reloading = False
         self._running = False
@@ -191,6 +198,7 @@ class GatewayServer:
         self._last_tick = time.monotonic()
         self._last_latency_event = self._last_tick
         self.events.write("start", endpoint=self.endpoint, policy=str(policy.path), backend=policy.backend,
+                          inference=policy.inference,
                           config_hash=policy.config_hash, admin=self._admin_token is not None,
                           reload_roots=[str(r) for r in self._reload_roots])
 
@@ -270,7 +278,7 @@ class GatewayServer:
         """Receive and handle at most one message (the lock is held); infer requests join the backlog."""
         # a message waiting (under load): read it at once; none (one paced client): wait in poll. Either way no
         # failed non-blocking read, whose exception costs more than the check
-        if not self.socket.getsockopt(_EVENTS) & _POLLIN and (timeout_ms <= 0 or not self.socket.poll(timeout_ms)):
+        if not self.socket.getsockopt(_EVENTS) & _POLLIN and (timeout_ms <= 0 or not self._poller.poll(timeout_ms)):
             return False
         try:
             frames = self.socket.recv_multipart(zmq.NOBLOCK)
@@ -318,7 +326,7 @@ class GatewayServer:
         try:
             if self.cfg.debug_inference_delay_ms:
                 time.sleep(self.cfg.debug_inference_delay_ms / 1000.0)
-            actions, error = policy.infer_batch(np.stack([p.obs for p in batch])), None
+            actions, error = policy.infer_batch(self._batch_rows(batch)), None
         except Exception as err:  # a broken model must not kill the server
             actions, error = None, f"{type(err).__name__}: {err}"
         finished = time.monotonic()
@@ -326,6 +334,15 @@ class GatewayServer:
         with self._lock:
             for i, pending in enumerate(batch):
                 self._reply(pending, policy, None if actions is None else actions[i], error, started, finished)
+
+    def _batch_rows(self, batch: list[_Pending]) -> np.ndarray:
+        """The batch's observations as one (N, obs) array: a view for one request, else rows of a buffer kept for it."""
+        if len(batch) == 1:
+            return batch[0].obs.reshape(1, -1)
+        rows = self._rows[: len(batch)]
+        for i, pending in enumerate(batch):
+            rows[i] = pending.obs
+        return rows
 
     def _reply(self, pending: _Pending, policy: LoadedPolicy, action: np.ndarray | None, error: str | None,
                started: float, finished: float) -> None:
@@ -425,23 +442,36 @@ class GatewayServer:
             self.stats.errors["bad_envelope"] += 1
             return
         identity, envelope, payload = frames[0], frames[:-1], frames[-1]
+        typed = decode_infer(payload)  # the fast path: a well-formed flat infer request, typed in compiled code
         request_id, msg = None, None
         try:
+            if typed is not None:
+                request_id = typed.id
+                self._count_request("infer")
+                self._admit_infer(envelope, self._session(identity, typed.session), typed.seq, typed.id,
+                                  lambda: self.policy.assemble(array_values(typed.obs.shape, typed.obs.data, "obs")),
+                                  self.cfg.deadline_ms if typed.deadline_ms is UNSET else typed.deadline_ms,
+                                  typed.sent, typed.config_hash)
+                return
             msg = decode(payload)
             request_id = msg.get("id")
             kind = msg["type"]
-            self.stats.requests[kind] += 1
-            self.metrics.count_request(kind)
+            self._count_request(kind)
             self._handlers[kind](envelope, identity, msg)
         except ProtocolError as err:
+            seq = typed.seq if typed is not None else msg.get("seq") if isinstance(msg, dict) else None
             self._error(envelope, err.code, err.message, request_id if err.request_id is None else err.request_id,
-                        seq=msg.get("seq") if isinstance(msg, dict) else None)
+                        seq=seq)
         except Exception as err:  # never a traceback on the wire, never a dead loop
             self.events.write("internal_error", id=request_id, error=f"{type(err).__name__}: {err}")
             self._error(envelope, ErrorCode.INTERNAL, f"internal error ({type(err).__name__})", request_id)
 
-    def _session(self, identity: bytes, msg: dict) -> Session:
-        session = self.sessions.get(msg.get("session"), identity, time.monotonic())
+    def _count_request(self, kind: str) -> None:
+        self.stats.requests[kind] += 1
+        self.metrics.count_request(kind)
+
+    def _session(self, identity: bytes, token: Any) -> Session:
+        session = self.sessions.get(token, identity, time.monotonic())
         if session is None:
             raise ProtocolError(ErrorCode.NO_HELLO, "no session: send hello (with protocol_version) and pass the "
                                 "session it returns with every request")
@@ -464,22 +494,31 @@ class GatewayServer:
         self._send(envelope, reply)
 
     def _on_infer(self, envelope: list[bytes], identity: bytes, msg: dict) -> None:
-        session = self._session(identity, msg)
+        """The reference path of an infer request: every field checked by hand, in the protocol's order."""
+        session = self._session(identity, msg.get("session"))
         seq = msg.get("seq")
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "infer needs an integer seq")
         raw = msg.get("obs")
+        if isinstance(raw, dict) and "data" not in raw:
+            def observation() -> np.ndarray:
+                return self.policy.assemble({k: unpack_array(v, f"obs.{k}") for k, v in raw.items()})
+        else:
+            def observation() -> np.ndarray:
+                return self.policy.assemble(unpack_array(raw, "obs"))
+        self._admit_infer(envelope, session, seq, msg.get("id"), observation, msg.get("deadline_ms", self.cfg.deadline_ms),
+                          msg.get("sent"), msg.get("config_hash"))
+
+    def _admit_infer(self, envelope: list[bytes], session: Session, seq: int, request_id: Any,
+                     observation: Callable[[], np.ndarray], deadline_ms: Any, sent: Any, client_hash: Any) -> None:
+        """What both paths check after decoding (the observation, the deadline, the hash, the limits), then queue."""
         try:
-            if isinstance(raw, dict) and "data" not in raw:
-                obs = self.policy.assemble({k: unpack_array(v, f"obs.{k}") for k, v in raw.items()})
-            else:
-                obs = self.policy.assemble(unpack_array(raw, "obs"))
+            obs = observation()
         except ObservationSizeError as err:
             raise ProtocolError(ErrorCode.WRONG_SIZE, str(err)) from None
-        deadline_ms = msg.get("deadline_ms", self.cfg.deadline_ms)
         if not isinstance(deadline_ms, (int, float)) or isinstance(deadline_ms, bool) or not 0 < deadline_ms <= 60000:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "deadline_ms must be a number in (0, 60000]")
-        mismatch = self._check_hash(session, msg.get("config_hash"), msg.get("id"), seq)
+        mismatch = self._check_hash(session, client_hash, request_id, seq)
         key = (session.token, seq)
         if key in self._pending:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"seq {seq} is already in flight on this connection")
@@ -487,9 +526,9 @@ class GatewayServer:
             raise ProtocolError(ErrorCode.OVERLOADED, f"too many requests waiting (this session: {session.in_flight}, "
                                 f"all: {len(self._backlog)}); wait for replies before sending more")
         now = time.monotonic()
-        received = self._sent_time(msg.get("sent"), now)
+        received = self._sent_time(sent, now)
         watch_s = max(deadline_ms - self.cfg.reply_margin_ms, 0.5 * deadline_ms) / 1000.0
-        pending = _Pending(envelope, session, seq, msg.get("id"), obs, received, received + watch_s,
+        pending = _Pending(envelope, session, seq, request_id, obs, received, received + watch_s,
                            received + deadline_ms / 1000.0, mismatch)
         if pending.deadline <= now:  # it waited in the queues past its deadline: the safe action at once
             self._answer_hold(pending, now)
@@ -538,7 +577,7 @@ class GatewayServer:
         self._send(envelope, {"ok": True, "type": "stats", "id": msg.get("id"), "stats": stats})
 
     def _on_reset(self, envelope: list[bytes], identity: bytes, msg: dict) -> None:
-        session = self._session(identity, msg)
+        session = self._session(identity, msg.get("session"))
         session.targets.target = None
         session.stats.recent.clear()
         self._send(envelope, {"ok": True, "type": "reset", "id": msg.get("id")})
@@ -548,7 +587,7 @@ class GatewayServer:
         if self._admin_token is None:
             raise ProtocolError(ErrorCode.FORBIDDEN, f"{msg['type']} is an admin request and admin requests are off "
                                 "on this server (start it with --admin-token-file FILE)")
-        session = self._session(identity, msg)
+        session = self._session(identity, msg.get("session"))
         if not token_matches(self._admin_token, msg.get("token")):
             self._event("admin_refused", id=msg.get("id"), client=session.label, type=msg["type"])
             raise ProtocolError(ErrorCode.FORBIDDEN, f"{msg['type']} refused: the admin token is missing or wrong")

@@ -6,16 +6,22 @@ real-arm bridge and the simulator service call it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from roarm_lab.policy.compiled import numba_available, targets_kernel
 from roarm_lab.policy.targets import clamp_targets, desired_targets
 from roarm_lab.assets.joint_table import JOINTS
 from roarm_lab.policy.spec import check_spec, measured_slice
 
 _BOX = {j.name: (j.lower, j.upper) for j in JOINTS}
+
+
+NOT_FINITE_MESSAGE = ("the policy's action or joint target is NaN or Inf for this observation (a value out of "
+                      "range?); nothing was applied: hold the current targets")
 
 
 class NotFiniteError(ValueError):
@@ -42,7 +48,9 @@ class ActionConvention:
     are policy.json's intersected with the joint table's safe box (a file can narrow the box, never widen it).
     """
 
-    def __init__(self, meta: dict[str, Any]):
+    def __init__(self, meta: dict[str, Any], compiled: bool = True):
+        """``compiled``: convert with ``compiled.targets_kernel`` when numba is there (the gateway's per-request
+        path); False: ``policy.targets`` on numpy, the rule itself (the parity test compares the two)."""
         check_spec(meta)
         act = meta["action"]
         self.size = int(act["size"])
@@ -56,6 +64,8 @@ class ActionConvention:
         self.max_step = act.get("max_step")
         self.default = np.array([meta["default_joint_pos"][j] for j in self.joint_names], dtype=np.float32)
         self._joint_pos_slice = measured_slice(meta)
+        self._kernel = targets_kernel() if compiled and numba_available() else None
+        self._max_step32 = np.float32(-1.0 if self.max_step is None else self.max_step)
 
     def measured_joint_pos(self, obs: np.ndarray) -> np.ndarray | None:
         """The action joints' measured positions, read back from the spec's measured term (rel. default)."""
@@ -75,12 +85,19 @@ class ActionConvention:
         """
         previous = state.target if state.target is not None else self._start(obs)
         action = action[: self.size]  # the arm's term leads the output (policy.json's action_terms); a gripper's follows
+        if self._kernel is not None:
+            target, clipped = np.empty(self.size, np.float32), np.empty(self.size, np.bool_)
+            if not self._kernel(np.ascontiguousarray(action, np.float32), np.ascontiguousarray(previous, np.float32),
+                                self.offset, self.scale,
+                                self.relative, self.lower, self.upper, self._max_step32, target, clipped):
+                raise NotFiniteError(NOT_FINITE_MESSAGE)
+            state.target = target
+            return target, clipped.tolist()
         desired = desired_targets(action, previous, self.offset, self.scale, self.relative)
         # non-finite exactly when the action (or a start read from the observation) is: one check covers both,
         # before any clamp could turn an Inf into a finite limit
-        if not np.isfinite(desired).all():
-            raise NotFiniteError("the policy's action or joint target is NaN or Inf for this observation (a value "
-                                 "out of range?); nothing was applied: hold the current targets")
+        if not math.isfinite(np.add.reduce(desired, dtype=np.float64)):  # any NaN or Inf makes the sum non-finite
+            raise NotFiniteError(NOT_FINITE_MESSAGE)
         lower, upper = self.lower, self.upper
         clipped = ((desired < lower) | (desired > upper)).tolist()
         target = clamp_targets(desired, previous, lower, upper, self.max_step)
