@@ -6,7 +6,7 @@ at the old default's budget): a larger learning rate and more, smaller gradient 
 mini-batches) reached a training success of 0.97 in 7.1 M samples, where the old default (700 iterations of 24
 steps, learning rate 1e-3, 5 epochs of 4, gamma 0.99, entropy 1e-3: 7.3 min here, 0.990 / 0.988) took 15.6 M.
 Earlier: the policy observes its error vector (target minus hand; ``ee_error``), which learns the last centimetre
-in fewer iterations, and [64, 64] networks, whose update costs half of [128, 128]'s (issue 14, docs/benchmarks.md).
+in fewer iterations, and [64, 64] networks, whose update costs half of [128, 128]'s (issue 14, docs/benchmarks_history.md).
 The classes are ``isaaclab_rl.rsl_rl``'s with Isaac Lab selected, so ``isaaclab train --rl_library rsl_rl`` reads
 this too.
 """

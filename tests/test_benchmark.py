@@ -51,3 +51,47 @@ def test_the_full_step_ends_episodes_at_random_steps_as_training_does(make_reach
         step()
         steps_with_resets += int((env.episode_length_buf < before).any())
     assert steps_with_resets >= 5  # 256 envs over 360 steps: about half the steps reset someone
+
+
+def test_a_child_s_peak_memory_is_its_own_not_the_parent_it_was_forked_from():
+    """``--isolate`` rows read the child's peak resident memory: ``ru_maxrss`` survives ``exec`` on Linux and would
+    report the (large) parent's size for every row."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("VmHWM is Linux's")
+    ballast = bytearray(300 << 20)  # the parent: 300 MB resident
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    code = ("import resource; from roarm_lab.rl.benchmark import peak_rss_mb; "
+            "print(peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    own, inherited = map(float, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                               check=True).stdout.split())
+    del ballast
+    assert inherited - own > 250, (own, inherited)  # the 300 MB ballast is in ru_maxrss only
+
+
+def test_the_report_page_says_which_targets_were_met_and_draws_the_latency(tmp_path):
+    import numpy as np
+
+    from roarm_lab.benchmark_report import TARGETS, plot_latency, write_page
+
+    rng = np.random.default_rng(0)
+    samples = [{"phase": phase, "round_trip_us": f"{v:.1f}"} for phase, scale in
+               (("gateway_1khz", 380.0), ("router_echo_1khz", 210.0), ("req_rep_echo_1khz", 220.0))
+               for v in rng.lognormal(np.log(scale), 0.2, 200)]
+    png = plot_latency(samples, tmp_path / "latency.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figures = {"full_engine_512": 1.2, "full_engine_2048": 1.38, "p50_over_router": 1.79,
+               "four_clients_per_s": TARGETS["four_clients_per_s"] + 1}
+    write_page(tmp_path / "benchmarks.md", {"split": "SPLIT", "scaling": "SCALING", "gateway": "GATEWAY"}, figures,
+               "python scripts/benchmark_report.py")
+    page = (tmp_path / "benchmarks.md").read_text()
+    verdicts = {line.split("|")[1].strip(): line.split("|")[4].strip() for line in page.splitlines()
+                if line.startswith("| full / engine") or line.startswith("| gateway")}
+    assert verdicts == {"full / engine at 512 envs": "met", "full / engine at 2048 envs": "missed",
+                        "gateway p50 / ROUTER echo p50": "missed", "gateway, 4 clients, requests/s": "met"}
+    assert all(part in page for part in ("SPLIT", "SCALING", "GATEWAY", "benchmarks_history.md"))

@@ -41,10 +41,10 @@ class CommandsCfg:
         min_height_above_table_m=0.04,
         min_radius_m=0.15,
         # targets the arm reaches facing them with the base inside the box: the 3.8 % behind the base (|azimuth| >
-        # 126 deg) need the base turned past 2.2 rad, which training hardly practised (docs/benchmarks.md)
+        # 126 deg) need the base turned past 2.2 rad, which training hardly practised (docs/benchmarks_history.md)
         facing_base_range=True,
         # uniform: failure-weighted draws (env.commands.ee_target.failure_weighted_fraction=0.25) did not hold on
-        # a second seed (docs/benchmarks.md, "Failure-weighted targets")
+        # a second seed (docs/benchmarks_history.md, "Failure-weighted targets")
         failure_weighted_fraction=0.0,
     )
 
@@ -72,7 +72,7 @@ class ObservationsCfg:
         actions = ObsTerm(func=mdp.last_action)
         joint_target = ObsTerm(func=mdp.joint_target_rel, params={"action_name": "arm_action"})
         # target minus hand, given rather than left for the network to subtract: the last centimetre is learnt
-        # in fewer iterations (docs/benchmarks.md). The bridge has both: the target and the arm's reported hand.
+        # in fewer iterations (docs/benchmarks_history.md). The bridge has both: the target and the arm's reported hand.
         ee_error = ObsTerm(func=mdp.ee_position_error_b, params={"command_name": "ee_target", "asset_cfg": TCP_CFG},
                            noise=Unoise(n_min=-0.002, n_max=0.002))
 

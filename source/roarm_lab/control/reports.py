@@ -12,9 +12,9 @@ from roarm_lab.control import progress
 from roarm_lab.control.layout import ProjectPaths, RunFiles
 from roarm_lab.control.runfiles import read_json
 
-FALLBACK_S_PER_ENV_ITERATION = 0.65 / 1024
-"""docs/benchmarks.md's default on a 2-core VM (0.65 s per iteration at 1024 environments): the estimate
-before any training has finished on this machine."""
+FALLBACK_S_PER_ENV_ITERATION = 1.16 / 1024
+"""The reach default's measured training on a 2-core VM (300 iterations of 1024 x 32 in 349 s: 1.16 s per
+iteration, docs/scaling.md): the estimate before any training has finished on this machine."""
 MIN_MEASURED_ITERATIONS = 20
 
 
@@ -29,7 +29,7 @@ def training_rate(paths: ProjectPaths, task: str) -> tuple[float, str]:
             if info.get("task") == task and done >= MIN_MEASURED_ITERATIONS and envs > 0 \
                     and isinstance(wall, (int, float)) and wall > 0:
                 return wall / (done * envs), f"measured by run {record.parent.name} ({done} iterations x {envs} envs)"
-    return FALLBACK_S_PER_ENV_ITERATION, "no finished run here yet: docs/benchmarks.md's 2-core figure"
+    return FALLBACK_S_PER_ENV_ITERATION, "no finished run here yet: docs/benchmarks.md's 2-core figure (docs/scaling.md)"
 
 
 def expected_minutes(paths: ProjectPaths, task: str, num_envs: int, iterations: int) -> tuple[float, str]:

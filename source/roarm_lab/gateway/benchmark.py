@@ -316,50 +316,65 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.plot}")
         _maybe_write_csv(args.csv, samples)
         return 0
+    results = run_benchmark(args.policy, endpoint, gateway, size, args.requests, args.seconds, args.order_requests,
+                            samples)
+    _maybe_write_csv(args.csv, samples)
+    return 0 if results["misordered"] == 0 else 1
+
+
+def run_benchmark(policy: str, endpoint: str, gateway: subprocess.Popen, size: int, requests: int, seconds: float,
+                  order_requests: int, samples: list[dict]) -> dict[str, float]:
+    """Phases 1 to 4 against the started ``gateway`` (terminated here); the figures as a dict, also printed."""
+    out_figures: dict[str, float] = {}
     try:
         # 1. latency at 1 kHz
         with GatewayClient(endpoint) as client:
             obs = _obs(size)
             _paced(lambda i: client.infer(obs), 500, 1000.0)  # warm-up
             replies: list[dict] = []
-            lat = _paced(lambda i: replies.append(client.infer(obs)), args.requests, 1000.0)
-        echo_lat = _echo_latency(zmq.REP, args.requests)
-        router_lat = _echo_latency(zmq.ROUTER, args.requests)
+            lat = _paced(lambda i: replies.append(client.infer(obs)), requests, 1000.0)
+        echo_lat = _echo_latency(zmq.REP, requests)
+        router_lat = _echo_latency(zmq.ROUTER, requests)
         samples += sample_rows("gateway_1khz", lat, replies) + sample_rows("req_rep_echo_1khz", echo_lat)
         samples += sample_rows("router_echo_1khz", router_lat)
         g50, g99 = np.percentile(lat, [50, 99])
         e50, e99 = np.percentile(echo_lat, [50, 99])
         r50, r99 = np.percentile(router_lat, [50, 99])
-        print(f"1 client @ 1 kHz, {args.requests} requests: gateway p50 {g50:.0f} us p99 {g99:.0f} us | "
+        print(f"1 client @ 1 kHz, {requests} requests: gateway p50 {g50:.0f} us p99 {g99:.0f} us | "
               f"REQ/REP echo p50 {e50:.0f} us p99 {e99:.0f} us (ratio {g50 / e50:.2f} / {g99 / e99:.2f}) | "
-              f"ROUTER echo p50 {r50:.0f} us p99 {r99:.0f} us (ratio {g50 / r50:.2f} / {g99 / r99:.2f})")
+              f"ROUTER echo p50 {r50:.0f} us p99 {r99:.0f} us (ratio {g50 / r50:.2f} / {g99 / r99:.2f}; issue 30's "
+              f"target: p50 ratio <= 1.5)")
+        out_figures.update(gateway_p50_us=g50, gateway_p99_us=g99, req_rep_p50_us=e50, req_rep_p99_us=e99,
+                           router_p50_us=r50, router_p99_us=r99, p50_over_router=g50 / r50)
 
         # 2. throughput with 4 client processes
         out: mp.Queue = mp.Queue()
-        procs = [mp.Process(target=_throughput_worker, args=(endpoint, size, args.seconds, out)) for _ in range(4)]
+        procs = [mp.Process(target=_throughput_worker, args=(endpoint, size, seconds, out)) for _ in range(4)]
         for proc in procs:
             proc.start()
         total = sum(out.get() for _ in procs)
         for proc in procs:
             proc.join()
-        print(f"4 clients, {args.seconds:.0f} s: {total / args.seconds:,.0f} requests/s")
+        print(f"4 clients, {seconds:.0f} s: {total / seconds:,.0f} requests/s (issue 30's target: >= 10,000)")
+        out_figures["four_clients_per_s"] = total / seconds
 
         # 3. lost or misordered replies
         with GatewayClient(endpoint, timeout_ms=2000) as client:
             obs, last, bad = _obs(size), 0, 0
-            for _ in range(args.order_requests):
+            for _ in range(order_requests):
                 seq = client.infer(obs)["seq"]
                 bad += seq <= last
                 last = seq
-            print(f"{args.order_requests} requests: {bad} misordered, {client.stale_replies} stale dropped, "
+            print(f"{order_requests} requests: {bad} misordered, {client.stale_replies} stale dropped, "
                   f"{client.reconnects} reconnects (a lost reply would raise)")
+            out_figures["misordered"] = bad
     finally:
         gateway.terminate()
         gateway.wait(10)
 
     # 4. deadline misses
     port = _port()
-    slow = _start_gateway(args.policy, port, "--debug-inference-delay-ms", "30", "--deadline-ms", "5")
+    slow = _start_gateway(policy, port, "--debug-inference-delay-ms", "30", "--deadline-ms", "5")
     try:
         with GatewayClient(f"tcp://127.0.0.1:{port}", timeout_ms=2000) as client:
             costs, replies = [], []
@@ -372,11 +387,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deadline 5 ms, inference 30 ms: {flagged}/{DEADLINE_REQUESTS} flagged deadline_miss, client cost "
                   f"p50 {np.percentile(costs, 50):.2f} ms max {max(costs):.2f} ms (deadline + 1 ms = 6 ms)")
             samples += sample_rows("deadline_5ms_inference_30ms", np.asarray(costs) * 1e3, replies)
+            out_figures.update(deadline_flagged=flagged, deadline_cost_p50_ms=float(np.percentile(costs, 50)))
     finally:
         slow.terminate()
         slow.wait(10)
-    _maybe_write_csv(args.csv, samples)
-    return 0
+    return out_figures
 
 
 def _maybe_write_csv(path: str | None, samples: list[dict]) -> None:

@@ -1,6 +1,6 @@
 """Gateway soak: good clients at the control rate among hostile ones, for minutes, against a real server process.
 
-``python scripts/benchmark_gateway.py --policy .../exported --soak`` (docs/benchmarks.md). One measured good
+``python scripts/benchmark_gateway.py --policy .../exported --soak`` (docs/benchmarks_history.md). One measured good
 client sends an observation every control period with a 20 ms deadline and records, by its own clock, every
 round trip, every reply that came after its deadline and whether the server had flagged it, and every
 failure. Other good clients do the same unmeasured; the hostile ones (``KINDS``) flood, churn identities,

@@ -9,7 +9,7 @@ With the base sampled inside +-2.2 rad, the shoulder leaning back over the base 
 it (beyond 126 deg of azimuth). The arm reaches each of those facing it too, but only with the base turned past
 2.2 rad, a range training hardly practises: a policy reached 18 % of those beyond 135 deg, 98.6 % elsewhere. The task
 keeps the points it can reach facing them (``facing_base_range``). Sampling the base over its whole safe box
-instead covers the circle, but 700 iterations did not learn it (docs/benchmarks.md).
+instead covers the circle, but 700 iterations did not learn it (docs/benchmarks_history.md).
 
 A fraction of training targets (``failure_weighted_fraction``, off by default) can be drawn by region, each
 region as often as the failures expected there (its share of the bank times the policy's recent failure rate
@@ -48,7 +48,7 @@ def reachable_target_bank(joint_box: dict[str, tuple[float, float]], count: int,
 
     ``facing_base_range``: keep only the points whose azimuth lies in the box's base range, the points the arm
     reaches facing them. The others were reached with the shoulder leaning back over the base, but the arm
-    reaches each of them facing it too, with the base turned past the box (``docs/benchmarks.md``).
+    reaches each of them facing it too, with the base turned past the box (``docs/benchmarks_history.md``).
     """
     rng = np.random.default_rng(seed)
     lows, highs = workspace_joint_box(joint_box)

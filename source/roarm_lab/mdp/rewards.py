@@ -52,7 +52,7 @@ class joint_outside_workspace_box_l1(ManagerTermBase):
     Every target is reached by some joint vector inside that box, so a policy that reaches it there pays
     nothing. What it pays for is riding a joint's hard limit (the wrist at -1.0 rad, the elbow at 2.73 rad)
     with the roll turned to make up the rest: the posture the held-out misses stall in, 2 to 3 cm short
-    (docs/benchmarks.md).
+    (docs/benchmarks_history.md).
     """
 
     def __init__(self, cfg: Any, env: Any):

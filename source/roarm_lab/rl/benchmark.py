@@ -33,6 +33,7 @@ from pathlib import Path
 import resource
 import statistics
 import time
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -201,10 +202,22 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, float]:
     env = make_env(TASK, cfg)
     rates = bench_env(env, args.seconds, args.repeats)
     train = bench_train(env, agent, args.train_iterations) if args.train_iterations else float("nan")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mb()
     row = {"num_envs": n, **rates, "train": train, "rss_mb": rss, "physics": physics_name(cfg)}
     env.close()
     return row
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's ``VmHWM`` belongs to the running image; ``ru_maxrss`` survives
+    ``exec`` and so counts the parent a child was forked from (a large parent made every ``--isolate`` row its size)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _isolated(n: int, argv: list[str]) -> dict[str, float]:
@@ -225,7 +238,7 @@ def plot_scaling(rows: list[dict[str, float]], png: Path) -> Path:
 
 
     n = [r["num_envs"] for r in rows]
-    fig, (rate, mem) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (rate, ratio, mem) = plt.subplots(1, 3, figsize=(15, 4))
     for key, label in (("raw", "raw MuJoCo, random targets (mujoco.batch)"),
                        ("engine", "MuJoCo inside the task's step"), ("full", "full environment step"),
                        ("train", "PPO training (collect + update)")):
@@ -238,6 +251,16 @@ def plot_scaling(rows: list[dict[str, float]], png: Path) -> Path:
     rate.set_ylabel("env-steps per second")
     rate.legend(loc="lower right", fontsize=8)
     rate.grid(True, which="both", alpha=0.3)
+    ratio.plot(n, [r.get("ratio_engine", float("nan")) for r in rows], "o-", color="C2",
+               label="full / engine (the managers' overhead)")
+    ratio.plot(n, [r.get("ratio", float("nan")) for r in rows], "s--", color="0.5", label="full / raw")
+    ratio.plot([512, 2048], [1.25, 1.10], "rv", markersize=9, label="issue 30's targets (full / engine)")
+    ratio.axhline(1.0, color="k", linewidth=0.6)
+    ratio.set_xscale("log", base=2)
+    ratio.set_xlabel("num_envs")
+    ratio.set_ylabel("time per env-step, relative to the engine")
+    ratio.legend(fontsize=8)
+    ratio.grid(True, which="both", alpha=0.3)
     mem.plot(n, [r["rss_mb"] for r in rows], "o-", color="C3")
     mem.set_xscale("log", base=2)
     mem.set_xlabel("num_envs")
@@ -291,19 +314,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _print_split(args: argparse.Namespace) -> int:
+def task_split(iterations: int, overrides: list[str] = (), device: str = "cpu") -> tuple[list[tuple[str, float]], Any]:
+    """``split_iteration`` of the default task with ``overrides`` (the agent's batch shape decides the split)."""
     from roarm_lab.registry import make_env
 
-    cfg, agent, _ = load_task_configs(TASK, [])
-    set_device(cfg, agent, args.device)
+    cfg, agent, _ = load_task_configs(TASK, list(overrides))
+    set_device(cfg, agent, device)
     env = make_env(TASK, cfg)
-    rows = split_iteration(env, agent, args.split)
+    try:
+        return split_iteration(env, agent, iterations), agent
+    finally:
+        env.close()
+
+
+def _print_split(args: argparse.Namespace) -> int:
+    rows, agent = task_split(args.split, device=args.device)
     total = rows[-1][1]
-    print(f"{TASK}: {cfg.scene.num_envs} envs x {agent.num_steps_per_env} steps, {args.split} iterations profiled")
+    print(f"{TASK}: {agent.num_steps_per_env} steps per env, {args.split} iterations profiled")
     print(f"{'part':<62} {'s / iteration':>13} {'share':>6}")
     for label, seconds in rows:
         print(f"{label:<62} {seconds:>13.3f} {100 * seconds / total:>5.0f}%")
-    env.close()
     return 0
 
 

@@ -4,7 +4,7 @@ In collection torch runs a small operation (the policy on a batch of observation
 threads step the physics on the same cores. libgomp's workers busy-wait after every parallel region by
 default, and on a 2-core machine that spinning takes cycles from the MuJoCo threads. With
 ``OMP_WAIT_POLICY=PASSIVE`` a training iteration took about 10 % less wall time, with bit-identical results
-(docs/benchmarks.md). libgomp reads the variable once, when torch loads it, so ``roarm_lab.rl`` sets it on
+(docs/benchmarks_history.md). libgomp reads the variable once, when torch loads it, so ``roarm_lab.rl`` sets it on
 import, before any of its modules imports torch; a value the user has set is kept.
 """
 
