@@ -87,11 +87,25 @@ def test_the_report_page_says_which_targets_were_met_and_draws_the_latency(tmp_p
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figures = {"full_engine_512": 1.2, "full_engine_2048": 1.38, "p50_over_router": 1.79,
                "four_clients_per_s": TARGETS["four_clients_per_s"] + 1}
-    write_page(tmp_path / "benchmarks.md", {"split": "SPLIT", "scaling": "SCALING", "gateway": "GATEWAY"}, figures,
+    write_page(tmp_path / "benchmarks.md", {"split": "SPLIT", "scaling": "SCALING", "gateway": "GATEWAY",
+                                            "phases": "PHASES"}, figures,
                "python scripts/benchmark_report.py")
     page = (tmp_path / "benchmarks.md").read_text()
     verdicts = {line.split("|")[1].strip(): line.split("|")[4].strip() for line in page.splitlines()
                 if line.startswith("| full / engine") or line.startswith("| gateway")}
     assert verdicts == {"full / engine at 512 envs": "met", "full / engine at 2048 envs": "missed",
                         "gateway p50 / ROUTER echo p50": "missed", "gateway, 4 clients, requests/s": "met"}
-    assert all(part in page for part in ("SPLIT", "SCALING", "GATEWAY", "benchmarks_history.md"))
+    assert all(part in page for part in ("SPLIT", "SCALING", "GATEWAY", "PHASES", "benchmarks_history.md"))
+
+
+def test_the_step_phases_add_up_to_the_step_and_leave_the_env_as_it_was(make_reach_env):
+    from roarm_lab.rl.benchmark import STEP_PHASES, step_phases
+
+    env = make_reach_env(num_envs=16)
+    rows = dict(step_phases(env, 40))
+    assert len(rows) == len(STEP_PHASES) + 2
+    parts = sum(v for k, v in rows.items() if k != "one step")
+    assert abs(parts - rows["one step"]) < 1e-6 * rows["one step"] + 1e-9
+    assert rows["the rest of the step"] >= 0  # no phase is counted inside another
+    assert rows["engine (mujoco.batch, all substeps)"] > 0 and rows["partial resets (events, managers' resets)"] > 0
+    assert "_reset_idx" not in vars(env) and "step" not in vars(env.sim)  # the timers are gone

@@ -130,6 +130,38 @@ def scaling_section(num_envs: list[int], docs: Path) -> tuple[str, dict[str, flo
                               "full_engine_2048": by_n.get(2048, float("nan"))}
 
 
+def phases_section(num_envs: tuple[int, ...] = (512, 2048), steps: int = 300) -> str:
+    """Milliseconds per step by phase, and what full / engine would be with every phase but the engine and the
+    partial resets free: the floor that fusing the per-step managers alone could reach."""
+    from roarm_lab import DEFAULT_TASK
+    from roarm_lab.registry import make_env
+    from roarm_lab.rl.benchmark import step_phases
+    from roarm_lab.rl.run_setup import load_task_configs
+
+    columns = []
+    for n in num_envs:
+        print(f"step phases: num_envs {n}", flush=True)
+        cfg, _, _ = load_task_configs(DEFAULT_TASK, [])
+        cfg.scene.num_envs = n
+        env = make_env(DEFAULT_TASK, cfg)
+        columns.append(step_phases(env, steps))
+        env.close()
+    lines = ["| phase | " + " | ".join(f"{n} envs: ms / step | share" for n in num_envs) + " |",
+             "|---|" + "---:|---:|" * len(num_envs)]
+    for i, (label, _) in enumerate(columns[0]):
+        cells = " | ".join(f"{col[i][1]:.3f} | {100 * col[i][1] / col[-1][1]:.0f} %" for col in columns)
+        lines.append(f"| {label} | {cells} |")
+    floors = []
+    for n, col in zip(num_envs, columns):
+        ms = dict(col)
+        engine, resets = ms["engine (mujoco.batch, all substeps)"], ms["partial resets (events, managers' resets)"]
+        floors.append(f"{n} envs: {col[-1][1] / engine:.2f} now, {(engine + resets) / engine:.2f} with only the "
+                      f"engine and the resets left")
+    lines += ["", "full / engine if every phase but the engine and the partial resets cost nothing: " +
+              "; ".join(floors) + "."]
+    return "\n".join(lines)
+
+
 def plot_latency(samples: list[dict], png: Path) -> Path:
     """The 1 kHz round trips as distributions: the gateway against the REQ/REP and ROUTER echoes of the same run."""
     import matplotlib
@@ -247,6 +279,12 @@ physics. Raw data: [scaling_envs.json](scaling_envs.json).
 
 {parts['scaling']}
 
+### Where an environment step goes
+
+Each phase's method timed in place during the full step (random actions, episodes ending as in training):
+
+{parts['phases']}
+
 ## The policy gateway
 
 The server in its own process, the clients in others, loopback TCP; the echoes run in the same command, so the
@@ -282,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     figures.update(found)
     parts["scaling"], found = scaling_section(args.num_envs, args.docs)
     figures.update(found)
+    parts["phases"] = phases_section()
     write_page(args.docs / "benchmarks.md", parts, figures, command)
     print(f"wrote {args.docs / 'benchmarks.md'}")
     return 0

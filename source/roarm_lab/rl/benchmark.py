@@ -144,6 +144,54 @@ def bench_env(env, seconds: float, repeats: int) -> dict[str, float]:
     return {k: statistics.median(v) if v else nan for k, v in rows.items()}
 
 
+STEP_PHASES = (  # (label, object path from the env, method): the parts of an environment step, timed in place
+    ("engine (mujoco.batch, all substeps)", "sim", "step"),
+    ("partial resets (events, managers' resets)", "", "_reset_idx"),
+    ("observations", "observation_manager", "compute"),
+    ("rewards", "reward_manager", "compute"),
+    ("commands (metrics, resampling)", "command_manager", "compute"),
+    ("terminations", "termination_manager", "compute"),
+    ("action term: process", "action_manager", "process_action"),
+    ("action term: apply (servo model)", "action_manager", "apply_action"),
+    ("scene update (state copies)", "scene", "update"),
+)
+
+
+def step_phases(env, steps: int) -> list[tuple[str, float]]:
+    """Milliseconds per environment step spent in each phase of the full step (random actions, episodes ending
+    as in training), and the rest; each phase's method is wrapped with a timer for the measurement only."""
+    step = full_stepper(env)
+    for _ in range(20):
+        step()
+    spent = {label: 0.0 for label, _, _ in STEP_PHASES}
+    saved = []
+    for label, where, name in STEP_PHASES:
+        owner = env if not where else getattr(env, where)
+        original = getattr(owner, name)
+
+        def timed(*args, _original=original, _label=label, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                spent[_label] += time.perf_counter() - start
+
+        setattr(owner, name, timed)
+        saved.append((owner, name))
+    try:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        total = time.perf_counter() - start
+    finally:
+        for owner, name in saved:
+            delattr(owner, name)  # the instance attribute goes; the class's method shows through again
+    rows = [(label, spent[label] / steps * 1e3) for label, _, _ in STEP_PHASES]
+    rows.append(("the rest of the step", (total - sum(spent.values())) / steps * 1e3))
+    rows.append(("one step", total / steps * 1e3))
+    return rows
+
+
 def _quiet_runner(env, agent, iterations: int) -> RoArmRunner:
     """A runner without logs or progress bar, one iteration already run (warm-up)."""
     with contextlib.redirect_stdout(io.StringIO()):  # rsl_rl prints the networks
