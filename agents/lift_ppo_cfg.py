@@ -8,11 +8,13 @@ success, docs/tasks.md) and the last scored 0.10. So the default stops at 800 (a
 entropy or noise schedule is the next step.
 """
 
-from roarm_lab.isaaclab_api import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg, configclass
+from roarm_lab.isaaclab_api import RslRlMLPModelCfg, RslRlPpoAlgorithmCfg, configclass
+
+from roarm_lab.agents.common import RoArmPPORunnerCfg
 
 
 @configclass
-class RoArmLiftPPORunnerCfg(RslRlOnPolicyRunnerCfg):
+class RoArmLiftPPORunnerCfg(RoArmPPORunnerCfg):
     experiment_name = "roarm_lift"
     max_iterations = 800
     num_steps_per_env = 24

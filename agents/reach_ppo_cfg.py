@@ -11,11 +11,13 @@ The classes are ``isaaclab_rl.rsl_rl``'s with Isaac Lab selected, so ``isaaclab 
 this too.
 """
 
-from roarm_lab.isaaclab_api import RslRlMLPModelCfg, RslRlOnPolicyRunnerCfg, RslRlPpoAlgorithmCfg, configclass
+from roarm_lab.isaaclab_api import RslRlMLPModelCfg, RslRlPpoAlgorithmCfg, configclass
+
+from roarm_lab.agents.common import RoArmPPORunnerCfg
 
 
 @configclass
-class RoArmReachPPORunnerCfg(RslRlOnPolicyRunnerCfg):
+class RoArmReachPPORunnerCfg(RoArmPPORunnerCfg):
     experiment_name = "roarm_reach"
     max_iterations = 300
     entropy_schedule: list | None = None

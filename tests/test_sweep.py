@@ -117,6 +117,16 @@ def test_the_runner_applies_the_schedule_before_each_update(make_task_env):
     assert seen == pytest.approx([0.04, 0.02, 0.0])
 
 
+@pytest.mark.parametrize("task", ["RoArm-Reach-v0", "RoArm-Lift-v0"])
+def test_the_schedule_is_an_override_of_every_task_s_agent(task):
+    """A field of the agents' common base, so the command line can set it (before, only an edited agent file)."""
+    from roarm_lab.rl.run_setup import load_task_configs
+
+    _, agent, _ = load_task_configs(task, ["agent.entropy_schedule=[[0,0.006],[500,0.006],[900,0.0]]"])
+    assert agent.entropy_schedule == [[0, 0.006], [500, 0.006], [900, 0.0]]
+    assert load_task_configs(task, [])[1].entropy_schedule is None
+
+
 def test_a_bad_schedule_is_one_line_naming_the_key():
     from roarm_lab.rl.config_checks import check_run_configs
     from roarm_lab.registry import load_cfg_from_registry
