@@ -357,6 +357,25 @@ def test_the_panel_starts_a_sweep_and_lists_its_trials_whose_curves_open(tmp_pat
         assert not errors, errors
 
 
+def test_best_overrides_hold_the_sweep_s_fixed_overrides(tmp_path):
+    """A sweep run with ``env.scene.num_envs=256`` found its best values at 256 environments: the preset says so,
+    instead of naming the fixed overrides in comments that ``--preset`` does not read."""
+    from roarm_lab.control.layout import SweepFiles
+    from roarm_lab.sweep.space import default_space_file, read_space
+    from roarm_lab.sweep.table import write_tables
+
+    space = read_space(default_space_file(TASK))
+    row = {"trial": "t1", "state": "complete", "success_rate": 0.98, "env_steps": 1000, "samples_to_target": 900,
+           "baseline": False, **{d.key: d.extremes()[0] for d in space.dimensions}}
+    files = SweepFiles(tmp_path)
+    write_tables(files, [row], space, TASK, ["env.scene.num_envs=256", "agent.algorithm.gamma=0.95", "presets=x"])
+    values = yaml.safe_load(files.best_overrides.read_text())
+    assert list(values)[:2] == ["env.scene.num_envs", "agent.algorithm.gamma"] and "presets" not in values
+    assert values["env.scene.num_envs"] == 256
+    assert values["agent.algorithm.gamma"] == row["agent.algorithm.gamma"]  # a drawn value wins over a fixed one
+    assert set(values) == {"env.scene.num_envs", "agent.algorithm.gamma"} | {d.key for d in space.dimensions}
+
+
 def test_the_tasks_own_values_are_the_first_trial_when_the_space_can_draw_them():
     from roarm_lab.rl.run_setup import load_task_configs
     from roarm_lab.sweep.table import markdown, trial_row

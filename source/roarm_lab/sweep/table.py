@@ -75,6 +75,17 @@ def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(done, key=lambda r: (-round(r["success_rate"], 2), r["samples_to_target"] or math.inf))
 
 
+def fixed_values(fixed: list[str]) -> dict[str, Any]:
+    """The sweep's fixed ``key=value`` overrides as a preset's entries (values read as YAML data, as the command line
+    reads them; they passed the faces' rules before the sweep started). Other tokens (``presets=``) stay out."""
+    values = {}
+    for token in fixed:
+        key, sep, raw = token.partition("=")
+        if sep and key.startswith(("env.", "agent.")):
+            values[key] = yaml.safe_load(raw)
+    return values
+
+
 def write_tables(files: SweepFiles, rows: list[dict[str, Any]], space: SweepSpace, task: str, fixed: list[str]) -> None:
     """trials.json / .csv / .md and the best trial's overrides, each written atomically."""
     atomic_write_json(files.trials_json, {"task": task, "target": space.target, "keys": [d.key for d in space.dimensions],
@@ -88,12 +99,12 @@ def write_tables(files: SweepFiles, rows: list[dict[str, Any]], space: SweepSpac
     atomic_write_text(files.trials_md, markdown(rows, space))
     best = best_row(rows)
     if best is not None:
-        values = {d.key: best[d.key] for d in space.dimensions}
+        values = {**fixed_values(fixed), **{d.key: best[d.key] for d in space.dimensions}}
         head = (f"# The best trial ({best['trial']}) of sweep {files.path.name} on {task}: training success "
                 f"{best['success_rate']:.3f} after {best['env_steps']} samples"
                 + (f", {space.target:g} first at {best['samples_to_target']}" if best["samples_to_target"] else "")
                 + f".\n# python scripts/train.py --task {task} --preset {files.best_overrides}"
-                + "".join(f"\n# with the sweep's fixed override {t}" for t in fixed) + "\n")
+                + ("\n# (the sweep's fixed overrides are the first entries)" if fixed else "") + "\n")
         atomic_write_text(files.best_overrides, head + yaml.safe_dump(values, sort_keys=False))
 
 
