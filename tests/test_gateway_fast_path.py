@@ -47,9 +47,9 @@ def test_encode_writes_the_bytes_msgpack_writes():
 def test_the_typed_decoder_takes_only_well_formed_flat_infer_requests():
     session = b"t" * 16
     good = _infer_message(session, deadline_ms=20, sent=1.5, config_hash="abc")
-    typed = decode_infer(encode(good))
-    assert typed is not None and typed.seq == 1 and typed.obs.shape == [OBS_SIZE] and typed.deadline_ms == 20
-    assert decode_infer(encode(_infer_message(session))).deadline_ms is not None  # absent: UNSET, not nil
+    typed, array = decode_infer(encode(good))
+    assert typed.seq == 1 and array.shape == [OBS_SIZE] and typed.deadline_ms == 20
+    assert decode_infer(encode(_infer_message(session)))[0].deadline_ms is not None  # absent: UNSET, not nil
     refused = {
         "bool seq": {**good, "seq": True},
         "unknown field": {**good, "extra": 1},
@@ -91,6 +91,16 @@ def _corpus(session: bytes) -> list[bytes]:
         message.update(edit)
         message["seq"] = message["seq"] if "seq" in edit else 100 + i
         frames.append(encode(message))
+    # extension values as ids: echoed as they came (msgpack's Timestamp once crashed the msgspec encoder)
+    frames.append(msgpack.packb({**copy.deepcopy(base), "seq": 200, "id": msgpack.Timestamp(1, 0)}))
+    frames.append(msgpack.packb({**copy.deepcopy(base), "seq": 201, "id": msgpack.ExtType(5, b"abc")}))
+    # repeated keys: the last wins on both paths within msgpack's 64 entries; beyond, both refuse (bad_msgpack)
+    for repeats in (3, 70):
+        body = b"".join(msgpack.packb(k) + msgpack.packb(v) for k, v in base.items() if k != "seq")
+        seqs = b"".join(msgpack.packb("seq") + msgpack.packb(300 + r) for r in range(repeats))
+        count = len(base) - 1 + repeats
+        header = bytes([0x80 + count]) if count < 16 else b"\xde" + count.to_bytes(2, "big")
+        frames.append(header + body + seqs)
     return frames
 
 
@@ -128,7 +138,9 @@ def test_every_frame_gets_the_same_reply_with_the_fast_path_on_or_off(export_dir
     assert len(fast) == len(reference) == len(_corpus(b"x" * 16))
     codes = [r.get("error", {}).get("code") for r in reference]
     assert codes.count(None) >= 5 and {"not_finite", "wrong_size", "bad_request", "bad_array", "no_hello",
-                                        "too_large"} <= set(codes), codes
+                                        "too_large", "bad_msgpack"} <= set(codes), codes
+    assert reference[-4]["id"] == msgpack.Timestamp(1, 0) and reference[-3]["id"] == msgpack.ExtType(5, b"abc")
+    assert reference[-2]["seq"] == 302 and codes[-1] == "bad_msgpack"
     for i, (a, b) in enumerate(zip(fast, reference)):
         assert a == b, f"frame {i}: fast {a} != reference {b}"
 
@@ -152,6 +164,25 @@ def test_the_mlp_kernel_matches_onnx_runtime_and_a_changed_graph_falls_back(expo
     other = onnx.load(str(export_dir / "policy.onnx"))
     other.graph.node[3].op_type = "Selu"  # an activation the kernel does not know: ONNX Runtime serves
     assert mlp_weights(other) is None
+
+    with pytest.raises(ValueError, match=f"takes \\(N, {OBS_SIZE}\\) observations"):
+        policy.infer_batch(np.zeros((1, OBS_SIZE - 3), np.float32))  # never a read past the row
+
+
+def test_an_export_whose_policy_json_disagrees_with_the_model_s_width_does_not_load(export_dir, tmp_path):
+    import json
+    import shutil
+
+    from roarm_lab.policy import PolicyLoadError
+
+    copy_dir = tmp_path / "exported"
+    shutil.copytree(export_dir, copy_dir)
+    meta = json.loads((copy_dir / "policy.json").read_text())
+    last = meta["observation"]["terms"].pop()
+    meta["observation"]["size"] -= last["size"]
+    (copy_dir / "policy.json").write_text(json.dumps(meta))
+    with pytest.raises(PolicyLoadError, match="does not run on a"):
+        LoadedPolicy.load(copy_dir)
 
 
 def _convention_cases(rng: np.random.Generator, n: int):
@@ -204,3 +235,22 @@ def test_the_compiled_finite_check_agrees_with_numpy():
         assert check(values) == bool(np.isfinite(values).all())
         readonly = np.frombuffer(values.tobytes(), np.float32)
         assert check(readonly) == bool(np.isfinite(values).all())
+
+
+def test_a_numba_that_cannot_load_leaves_every_path_on_numpy_and_onnx_runtime(export_dir, tmp_path):
+    """A broken numba (here: one whose import fails) must not take the gateway, its client or the simulator
+    service down: the protocol imports, the policy loads on ONNX Runtime, the convention runs the rule."""
+    import subprocess
+    import sys
+
+    fake = tmp_path / "numba"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('llvmlite is broken here')\n")
+    code = (f"import numpy as np; from roarm_lab.gateway.protocol import array_values; "
+            f"from roarm_lab.policy import LoadedPolicy; p = LoadedPolicy.load({str(export_dir)!r}); "
+            f"print(p.inference, p.convention._kernel is None, array_values([2], np.ones(2, np.float32).tobytes(), 'x'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[:2] == ["onnxruntime", "True"]
+    assert "numba is installed but its kernels are unavailable" in done.stderr

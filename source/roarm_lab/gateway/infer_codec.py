@@ -35,7 +35,8 @@ class InferRequest(Struct, forbid_unknown_fields=True):
 
     type: Literal["infer"]
     seq: int
-    obs: WireArray
+    obs: msgspec.Raw
+    """Decoded apart (``decode_infer``), after its map header is checked."""
     session: Union[bytes, None] = None
     id: Union[int, str, None] = None
     deadline_ms: Union[int, float, msgspec.UnsetType] = msgspec.UNSET
@@ -44,14 +45,26 @@ class InferRequest(Struct, forbid_unknown_fields=True):
     config_hash: Union[str, None] = None
 
 
-_DECODER = msgspec.msgpack.Decoder(InferRequest)
+_REQUEST = msgspec.msgpack.Decoder(InferRequest)
+_ARRAY = msgspec.msgpack.Decoder(WireArray)
 
 
-def decode_infer(frame: bytes) -> InferRequest | None:
-    """The typed request, or None if the frame is anything but a well-formed flat infer request."""
-    if len(frame) > MAX_MESSAGE_BYTES:
+def _fixmap(header: int, most: int) -> bool:
+    """A MessagePack fixmap of 1 to ``most`` entries. msgspec takes longer maps and repeated keys (the last wins);
+    the reference decoder refuses maps over 64 entries. A longer map can only repeat keys here: it goes there."""
+    return 0x81 <= header <= 0x80 + most
+
+
+def decode_infer(frame: bytes) -> tuple[InferRequest, WireArray] | None:
+    """The typed request and its observation, or None if the frame is anything but a well-formed flat infer
+    request."""
+    if len(frame) > MAX_MESSAGE_BYTES or not frame or not _fixmap(frame[0], len(InferRequest.__struct_fields__)):
         return None
     try:
-        return _DECODER.decode(frame)
+        request = _REQUEST.decode(frame)
+        raw = bytes(request.obs)
+        if not raw or not _fixmap(raw[0], len(WireArray.__struct_fields__)):
+            return None
+        return request, _ARRAY.decode(raw)
     except msgspec.MsgspecError:  # malformed, or valid MessagePack of another shape: the reference path decides
         return None

@@ -26,6 +26,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_FRAME_BYTES = 2 * MAX_MESSAGE_BYTES
 """ZeroMQ drops the connection of a peer that sends a larger frame (``MAXMSGSIZE``), before buffering it."""
 MAX_ARRAY_LEN = 4096
+MAX_MAP_LEN = 64
 REQUEST_TYPES = ("hello", "infer", "ping", "stats", "reset", "reload", "shutdown")
 
 
@@ -90,7 +91,18 @@ def array_values(shape: list[int], data: Any, name: str) -> np.ndarray:
     return arr if len(shape) == 1 else arr.reshape(shape)
 
 
-_ENCODER = msgspec.msgpack.Encoder()
+def _ext(code: int, data: bytes) -> msgspec.msgpack.Ext:
+    """An extension value a request carried (its ``id``, say) stays an extension when a reply echoes it."""
+    return msgspec.msgpack.Ext(code, data)
+
+
+def _encode_other(value: Any) -> Any:
+    if isinstance(value, msgpack.Timestamp):  # msgpack decodes extension -1 as a Timestamp: echo it as it came
+        return msgspec.msgpack.Ext(-1, value.to_bytes())
+    raise NotImplementedError(f"cannot encode a {type(value).__name__}")
+
+
+_ENCODER = msgspec.msgpack.Encoder(enc_hook=_encode_other)
 _all_finite = finite_check()
 _DECODER = msgspec.msgpack.Decoder()
 
@@ -111,7 +123,8 @@ def decode(frame: bytes, request_types: tuple[str, ...] = REQUEST_TYPES, codes: 
         raise ProtocolError(codes.TOO_LARGE, f"message of {len(frame)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     try:
         msg = msgpack.unpackb(frame, raw=False, strict_map_key=True, max_bin_len=MAX_MESSAGE_BYTES,
-                              max_str_len=MAX_MESSAGE_BYTES, max_array_len=MAX_ARRAY_LEN, max_map_len=64)
+                              max_str_len=MAX_MESSAGE_BYTES, max_array_len=MAX_ARRAY_LEN, max_map_len=MAX_MAP_LEN,
+                              ext_hook=_ext)
     except Exception as err:  # msgpack raises several types for malformed input
         raise ProtocolError(codes.BAD_MSGPACK, f"not a valid msgpack message ({type(err).__name__})") from None
     if not isinstance(msg, dict):

@@ -446,10 +446,11 @@ class GatewayServer:
         request_id, msg = None, None
         try:
             if typed is not None:
+                typed, array = typed
                 request_id = typed.id
                 self._count_request("infer")
                 self._admit_infer(envelope, self._session(identity, typed.session), typed.seq, typed.id,
-                                  lambda: self.policy.assemble(array_values(typed.obs.shape, typed.obs.data, "obs")),
+                                  lambda: self.policy.assemble(array_values(array.shape, array.data, "obs")),
                                   self.cfg.deadline_ms if typed.deadline_ms is UNSET else typed.deadline_ms,
                                   typed.sent, typed.config_hash)
                 return
@@ -654,7 +655,12 @@ class GatewayServer:
 
     def _send(self, envelope: list[bytes], reply: dict) -> None:
         try:
-            self.socket.send_multipart([*envelope, encode(reply)], zmq.NOBLOCK)
+            frame = encode(reply)
+        except Exception as err:  # a value no encoder takes must not end the serving loop: a fixed reply instead
+            self.events.write("internal_error", where="encode", error=f"{type(err).__name__}: {err}")
+            frame = encode(error_reply(ErrorCode.INTERNAL, "internal error (the reply could not be encoded)"))
+        try:
+            self.socket.send_multipart([*envelope, frame], zmq.NOBLOCK)
         except zmq.Again:  # the client's queue is full or it is gone: drop, do not block the loop
             self.stats.errors["send_dropped"] += 1
 

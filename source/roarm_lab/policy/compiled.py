@@ -18,18 +18,25 @@ clipped flags, the box and the step limit) in one call for one action, instead o
 source of truth stays ``policy.targets`` (the simulator's action term runs it on torch);
 ``tests/test_gateway_fast_path.py`` holds this form to it bit for bit, NaN and Inf included.
 
-Kernels compile on first use (about a second each) and numba caches the machine code in the package's
-``__pycache__``, beside the ``.pyc`` files Python itself runs from there: the same trust as the code itself (a user
-who can write there can change the package). Nothing from an export or the wire reaches numba but arrays.
+The kernels' signatures are written out, so they compile (about 2 s) when ``numba_kernels`` is imported, and
+numba caches the machine code. Its cache is loaded with pickle, so where it lives matters: by default the package's
+``__pycache__``, beside the ``.pyc`` files Python itself runs (the same trust as the code: whoever can write there
+can change the package); if that is not writable, numba's per-user cache directory; ``NUMBA_CACHE_DIR`` overrides
+both, and, like ``PYTHONPATH``, whoever sets the gateway's environment decides what code it runs. Nothing from an
+export or the wire reaches numba but arrays.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 PARITY_ATOL = 1e-4
 """Tolerance against ONNX Runtime at load, absolute and relative, per action value (float32 sums in another order
@@ -67,6 +74,9 @@ def mlp_weights(model: Any) -> MlpWeights | None:
             or div.input[1] not in init:
         return None
     mean, divisor = init[sub.input[1]].reshape(-1), init[div.input[1]].reshape(-1)
+    dims = graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 2 or (dims[1].HasField("dim_value") and dims[1].dim_value != mean.size):
+        return None  # the declared input must be the normalizer's width
     weights, biases, kinds, alpha = [], [], set(), 1.0
     previous = div.output[0]
     for node in nodes[2:]:
@@ -102,15 +112,17 @@ def mlp_weights(model: Any) -> MlpWeights | None:
 
 def compile_mlp(w: MlpWeights) -> Callable[[np.ndarray], np.ndarray] | None:
     """``run(obs (N, inputs) float32) -> (N, outputs) float32`` as a numba loop; None without numba."""
-    try:
-        from roarm_lab.policy.numba_kernels import mlp_forward as forward
-    except ImportError:
+    kernels = numba_kernels()
+    if kernels is None:
         return None
+    forward = kernels.mlp_forward
     sizes = np.array([w.mean.size] + [m.shape[0] for m in w.weights], dtype=np.int64)
     params = np.concatenate([np.concatenate([m.reshape(-1), b]) for m, b in zip(w.weights, w.biases)])
-    outputs, alpha = int(sizes[-1]), np.float32(w.alpha)
+    inputs, outputs, alpha = int(sizes[0]), int(sizes[-1]), np.float32(w.alpha)
 
     def run(obs: np.ndarray) -> np.ndarray:
+        if obs.ndim != 2 or obs.shape[1] != inputs:  # the loop reads sizes[0] values per row: never past a row
+            raise ValueError(f"the policy takes (N, {inputs}) observations, got shape {tuple(obs.shape)}")
         out = np.empty((obs.shape[0], outputs), dtype=np.float32)
         forward(np.ascontiguousarray(obs, np.float32), w.mean, w.divisor, params, sizes, w.activation, alpha, out)
         return out
@@ -132,22 +144,31 @@ def numpy_mlp(w: MlpWeights) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-def numba_available() -> bool:
-    return importlib.util.find_spec("numba") is not None
+@functools.cache
+def numba_kernels() -> Any:
+    """The compiled module (``numba_kernels``), or None where numba is missing or cannot compile or cache here:
+    then every caller takes its numpy / ONNX Runtime path, and the reason is logged once."""
+    if importlib.util.find_spec("numba") is None:
+        return None
+    try:
+        from roarm_lab.policy import numba_kernels as kernels
+    except Exception as err:  # numba raises RuntimeError (no cache locator), ImportError (llvmlite), and others
+        log.warning("numba is installed but its kernels are unavailable (%s: %s); using the numpy paths",
+                    type(err).__name__, err)
+        return None
+    return kernels
 
 
 def targets_kernel() -> Any:
     """``kernel(action, previous, offset, scale, relative, lower, upper, max_step, target_out, clipped_out) -> finite``
-    (``numba_kernels.action_targets``). Raises ImportError without numba."""
-    from roarm_lab.policy.numba_kernels import action_targets
-
-    return action_targets
+    (``numba_kernels.action_targets``), or None without numba."""
+    kernels = numba_kernels()
+    return None if kernels is None else kernels.action_targets
 
 
 def finite_check() -> Callable[[np.ndarray], bool]:
     """``all_finite(flat float32 array) -> bool``: the compiled loop with numba, else numpy's."""
-    if numba_available():
-        from roarm_lab.policy.numba_kernels import all_finite
-
-        return all_finite
+    kernels = numba_kernels()
+    if kernels is not None:
+        return kernels.all_finite
     return lambda values: bool(np.isfinite(values).all())

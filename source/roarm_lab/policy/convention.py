@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from roarm_lab.policy.compiled import numba_available, targets_kernel
+from roarm_lab.policy.compiled import targets_kernel
 from roarm_lab.policy.targets import clamp_targets, desired_targets
 from roarm_lab.assets.joint_table import JOINTS
 from roarm_lab.policy.spec import check_spec, measured_slice
@@ -64,7 +64,7 @@ class ActionConvention:
         self.max_step = act.get("max_step")
         self.default = np.array([meta["default_joint_pos"][j] for j in self.joint_names], dtype=np.float32)
         self._joint_pos_slice = measured_slice(meta)
-        self._kernel = targets_kernel() if compiled and numba_available() else None
+        self._kernel = targets_kernel() if compiled else None
         self._max_step32 = np.float32(-1.0 if self.max_step is None else self.max_step)
 
     def measured_joint_pos(self, obs: np.ndarray) -> np.ndarray | None:
@@ -85,9 +85,9 @@ class ActionConvention:
         """
         previous = state.target if state.target is not None else self._start(obs)
         action = action[: self.size]  # the arm's term leads the output (policy.json's action_terms); a gripper's follows
-        if self._kernel is not None:
+        if self._kernel is not None and self._kernel_takes(action, previous):
             target, clipped = np.empty(self.size, np.float32), np.empty(self.size, np.bool_)
-            if not self._kernel(np.ascontiguousarray(action, np.float32), np.ascontiguousarray(previous, np.float32),
+            if not self._kernel(np.require(action, requirements="CW"), np.require(previous, requirements="CW"),
                                 self.offset, self.scale,
                                 self.relative, self.lower, self.upper, self._max_step32, target, clipped):
                 raise NotFiniteError(NOT_FINITE_MESSAGE)
@@ -103,6 +103,12 @@ class ActionConvention:
         target = clamp_targets(desired, previous, lower, upper, self.max_step)
         state.target = target.astype(np.float32)
         return state.target, clipped
+
+    def _kernel_takes(self, action: np.ndarray, previous: np.ndarray) -> bool:
+        """float32 arrays of the right sizes (what the gateway passes); anything else takes the rule itself, which
+        rounds and broadcasts as numpy does (a float64 action is not rounded to float32 first, a short one raises)."""
+        return (isinstance(action, np.ndarray) and isinstance(previous, np.ndarray) and action.dtype == np.float32
+                and previous.dtype == np.float32 and action.shape == (self.size,) and previous.shape == (self.size,))
 
     def hold_targets(self, obs: np.ndarray, state: ClientTargets, commit: bool = True) -> np.ndarray:
         """The safe action: keep the current targets (or the measured pose, in the box, if there are none yet).

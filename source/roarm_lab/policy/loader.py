@@ -85,8 +85,8 @@ def _torchscript_runner(data: bytes) -> Any:
     model = torch.jit.load(io.BytesIO(data), map_location="cpu")
 
     def run(obs: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(obs)).numpy()
+        with torch.inference_mode():  # a read-only view (the gateway's received bytes) is copied: torch writes
+            return model(torch.from_numpy(np.require(obs, requirements="W"))).numpy()
 
     return run
 

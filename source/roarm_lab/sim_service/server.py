@@ -173,7 +173,12 @@ class SimServer:
             log.exception("request failed")
             reply = p.error_reply(SimErrorCode.INTERNAL, f"internal error ({type(err).__name__}: {err})", request_id)
         try:
-            self.socket.send_multipart([*envelope, p.encode(reply)], zmq.NOBLOCK)
+            frame = p.encode(reply)
+        except Exception:  # a value no encoder takes must not end the serving loop: a fixed reply instead
+            log.exception("reply could not be encoded")
+            frame = p.encode(p.error_reply(SimErrorCode.INTERNAL, "internal error (the reply could not be encoded)"))
+        try:
+            self.socket.send_multipart([*envelope, frame], zmq.NOBLOCK)
         except zmq.Again:
             log.warning("reply dropped: the client is gone")
 
