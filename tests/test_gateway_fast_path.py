@@ -108,7 +108,7 @@ def _answers(export_dir, frames_of, fast: bool, monkeypatch) -> list[dict]:
     """Each frame's reply from a fresh server, with the fast path on or off; timings and the session dropped."""
     if not fast:
         monkeypatch.setattr(server_module, "decode_infer", lambda frame: None)
-    srv = GatewayServer(LoadedPolicy.load(export_dir), GatewayConfig(bind="tcp://127.0.0.1:0", deadline_ms=500,
+    srv = GatewayServer(LoadedPolicy.load(export_dir, compiled=True), GatewayConfig(bind="tcp://127.0.0.1:0", deadline_ms=500,
                                                                      event_log="")).start()
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -148,8 +148,8 @@ def test_every_frame_gets_the_same_reply_with_the_fast_path_on_or_off(export_dir
 def test_the_mlp_kernel_matches_onnx_runtime_and_a_changed_graph_falls_back(export_dir):
     import onnx
 
-    policy = LoadedPolicy.load(export_dir)
-    assert policy.inference == "numba-mlp"
+    policy = LoadedPolicy.load(export_dir, compiled=True)
+    assert policy.inference == "numba-mlp" and LoadedPolicy.load(export_dir).inference == "onnxruntime"
     model = onnx.load(str(export_dir / "policy.onnx"))
     reference = LoadedPolicy.load(export_dir, "torchscript")
     obs = np.random.default_rng(3).normal(0.0, 2.0, (64, OBS_SIZE)).astype(np.float32)
@@ -182,7 +182,7 @@ def test_an_export_whose_policy_json_disagrees_with_the_model_s_width_does_not_l
     meta["observation"]["size"] -= last["size"]
     (copy_dir / "policy.json").write_text(json.dumps(meta))
     with pytest.raises(PolicyLoadError, match="does not run on a"):
-        LoadedPolicy.load(copy_dir)
+        LoadedPolicy.load(copy_dir, compiled=True)
 
 
 def _convention_cases(rng: np.random.Generator, n: int):
@@ -207,7 +207,7 @@ def test_the_compiled_convention_is_the_rule_bit_for_bit(export_dir, mode, max_s
         meta["action"].pop("max_step", None)
     else:
         meta["action"]["max_step"] = max_step
-    compiled, rule = ActionConvention(meta), ActionConvention(meta, compiled=False)
+    compiled, rule = ActionConvention(meta, compiled=True), ActionConvention(meta)
     assert compiled._kernel is not None and rule._kernel is None
     obs = np.zeros(OBS_SIZE, np.float32)
     refusals = 0
@@ -247,7 +247,7 @@ def test_a_numba_that_cannot_load_leaves_every_path_on_numpy_and_onnx_runtime(ex
     fake.mkdir()
     (fake / "__init__.py").write_text("raise ImportError('llvmlite is broken here')\n")
     code = (f"import numpy as np; from roarm_lab.gateway.protocol import array_values; "
-            f"from roarm_lab.policy import LoadedPolicy; p = LoadedPolicy.load({str(export_dir)!r}); "
+            f"from roarm_lab.policy import LoadedPolicy; p = LoadedPolicy.load({str(export_dir)!r}, compiled=True); "
             f"print(p.inference, p.convention._kernel is None, array_values([2], np.ones(2, np.float32).tobytes(), 'x'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})

@@ -213,7 +213,7 @@ def gateway_section(policy: Path, docs: Path) -> tuple[str, dict[str, float]]:
 
     print("gateway: inference candidates, then latency, throughput, order, deadlines", flush=True)
     costs = inference_costs(str(policy))
-    loaded = LoadedPolicy.load(policy)
+    loaded = LoadedPolicy.load(policy, compiled=True)
     port = _port()
     gateway = _start_gateway(str(policy), port)
     samples: list[dict] = []

@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.inference_only:
         costs = inference_costs(args.policy)
         print("inference, one observation: " + ", ".join(f"{k} {v:.1f} us" for k, v in costs.items()) +
-              f" (the gateway runs {LoadedPolicy.load(args.policy).inference})")
+              f" (the gateway runs {LoadedPolicy.load(args.policy, compiled=True).inference})")
         return 0
     if args.soak:
         from roarm_lab.gateway.soak import soak_main

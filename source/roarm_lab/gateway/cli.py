@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if not opts.get("policy"):
         parser.error("--policy is required (an exported/ folder written by scripts/play.py)")
     try:
-        policy = LoadedPolicy.load(opts["policy"], opts.get("backend", "onnx"))
+        policy = LoadedPolicy.load(opts["policy"], opts.get("backend", "onnx"), compiled=True)
         server = GatewayServer(policy, server_config(opts))
     except (PolicyLoadError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -11,14 +11,12 @@ from __future__ import annotations
 import ipaddress
 import math
 from enum import Enum
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 import msgpack
 import msgspec
 import numpy as np
-
-from roarm_lab.policy.compiled import finite_check
 
 PROTOCOL_VERSION = 2
 SUPPORTED_VERSIONS = (2,)
@@ -74,11 +72,17 @@ def unpack_array(obj: Any, name: str = "array") -> np.ndarray:
     return array_values(shape, obj["data"], name).astype(np.float32)
 
 
-def array_values(shape: list[int], data: Any, name: str) -> np.ndarray:
+def _numpy_all_finite(values: np.ndarray) -> bool:
+    return bool(np.isfinite(values).all())
+
+
+def array_values(shape: list[int], data: Any, name: str,
+                 all_finite: Callable[[np.ndarray], bool] = _numpy_all_finite) -> np.ndarray:
     """The checks of an array whose dtype and shape are well formed: size cap, byte count, finiteness.
 
     Shared by ``unpack_array`` and the typed fast path (``infer_codec``), so both refuse the same arrays with
-    the same codes. Returns a read-only view of ``data``.
+    the same codes. Returns a read-only view of ``data``. ``all_finite``: the gateway passes the compiled loop
+    (``policy.compiled.finite_check``); clients keep numpy's and never load numba for it.
     """
     count = shape[0] if len(shape) == 1 else math.prod(shape)
     if count > MAX_ARRAY_LEN:
@@ -86,7 +90,7 @@ def array_values(shape: list[int], data: Any, name: str) -> np.ndarray:
     if not isinstance(data, (bytes, bytearray)) or len(data) != 4 * count:
         raise ProtocolError(ErrorCode.BAD_ARRAY, f"{name} data must be {4 * count} bytes for shape {list(shape)}")
     arr = np.frombuffer(data, dtype="<f4")
-    if not _all_finite(arr):
+    if not all_finite(arr):
         raise ProtocolError(ErrorCode.NOT_FINITE, f"{name} contains NaN or Inf")
     return arr if len(shape) == 1 else arr.reshape(shape)
 
@@ -103,7 +107,6 @@ def _encode_other(value: Any) -> Any:
 
 
 _ENCODER = msgspec.msgpack.Encoder(enc_hook=_encode_other)
-_all_finite = finite_check()
 _DECODER = msgspec.msgpack.Decoder()
 
 

@@ -39,6 +39,7 @@ from roarm_lab.gateway.infer_codec import decode_infer
 from roarm_lab.gateway.forensics import MAX_FIELD_CHARS, HashMismatchLog, forensic_path
 from roarm_lab.gateway.metrics import PrometheusExporter
 from roarm_lab.policy import LoadedPolicy, NotFiniteError, ObservationSizeError, PolicyLoadError
+from roarm_lab.policy.compiled import finite_check
 from roarm_lab.gateway.protocol import (MAX_FRAME_BYTES, PROTOCOL_VERSION, ErrorCode, ProtocolError, array_values,
                                         check_version, decode, encode, error_reply, is_loopback, pack_array,
                                         unpack_array)
@@ -181,6 +182,7 @@ class GatewayServer:
         self._lock = threading.Lock()  # the socket and all serving state; never held while a policy runs
         self._backlog: collections.deque[tuple[_Pending, LoadedPolicy]] = collections.deque()
         self._pending: dict[tuple[bytes, int], _Pending] = {}
+        self._all_finite = finite_check()  # the compiled check where numba loads (protocol's default is numpy's)
         self._rows = np.empty((self.cfg.max_batch, policy.obs_size), np.float32)
         """The serving thread's batch buffer (only it touches it; a reload keeps the observation size)."""
         self._inferring = False
@@ -450,7 +452,8 @@ class GatewayServer:
                 request_id = typed.id
                 self._count_request("infer")
                 self._admit_infer(envelope, self._session(identity, typed.session), typed.seq, typed.id,
-                                  lambda: self.policy.assemble(array_values(array.shape, array.data, "obs")),
+                                  lambda: self.policy.assemble(array_values(array.shape, array.data, "obs",
+                                                                            self._all_finite)),
                                   self.cfg.deadline_ms if typed.deadline_ms is UNSET else typed.deadline_ms,
                                   typed.sent, typed.config_hash)
                 return
@@ -609,7 +612,7 @@ class GatewayServer:
     def _reload(self, envelope: list[bytes], request_id: Any, label: str, path: str, backend: str) -> None:
         """Load off the serving path (the socket keeps being served), then swap the policy under the lock."""
         try:
-            new, error = LoadedPolicy.load(allowed_export(path, self._reload_roots), backend), None
+            new, error = LoadedPolicy.load(allowed_export(path, self._reload_roots), backend, compiled=True), None
         except PolicyLoadError as err:
             new, error = None, str(err)
         except Exception as err:  # noqa: BLE001 - any failure is a refused reload; the old policy serves on

@@ -48,7 +48,7 @@ class ActionConvention:
     are policy.json's intersected with the joint table's safe box (a file can narrow the box, never widen it).
     """
 
-    def __init__(self, meta: dict[str, Any], compiled: bool = True):
+    def __init__(self, meta: dict[str, Any], compiled: bool = False):
         """``compiled``: convert with ``compiled.targets_kernel`` when numba is there (the gateway's per-request
         path); False: ``policy.targets`` on numpy, the rule itself (the parity test compares the two)."""
         check_spec(meta)

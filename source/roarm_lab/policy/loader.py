@@ -25,7 +25,7 @@ class ObservationSizeError(ValueError):
     """An observation that does not fit the export's layout (the message says what was expected)."""
 
 
-def _onnx_runner(data: bytes, name: str) -> Any:
+def _onnx_runner(data: bytes, name: str, compiled: bool = False) -> Any:
     import onnx
     import onnxruntime as ort
 
@@ -45,7 +45,7 @@ def _onnx_runner(data: bytes, name: str) -> Any:
     def run(obs: np.ndarray) -> np.ndarray:
         return session.run(None, {input_name: obs})[0]
 
-    return _fastest(model, run)
+    return _fastest(model, run) if compiled else run
 
 
 def _fastest(model: Any, reference: Any) -> Any:
@@ -100,8 +100,12 @@ class LoadedPolicy:
     convention: ActionConvention = field(repr=False, default=None)
 
     @classmethod
-    def load(cls, export_dir: str | Path, backend: str = "onnx") -> "LoadedPolicy":
-        """Load and check an export; every failure is a ``PolicyLoadError`` naming the file and the fix."""
+    def load(cls, export_dir: str | Path, backend: str = "onnx", compiled: bool = False) -> "LoadedPolicy":
+        """Load and check an export; every failure is a ``PolicyLoadError`` naming the file and the fix.
+
+        ``compiled``: the gateway's per-request paths (``policy.compiled``: the numba MLP where the graph allows,
+        the numba convention). Other callers (evaluation, the simulator service, the control core) keep ONNX
+        Runtime and the numpy rule, and never load numba (0.75 s a process)."""
         if backend not in ("onnx", "torchscript"):
             raise PolicyLoadError(f"unknown inference backend {backend!r}; choose onnx or torchscript")
         meta, folder = load_spec(export_dir)
@@ -113,12 +117,12 @@ class LoadedPolicy:
         except UnsafeFileError as err:
             raise PolicyLoadError(str(err)) from None
         try:
-            run = _onnx_runner(data, name) if backend == "onnx" else _torchscript_runner(data)
+            run = _onnx_runner(data, name, compiled) if backend == "onnx" else _torchscript_runner(data)
         except PolicyLoadError:
             raise
         except Exception as err:  # onnxruntime and torch raise their own types for a bad model
             raise PolicyLoadError(f"{folder / name} cannot be loaded ({type(err).__name__}: {str(err)[:200]})") from None
-        policy = cls(path=folder, meta=meta, backend=backend, _run=run, convention=ActionConvention(meta))
+        policy = cls(path=folder, meta=meta, backend=backend, _run=run, convention=ActionConvention(meta, compiled=compiled))
         try:  # fail at load, not at the first request
             out = np.asarray(run(np.zeros((1, policy.obs_size), dtype=np.float32)))
         except Exception as err:  # noqa: BLE001 - a model that cannot run is a load error
