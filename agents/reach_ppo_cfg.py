@@ -20,8 +20,6 @@ from roarm_lab.agents.common import RoArmPPORunnerCfg
 class RoArmReachPPORunnerCfg(RoArmPPORunnerCfg):
     experiment_name = "roarm_reach"
     max_iterations = 300
-    entropy_schedule: list | None = None
-    """[[iteration, coefficient], ...] overrides algorithm.entropy_coef per iteration (rl/schedules.py); None: constant."""
     num_steps_per_env = 32
     save_interval = 50
     device = "cpu"

@@ -29,7 +29,7 @@ def training_rate(paths: ProjectPaths, task: str) -> tuple[float, str]:
             if info.get("task") == task and done >= MIN_MEASURED_ITERATIONS and envs > 0 \
                     and isinstance(wall, (int, float)) and wall > 0:
                 return wall / (done * envs), f"measured by run {record.parent.name} ({done} iterations x {envs} envs)"
-    return FALLBACK_S_PER_ENV_ITERATION, "no finished run here yet: docs/benchmarks.md's 2-core figure (docs/scaling.md)"
+    return FALLBACK_S_PER_ENV_ITERATION, "no finished run here yet: the default's 2-core figure (docs/scaling.md; docs/benchmarks.md splits it)"
 
 
 def expected_minutes(paths: ProjectPaths, task: str, num_envs: int, iterations: int) -> tuple[float, str]:

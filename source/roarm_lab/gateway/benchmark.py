@@ -226,20 +226,15 @@ def inference_costs(export_dir: str, calls: int = 20000) -> dict[str, float]:
     """Microseconds per call for one observation: ONNX Runtime, the graph in numpy, TorchScript, the numba kernel.
     The gateway's choice (``LoadedPolicy.inference``) is the kernel where the graph allows it (docs/gateway.md)."""
     import onnx
-    import onnxruntime as ort
 
     from roarm_lab.policy.compiled import compile_mlp, mlp_weights, numpy_mlp
-    from roarm_lab.policy.loader import _torchscript_runner
+    from roarm_lab.policy.loader import _onnx_runner, _torchscript_runner
 
-    folder = LoadedPolicy.load(export_dir).path
+    loaded = LoadedPolicy.load(export_dir)
+    folder = loaded.path
     data = (folder / "policy.onnx").read_bytes()
     weights = mlp_weights(onnx.load_model_from_string(data))
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    runners = {"onnxruntime": lambda x: session.run(None, {name: x})[0]}
+    runners = {"onnxruntime": _onnx_runner(data, "policy.onnx")}  # the loader's own session (one thread)
     if weights is not None:
         runners["numpy"] = numpy_mlp(weights)
     if (folder / "policy.pt").is_file():
@@ -247,7 +242,7 @@ def inference_costs(export_dir: str, calls: int = 20000) -> dict[str, float]:
     kernel = compile_mlp(weights) if weights is not None else None
     if kernel is not None:
         runners["numba-mlp"] = kernel
-    obs = np.zeros((1, LoadedPolicy.load(export_dir).obs_size), np.float32)
+    obs = np.zeros((1, loaded.obs_size), np.float32)
     costs = {}
     for key, run in runners.items():
         for _ in range(calls // 10):

@@ -72,12 +72,12 @@ def unpack_array(obj: Any, name: str = "array") -> np.ndarray:
     return array_values(shape, obj["data"], name).astype(np.float32)
 
 
-def _numpy_all_finite(values: np.ndarray) -> bool:
+def numpy_all_finite(values: np.ndarray) -> bool:
     return bool(np.isfinite(values).all())
 
 
 def array_values(shape: list[int], data: Any, name: str,
-                 all_finite: Callable[[np.ndarray], bool] = _numpy_all_finite) -> np.ndarray:
+                 all_finite: Callable[[np.ndarray], bool] = numpy_all_finite) -> np.ndarray:
     """The checks of an array whose dtype and shape are well formed: size cap, byte count, finiteness.
 
     Shared by ``unpack_array`` and the typed fast path (``infer_codec``), so both refuse the same arrays with

@@ -41,8 +41,8 @@ from roarm_lab.gateway.metrics import PrometheusExporter
 from roarm_lab.policy import LoadedPolicy, NotFiniteError, ObservationSizeError, PolicyLoadError
 from roarm_lab.policy.compiled import finite_check
 from roarm_lab.gateway.protocol import (MAX_FRAME_BYTES, PROTOCOL_VERSION, ErrorCode, ProtocolError, array_values,
-                                        check_version, decode, encode, error_reply, is_loopback, pack_array,
-                                        unpack_array)
+                                        check_version, decode, encode, error_reply, is_loopback, numpy_all_finite,
+                                        pack_array, unpack_array)
 from roarm_lab.gateway.sessions import Session, SessionTable
 from roarm_lab.gateway.stats import GatewayStats, SlaMonitor, client_entry
 from roarm_lab.gateway.watchdog import DeadlineWatchdog
@@ -182,7 +182,7 @@ class GatewayServer:
         self._lock = threading.Lock()  # the socket and all serving state; never held while a policy runs
         self._backlog: collections.deque[tuple[_Pending, LoadedPolicy]] = collections.deque()
         self._pending: dict[tuple[bytes, int], _Pending] = {}
-        self._all_finite = finite_check()  # the compiled check where numba loads (protocol's default is numpy's)
+        self._all_finite = finite_check() or numpy_all_finite  # the compiled loop where numba loads
         self._rows = np.empty((self.cfg.max_batch, policy.obs_size), np.float32)
         """The serving thread's batch buffer (only it touches it; a reload keeps the observation size)."""
         self._inferring = False
@@ -444,11 +444,11 @@ class GatewayServer:
             self.stats.errors["bad_envelope"] += 1
             return
         identity, envelope, payload = frames[0], frames[:-1], frames[-1]
-        typed = decode_infer(payload)  # the fast path: a well-formed flat infer request, typed in compiled code
+        fast = decode_infer(payload)  # the fast path: a well-formed flat infer request, typed in compiled code
+        typed, array = fast if fast is not None else (None, None)
         request_id, msg = None, None
         try:
             if typed is not None:
-                typed, array = typed
                 request_id = typed.id
                 self._count_request("infer")
                 self._admit_infer(envelope, self._session(identity, typed.session), typed.seq, typed.id,

@@ -166,9 +166,8 @@ def targets_kernel() -> Any:
     return None if kernels is None else kernels.action_targets
 
 
-def finite_check() -> Callable[[np.ndarray], bool]:
-    """``all_finite(flat float32 array) -> bool``: the compiled loop with numba, else numpy's."""
+def finite_check() -> Callable[[np.ndarray], bool] | None:
+    """``all_finite(flat float32 array) -> bool`` as a compiled loop, or None without numba (the caller keeps
+    ``protocol.numpy_all_finite``)."""
     kernels = numba_kernels()
-    if kernels is not None:
-        return kernels.all_finite
-    return lambda values: bool(np.isfinite(values).all())
+    return None if kernels is None else kernels.all_finite

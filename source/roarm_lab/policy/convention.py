@@ -6,7 +6,6 @@ real-arm bridge and the simulator service call it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +95,7 @@ class ActionConvention:
         desired = desired_targets(action, previous, self.offset, self.scale, self.relative)
         # non-finite exactly when the action (or a start read from the observation) is: one check covers both,
         # before any clamp could turn an Inf into a finite limit
-        if not math.isfinite(np.add.reduce(desired, dtype=np.float64)):  # any NaN or Inf makes the sum non-finite
+        if not np.isfinite(desired).all():
             raise NotFiniteError(NOT_FINITE_MESSAGE)
         lower, upper = self.lower, self.upper
         clipped = ((desired < lower) | (desired > upper)).tolist()
