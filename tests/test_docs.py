@@ -125,6 +125,7 @@ def _quick_start_lines() -> list[str]:
     return [line for doc, line in commands() if doc.name == "README.md" and line in quick]
 
 
+@pytest.mark.long
 def test_the_quick_start_trains_evaluates_and_stays_quiet_in_a_fresh_copy(clean_copy):
     lines = _quick_start_lines()
     install = next(line for line in lines if "pip install" in line)

@@ -284,6 +284,7 @@ def _spawn_train(log_root: Path, *extra: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.long
 def test_a_training_killed_with_minus_9_ten_times_leaves_every_checkpoint_loadable(tmp_path):
     """Killed at random moments while it saves and prunes every iteration: whatever is left loads, best.json names
     a checkpoint that is there, and --resume continues."""
@@ -340,6 +341,7 @@ def _fill(mount: Path, leave: int) -> Path:
     return ballast
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("leave, extra", [  # what filled first here: env.yaml, a progress record, a checkpoint
     (0, []), (60_000, ["agent.save_interval=100000"]), (120_000, [])])
 def test_a_full_disk_ends_in_one_line_naming_the_folder_and_the_free_space_and_keeps_the_checkpoint(small_disk, leave,

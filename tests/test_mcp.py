@@ -172,6 +172,7 @@ class Chat:
         return str(refusal.value)
 
 
+@pytest.mark.long
 def test_a_chat_trains_follows_compares_runs_and_steers_the_simulator_without_flooding_its_context(tmp_path):
     """The whole conversation of the chat-face issue through the official client in one session: a typed mistake,
     a training echoed and followed with progress, its curves and log, evaluation and export, the simulator driven

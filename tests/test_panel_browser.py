@@ -55,6 +55,7 @@ def browser():
         b.close()
 
 
+@pytest.mark.long
 def test_a_person_trains_exports_plays_and_stops_the_arm_in_the_browser(tmp_path, browser):
     docs = os.environ.get("ROARM_PANEL_SCREENSHOTS")
     shots = (ROOT / docs) if docs else tmp_path
