@@ -102,6 +102,58 @@ def test_the_scripted_grasp_fails_without_the_jaws_friction_or_contact(make_task
     assert heights[1] < 0.03 and heights[2] < 0.03, f"the cube rose without friction or contact: {heights[1:]}"
 
 
+@pytest.mark.skipif(RUNTIME != "embedded", reason="needs a held cube: the scripted grasp does not hold on Newton (above)")
+def test_a_held_cube_stays_in_the_jaws_for_an_episode_and_creeps_out_under_soft_friction(make_task_env):
+    """The lift task's contact settings (elliptic cone, impratio 10) hold the cube for a whole episode; MuJoCo's
+    defaults (pyramidal, impratio 1) let it creep out of the stalled jaws, and a policy that had carried it to the
+    goal lost it before the episode's end (docs/tasks.md, run R)."""
+    def hold(edit=None) -> tuple[float, float]:
+        def cfg(c):
+            c.evaluation_mode(randomize=False)
+            c.episode_length_s = 20.0
+            if edit:
+                edit(c.sim.physics)
+
+        env = make_task_env(1, task=TASK, edit=cfg)
+        env.reset()
+        place_cube(env, z=0.015)
+        lifted = scripted_grasp(env)[0]
+        for _ in range(int(round(5.0 / env.step_dt))):  # 5 s, the task's episode, the gripper closed, the arm still
+            env.step(torch.tensor([[0.0] * 5 + [-1.0]]))
+        return lifted, env.scene["cube"].data.root_pos_w.torch[0, 2].item()
+
+    lifted, held = hold()
+    assert lifted > 0.07 and lifted - held < 0.005, f"the held cube sank {100 * (lifted - held):.1f} cm in 5 s"
+
+    def soft(physics):
+        physics.cone, physics.impratio = "pyramidal", 1.0
+
+    lifted, held = hold(soft)
+    assert lifted > 0.07 and lifted - held > 0.01, f"MuJoCo's soft defaults held the cube: it sank {lifted - held:.3f} m"
+
+
+@pytest.mark.skipif(RUNTIME != "embedded", reason="needs a held cube: the scripted grasp does not hold on Newton (above)")
+def test_the_lift_rewards_pay_a_held_cube_by_its_height_and_nothing_well_above_the_goal(make_task_env):
+    env = lift_env(make_task_env, num_envs=1)
+    env.reset()
+    place_cube(env, z=0.015)
+
+    def terms(goal_z: float | None = None) -> tuple[float, float]:
+        if goal_z is not None:  # a goal above the cube, at this height over the table (world z)
+            goal = env.command_manager.get_term("object_goal")
+            goal.pos_command_b[:, 2] = goal_z - env.scene["robot"].data.root_pos_w.torch[:, 2]
+        lifted, progress = (env.reward_manager.get_term_cfg(name) for name in ("lifting_object", "lifting_progress"))
+        return float(lifted.func(env, **lifted.params)[0]), float(progress.func(env, **progress.params)[0])
+
+    assert terms(goal_z=0.12) == (0.0, 0.0)  # on the table, not grasped
+    height = scripted_grasp(env)[0]
+    assert height > 0.07
+    lifted, progress = terms(goal_z=height + 0.02)
+    assert lifted == 1.0 and progress == pytest.approx((height - 0.015) / (height + 0.02 - 0.015), abs=1e-3)
+    assert terms(goal_z=height - 0.02) == (1.0, 1.0)  # a little above the goal: lifted, all the way
+    assert terms(goal_z=height - 0.04) == (0.0, 0.0)  # more than 3 cm above it: a lift to the arm's top pays nothing
+
+
 def test_the_cube_state_reads_like_isaac_labs_rigid_object(make_task_env):
     env = lift_env(make_task_env, num_envs=2)
     env.reset()

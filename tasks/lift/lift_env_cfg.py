@@ -14,7 +14,7 @@ from roarm_lab.tasks.evaluation import evaluation_settings
 from roarm_lab.tasks.lift import mdp as lift_mdp
 from roarm_lab.assets.joint_table import ARM_JOINTS, GRASP_FRAME, GRIPPER_JOINT, SERVO
 from roarm_lab.assets.roarm_m3_cfg import ROARM_M3_CFG, TABLE_CFG, TABLE_SIZE_M
-from roarm_lab.assets.physics import servo_rate_simulation
+from roarm_lab.assets.physics import grasp_contact_simulation, servo_rate_simulation
 from roarm_lab.isaaclab_api import (ArticulationCfg, AssetBaseCfg, CuboidCfg, CurriculumTermCfg as CurrTerm,
                               EventTermCfg as EventTerm, InteractiveSceneCfg, ManagerBasedRLEnvCfg,
                               MassPropertiesCfg, ObservationGroupCfg as ObsGroup, ObservationTermCfg as ObsTerm,
@@ -36,6 +36,15 @@ PREGRASP = {"base": 0.0, "shoulder": 0.338, "elbow": 1.711, "wrist": 1.093, "rol
 """The hand pointing down 10 cm above the table at x = 0.22 m, the jaws closing along y."""
 LIFTED_Z = CUBE_REST_Z + 0.02
 """The cube's centre this high (2 cm above its rest) counts as lifted: the rewards' gate and the success floor."""
+
+GRASPED_M = 0.015
+"""The grasp term pays while the cube's centre is this close to the grasp centre (a scripted grasp holds it 0.8 cm
+off)."""
+HELD_M = 0.025
+"""The lift, progress and goal terms pay while the cube's centre is this close to the grasp centre: looser than the
+grasp, since a lifted cube sags in the jaws, but not 4 cm, which let the policy pinch the cube in the jaws' tips,
+3 cm below, and collect the lift reward for a hold that could not carry it (run H, docs/tasks.md). At 1.5 cm no
+lift was ever paid (runs M, T)."""
 
 
 @configclass
@@ -159,19 +168,27 @@ class EventCfg:
 class RewardsCfg:
     reaching_object = RewTerm(func=mdp.object_ee_distance, weight=1.0,
                               params={"std": 0.1, "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG})
-    grasping_object = RewTerm(func=mdp.object_grasped, weight=2.0,
+    reaching_object_fine = RewTerm(func=mdp.object_ee_distance, weight=2.0,
+                                   params={"std": 0.02, "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG})
+    grasping_object = RewTerm(func=mdp.object_grasped, weight=0.5,
                               params={"action_name": "gripper_action", "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG,
-                                      "min_opening": 0.2, "max_ee_distance": 0.015})
+                                      "min_opening": 0.2, "max_ee_distance": GRASPED_M})
     lifting_object = RewTerm(func=mdp.object_is_lifted, weight=15.0,
-                             params={"minimal_height": LIFTED_Z, "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG})
+                             params={"minimal_height": LIFTED_Z, "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG,
+                                     "max_ee_distance": HELD_M, "command_name": "object_goal", "max_above_goal": 0.03})
+    lifting_progress = RewTerm(func=mdp.object_lift_progress, weight=20.0,
+                               params={"rest_height": CUBE_REST_Z, "command_name": "object_goal",
+                                       "action_name": "gripper_action", "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG,
+                                       "min_opening": 0.2, "max_ee_distance": HELD_M})
     object_goal_tracking = RewTerm(func=mdp.object_goal_distance, weight=16.0,
                                    params={"std": 0.1, "minimal_height": LIFTED_Z, "command_name": "object_goal",
                                            "object_cfg": CUBE_CFG, "robot_cfg": SceneEntityCfg("robot"),
-                                           "ee_cfg": GRASP_CFG})
+                                           "ee_cfg": GRASP_CFG, "max_ee_distance": HELD_M})
     object_goal_tracking_fine = RewTerm(func=mdp.object_goal_distance, weight=5.0,
                                         params={"std": 0.02, "minimal_height": LIFTED_Z,
                                                 "command_name": "object_goal", "object_cfg": CUBE_CFG,
-                                                "robot_cfg": SceneEntityCfg("robot"), "ee_cfg": GRASP_CFG})
+                                                "robot_cfg": SceneEntityCfg("robot"), "ee_cfg": GRASP_CFG,
+                                                "max_ee_distance": HELD_M})
     action_rate = RewTerm(func=mdp.action_rate_l2, weight=-1e-4)
     joint_vel = RewTerm(func=mdp.joint_vel_l2, weight=-1e-4, params={"asset_cfg": ARM_CFG})
 
@@ -206,6 +223,7 @@ class RoArmLiftEnvCfg(ManagerBasedRLEnvCfg):
 
     def __post_init__(self):
         servo_rate_simulation(self)
+        grasp_contact_simulation(self)
         self.episode_length_s = 5.0
 
     def play_mode(self):

@@ -239,6 +239,10 @@ class MujocoCpuPhysicsCfg:
     energy: bool = False
     """Compute each simulation's kinetic and potential energy every step (MuJoCo's energy flag): the physics
     report of recorded rollouts; off in training (it costs a little each step)."""
+    cone: str | None = None
+    """MuJoCo's friction cone, ``pyramidal`` or ``elliptic``; None keeps the model's (``assets/mjcf.py``)."""
+    impratio: float | None = None
+    """MuJoCo's ratio of frictional to normal constraint impedance; None keeps the model's (1)."""
 
 
 @configclass

@@ -135,7 +135,8 @@ class ManagerBasedRLEnv(gym.Env):
                              "CPU (MujocoCpuPhysicsCfg); Isaac Lab's backends need --runtime isaaclab")
         scene_model = compose_scene(cfg.scene, self.physics_dt)
         self.sim = make_backend(physics.backend, num_envs=self.num_envs, physics_dt=self.physics_dt, scene=scene_model,
-                                nthread=physics.nthread if num_threads is None else num_threads, energy=physics.energy)
+                                nthread=physics.nthread if num_threads is None else num_threads, energy=physics.energy,
+                                cone=physics.cone, impratio=physics.impratio)
         robot_cfg = getattr(cfg.scene, scene_model.articulation)
         robot = Articulation(self.sim, self.device,
                              _resolve_joint_values(robot_cfg.init_state.joint_pos, self.sim.joint_names),

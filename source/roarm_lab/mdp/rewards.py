@@ -9,7 +9,7 @@ import torch
 from roarm_lab.assets.joint_table import ARM_JOINTS
 from roarm_lab.isaaclab_api import ManagerTermBase, SceneEntityCfg
 from roarm_lab.mdp.commands import workspace_joint_box
-from roarm_lab.mdp.observations import ee_position_b, joint_pos_rel, object_ee_vector_b, object_goal_vector_b
+from roarm_lab.mdp.observations import ROBOT, ee_position_b, joint_pos_rel, object_ee_vector_b, object_goal_vector_b
 
 
 def _position_error(env: Any, command_name: str, asset_cfg: SceneEntityCfg) -> torch.Tensor:
@@ -101,11 +101,22 @@ def _held_up(env: Any, minimal_height: float, object_cfg: SceneEntityCfg, ee_cfg
 
 
 def object_is_lifted(env: Any, minimal_height: float, object_cfg: SceneEntityCfg,
-                     ee_cfg: SceneEntityCfg | None = None, max_ee_distance: float = 0.04) -> torch.Tensor:
+                     ee_cfg: SceneEntityCfg | None = None, max_ee_distance: float = 0.04,
+                     command_name: str | None = None, max_above_goal: float = 0.03,
+                     robot_cfg: SceneEntityCfg = ROBOT) -> torch.Tensor:
     """1 where the object's centre is above ``minimal_height`` (world z, the table top at 0). With ``ee_cfg``, only
     while the object is in the hand: a 40 g cube knocked into the air would otherwise pay as if lifted, and a
-    policy learns to fling it (the first lift runs did: most episodes ended with the cube off the table)."""
-    return _held_up(env, minimal_height, object_cfg, ee_cfg, max_ee_distance)
+    policy learns to fling it (the first lift runs did: most episodes ended with the cube off the table).
+
+    With ``command_name``, only while the object is also no more than ``max_above_goal`` (m) above that goal
+    command's height. Uncapped, a lift pays the same at any height, and a small arm under relative-action noise
+    finds holding the cube at the top of its travel, its joints against their limits where noise cannot move
+    them, a stable optimum that never reaches the goal (docs/tasks.md, runs A, D, E)."""
+    lifted = _held_up(env, minimal_height, object_cfg, ee_cfg, max_ee_distance)
+    if command_name is not None:
+        above_goal = -object_goal_vector_b(env, command_name, object_cfg, robot_cfg)[:, 2]
+        lifted = lifted * (above_goal <= max_above_goal).float()
+    return lifted
 
 
 def object_goal_distance(env: Any, std: float, minimal_height: float, command_name: str,
@@ -115,6 +126,23 @@ def object_goal_distance(env: Any, std: float, minimal_height: float, command_na
     ``ee_cfg``, held."""
     distance = torch.linalg.norm(object_goal_vector_b(env, command_name, object_cfg, robot_cfg), dim=1)
     return _held_up(env, minimal_height, object_cfg, ee_cfg, max_ee_distance) * (1.0 - torch.tanh(distance / std))
+
+
+def object_lift_progress(env: Any, rest_height: float, command_name: str, action_name: str,
+                         object_cfg: SceneEntityCfg, ee_cfg: SceneEntityCfg, min_opening: float, max_ee_distance: float,
+                         max_above_goal: float = 0.03, robot_cfg: SceneEntityCfg = ROBOT) -> torch.Tensor:
+    """How far a grasped object has been lifted from its rest toward the goal command's height, 0 to 1; 0 when it
+    is not grasped (``object_grasped``) or is more than ``max_above_goal`` (m) above the goal.
+
+    A binary lift (Isaac Lab's ``object_is_lifted``) pays nothing until the cube is 2 cm up, and a grasp on the
+    table is a plateau exploration rarely leaves; a graded lift pays the first millimetres. Capped at the goal's
+    height, since a lift that pays at any height lets a small arm hold the cube at the top of its travel, its
+    joints against their limits where action noise cannot move them (docs/tasks.md, runs A, D, E)."""
+    height = env.scene[object_cfg.name].data.root_pos_w.torch[:, 2] - rest_height
+    to_goal = object_goal_vector_b(env, command_name, object_cfg, robot_cfg)[:, 2]
+    progress = torch.clamp(height / torch.clamp(height + to_goal, min=1e-3), 0.0, 1.0)
+    grasped = object_grasped(env, action_name, object_cfg, ee_cfg, min_opening, max_ee_distance)
+    return grasped * progress * (-to_goal <= max_above_goal).float()
 
 
 def object_grasped(env: Any, action_name: str, object_cfg: SceneEntityCfg, ee_cfg: SceneEntityCfg,

@@ -38,9 +38,16 @@ class MujocoCpuBackend(PhysicsBackend):
     name = "mujoco-cpu"
 
     def __init__(self, num_envs: int, physics_dt: float, scene: SceneModel, nthread: int = 0,
-                 friction_velocity_eps: float = 0.05, energy: bool = False):
+                 friction_velocity_eps: float = 0.05, energy: bool = False, cone: str | None = None,
+                 impratio: float | None = None):
         spec = scene.spec
         spec.option.timestep = physics_dt
+        if cone is not None:
+            if cone not in ("pyramidal", "elliptic"):
+                raise ValueError(f"physics cone '{cone}' is not MuJoCo's: use 'pyramidal' or 'elliptic'")
+            spec.option.cone = getattr(mujoco.mjtCone, f"mjCONE_{cone.upper()}")
+        if impratio is not None:
+            spec.option.impratio = impratio
         # Coulomb friction of the joints is applied as a smooth torque at the control rate (apply_joint_friction),
         # not as MuJoCo friction-loss constraints, which cost ~40 % of the step for a 6-dof arm.
         self.default_friction = np.array([spec.joint(n).frictionloss for n in scene.joint_names])
