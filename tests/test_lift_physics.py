@@ -20,10 +20,12 @@ TASK = "RoArm-Lift-v0"
 CUBE_XY = (0.22, 0.0)
 
 
-def lift_env(make_task_env, num_envs: int):
+def lift_env(make_task_env, num_envs: int, physics_edit=None):
     def nominal(cfg):
         cfg.evaluation_mode(randomize=False)
         cfg.episode_length_s = 20.0
+        if physics_edit is not None:
+            physics_edit(cfg.sim.physics)
 
     return make_task_env(num_envs, task=TASK, edit=nominal)
 
@@ -107,14 +109,8 @@ def test_a_held_cube_stays_in_the_jaws_for_an_episode_and_creeps_out_under_soft_
     """The lift task's contact settings (elliptic cone, impratio 10) hold the cube for a whole episode; MuJoCo's
     defaults (pyramidal, impratio 1) let it creep out of the stalled jaws, and a policy that had carried it to the
     goal lost it before the episode's end (docs/tasks.md, run R)."""
-    def hold(edit=None) -> tuple[float, float]:
-        def cfg(c):
-            c.evaluation_mode(randomize=False)
-            c.episode_length_s = 20.0
-            if edit:
-                edit(c.sim.physics)
-
-        env = make_task_env(1, task=TASK, edit=cfg)
+    def hold(physics_edit=None) -> tuple[float, float]:
+        env = lift_env(make_task_env, num_envs=1, physics_edit=physics_edit)
         env.reset()
         place_cube(env, z=0.015)
         lifted = scripted_grasp(env)[0]
@@ -130,6 +126,15 @@ def test_a_held_cube_stays_in_the_jaws_for_an_episode_and_creeps_out_under_soft_
 
     lifted, held = hold(soft)
     assert lifted > 0.07 and lifted - held > 0.01, f"MuJoCo's soft defaults held the cube: it sank {lifted - held:.3f} m"
+
+
+@pytest.mark.skipif(RUNTIME != "embedded", reason="the embedded runtime's physics config")
+def test_a_friction_cone_mujoco_lacks_is_one_line_naming_the_choices(make_task_env):
+    def conical(physics):
+        physics.cone = "conical"
+
+    with pytest.raises(ValueError, match="physics cone 'conical' is not MuJoCo's: use 'pyramidal' or 'elliptic'"):
+        lift_env(make_task_env, num_envs=1, physics_edit=conical)
 
 
 @pytest.mark.skipif(RUNTIME != "embedded", reason="needs a held cube: the scripted grasp does not hold on Newton (above)")

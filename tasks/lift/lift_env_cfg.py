@@ -37,6 +37,8 @@ PREGRASP = {"base": 0.0, "shoulder": 0.338, "elbow": 1.711, "wrist": 1.093, "rol
 LIFTED_Z = CUBE_REST_Z + 0.02
 """The cube's centre this high (2 cm above its rest) counts as lifted: the rewards' gate and the success floor."""
 
+STALLED_RAD = 0.2
+"""The gripper told to close but stopped short of this opening (rad) has something between its jaws."""
 GRASPED_M = 0.015
 """The grasp term pays while the cube's centre is this close to the grasp centre (a scripted grasp holds it 0.8 cm
 off)."""
@@ -172,14 +174,14 @@ class RewardsCfg:
                                    params={"std": 0.02, "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG})
     grasping_object = RewTerm(func=mdp.object_grasped, weight=0.5,
                               params={"action_name": "gripper_action", "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG,
-                                      "min_opening": 0.2, "max_ee_distance": GRASPED_M})
+                                      "min_opening": STALLED_RAD, "max_ee_distance": GRASPED_M})
     lifting_object = RewTerm(func=mdp.object_is_lifted, weight=15.0,
                              params={"minimal_height": LIFTED_Z, "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG,
                                      "max_ee_distance": HELD_M, "command_name": "object_goal", "max_above_goal": 0.03})
     lifting_progress = RewTerm(func=mdp.object_lift_progress, weight=20.0,
                                params={"rest_height": CUBE_REST_Z, "command_name": "object_goal",
                                        "action_name": "gripper_action", "object_cfg": CUBE_CFG, "ee_cfg": GRASP_CFG,
-                                       "min_opening": 0.2, "max_ee_distance": HELD_M})
+                                       "min_opening": STALLED_RAD, "max_ee_distance": HELD_M})
     object_goal_tracking = RewTerm(func=mdp.object_goal_distance, weight=16.0,
                                    params={"std": 0.1, "minimal_height": LIFTED_Z, "command_name": "object_goal",
                                            "object_cfg": CUBE_CFG, "robot_cfg": SceneEntityCfg("robot"),

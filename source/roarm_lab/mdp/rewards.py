@@ -100,6 +100,12 @@ def _held_up(env: Any, minimal_height: float, object_cfg: SceneEntityCfg, ee_cfg
     return up.float()
 
 
+def _height_above_goal(env: Any, command_name: str, object_cfg: SceneEntityCfg,
+                       robot_cfg: SceneEntityCfg) -> torch.Tensor:
+    """How far (m) the object's centre is above the goal command's height; negative below it."""
+    return -object_goal_vector_b(env, command_name, object_cfg, robot_cfg)[:, 2]
+
+
 def object_is_lifted(env: Any, minimal_height: float, object_cfg: SceneEntityCfg,
                      ee_cfg: SceneEntityCfg | None = None, max_ee_distance: float = 0.04,
                      command_name: str | None = None, max_above_goal: float = 0.03,
@@ -114,8 +120,7 @@ def object_is_lifted(env: Any, minimal_height: float, object_cfg: SceneEntityCfg
     them, a stable optimum that never reaches the goal (docs/tasks.md, runs A, D, E)."""
     lifted = _held_up(env, minimal_height, object_cfg, ee_cfg, max_ee_distance)
     if command_name is not None:
-        above_goal = -object_goal_vector_b(env, command_name, object_cfg, robot_cfg)[:, 2]
-        lifted = lifted * (above_goal <= max_above_goal).float()
+        lifted = lifted * (_height_above_goal(env, command_name, object_cfg, robot_cfg) <= max_above_goal).float()
     return lifted
 
 
@@ -139,10 +144,10 @@ def object_lift_progress(env: Any, rest_height: float, command_name: str, action
     height, since a lift that pays at any height lets a small arm hold the cube at the top of its travel, its
     joints against their limits where action noise cannot move them (docs/tasks.md, runs A, D, E)."""
     height = env.scene[object_cfg.name].data.root_pos_w.torch[:, 2] - rest_height
-    to_goal = object_goal_vector_b(env, command_name, object_cfg, robot_cfg)[:, 2]
-    progress = torch.clamp(height / torch.clamp(height + to_goal, min=1e-3), 0.0, 1.0)
+    above_goal = _height_above_goal(env, command_name, object_cfg, robot_cfg)
+    progress = torch.clamp(height / torch.clamp(height - above_goal, min=1e-3), 0.0, 1.0)
     grasped = object_grasped(env, action_name, object_cfg, ee_cfg, min_opening, max_ee_distance)
-    return grasped * progress * (-to_goal <= max_above_goal).float()
+    return grasped * progress * (above_goal <= max_above_goal).float()
 
 
 def object_grasped(env: Any, action_name: str, object_cfg: SceneEntityCfg, ee_cfg: SceneEntityCfg,
