@@ -37,13 +37,22 @@ else:
 GRASP_CONE = "elliptic"
 GRASP_IMPRATIO = 10.0
 """Contact settings for tasks that hold an object in the jaws. With MuJoCo's defaults (pyramidal cone, impratio 1)
-friction is soft: a cube held by the stalled gripper creeps out of the jaws at about 0.8 cm/s and drops after
-7 s (``tests/test_lift_physics.py``); MuJoCo's documentation recommends elliptic cones with a larger impratio
-for grasping, and with these it creeps 0.1 cm in 10 s. Reach keeps the defaults: no friction holds anything."""
+friction is soft: a cube held by the stalled gripper creeps out of the jaws (at 60 Hz about 0.8 cm/s, dropping
+after 7 s; at ``GRASP_PHYSICS_HZ`` 0.8 cm in a 5 s episode, ``tests/test_lift_physics.py``). MuJoCo's documentation
+recommends elliptic cones with a larger impratio for grasping; with these it creeps 0.05 cm in 5 s. Reach keeps the defaults: no friction holds anything."""
+GRASP_PHYSICS_HZ = 240
+"""The physics rate of tasks that push objects around (decimation 8 under the 30 Hz policy). MuJoCo's soft contacts
+scale with the effective mass of what they hold apart, and at 60 Hz a 40 g cube pressed against the table by a
+jaw sinks 4 to 8 mm into it within one step and is shot out at up to 39 m/s: under exploration noise two of
+three lift training episodes ended with the cube off the table, and half of 64 cubes shaken by random actions
+from the open-jaw start flew faster than 1 m/s. At 240 Hz, 6 of 64 (``tests/test_lift_physics.py``; docs/tasks.md,
+"Lift physics"). It costs about 2.3 times the 60 Hz collection."""
 
 
 def grasp_contact_simulation(env_cfg: object) -> None:
-    """Hard friction (``GRASP_CONE``, ``GRASP_IMPRATIO``) on the task's physics, on either runtime."""
+    """Hard friction (``GRASP_CONE``, ``GRASP_IMPRATIO``) at ``GRASP_PHYSICS_HZ`` on the task's physics, on either
+    runtime: the whole of a grasping task's physics (it sets the timing too)."""
+    servo_rate_simulation(env_cfg, physics_hz=GRASP_PHYSICS_HZ)
     physics = env_cfg.sim.physics
     if ISAACLAB:
         for preset in (physics.newton_mjwarp, physics.default):
@@ -52,10 +61,18 @@ def grasp_contact_simulation(env_cfg: object) -> None:
         physics.cone, physics.impratio = GRASP_CONE, GRASP_IMPRATIO
 
 
-def servo_rate_simulation(env_cfg: object) -> None:
-    """The arm's timing in every task: the policy at 30 Hz, as the real arm is streamed, over 60 Hz physics
-    (decimation 2) on the project's solver settings."""
-    env_cfg.decimation = 2
-    env_cfg.sim.dt = 1.0 / 60.0
+POLICY_HZ = 30
+"""The rate the real arm is streamed at, and every task's policy rate."""
+
+
+def servo_rate_simulation(env_cfg: object, physics_hz: int = 60) -> None:
+    """The arm's timing in every task: the policy at ``POLICY_HZ``, as the real arm is streamed, over physics at
+    ``physics_hz`` (a multiple of it; 60 Hz, decimation 2, unless the task's contacts need more) on the project's
+    solver settings."""
+    if physics_hz % POLICY_HZ:
+        raise ValueError(f"physics at {physics_hz} Hz is not a multiple of the {POLICY_HZ} Hz policy: use 60, 120, "
+                         f"180, 240, ...")
+    env_cfg.decimation = physics_hz // POLICY_HZ
+    env_cfg.sim.dt = 1.0 / physics_hz
     env_cfg.sim.render_interval = env_cfg.decimation
     env_cfg.sim.physics = RoArmPhysicsCfg()
