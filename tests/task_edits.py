@@ -20,3 +20,4 @@ def raw_servo(cfg):
     only_events()(cfg)
     action = cfg.actions.arm_action
     action.mode, action.scale, action.max_step, action.servo_speed = "absolute", 1.0, None, None
+    action.latency_steps = 0

@@ -14,7 +14,7 @@ from roarm_lab.tasks.evaluation import evaluation_settings
 from roarm_lab.tasks.lift import mdp as lift_mdp
 from roarm_lab.assets.joint_table import ARM_JOINTS, GRASP_FRAME, GRIPPER_JOINT, SERVO
 from roarm_lab.assets.roarm_m3_cfg import ROARM_M3_CFG, TABLE_CFG, TABLE_SIZE_M
-from roarm_lab.assets.physics import grasp_contact_simulation
+from roarm_lab.assets.physics import SERVO_LATENCY_STEPS, grasp_contact_simulation
 from roarm_lab.isaaclab_api import (ArticulationCfg, AssetBaseCfg, CuboidCfg, CurriculumTermCfg as CurrTerm,
                               EventTermCfg as EventTerm, InteractiveSceneCfg, ManagerBasedRLEnvCfg,
                               MassPropertiesCfg, ObservationGroupCfg as ObsGroup, ObservationTermCfg as ObsTerm,
@@ -76,11 +76,12 @@ class CommandsCfg:
 class ActionsCfg:
     arm_action = mdp.ServoJointPositionActionCfg(
         asset_name="robot", joint_names=ARM, scale=0.05, mode="relative", use_default_offset=True,
-        max_latency_steps=8, max_step=SERVO.max_step_rad, servo_speed=SERVO.speed_rad_s,
+        max_latency_steps=8, latency_steps=SERVO_LATENCY_STEPS, max_step=SERVO.max_step_rad, servo_speed=SERVO.speed_rad_s,
         servo_deadband=SERVO.deadband_rad)
     gripper_action = mdp.BinaryServoGripperActionCfg(
         asset_name="robot", joint_names=GRIPPER, open_command_expr={GRIPPER_JOINT.name: GRIPPER_OPEN},
         close_command_expr={GRIPPER_JOINT.name: GRIPPER_CLOSED}, max_latency_steps=8,
+        latency_steps=SERVO_LATENCY_STEPS,
         servo_speed=SERVO.speed_rad_s, servo_deadband=SERVO.deadband_rad)
 
 

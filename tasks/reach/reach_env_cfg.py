@@ -10,7 +10,7 @@ from __future__ import annotations
 from roarm_lab import mdp
 from roarm_lab.assets.joint_table import ARM_JOINTS, SERVO, TCP_FRAME
 from roarm_lab.assets.links import LINKS
-from roarm_lab.assets.physics import servo_rate_simulation
+from roarm_lab.assets.physics import SERVO_LATENCY_STEPS, servo_rate_simulation
 from roarm_lab.assets.roarm_m3_cfg import ROARM_M3_CFG, TABLE_CFG
 from roarm_lab.tasks.evaluation import evaluation_settings
 from roarm_lab.isaaclab_api import (ArticulationCfg, AssetBaseCfg, CurriculumTermCfg as CurrTerm, EventTermCfg as EventTerm,
@@ -53,7 +53,7 @@ class CommandsCfg:
 class ActionsCfg:
     arm_action = mdp.ServoJointPositionActionCfg(
         asset_name="robot", joint_names=ARM, scale=0.05, mode="relative",
-        use_default_offset=True, max_latency_steps=8,
+        use_default_offset=True, max_latency_steps=8, latency_steps=SERVO_LATENCY_STEPS,
         # the servo firmware (joint_table.SERVO): ~2 rad/s through T:102, stops within 5 mrad
         max_step=SERVO.max_step_rad, servo_speed=SERVO.speed_rad_s, servo_deadband=SERVO.deadband_rad)
 

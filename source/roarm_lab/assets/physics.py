@@ -9,6 +9,7 @@ the same arm on both (``docs/design.md`` lists what still differs).
 
 from __future__ import annotations
 
+from roarm_lab.assets.joint_table import SERVO
 from roarm_lab.assets.mjcf import CONE, INTEGRATOR, LINE_SEARCH_ITERATIONS, SOLVER, SOLVER_ITERATIONS
 from roarm_lab.isaaclab_api import ISAACLAB, MJWarpSolverCfg, NewtonCfg, PhysxCfg, PresetCfg, configclass
 
@@ -63,6 +64,10 @@ def grasp_contact_simulation(env_cfg: object) -> None:
 
 POLICY_HZ = 30
 """The rate the real arm is streamed at, and every task's policy rate."""
+SERVO_LATENCY_STEPS = round(SERVO.latency_s * POLICY_HZ)
+"""The arm's command-to-motion delay in policy steps (0.2 s: 6): the tasks' servo model without randomization. A
+nominal evaluation with none was an arm no policy was trained on: lift, trained with 3 to 8 steps, closed its jaws
+early and scored 0.22 where 3, 5 or 8 steps gave 0.92 to 0.96 (docs/tasks.md)."""
 
 
 def servo_rate_simulation(env_cfg: object, physics_hz: int = 60) -> None:

@@ -53,7 +53,10 @@ class ServoJointPositionAction(ActionTerm):
         # the last max_latency_steps + 1 targets, a ring: slot ``_head`` holds the newest (no copy per step)
         self._history = self._offset.unsqueeze(1).repeat(1, cfg.max_latency_steps + 1, 1)
         self._head = 0
-        self._latency = torch.zeros(n, dtype=torch.long, device=dev)
+        if not 0 <= cfg.latency_steps <= cfg.max_latency_steps:
+            raise ValueError(f"{type(self).__name__}: latency_steps={cfg.latency_steps} must lie in 0..max_latency_steps "
+                             f"({cfg.max_latency_steps}); raise max_latency_steps or lower it")
+        self._latency = torch.full((n,), cfg.latency_steps, dtype=torch.long, device=dev)
         self._rows = torch.arange(n, device=dev)
         ids = self._joint_ids  # a contiguous run of joints reads as a view, not a gather
         contiguous = ids == list(range(ids[0], ids[0] + len(ids)))
@@ -178,6 +181,9 @@ class ServoJointPositionActionCfg(ActionTermCfg):
     mode: str = "relative"
     """"relative" (target integrates scale * action) or "absolute" (target = offset + scale * action)."""
     max_latency_steps: int = 2
+    latency_steps: int = 0
+    """The delay (control steps) while no event draws one: a task sets the arm's nominal (``physics.SERVO_LATENCY_STEPS``),
+    so a nominal evaluation, which drops the randomization, runs the arm the policy was trained around."""
     max_step: float | None = None
     """Largest change of the target per control step (rad); None: unlimited. Exported to policy.json."""
     servo_speed: float | None = None
