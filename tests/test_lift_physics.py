@@ -14,6 +14,7 @@ import torch
 
 from roarm_lab.assets import kinematics
 from roarm_lab.assets.joint_table import GRASP_FRAME
+from roarm_lab.assets.physics import POLICY_HZ
 from roarm_lab.isaaclab_api import RUNTIME
 from roarm_lab.registry import load_cfg_from_registry
 
@@ -136,7 +137,7 @@ def test_cubes_shoved_by_a_randomly_moving_hand_stay_on_the_table_at_the_tasks_p
         def shoved_start(cfg):
             cfg.events.grasp_ready.params["fraction"] = 1.0
             if physics_hz is not None:  # the same contacts at another rate
-                cfg.sim.dt, cfg.decimation = 1.0 / physics_hz, physics_hz // 30
+                cfg.sim.dt, cfg.decimation = 1.0 / physics_hz, physics_hz // POLICY_HZ
 
         env = make_task_env(64, seed=0, task=TASK, edit=shoved_start)
         env.reset()

@@ -35,19 +35,28 @@ else:
     from roarm_lab.embedded.cfg import MujocoCpuPhysicsCfg as RoArmPhysicsCfg  # noqa: F401
 
 
+POLICY_HZ = 30
+"""The rate the real arm is streamed at, and every task's policy rate."""
+SERVO_LATENCY_STEPS = round(SERVO.latency_s * POLICY_HZ)
+"""The arm's command-to-motion delay in policy steps (0.2 s: 6): the tasks' servo model without randomization. A
+nominal evaluation with none was an arm no policy was trained on: lift, trained with 3 to 8 steps, closed its jaws
+early and scored 0.22 where 3, 5 or 8 steps gave 0.92 to 0.96 (docs/tasks.md)."""
+
+
 GRASP_CONE = "elliptic"
 GRASP_IMPRATIO = 10.0
 """Contact settings for tasks that hold an object in the jaws. With MuJoCo's defaults (pyramidal cone, impratio 1)
 friction is soft: a cube held by the stalled gripper creeps out of the jaws (at 60 Hz about 0.8 cm/s, dropping
 after 7 s; at ``GRASP_PHYSICS_HZ`` 0.8 cm in a 5 s episode, ``tests/test_lift_physics.py``). MuJoCo's documentation
-recommends elliptic cones with a larger impratio for grasping; with these it creeps 0.05 cm in 5 s. Reach keeps the defaults: no friction holds anything."""
+recommends elliptic cones with a larger impratio for grasping; with these it creeps 0.05 cm in 5 s. Reach keeps the
+defaults: no friction holds anything."""
 GRASP_PHYSICS_HZ = 240
 """The physics rate of tasks that push objects around (decimation 8 under the 30 Hz policy). MuJoCo's soft contacts
 scale with the effective mass of what they hold apart, and at 60 Hz a 40 g cube pressed against the table by a
 jaw sinks 4 to 8 mm into it within one step and is shot out at up to 39 m/s: under exploration noise two of
 three lift training episodes ended with the cube off the table, and half of 64 cubes shaken by random actions
 from the open-jaw start flew faster than 1 m/s. At 240 Hz, 6 of 64 (``tests/test_lift_physics.py``; docs/tasks.md,
-"Lift physics"). It costs about 2.3 times the 60 Hz collection."""
+"Physics rate"). A lift step costs 2.3 to 2.6 times the 60 Hz one."""
 
 
 def grasp_contact_simulation(env_cfg: object) -> None:
@@ -60,14 +69,6 @@ def grasp_contact_simulation(env_cfg: object) -> None:
             preset.solver_cfg.cone, preset.solver_cfg.impratio = GRASP_CONE, GRASP_IMPRATIO
     else:
         physics.cone, physics.impratio = GRASP_CONE, GRASP_IMPRATIO
-
-
-POLICY_HZ = 30
-"""The rate the real arm is streamed at, and every task's policy rate."""
-SERVO_LATENCY_STEPS = round(SERVO.latency_s * POLICY_HZ)
-"""The arm's command-to-motion delay in policy steps (0.2 s: 6): the tasks' servo model without randomization. A
-nominal evaluation with none was an arm no policy was trained on: lift, trained with 3 to 8 steps, closed its jaws
-early and scored 0.22 where 3, 5 or 8 steps gave 0.92 to 0.96 (docs/tasks.md)."""
 
 
 def servo_rate_simulation(env_cfg: object, physics_hz: int = 60) -> None:

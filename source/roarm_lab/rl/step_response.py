@@ -22,7 +22,8 @@ import torch
 
 from roarm_lab.utils.figures import save_png
 from roarm_lab import DEFAULT_TASK
-from roarm_lab.assets.joint_table import SERVO, joint
+from roarm_lab.assets.joint_table import joint
+from roarm_lab.assets.physics import SERVO_LATENCY_STEPS
 from roarm_lab.rl.run_setup import add_runtime_arg, choose_runtime, load_task_configs, physics_name, set_device
 from roarm_lab.utils.io import atomic_write
 
@@ -51,7 +52,7 @@ def record(step_rad: float, seconds: float, servo: str, device: str = "cpu") -> 
     try:
         env.reset()
         term = env.action_manager.get_term(arm)
-        latency = 0 if servo == "raw" else round(SERVO.latency_s / env.step_dt)  # the arm's delay, in steps
+        latency = 0 if servo == "raw" else SERVO_LATENCY_STEPS  # the arm's delay, in steps
         term.set_latency(torch.full((arm_joints,), latency, device=env.device, dtype=torch.long),
                          torch.arange(arm_joints, device=env.device))
         action = torch.zeros(arm_joints, arm_joints, device=env.device)
