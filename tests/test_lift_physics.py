@@ -182,6 +182,32 @@ def test_the_lift_rewards_pay_a_held_cube_by_its_height_and_nothing_well_above_t
     assert terms(goal_z=height - 0.04) == (0.0, 0.0)  # more than 3 cm above it: a lift to the arm's top pays nothing
 
 
+def test_the_limits_term_pays_the_curled_posture_by_its_depth_and_nothing_on_the_way_to_a_lift(make_task_env):
+    """The posture lift's policies stalled in (elbow and wrist against their limits, the cube 1 cm up) pays; the
+    start, a grasp at the table and a hand-down lift to 12 cm do not."""
+    env = lift_env(make_task_env, num_envs=1)
+    env.reset()
+    arm = env.action_manager.get_term("arm_action")
+    home = arm.default_joint_pos[0].numpy()
+    term = env.reward_manager.get_term_cfg("joint_near_limits")
+    margin = term.params["margin"]
+    robot, joints = env.scene["robot"], term.params["asset_cfg"].joint_ids
+
+    def paid(q) -> float:
+        q = torch.as_tensor(np.asarray(q), dtype=torch.float32).reshape(1, -1)
+        robot.write_joint_position_to_sim_index(position=q, joint_ids=joints, env_ids=torch.arange(1))
+        return float(term.func(env, **term.params)[0])
+
+    down = hand_down_ik(np.array([*CUBE_XY, 0.015]), home)
+    for q in (home, down, hand_down_ik(np.array([*CUBE_XY, 0.12]), down)):
+        assert paid(q) == 0.0
+    low, high = (robot.data.soft_joint_pos_limits.torch[0, joints, i].numpy() for i in (0, 1))
+    curled = down.copy()
+    curled[2], curled[3] = high[2], low[3] + margin / 2  # the elbow at its limit, the wrist half into its band
+    assert paid(curled) == pytest.approx(margin + margin / 2, abs=1e-4)
+    assert term.weight < 0
+
+
 def test_the_cube_state_reads_like_isaac_labs_rigid_object(make_task_env):
     env = lift_env(make_task_env, num_envs=2)
     env.reset()

@@ -47,6 +47,10 @@ HELD_M = 0.025
 grasp, since a lifted cube sags in the jaws, but not 4 cm, which let the policy pinch the cube in the jaws' tips,
 3 cm below, and collect the lift reward for a hold that could not carry it (run H, docs/tasks.md). At 1.5 cm no
 lift was ever paid (runs M, T)."""
+LIMIT_MARGIN_RAD = 0.15
+"""The band at each end of a joint's range where a joint pays to be (``joint_near_limits_l1``): the grasp poses
+need none of it (the elbow stays 0.47 rad below its limit), and a hand-down carry to the highest goals only the
+wrist's last 0.15 rad."""
 
 
 @configclass
@@ -143,9 +147,9 @@ class EventCfg:
     reset_cube = EventTerm(func=mdp.reset_root_state_uniform, mode="reset",
                            params={"asset_cfg": CUBE_CFG, "velocity_range": {},
                                    "pose_range": {"x": (-0.04, 0.04), "y": (-0.06, 0.06), "yaw": (-0.2, 0.2)}})
-    # start-state curriculum: a quarter of training episodes begin with the open jaws around the cube
+    # start-state curriculum: half of training episodes begin with the open jaws around the cube
     grasp_ready = EventTerm(func=lift_mdp.reset_grasp_ready, mode="reset",
-                            params={"fraction": 0.25, "count": 48, "x_range": (0.18, 0.26), "y_range": (-0.06, 0.06),
+                            params={"fraction": 0.5, "count": 48, "x_range": (0.18, 0.26), "y_range": (-0.06, 0.06),
                                     "yaw_range": (-0.2, 0.2), "cube_z": CUBE_REST_Z, "frame": GRASP_FRAME,
                                     "asset_cfg": ARM_CFG, "object_cfg": CUBE_CFG})
     # randomization: the cube (20 to 60 g, its friction) and the servos, as reach
@@ -192,6 +196,8 @@ class RewardsCfg:
                                                 "command_name": "object_goal", "object_cfg": CUBE_CFG,
                                                 "robot_cfg": SceneEntityCfg("robot"), "ee_cfg": GRASP_CFG,
                                                 "max_ee_distance": HELD_M})
+    joint_near_limits = RewTerm(func=mdp.joint_near_limits_l1, weight=-10.0,
+                                params={"margin": LIMIT_MARGIN_RAD, "asset_cfg": ARM_CFG})
     action_rate = RewTerm(func=mdp.action_rate_l2, weight=-1e-4)
     joint_vel = RewTerm(func=mdp.joint_vel_l2, weight=-1e-4, params={"asset_cfg": ARM_CFG})
 

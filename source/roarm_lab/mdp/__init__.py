@@ -13,10 +13,10 @@ from roarm_lab.mdp.observations import (ee_position_b, ee_position_error_b, gene
                                         joint_pos_rel, joint_target_rel, last_action, object_ee_vector_b,
                                         object_goal_vector_b, object_height_above, object_position_b, servo_joint_pos_rel,
                                         servo_joint_vel_finite_difference)
-from roarm_lab.mdp.rewards import (action_rate_l2, joint_deviation_l1, joint_outside_workspace_box_l1, joint_vel_l2,
-                                   object_ee_distance, object_goal_distance, object_grasped, object_is_lifted,
-                                   object_lift_progress, position_command_error, position_command_error_tanh,
-                                   position_goal_bonus)
+from roarm_lab.mdp.rewards import (action_rate_l2, joint_deviation_l1, joint_near_limits_l1,
+                                   joint_outside_workspace_box_l1, joint_vel_l2, object_ee_distance, object_goal_distance,
+                                   object_grasped, object_is_lifted, object_lift_progress, position_command_error,
+                                   position_command_error_tanh, position_goal_bonus)
 from roarm_lab.mdp.terminations import joint_velocity_diverged, object_off_table, root_height_below_minimum, time_out
 
 if ISAACLAB:  # materials and scales are randomized by each physics backend (or on the stage): Isaac Lab's terms there

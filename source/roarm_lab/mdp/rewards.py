@@ -45,6 +45,21 @@ def joint_deviation_l1(env: Any, asset_cfg: SceneEntityCfg) -> torch.Tensor:
     return torch.sum(torch.abs(joint_pos_rel(env, asset_cfg)), dim=1)
 
 
+def joint_near_limits_l1(env: Any, margin: float, asset_cfg: SceneEntityCfg) -> torch.Tensor:
+    """Sum over the chosen joints of how deep (rad) each lies inside a band of ``margin`` at either end of its range.
+
+    Relative targets accumulate, and the safe box clamps them at the limits, where action noise cannot move a
+    joint: a posture that rides its limits is a stable place for a noisy policy to settle. Lift's policies curled
+    there with the cube in the jaws (elbow at 2.73 rad, wrist at -1.0, the base's target 1.3 rad past the arm),
+    lifting the cube 1 cm by the wrist's tilt and no further (docs/tasks.md). Isaac Lab's ``joint_pos_limits``
+    pays outside the soft limits, which the safe box never lets a joint reach here; this pays the approach."""
+    data = env.scene[asset_cfg.name].data
+    q = data.joint_pos.torch[:, asset_cfg.joint_ids]
+    limits = data.soft_joint_pos_limits.torch[:, asset_cfg.joint_ids]
+    low, high = limits[..., 0] + margin, limits[..., 1] - margin
+    return torch.sum(torch.clamp(low - q, min=0.0) + torch.clamp(q - high, min=0.0), dim=1)
+
+
 class joint_outside_workspace_box_l1(ManagerTermBase):
     """Sum over the chosen joints of how far (rad) each lies outside the joint box the command draws its
     targets from (``ReachableTargetCommandCfg.joint_box``, read, not restated).
