@@ -4,10 +4,10 @@ function of the state than a reach) and an entropy schedule.
 Entropy 0.006 is what finds lifts: with 0.001 (reach's) or 0.003 the action noise shrank before any lift was found.
 Held there, the noise keeps growing and the carry degrades (runs A to U, docs/tasks.md). So 0.006 until iteration
 150, then down to 0.001 at 400. The action noise starts at std 0.5: from 1.0, seed 3 found no lift by iteration
-175 and from 0.5 it lifted by 75 (at 1.0 each arm joint's target takes a 0.05 rad random step every step). With the task's
-limits band (``joint_near_limits``) seeds 1 and 3 lift by iteration 75 and score 1.000 / 0.925 and 0.995 / 0.950
-(nominal / randomized) at 600; seed 2 lifts only from 225 and scores 0.41 (runs AE, docs/tasks.md). 600
-iterations take about 35 minutes on 2 cores.
+175 and from 0.5 it lifted by 75 (at 1.0 each arm joint's target takes a 0.05 rad random step every step).
+With the task's limits band (``joint_near_limits``) seeds 1 and 3 lift by iteration 75 and score 1.000 / 0.925
+and 0.995 / 0.950 (nominal / randomized) at 600; seed 2 lifts only from 225 and scores 0.41 (runs AE); seed 42
+scores 1.000 / 0.915 at 300 (run AF; docs/tasks.md). 600 iterations take about 30 to 35 minutes on 2 cores.
 """
 
 from roarm_lab.isaaclab_api import RslRlMLPModelCfg, RslRlPpoAlgorithmCfg, configclass

@@ -56,8 +56,12 @@ def joint_near_limits_l1(env: Any, margin: float, asset_cfg: SceneEntityCfg) -> 
     data = env.scene[asset_cfg.name].data
     q = data.joint_pos.torch[:, asset_cfg.joint_ids]
     limits = data.soft_joint_pos_limits.torch[:, asset_cfg.joint_ids]
-    low, high = limits[..., 0] + margin, limits[..., 1] - margin
-    return torch.sum(torch.clamp(low - q, min=0.0) + torch.clamp(q - high, min=0.0), dim=1)
+    return _outside_box_l1(q, limits[..., 0] + margin, limits[..., 1] - margin)
+
+
+def _outside_box_l1(q: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Sum over the last axis of how far (rad) each joint lies outside [low, high]."""
+    return torch.sum(torch.abs(q - torch.clamp(q, low, high)), dim=-1)
 
 
 class joint_outside_workspace_box_l1(ManagerTermBase):
@@ -88,7 +92,7 @@ class joint_outside_workspace_box_l1(ManagerTermBase):
 
     def __call__(self, env: Any, command_name: str, asset_cfg: SceneEntityCfg) -> torch.Tensor:
         q = env.scene[asset_cfg.name].data.joint_pos.torch[:, asset_cfg.joint_ids]
-        return torch.sum(torch.abs(q - torch.clamp(q, self._low, self._high)), dim=1)
+        return _outside_box_l1(q, self._low, self._high)
 
 
 def _indices(ids: Any, count: int) -> list[int]:
