@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from roarm_lab.rl.overrides import OverrideError
-from roarm_lab.rl.schedules import entropy_at, entropy_schedule
+from roarm_lab.rl.schedules import ScheduleClock, entropy_at, entropy_hold, entropy_schedule
 from roarm_lab.sweep.space import check_space, parse_space, read_space
 from test_panel_browser import browser  # noqa: F401  (the fixture: Debian's chromium through playwright)
 
@@ -117,6 +117,46 @@ def test_the_runner_applies_the_schedule_before_each_update(make_task_env):
     assert seen == pytest.approx([0.04, 0.02, 0.0])
 
 
+def test_the_hold_stops_the_schedule_s_clock_until_the_task_succeeds_and_changes_nothing_for_an_early_success():
+    held = ScheduleClock(0, entropy_hold([2, 0.5]))
+    for success in (None, 0.0, 0.1, 0.2, 0.49):
+        held.advance(success)
+    assert held.value == 2 and not held.opened  # it ran to the hold, then waited
+    held.advance(0.5)
+    held.advance(0.0)  # once open it stays open: a bad iteration later does not stop it again
+    assert (held.value, held.opened) == (4, True)
+    early, free = ScheduleClock(0, entropy_hold([2, 0.5])), ScheduleClock(0, None)
+    for success in (0.0, 0.6, 0.0, 0.0, 0.0):
+        early.advance(success)
+        free.advance(success)
+        assert early.value == free.value  # success before the hold: the schedule as without it
+    for bad in ([2], [-1, 0.5], [2, 0.0], [2, 1.5], "x"):
+        with pytest.raises(ValueError):
+            entropy_hold(bad)
+
+
+def test_a_held_schedule_waits_in_the_runner_and_its_clock_survives_a_checkpoint(make_task_env, tmp_path):
+    from roarm_lab.registry import load_cfg_from_registry
+    from roarm_lab.rl.runner import RoArmRunner, to_rsl_rl_dict
+    from roarm_lab.rl.vecenv import RslRlVecEnvWrapper
+
+    agent = load_cfg_from_registry(TASK, "rsl_rl_cfg_entry_point")
+    agent.actor.hidden_dims = agent.critic.hidden_dims = [16]
+    agent.num_steps_per_env = 4
+    # a success of 1.0 within 3 iterations of 4 steps is out of reach: the clock must wait at iteration 1
+    cfg = to_rsl_rl_dict(agent) | {"entropy_schedule": [[0, 0.04], [2, 0.0]], "entropy_hold": [1, 1.0]}
+    env = RslRlVecEnvWrapper(make_task_env(4))
+    runner = RoArmRunner(env, cfg, log_dir=None, device="cpu", total_iterations=4, show_progress=False)
+    seen = []
+    runner.logger.after_iteration = lambda it: seen.append(runner.alg.entropy_coef)
+    runner.learn(3)
+    assert seen == pytest.approx([0.04, 0.02, 0.02])
+    runner.save(str(tmp_path / "model_3.pt"))
+    resumed = RoArmRunner(env, cfg, log_dir=None, device="cpu", total_iterations=4, show_progress=False)
+    resumed.load(str(tmp_path / "model_3.pt"))
+    assert (resumed._clock.value, resumed._clock.opened) == (1, False)  # not the iteration (3): still waiting
+
+
 @pytest.mark.parametrize("task", ["RoArm-Reach-v0", "RoArm-Lift-v0"])
 def test_the_schedule_is_an_override_of_every_task_s_agent(task):
     """A field of the agents' common base, so the command line can set it (before, only an edited agent file)."""
@@ -136,6 +176,9 @@ def test_a_bad_schedule_is_one_line_naming_the_key():
     agent = load_cfg_from_registry("RoArm-Lift-v0", "rsl_rl_cfg_entry_point")
     agent.entropy_schedule = [[100, 0.01], [50, 0.0]]
     with pytest.raises(OverrideError, match="agent.entropy_schedule needs increasing iterations"):
+        check_run_configs(env, agent)
+    agent.entropy_schedule, agent.entropy_hold = None, [150, 2.0]
+    with pytest.raises(OverrideError, match=r"agent.entropy_hold needs .* success in \(0, 1\].*agent.entropy_hold=\["):
         check_run_configs(env, agent)
 
 

@@ -12,7 +12,7 @@ import math
 from typing import Any, Callable, Iterator
 
 from roarm_lab.rl.overrides import OverrideError
-from roarm_lab.rl.schedules import entropy_schedule
+from roarm_lab.rl.schedules import entropy_hold, entropy_schedule
 
 _Rule = tuple[str, Callable[[Any], bool], str]
 
@@ -95,6 +95,10 @@ def check_run_configs(env_cfg: Any, agent_cfg: Any) -> None:
             entropy_schedule(schedule)
         except ValueError as err:
             raise OverrideError(f"{err}; for example agent.entropy_schedule=[[0,0.006],[500,0.006],[900,0.0]]") from None
+    try:
+        entropy_hold(getattr(agent_cfg, "entropy_hold", None))
+    except ValueError as err:
+        raise OverrideError(f"{err}; for example agent.entropy_hold=[150,0.05]") from None
     check_logger_installed(getattr(agent_cfg, "logger", None))
 
 

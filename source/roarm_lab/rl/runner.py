@@ -12,7 +12,8 @@ from rsl_rl.runners import OnPolicyRunner
 
 from roarm_lab.rl.checkpoints import keep_newest_and_best, load_checkpoint, restore
 from roarm_lab.rl.progress import ProgressLogger
-from roarm_lab.rl.schedules import entropy_at, entropy_schedule
+from roarm_lab.rl.progress_record import SUCCESS_RECORD
+from roarm_lab.rl.schedules import ScheduleClock, entropy_at, entropy_hold, entropy_schedule
 from roarm_lab.embedded.configclass import to_dict
 from roarm_lab.utils.io import atomic_write_bytes
 
@@ -30,6 +31,19 @@ def restore_env_state(vec_env: Any, state: dict[str, Any] | None) -> None:
     """Put a checkpoint's environment state back (checkpoints written before it existed have none)."""
     if state and "common_step_counter" in state:
         vec_env.env.common_step_counter = int(state["common_step_counter"])
+
+
+def restored_clock(checkpoint: dict[str, Any], iteration: int, hold: tuple[int, float] | None) -> ScheduleClock:
+    """The schedule's clock a checkpoint saved; one written before clocks were saved (or an odd entry) gives the
+    clock its iteration, open."""
+    clock = ScheduleClock(iteration, hold)
+    saved = checkpoint.get("schedule_clock")
+    if isinstance(saved, dict) and type(saved.get("value")) is int and saved["value"] >= 0 \
+            and type(saved.get("opened")) is bool:
+        clock.value, clock.opened = saved["value"], saved["opened"] or hold is None
+    else:
+        clock.opened = True
+    return clock
 
 
 class RoArmRunner(OnPolicyRunner):
@@ -50,6 +64,8 @@ class RoArmRunner(OnPolicyRunner):
         self.checkpoint_infos = checkpoint_infos or {}
         self.keep_checkpoints = keep_checkpoints
         self.entropy_schedule = entropy_schedule(train_cfg.get("entropy_schedule"))
+        self.entropy_hold = entropy_hold(train_cfg.get("entropy_hold"))
+        self._clock: ScheduleClock | None = None
         self._schedule_entropy()
 
     def _configure_multi_gpu(self) -> None:
@@ -77,22 +93,24 @@ class RoArmRunner(OnPolicyRunner):
 
     def _schedule_entropy(self) -> None:
         """Set PPO's entropy coefficient from the schedule before each update (rsl_rl has no schedule of its own):
-        exploration early, a precise policy late. rsl_rl numbers iterations from the loaded one on; the wrapper
-        counts updates from there, so a resumed run continues the schedule where it stopped."""
+        exploration early, a precise policy late. The schedule reads a clock that counts updates (held at
+        ``entropy_hold`` until the task succeeds: ``ScheduleClock``); checkpoints keep the clock, so a resumed run
+        continues the schedule where it stopped."""
         if self.entropy_schedule is None:
             return
         update = self.alg.update
 
         def scheduled_update(*args: Any, **kwargs: Any) -> Any:
-            self.alg.entropy_coef = entropy_at(self.entropy_schedule, self._iteration)
-            self._iteration += 1
+            self.alg.entropy_coef = entropy_at(self.entropy_schedule, self._clock.value)
+            self._clock.advance(self.logger.latest.get(SUCCESS_RECORD))
             return update(*args, **kwargs)
 
         self.alg.update = scheduled_update
 
     def learn(self, num_learning_iterations: int, init_at_random_ep_len: bool = False) -> None:
         """rsl_rl's loop; a failure (a full disk) stops the logger's writer thread before it propagates."""
-        self._iteration = self.current_learning_iteration
+        if self._clock is None:
+            self._clock = ScheduleClock(self.current_learning_iteration, self.entropy_hold)
         self.logger.to_console_log(self._startup_print)
         self._startup_print = ""
         try:
@@ -112,6 +130,7 @@ class RoArmRunner(OnPolicyRunner):
         if load_cfg is None or load_cfg.get("iteration"):
             self.current_learning_iteration = int(checkpoint.get("iter", 0))
             restore_env_state(self.env, checkpoint.get("env_state"))
+            self._clock = restored_clock(checkpoint, self.current_learning_iteration, self.entropy_hold)
         return checkpoint.get("infos") or {}
 
     def save(self, path: str, infos: dict | None = None) -> None:
@@ -124,6 +143,8 @@ class RoArmRunner(OnPolicyRunner):
         saved["iter"] = self.current_learning_iteration
         saved["infos"] = {**self.checkpoint_infos, **(infos or {})}
         saved["env_state"] = env_state(self.env)
+        if self._clock is not None:
+            saved["schedule_clock"] = {"value": self._clock.value, "opened": self._clock.opened}
         buffer = io.BytesIO()
         torch.save(saved, buffer)
         atomic_write_bytes(path, buffer.getvalue())
