@@ -5,9 +5,10 @@ Entropy 0.006 is what finds lifts: with 0.001 (reach's) or 0.003 the action nois
 Held there, the noise keeps growing and the carry degrades (runs A to U, docs/tasks.md). So 0.006 until iteration
 150, then down to 0.001 at 400. The action noise starts at std 0.5: from 1.0, seed 3 found no lift by iteration
 175 and from 0.5 it lifted by 75 (at 1.0 each arm joint's target takes a 0.05 rad random step every step).
-With the task's limits band (``joint_near_limits``) seeds 1 and 3 lift by iteration 75 and score 1.000 / 0.925
-and 0.995 / 0.950 (nominal / randomized) at 600; seed 2 lifts only from 225 and scores 0.41 (runs AE); seed 42
-scores 1.000 / 0.915 at 300 (run AF; docs/tasks.md). 600 iterations take about 30 to 35 minutes on 2 cores.
+With the task's limits band (``joint_near_limits``) seeds 1 and 3 lifted by iteration 75 (runs AE), but the
+default command (seed 42, run AG) escaped the band by turning the roll and never lifted; with the roll held home
+(``roll_home``, as in reach) the default lifts by 60 and scores 1.000 / 0.910 (nominal / randomized) at 599, seed 1
+0.995 / 0.970; seed 2 had not lifted by 230 (runs E1; docs/tasks.md). 600 iterations take about 31 minutes on 2 cores (3.1 s per iteration alone).
 """
 
 from roarm_lab.isaaclab_api import RslRlMLPModelCfg, RslRlPpoAlgorithmCfg, configclass

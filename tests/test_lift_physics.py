@@ -183,8 +183,8 @@ def test_the_lift_rewards_pay_a_held_cube_by_its_height_and_nothing_well_above_t
 
 
 def test_the_limits_term_pays_the_curled_posture_by_its_depth_and_nothing_on_the_way_to_a_lift(make_task_env):
-    """The posture lift's policies stalled in (elbow and wrist against their limits, the cube 1 cm up) pays; the
-    start, a grasp at the table and a hand-down lift to 12 cm do not."""
+    """The posture lift's policies stalled in (elbow and wrist against their limits, the cube 1 cm up) pays, and so
+    does the roll that escaped the band; the start, a grasp at the table and a hand-down lift to 12 cm do not."""
     env = lift_env(make_task_env, num_envs=1)
     env.reset()
     arm = env.action_manager.get_term("arm_action")
@@ -206,6 +206,15 @@ def test_the_limits_term_pays_the_curled_posture_by_its_depth_and_nothing_on_the
     curled[2], curled[3] = high[2], low[3] + margin / 2  # the elbow at its limit, the wrist half into its band
     assert paid(curled) == pytest.approx(margin + margin / 2, abs=1e-4)
     assert term.weight < 0
+    # the escape the band left open (run AG): the hand rolled 2.2 rad, the elbow just outside the band. The band
+    # pays nothing there; the roll term pays the roll, and next to nothing in the poses of a lift
+    roll = env.reward_manager.get_term_cfg("roll_home")
+    rolled = home + np.array([-0.08, 0.2, 0.85, -1.6, 2.2])
+    assert paid(rolled) == 0.0
+    assert float(roll.func(env, **roll.params)[0]) == pytest.approx(2.2, abs=1e-4) and roll.weight < 0
+    for q, at_most in ((home, 1e-6), (down, 0.02)):  # the hand-down grasp turns the roll 0.018 rad
+        paid(q)
+        assert float(roll.func(env, **roll.params)[0]) <= at_most
 
 
 def test_the_cube_state_reads_like_isaac_labs_rigid_object(make_task_env):
