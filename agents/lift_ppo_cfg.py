@@ -7,8 +7,9 @@ Held there, the noise keeps growing and the carry degrades (runs A to U, docs/ta
 175 and from 0.5 it lifted by 75 (at 1.0 each arm joint's target takes a 0.05 rad random step every step).
 With the task's limits band (``joint_near_limits``) seeds 1 and 3 lifted by iteration 75 (runs AE), but the
 default command (seed 42, run AG) escaped the band by turning the roll and never lifted; with the roll held home
-(``roll_home``, as in reach) the default lifts by 60 and scores 1.000 / 0.910 (nominal / randomized) at 599, seed 1
-0.995 / 0.970; seed 2 had not lifted by 230 (runs E1; docs/tasks.md). 600 iterations take about 31 minutes on 2 cores (3.1 s per iteration alone).
+(``roll_home``, as in reach) the default lifts by 60 and scores 1.000 / 0.910 (nominal / randomized) at 599,
+seed 1 0.995 / 0.970; seed 2 had not lifted by 230 (runs E1; docs/tasks.md). 600 iterations take about 31 minutes
+on 2 cores (3.1 s per iteration alone).
 """
 
 from roarm_lab.isaaclab_api import RslRlMLPModelCfg, RslRlPpoAlgorithmCfg, configclass

@@ -180,6 +180,9 @@ def test_a_bad_schedule_is_one_line_naming_the_key():
     agent.entropy_schedule, agent.entropy_hold = None, [150, 2.0]
     with pytest.raises(OverrideError, match=r"agent.entropy_hold needs .* success in \(0, 1\].*agent.entropy_hold=\["):
         check_run_configs(env, agent)
+    agent.entropy_hold = [150, 0.05]  # a hold of no schedule would be silently ignored
+    with pytest.raises(OverrideError, match="agent.entropy_hold holds the entropy schedule, and this agent has none"):
+        check_run_configs(env, agent)
 
 
 # ---------------------------------------------------------------------- Ray

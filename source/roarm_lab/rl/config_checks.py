@@ -95,10 +95,14 @@ def check_run_configs(env_cfg: Any, agent_cfg: Any) -> None:
             entropy_schedule(schedule)
         except ValueError as err:
             raise OverrideError(f"{err}; for example agent.entropy_schedule=[[0,0.006],[500,0.006],[900,0.0]]") from None
+    hold = getattr(agent_cfg, "entropy_hold", None)
     try:
-        entropy_hold(getattr(agent_cfg, "entropy_hold", None))
+        entropy_hold(hold)
     except ValueError as err:
         raise OverrideError(f"{err}; for example agent.entropy_hold=[150,0.05]") from None
+    if hold is not None and schedule is None:
+        raise OverrideError("agent.entropy_hold holds the entropy schedule, and this agent has none; set one too, "
+                            "e.g. agent.entropy_schedule=[[0,0.006],[150,0.006],[400,0.001]]")
     check_logger_installed(getattr(agent_cfg, "logger", None))
 
 

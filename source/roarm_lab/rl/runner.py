@@ -65,6 +65,9 @@ class RoArmRunner(OnPolicyRunner):
         self.keep_checkpoints = keep_checkpoints
         self.entropy_schedule = entropy_schedule(train_cfg.get("entropy_schedule"))
         self.entropy_hold = entropy_hold(train_cfg.get("entropy_hold"))
+        if self.entropy_hold is not None and self.is_distributed:
+            raise ValueError("agent.entropy_hold reads each rank's own success rate, so ranks would leave the hold at "
+                             "different iterations; train it in one process (drop agent.entropy_hold under torchrun)")
         self._clock: ScheduleClock | None = None
         self._schedule_entropy()
 
