@@ -243,6 +243,9 @@ class MujocoCpuPhysicsCfg:
     """MuJoCo's friction cone, ``pyramidal`` or ``elliptic``; None keeps the model's (``assets/mjcf.py``)."""
     impratio: float | None = None
     """MuJoCo's ratio of frictional to normal constraint impedance; None keeps the model's (1)."""
+    fused_managers: bool = True
+    """Run the reward and termination managers as one compiled call each (``mdp.fused_forms``) where every term
+    has a fused form; False runs the readable term functions (the same values to float32 rounding)."""
 
 
 @configclass

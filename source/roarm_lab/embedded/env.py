@@ -147,11 +147,13 @@ class ManagerBasedRLEnv(gym.Env):
                    for name in scene_model.objects}
         self.scene = InteractiveScene({scene_model.articulation: robot}, objects, self.num_envs, self.device)
 
-        self.episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self._episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self.common_step_counter = 0
         self.reset_buf = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         self.extras: dict[str, Any] = {"log": {}}
         self.sim_diverged_count = 0
+        self.fused_managers = bool(physics.fused_managers)
+        """Read by the managers: compose their terms' fused forms (``embedded/managers/fused.py``)."""
 
         self.event_manager = EventManager(cfg.events, self)
         self.command_manager = CommandManager(cfg.commands, self)
@@ -168,6 +170,16 @@ class ManagerBasedRLEnv(gym.Env):
         self.single_action_space = gym.spaces.Box(-np.inf, np.inf, shape=(self.action_manager.total_action_dim,),
                                                   dtype=np.float32)
         self.obs_buf: dict[str, torch.Tensor] = {}
+
+    @property
+    def episode_length_buf(self) -> torch.Tensor:
+        """Steps into each environment's episode: one buffer for the env's life (the fused terms hold a view)."""
+        return self._episode_length_buf
+
+    @episode_length_buf.setter
+    def episode_length_buf(self, value: torch.Tensor) -> None:
+        # rsl_rl's random episode starts assign a new tensor: copied in, so every reader sees the same buffer
+        self._episode_length_buf.copy_(value)
 
     # ------------------------------------------------------------------ gym API
     @property

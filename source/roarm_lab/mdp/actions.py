@@ -78,6 +78,11 @@ class ServoJointPositionAction(ActionTerm):
         return list(self._joint_names)
 
     @property
+    def joint_ids(self) -> list[int]:
+        """The action joints' indices in the articulation, in the action's order."""
+        return list(self._joint_ids)
+
+    @property
     def raw_actions(self) -> torch.Tensor:
         return self._raw
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from roarm_lab.embedded.managers.base import ManagerTermBase, iter_terms, resolve_term
+from roarm_lab.embedded.managers.fused import FusedRows, bind_terms, scale_rows
 
 
 class RewardManager:
@@ -21,6 +23,12 @@ class RewardManager:
         self._step_values = torch.zeros(k, n, device=env.device)
         self._sums = torch.zeros(k, n, device=env.device)
         self._episode_sums = {name: self._sums[i] for i, (name, _, _) in enumerate(self._terms)}
+        self._fused = self._fuse()
+
+    def _fuse(self) -> FusedRows | None:
+        """The terms' fused forms as one call filling ``_step_values`` (None: the readable path)."""
+        bound = bind_terms(self._env, "reward", self._terms)
+        return None if bound is None else FusedRows(bound, self._step_values, scale_rows, 1)
 
     @property
     def active_terms(self) -> list[str]:
@@ -34,9 +42,14 @@ class RewardManager:
 
     def set_term_cfg(self, name: str, cfg: Any) -> None:
         self._terms = [(n, cfg if n == name else c, f) for n, c, f in self._terms]
+        self._fused = self._fuse()  # the new parameters bound (a weight alone is read at each step)
 
     def compute(self, dt: float) -> torch.Tensor:
         values = self._step_values
+        if self._fused is not None:
+            self._fused(np.array([cfg.weight * dt for _, cfg, _ in self._terms], dtype=np.float32))
+            self._sums += values
+            return torch.sum(values, dim=0, out=self._reward_buf)
         for row, (_, cfg, fn) in zip(values, self._terms):
             if cfg.weight == 0.0:
                 row.zero_()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from roarm_lab.embedded.managers.base import iter_terms, resolve_term
+from roarm_lab.embedded.managers.fused import FusedRows, bind_terms, or_rows, view
 
 
 class TerminationManager:
@@ -17,6 +19,14 @@ class TerminationManager:
         self._term_dones = {name: torch.zeros(n, dtype=torch.bool, device=env.device) for name, _, _ in self._terms}
         self.terminated = torch.zeros(n, dtype=torch.bool, device=env.device)
         self.time_outs = torch.zeros(n, dtype=torch.bool, device=env.device)
+        self._fused = None
+        bound = bind_terms(env, "termination", self._terms)
+        if bound is not None:
+            rows = torch.zeros(len(self._terms), n, dtype=torch.bool, device=env.device)
+            self._term_dones = {name: rows[i] for i, (name, _, _) in enumerate(self._terms)}
+            self._fused = FusedRows(bound, rows, or_rows, 3)
+            self._fused_args = (np.array([bool(cfg.time_out) for _, cfg, _ in self._terms]), view(self.terminated),
+                                view(self.time_outs))
 
     @property
     def active_terms(self) -> list[str]:
@@ -27,6 +37,9 @@ class TerminationManager:
         return self.terminated | self.time_outs
 
     def compute(self) -> torch.Tensor:
+        if self._fused is not None:
+            self._fused(*self._fused_args)
+            return self.dones
         self.terminated.zero_()
         self.time_outs.zero_()
         for name, cfg, fn in self._terms:

@@ -1,0 +1,119 @@
+"""A manager's terms as one compiled call: their fused forms (``mdp.fused_forms``) composed by numba.
+
+The manager's row buffer (one row per term) is filled by one call that runs each term's kernel in turn, then a
+finishing kernel (the reward weights, the termination ORs). The call is a small generated function: its source
+names only the kernels by position (``k0``, ``k1``, ...) and the arguments by index (``a0``, ``pi[2]``,
+``pf[1]``), never a term's name or a configured string, so nothing a config or an override holds becomes code.
+Arrays shared by several terms are passed once. The compiled function is kept per source and kernels, so every
+environment of a task in one process compiles it once (about a second; the term kernels are cached on disk).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numba
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from roarm_lab.mdp.fused_forms import FusedTerm
+
+log = logging.getLogger(__name__)
+
+_COMPILED: dict[tuple, Callable[..., None]] = {}
+
+
+def view(tensor: torch.Tensor) -> np.ndarray:
+    """The numpy view of a persistent torch buffer (shared memory: a kernel reads and writes what the terms do)."""
+    if not tensor.is_contiguous():
+        raise ValueError("a fused term reads whole contiguous buffers; index them with ids, not views")
+    return tensor.detach().numpy()
+
+
+@numba.njit(cache=True)
+def scale_rows(rows, scales):  # pragma: no cover - compiled
+    """Each row times its scale; a zero scale zeroes the row (a disabled term, NaN or not)."""
+    for i in range(rows.shape[0]):
+        for n in range(rows.shape[1]):
+            rows[i, n] = rows[i, n] * scales[i] if scales[i] != 0 else np.float32(0.0)
+
+
+@numba.njit(cache=True)
+def or_rows(rows, is_time_out, terminated, time_outs):  # pragma: no cover - compiled
+    """The termination manager's ORs: time-out rows into ``time_outs``, the others into ``terminated``."""
+    for n in range(rows.shape[1]):
+        done, timed = False, False
+        for i in range(rows.shape[0]):
+            if rows[i, n]:
+                if is_time_out[i]:
+                    timed = True
+                else:
+                    done = True
+        terminated[n] = done
+        time_outs[n] = timed
+
+
+def _compile(terms: Sequence[FusedTerm], finish: Callable[..., None], finish_args: int,
+             arrays: list[np.ndarray]) -> tuple[Callable[..., None], np.ndarray, np.ndarray]:
+    """The composed function, its int and float parameters; ``arrays`` receives the distinct arrays in order."""
+    kernels: list[Callable[..., None]] = []
+    ints: list[int] = []
+    floats: list[float] = []
+    slots: dict[int, int] = {}
+    body = []
+    for row, term in enumerate(terms):
+        if term.kernel not in kernels:
+            kernels.append(term.kernel)
+        args = [f"rows[{row}]"]
+        for array in term.arrays:
+            if id(array) not in slots:
+                slots[id(array)] = len(arrays)
+                arrays.append(array)
+            args.append(f"a{slots[id(array)]}")
+        args += [f"pi[{len(ints) + i}]" for i in range(len(term.ints))]
+        args += [f"pf[{len(floats) + i}]" for i in range(len(term.floats))]
+        ints += term.ints
+        floats += term.floats
+        body.append(f"    k{kernels.index(term.kernel)}({', '.join(args)})")
+    extra = [f"c{i}" for i in range(finish_args)]
+    body.append(f"    finish({', '.join(['rows', *extra])})")
+    params = ", ".join(["rows", "pi", "pf", *extra, *(f"a{i}" for i in range(len(arrays)))])
+    source = "def fused(" + params + "):\n" + "\n".join(body) + "\n"
+    key = (source, tuple(kernels), finish)
+    if key not in _COMPILED:
+        namespace: dict[str, Any] = {f"k{i}": k for i, k in enumerate(kernels)}
+        namespace["finish"] = finish
+        exec(compile(source, "<fused manager>", "exec"), namespace)  # noqa: S102 - indices only, see the docstring
+        _COMPILED[key] = numba.njit(namespace["fused"])
+    return _COMPILED[key], np.asarray(ints, dtype=np.int64), np.asarray(floats, dtype=np.float32)
+
+
+class FusedRows:
+    """Fills ``rows`` (a (terms, envs) torch buffer) with every term's value in one compiled call."""
+
+    def __init__(self, terms: Sequence[FusedTerm], rows: torch.Tensor, finish: Callable[..., None], finish_args: int):
+        self._rows = view(rows)
+        self._arrays: list[np.ndarray] = []
+        self._run, self._ints, self._floats = _compile(terms, finish, finish_args, self._arrays)
+
+    def __call__(self, *finish_args: Any) -> None:
+        self._run(self._rows, self._ints, self._floats, *finish_args, *self._arrays)
+
+
+def bind_terms(env: Any, manager: str, terms: Sequence[tuple[str, Any, Any]]) -> list[FusedTerm] | None:
+    """Each (name, cfg, resolved term)'s fused form bound to this environment; None (the readable path) when fusing
+    is off (``env.sim.physics.fused_managers``) or a term has no form (named in the log)."""
+    if not getattr(env, "fused_managers", False):
+        return None
+    from roarm_lab.mdp.fused_forms import fused_form  # the terms import the runtime's API, which imports this
+
+    bound = []
+    for name, cfg, term in terms:
+        form = fused_form(term)
+        if form is None:
+            log.info("%s term '%s' has no fused form: the %s run their readable path", manager, name, manager)
+            return None
+        bound.append(form(env, term, cfg.params))
+    return bound

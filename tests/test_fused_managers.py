@@ -1,0 +1,182 @@
+"""The fused reward and termination managers against the readable term functions, term by term.
+
+Two kinds of states: random values written into every buffer the terms read (the hand around the cube, joints
+past their limits, gripper commands of either sign, a NaN velocity), so each branch of each term is exercised,
+and the states of a rollout with episodes ending. Agreement is to float32 rounding: the fused sums of squares
+add in another order than torch's reductions (a few ulp).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from roarm_lab.embedded.managers.fused import FusedRows, scale_rows
+from roarm_lab.mdp import rewards
+from roarm_lab.mdp.fused_forms import FUSED_FORMS, fused_form
+from roarm_lab.registry import make_env
+from roarm_lab.rl.run_setup import load_task_configs
+
+TASKS = ["RoArm-Reach-v0", "RoArm-Lift-v0"]
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def _env(task: str, num_envs: int = 64, overrides: list[str] | None = None):
+    cfg, _, _ = load_task_configs(task, overrides or [])
+    cfg.scene.num_envs = num_envs
+    env = make_env(task, cfg)
+    env.reset()
+    return env
+
+
+def _fused_rows(env, manager) -> torch.Tensor:
+    """Each term's fused value, unweighted (rewards) or raw (terminations), as a (terms, envs) tensor."""
+    if manager is env.reward_manager:
+        manager._fused(np.ones(len(manager._terms), dtype=np.float32))
+        return manager._step_values.clone()
+    manager._fused(*manager._fused_args)
+    return torch.stack([manager._term_dones[name] for name, _, _ in manager._terms])
+
+
+def mismatches(env, manager) -> list[str]:
+    """The terms whose fused value differs from the readable function's at the env's current state."""
+    fused = _fused_rows(env, manager)
+    bad = []
+    for row, (name, cfg, fn) in enumerate(manager._terms):
+        reference = fn(env, **cfg.params).to(fused.dtype)
+        if not torch.allclose(fused[row].float(), reference.float(), rtol=RTOL, atol=ATOL, equal_nan=True):
+            bad.append(name)
+    return bad
+
+
+def scramble(env, gen: torch.Generator) -> None:
+    """Random values in the buffers the terms read, spread so every branch is taken somewhere."""
+    n = env.num_envs
+    robot = env.scene["robot"]
+    data = robot.data
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=gen)
+
+    low, high = data.soft_joint_pos_limits.torch[..., 0], data.soft_joint_pos_limits.torch[..., 1]
+    span = high - low
+    data.joint_pos.torch.copy_(low - 0.2 * span + 1.4 * span * rand(n, robot.num_joints))
+    data.joint_vel.torch.copy_(80.0 * (rand(n, robot.num_joints) - 0.5))
+    data.joint_vel.torch[0, 0] = float("nan")
+    data.body_pos_w.torch.copy_(0.4 * (rand(*data.body_pos_w.torch.shape) - 0.5) + torch.tensor([0.2, 0.0, 0.1]))
+    for term_name in env.command_manager.active_terms:
+        command = env.command_manager.get_command(term_name)
+        command.copy_(0.3 * rand(*command.shape) + torch.tensor([0.1, -0.15, 0.0]))
+        body = getattr(env.command_manager.get_term(term_name), "body_idx", None)
+        if body is not None:  # a quarter of the targets within 1.5 cm of the hand
+            hand_b = data.body_pos_w.torch[: n // 4, body] - data.root_pos_w.torch[: n // 4]
+            command[: n // 4, :3] = hand_b + 0.03 * (rand(n // 4, 3) - 0.5)
+    env.action_manager.action.copy_(2 * rand(n, env.action_manager.total_action_dim) - 1)
+    env.action_manager.prev_action.copy_(2 * rand(n, env.action_manager.total_action_dim) - 1)
+    for term_name in env.action_manager.active_terms:
+        term = env.action_manager.get_term(term_name)
+        term.calibration_offset.copy_(0.02 * (rand(*term.calibration_offset.shape) - 0.5))
+        term.raw_actions.copy_(2 * rand(*term.raw_actions.shape) - 1)
+    for obj in env.scene.rigid_objects.values():
+        hand = data.body_pos_w.torch[:, robot.find_bodies(".*")[0][-1]]
+        near = hand + 0.06 * (rand(n, 3) - 0.5)  # around a hand frame: held and not
+        near[:, 2] = 0.15 * rand(n) - 0.02
+        near[:4] = torch.tensor([[0.5, 0.0, 0.02], [0.0, 0.5, 0.02], [0.1, 0.1, -0.1], [0.1, 0.0, float("nan")]])
+        obj.data.root_pos_w.torch.copy_(near)
+    env.episode_length_buf = torch.randint(0, int(env.max_episode_length) + 2, (n,), generator=gen)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_term_of_the_task_has_a_fused_form_and_the_managers_use_them(task):
+    env = _env(task, 16)
+    for manager in (env.reward_manager, env.termination_manager):
+        assert [name for name, _, fn in manager._terms if fused_form(fn) is None] == []
+        assert manager._fused is not None
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_fused_terms_equal_the_readable_ones_on_scrambled_states(task):
+    env = _env(task)
+    gen = torch.Generator().manual_seed(7)
+    seen: dict[str, set] = {}
+    for _ in range(20):
+        scramble(env, gen)
+        for manager in (env.reward_manager, env.termination_manager):
+            assert mismatches(env, manager) == []
+            for row, (name, _, _) in zip(_fused_rows(env, manager), manager._terms):
+                values = row.float().numpy()
+                seen.setdefault(name, set()).update(np.unique(values[np.isfinite(values)]).round(6).tolist())
+    # every term took more than one value: no comparison above was of constants
+    assert {name for name, values in seen.items() if len(values) < 2} == set()
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_fused_terms_equal_the_readable_ones_through_a_rollout_with_resets(task):
+    env = _env(task)
+    env.episode_length_buf = torch.randint(0, int(env.max_episode_length), (env.num_envs,))
+    resets = 0
+    for _ in range(60):
+        env.step(torch.randn(env.num_envs, env.action_manager.total_action_dim))
+        resets += int(env.reset_buf.sum())
+        for manager in (env.reward_manager, env.termination_manager):
+            assert mismatches(env, manager) == []
+    assert resets > 0  # episodes ended, through the buffer the runner reassigns
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_fused_and_a_readable_environment_step_alike(task):
+    """The whole step: rewards (weighted, curriculum included), dones, episode logs, from the same seed."""
+    fused = _env(task, 32, ["env.seed=3"])
+    readable = _env(task, 32, ["env.seed=3", "env.sim.physics.fused_managers=false"])
+    assert fused.reward_manager._fused is not None and readable.reward_manager._fused is None
+    assert readable.termination_manager._fused is None
+    start = torch.randint(0, int(fused.max_episode_length), (32,), generator=torch.Generator().manual_seed(1))
+    fused.episode_length_buf = readable.episode_length_buf = start
+    actions = torch.randn(80, 32, fused.action_manager.total_action_dim, generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(5)
+    fused_out = [fused.step(a) for a in actions]
+    torch.manual_seed(5)
+    readable_out = [readable.step(a) for a in actions]
+    for (obs_f, rew_f, term_f, to_f, ext_f), (obs_r, rew_r, term_r, to_r, ext_r) in zip(fused_out, readable_out):
+        torch.testing.assert_close(rew_f, rew_r, rtol=RTOL, atol=ATOL)
+        assert torch.equal(term_f, term_r) and torch.equal(to_f, to_r)
+        torch.testing.assert_close(obs_f["policy"], obs_r["policy"], rtol=RTOL, atol=ATOL)
+    assert sum(int(o[2].sum() + o[3].sum()) for o in fused_out) > 0
+    for key, value in readable.extras["log"].items():
+        assert float(fused.extras["log"][key]) == pytest.approx(float(value), rel=1e-5, abs=1e-6), key
+
+
+def test_a_changed_fused_term_is_caught():
+    """The comparison the tests above make fails when a form is changed by hand (here: the fine kernel's std)."""
+    env = _env("RoArm-Reach-v0", 16)
+    manager = env.reward_manager
+    gen = torch.Generator().manual_seed(3)
+    scramble(env, gen)
+    assert mismatches(env, manager) == []
+    names = [name for name, _, _ in manager._terms]
+    bound = [fused_form(fn)(env, fn, cfg.params) for _, cfg, fn in manager._terms]
+    row = names.index("tracking_fine")
+    bound[row] = type(bound[row])(bound[row].kernel, bound[row].arrays, bound[row].ints,
+                                  (bound[row].floats[0] * 1.05,))
+    manager._fused = FusedRows(bound, manager._step_values, scale_rows, 1)
+    assert mismatches(env, manager) == ["tracking_fine"]
+
+
+def _user_reward(env, asset_cfg):
+    """A term a user adds, with no fused form."""
+    return env.scene[asset_cfg.name].data.joint_pos.torch[:, 0] ** 2
+
+
+def test_a_term_without_a_fused_form_keeps_its_manager_readable():
+    from roarm_lab.isaaclab_api import RewardTermCfg, SceneEntityCfg
+
+    cfg, _, _ = load_task_configs("RoArm-Reach-v0", [])
+    cfg.scene.num_envs = 8
+    cfg.rewards.joint_vel = RewardTermCfg(func=_user_reward, weight=-1.0, params={"asset_cfg": SceneEntityCfg("robot")})
+    env = make_env("RoArm-Reach-v0", cfg)
+    env.reset()
+    assert _user_reward not in FUSED_FORMS and rewards.position_command_error in FUSED_FORMS
+    assert env.reward_manager._fused is None and env.termination_manager._fused is not None
+    _, reward, _, _, _ = env.step(torch.zeros(8, env.action_manager.total_action_dim))
+    assert torch.isfinite(reward).all()
