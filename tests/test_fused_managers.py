@@ -1,4 +1,4 @@
-"""The fused reward and termination managers against the readable term functions, term by term.
+"""The fused reward, termination and observation managers against the readable term functions, term by term.
 
 Two kinds of states: random values written into every buffer the terms read (the hand around the cube, joints
 past their limits, gripper commands of either sign, a NaN velocity), so each branch of each term is exercised,
@@ -33,7 +33,7 @@ def _env(task: str, num_envs: int = 64, overrides: list[str] | None = None):
 def _fused_rows(env, manager) -> torch.Tensor:
     """Each term's fused value, unweighted (rewards) or raw (terminations), as a (terms, envs) tensor."""
     if manager is env.reward_manager:
-        manager._fused(np.ones(len(manager._terms), dtype=np.float32))
+        manager._fused(manager._step_rows, np.ones(len(manager._terms), dtype=np.float32))
         return manager._step_values.clone()
     manager._fused(*manager._fused_args)
     return torch.stack([manager._term_dones[name] for name, _, _ in manager._terms])
@@ -47,6 +47,30 @@ def mismatches(env, manager) -> list[str]:
         reference = fn(env, **cfg.params).to(fused.dtype)
         if not torch.allclose(fused[row].float(), reference.float(), rtol=RTOL, atol=ATOL, equal_nan=True):
             bad.append(name)
+    return bad
+
+
+def observation_mismatches(env, seed: int) -> list[str]:
+    """The observation terms (``group/term``) whose fused columns differ from the readable group's, both computed
+    at the env's current state from the same noise seed."""
+    manager = env.observation_manager
+    bad = []
+    for group, (_, terms) in manager._groups.items():
+        torch.manual_seed(seed)
+        fused = manager.compute_group(group)
+        assert manager._fused[group] is not None
+        saved, manager._fused[group] = manager._fused[group], None  # None: the readable path
+        try:
+            torch.manual_seed(seed)
+            readable = manager.compute_group(group)
+        finally:
+            manager._fused[group] = saved
+        col = 0
+        for (name, _, _), dim in zip(terms, manager.group_obs_term_dim[group]):
+            if not torch.allclose(fused[:, col:col + dim[0]], readable[:, col:col + dim[0]], rtol=RTOL, atol=ATOL,
+                                  equal_nan=True):
+                bad.append(f"{group}/{name}")
+            col += dim[0]
     return bad
 
 
@@ -78,6 +102,8 @@ def scramble(env, gen: torch.Generator) -> None:
         term = env.action_manager.get_term(term_name)
         term.calibration_offset.copy_(0.02 * (rand(*term.calibration_offset.shape) - 0.5))
         term.raw_actions.copy_(2 * rand(*term.raw_actions.shape) - 1)
+        term._history.copy_(rand(*term._history.shape) - 0.5)
+        term._head_slot[0] = int(torch.randint(0, term._history.shape[1], (1,), generator=gen))
     for obj in env.scene.rigid_objects.values():
         hand = data.body_pos_w.torch[:, robot.find_bodies(".*")[0][-1]]
         near = hand + 0.06 * (rand(n, 3) - 0.5)  # around a hand frame: held and not
@@ -93,6 +119,9 @@ def test_every_term_of_the_task_has_a_fused_form_and_the_managers_use_them(task)
     for manager in (env.reward_manager, env.termination_manager):
         assert [name for name, _, fn in manager._terms if fused_form(fn) is None] == []
         assert manager._fused is not None
+    observations = env.observation_manager
+    assert [name for _, terms in observations._groups.values() for name, _, fn in terms if fused_form(fn) is None] == []
+    assert all(observations._fused[group] is not None for group in observations._groups)
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -100,8 +129,10 @@ def test_fused_terms_equal_the_readable_ones_on_scrambled_states(task):
     env = _env(task)
     gen = torch.Generator().manual_seed(7)
     seen: dict[str, set] = {}
-    for _ in range(20):
+    for i in range(20):
         scramble(env, gen)
+        env.common_step_counter += i % 2  # the velocity terms' previous reading advances on odd rounds
+        assert observation_mismatches(env, seed=i) == []
         for manager in (env.reward_manager, env.termination_manager):
             assert mismatches(env, manager) == []
             for row, (name, _, _) in zip(_fused_rows(env, manager), manager._terms):
@@ -121,6 +152,7 @@ def test_fused_terms_equal_the_readable_ones_through_a_rollout_with_resets(task)
         resets += int(env.reset_buf.sum())
         for manager in (env.reward_manager, env.termination_manager):
             assert mismatches(env, manager) == []
+        assert observation_mismatches(env, seed=len(str(resets))) == []
     assert resets > 0  # episodes ended, through the buffer the runner reassigns
 
 
@@ -131,6 +163,7 @@ def test_a_fused_and_a_readable_environment_step_alike(task):
     readable = _env(task, 32, ["env.seed=3", "env.sim.physics.fused_managers=false"])
     assert fused.reward_manager._fused is not None and readable.reward_manager._fused is None
     assert readable.termination_manager._fused is None
+    assert all(readable.observation_manager._fused[g] is None for g in readable.observation_manager._groups)
     start = torch.randint(0, int(fused.max_episode_length), (32,), generator=torch.Generator().manual_seed(1))
     fused.episode_length_buf = readable.episode_length_buf = start
     actions = torch.randn(80, 32, fused.action_manager.total_action_dim, generator=torch.Generator().manual_seed(2))
@@ -141,7 +174,8 @@ def test_a_fused_and_a_readable_environment_step_alike(task):
     for (obs_f, rew_f, term_f, to_f, ext_f), (obs_r, rew_r, term_r, to_r, ext_r) in zip(fused_out, readable_out):
         torch.testing.assert_close(rew_f, rew_r, rtol=RTOL, atol=ATOL)
         assert torch.equal(term_f, term_r) and torch.equal(to_f, to_r)
-        torch.testing.assert_close(obs_f["policy"], obs_r["policy"], rtol=RTOL, atol=ATOL)
+        for group in obs_r:
+            torch.testing.assert_close(obs_f[group], obs_r[group], rtol=RTOL, atol=ATOL)
     assert sum(int(o[2].sum() + o[3].sum()) for o in fused_out) > 0
     for key, value in readable.extras["log"].items():
         assert float(fused.extras["log"][key]) == pytest.approx(float(value), rel=1e-5, abs=1e-6), key
@@ -159,8 +193,17 @@ def test_a_changed_fused_term_is_caught():
     row = names.index("tracking_fine")
     bound[row] = type(bound[row])(bound[row].kernel, bound[row].arrays, bound[row].ints,
                                   (bound[row].floats[0] * 1.05,))
-    manager._fused = FusedRows(bound, manager._step_values, scale_rows, 1)
+    manager._fused = FusedRows(bound, scale_rows, 1)
     assert mismatches(env, manager) == ["tracking_fine"]
+
+    observations = env.observation_manager  # an observation form built with twice the joint readings' noise
+    assert observation_mismatches(env, seed=1) == []
+    noise = dict(observations._groups["policy"][1][0][1].noise.__dict__)
+    term_noise = observations._groups["policy"][1][0][1].noise
+    term_noise.n_max = 2 * noise["n_max"]
+    observations._fused["policy"] = observations._fuse_group("policy", True)
+    term_noise.n_max = noise["n_max"]
+    assert observation_mismatches(env, seed=1) == ["policy/joint_pos"]
 
 
 def _user_reward(env, asset_cfg):

@@ -148,7 +148,7 @@ class ManagerBasedRLEnv(gym.Env):
         self.scene = InteractiveScene({scene_model.articulation: robot}, objects, self.num_envs, self.device)
 
         self._episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
-        self.common_step_counter = 0
+        self._step_counter = np.zeros(1, dtype=np.int64)
         self.reset_buf = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         self.extras: dict[str, Any] = {"log": {}}
         self.sim_diverged_count = 0
@@ -170,6 +170,15 @@ class ManagerBasedRLEnv(gym.Env):
         self.single_action_space = gym.spaces.Box(-np.inf, np.inf, shape=(self.action_manager.total_action_dim,),
                                                   dtype=np.float32)
         self.obs_buf: dict[str, torch.Tensor] = {}
+
+    @property
+    def common_step_counter(self) -> int:
+        """Control steps since the start (curricula read it); kept in a host array the fused terms view."""
+        return int(self._step_counter[0])
+
+    @common_step_counter.setter
+    def common_step_counter(self, value: int) -> None:
+        self._step_counter[0] = value
 
     @property
     def episode_length_buf(self) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from roarm_lab.isaaclab_api import ActionTerm, ActionTermCfg, MISSING, configclass
@@ -52,7 +53,7 @@ class ServoJointPositionAction(ActionTerm):
         self._processed = self._offset.clone()
         # the last max_latency_steps + 1 targets, a ring: slot ``_head`` holds the newest (no copy per step)
         self._history = self._offset.unsqueeze(1).repeat(1, cfg.max_latency_steps + 1, 1)
-        self._head = 0
+        self._head_slot = np.zeros(1, dtype=np.int64)  # host-side, as the int it is; fused readers view it
         if not 0 <= cfg.latency_steps <= cfg.max_latency_steps:
             raise ValueError(f"{type(self).__name__}: latency_steps={cfg.latency_steps} must lie in 0..max_latency_steps "
                              f"({cfg.max_latency_steps}); raise max_latency_steps or lower it")
@@ -68,6 +69,11 @@ class ServoJointPositionAction(ActionTerm):
         self._apply_dt = float(env.physics_dt * (env.cfg.decimation if once else 1))
         speed = float("inf") if cfg.servo_speed is None else cfg.servo_speed
         self._speed = torch.full((n, k), speed, device=dev)
+
+    @property
+    def _head(self) -> int:
+        """The ring's slot of the newest target."""
+        return int(self._head_slot[0])
 
     @property
     def action_dim(self) -> int:
@@ -154,9 +160,10 @@ class ServoJointPositionAction(ActionTerm):
         target = clamp_targets(self._policy_targets(actions, previous), previous, self._lower, self._upper,
                                self.cfg.max_step)
         slots = self._history.shape[1]
-        self._head = (self._head + 1) % slots
-        self._history[:, self._head] = target
-        self._processed = self._history[self._rows, (self._head - self._latency) % slots]
+        head = (self._head + 1) % slots
+        self._head_slot[0] = head
+        self._history[:, head] = target
+        self._processed = self._history[self._rows, (head - self._latency) % slots]
 
     def apply_actions(self) -> None:
         # the servo's setpoint slews toward the (delayed) target; inside the deadband it does not move

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from roarm_lab.isaaclab_api import ManagerTermBase, SceneEntityCfg
@@ -33,9 +34,10 @@ class servo_joint_vel_finite_difference(ManagerTermBase):
     def __init__(self, cfg: Any, env: Any):
         super().__init__(cfg, env)
         q = servo_joint_pos_rel(env, cfg.params["action_name"])
+        # buffers updated in place, and the step they belong to as a host array: the fused form works on them too
         self._prev = q.clone()
         self._last = q.clone()
-        self._step = env.common_step_counter
+        self._step = np.array([env.common_step_counter], dtype=np.int64)
         self._fresh = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
 
     def reset(self, env_ids: Any = None) -> None:
@@ -43,11 +45,12 @@ class servo_joint_vel_finite_difference(ManagerTermBase):
 
     def __call__(self, env: Any, action_name: str) -> torch.Tensor:
         q = servo_joint_pos_rel(env, action_name)
-        if env.common_step_counter != self._step:
-            self._prev, self._step = self._last, env.common_step_counter
-        self._prev = torch.where(self._fresh[:, None], q, self._prev)
+        if env.common_step_counter != self._step[0]:
+            self._prev.copy_(self._last)
+            self._step[0] = env.common_step_counter
+        torch.where(self._fresh[:, None], q, self._prev, out=self._prev)
         self._fresh.zero_()
-        self._last = q.clone()
+        self._last.copy_(q)
         return (q - self._prev) / env.step_dt
 
 

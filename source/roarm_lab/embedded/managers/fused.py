@@ -55,23 +55,35 @@ def or_rows(rows, is_time_out, terminated, time_outs):  # pragma: no cover - com
         time_outs[n] = timed
 
 
-def _compile(terms: Sequence[FusedTerm], finish: Callable[..., None], finish_args: int,
+def _memory(array: np.ndarray) -> tuple:
+    """What an array is a view of: two views of one buffer are passed once."""
+    return array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str
+
+
+@numba.njit(cache=True)
+def no_finish(rows):  # pragma: no cover - compiled
+    """Observation groups need no finishing pass."""
+
+
+def _compile(terms: Sequence[FusedTerm], finish: Callable[..., None], finish_args: int, whole: bool,
              arrays: list[np.ndarray]) -> tuple[Callable[..., None], np.ndarray, np.ndarray]:
-    """The composed function, its int and float parameters; ``arrays`` receives the distinct arrays in order."""
+    """The composed function, its int and float parameters; ``arrays`` receives the distinct arrays in order.
+    Each kernel gets its row of the buffer, or with ``whole`` the buffer (observation kernels write columns)."""
     kernels: list[Callable[..., None]] = []
     ints: list[int] = []
     floats: list[float] = []
-    slots: dict[int, int] = {}
+    slots: dict[tuple, int] = {}
     body = []
     for row, term in enumerate(terms):
         if term.kernel not in kernels:
             kernels.append(term.kernel)
-        args = [f"rows[{row}]"]
+        args = ["rows" if whole else f"rows[{row}]"]
         for array in term.arrays:
-            if id(array) not in slots:
-                slots[id(array)] = len(arrays)
+            memory = _memory(array)
+            if memory not in slots:
+                slots[memory] = len(arrays)
                 arrays.append(array)
-            args.append(f"a{slots[id(array)]}")
+            args.append(f"a{slots[memory]}")
         args += [f"pi[{len(ints) + i}]" for i in range(len(term.ints))]
         args += [f"pf[{len(floats) + i}]" for i in range(len(term.floats))]
         ints += term.ints
@@ -91,15 +103,16 @@ def _compile(terms: Sequence[FusedTerm], finish: Callable[..., None], finish_arg
 
 
 class FusedRows:
-    """Fills ``rows`` (a (terms, envs) torch buffer) with every term's value in one compiled call."""
+    """Fills a buffer with every term's value in one compiled call: a (terms, envs) buffer one row per term, or
+    with ``whole`` an observation group's (envs, columns) buffer, each term its columns."""
 
-    def __init__(self, terms: Sequence[FusedTerm], rows: torch.Tensor, finish: Callable[..., None], finish_args: int):
-        self._rows = view(rows)
+    def __init__(self, terms: Sequence[FusedTerm], finish: Callable[..., None], finish_args: int,
+                 whole: bool = False):
         self._arrays: list[np.ndarray] = []
-        self._run, self._ints, self._floats = _compile(terms, finish, finish_args, self._arrays)
+        self._run, self._ints, self._floats = _compile(terms, finish, finish_args, whole, self._arrays)
 
-    def __call__(self, *finish_args: Any) -> None:
-        self._run(self._rows, self._ints, self._floats, *finish_args, *self._arrays)
+    def __call__(self, rows: np.ndarray, *finish_args: Any) -> None:
+        self._run(rows, self._ints, self._floats, *finish_args, *self._arrays)
 
 
 def bind_terms(env: Any, manager: str, terms: Sequence[tuple[str, Any, Any]]) -> list[FusedTerm] | None:

@@ -9,9 +9,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import logging
+
 import torch
 
 from roarm_lab.embedded.managers.base import ManagerTermBase, resolve_term
+from roarm_lab.embedded.managers.fused import FusedRows, bind_terms, no_finish, view
+from roarm_lab.embedded.noise import uniform_noise
+
+log = logging.getLogger(__name__)
 
 _GROUP_SETTINGS = {"concatenate_terms", "enable_corruption", "concatenate_dim", "history_length",
                    "flatten_history_dim"}
@@ -39,6 +45,7 @@ class ObservationManager:
             dims = [tuple(self._eval(t, fn).shape[1:]) for _, t, fn in terms]
             self.group_obs_term_dim[group] = dims
             self.group_obs_dim[group] = (sum(d[0] for d in dims),)
+        self._fused: dict[str, tuple[bool, FusedRows, list[torch.Tensor]] | None] = {}
 
     @property
     def active_terms(self) -> dict[str, list[str]]:
@@ -47,8 +54,54 @@ class ObservationManager:
     def _eval(self, term_cfg: Any, fn: Any) -> torch.Tensor:
         return fn(self._env, **term_cfg.params)
 
+    def _fuse_group(self, group: str, corrupt: bool) -> tuple[bool, FusedRows, list[torch.Tensor]] | None:
+        """The group as one compiled call (``embedded/managers/fused.py``): each term's form writes its columns, then
+        each noisy term's uniform noise is added from draws made as ``noise.uniform_noise`` makes them. None (the
+        readable path) where a term has no form, or clips, scales or has another kind of noise."""
+        group_cfg, terms = self._groups[group]
+        bound = bind_terms(self._env, f"observation group '{group}'", terms)
+        if bound is None:
+            return None
+        forms, draws, col = [], [], 0
+        noisy = []
+        for (name, cfg, _), form, dim in zip(terms, bound, self.group_obs_term_dim[group]):
+            if cfg.clip is not None or cfg.scale is not None:
+                log.info("observation term '%s' clips or scales: group '%s' runs its readable path", name, group)
+                return None
+            forms.append(type(form)(form.kernel, form.arrays, (*form.ints, col), form.floats))
+            if corrupt and cfg.noise is not None:
+                if cfg.noise.func is not uniform_noise or cfg.noise.operation != "add":
+                    log.info("observation term '%s' has noise without a fused form: group '%s' runs its readable "
+                             "path", name, group)
+                    return None
+                noisy.append((cfg.noise, dim[0], col))
+            col += dim[0]
+        from roarm_lab.mdp.fused_forms import FusedTerm, uniform_noise_kernel
+
+        for noise, dim, start in noisy:
+            draws.append(torch.empty(self._env.num_envs, dim, device=self._env.device))
+            forms.append(FusedTerm(uniform_noise_kernel, (view(draws[-1]),), (start,),
+                                   (noise.n_max - noise.n_min, noise.n_min)))
+        return corrupt, FusedRows(forms, no_finish, 0, whole=True), draws
+
+    def _compute_fused(self, group: str, corrupt: bool) -> torch.Tensor | None:
+        fused = self._fused.get(group, False)
+        if fused is not None and (fused is False or fused[0] != corrupt):
+            fused = self._fused[group] = self._fuse_group(group, corrupt)
+        if fused is None:
+            return None
+        _, run, draws = fused
+        for draw in draws:
+            draw.uniform_()  # the draws of torch.rand_like, in the terms' order
+        out = torch.empty(self._env.num_envs, self.group_obs_dim[group][0], device=self._env.device)
+        run(out.numpy())
+        return out
+
     def compute_group(self, group: str) -> torch.Tensor:
         group_cfg, terms = self._groups[group]
+        fused = self._compute_fused(group, bool(group_cfg.enable_corruption))
+        if fused is not None:
+            return fused
         parts = []
         for _, term_cfg, fn in terms:
             obs = self._eval(term_cfg, fn)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from roarm_lab.embedded.managers.base import ManagerTermBase, iter_terms, resolve_term
-from roarm_lab.embedded.managers.fused import FusedRows, bind_terms, scale_rows
+from roarm_lab.embedded.managers.fused import FusedRows, bind_terms, scale_rows, view
 
 
 class RewardManager:
@@ -23,12 +23,13 @@ class RewardManager:
         self._step_values = torch.zeros(k, n, device=env.device)
         self._sums = torch.zeros(k, n, device=env.device)
         self._episode_sums = {name: self._sums[i] for i, (name, _, _) in enumerate(self._terms)}
+        self._step_rows = view(self._step_values)
         self._fused = self._fuse()
 
     def _fuse(self) -> FusedRows | None:
         """The terms' fused forms as one call filling ``_step_values`` (None: the readable path)."""
         bound = bind_terms(self._env, "reward", self._terms)
-        return None if bound is None else FusedRows(bound, self._step_values, scale_rows, 1)
+        return None if bound is None else FusedRows(bound, scale_rows, 1)
 
     @property
     def active_terms(self) -> list[str]:
@@ -47,7 +48,7 @@ class RewardManager:
     def compute(self, dt: float) -> torch.Tensor:
         values = self._step_values
         if self._fused is not None:
-            self._fused(np.array([cfg.weight * dt for _, cfg, _ in self._terms], dtype=np.float32))
+            self._fused(self._step_rows, np.array([cfg.weight * dt for _, cfg, _ in self._terms], dtype=np.float32))
             self._sums += values
             return torch.sum(values, dim=0, out=self._reward_buf)
         for row, (_, cfg, fn) in zip(values, self._terms):

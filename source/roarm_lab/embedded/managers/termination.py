@@ -24,9 +24,9 @@ class TerminationManager:
         if bound is not None:
             rows = torch.zeros(len(self._terms), n, dtype=torch.bool, device=env.device)
             self._term_dones = {name: rows[i] for i, (name, _, _) in enumerate(self._terms)}
-            self._fused = FusedRows(bound, rows, or_rows, 3)
-            self._fused_args = (np.array([bool(cfg.time_out) for _, cfg, _ in self._terms]), view(self.terminated),
-                                view(self.time_outs))
+            self._fused = FusedRows(bound, or_rows, 3)
+            self._fused_args = (view(rows), np.array([bool(cfg.time_out) for _, cfg, _ in self._terms]),
+                                view(self.terminated), view(self.time_outs))
 
     @property
     def active_terms(self) -> list[str]:
