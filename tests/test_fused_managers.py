@@ -14,7 +14,7 @@ import torch
 
 from roarm_lab.embedded.managers.fused import FusedRows, scale_rows
 from roarm_lab.mdp import rewards
-from roarm_lab.mdp.fused_forms import FUSED_FORMS, fused_form
+from roarm_lab.mdp.fused import FUSED_FORMS, fused_form
 from roarm_lab.registry import make_env
 from roarm_lab.rl.run_setup import load_task_configs
 

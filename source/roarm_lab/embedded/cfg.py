@@ -244,7 +244,7 @@ class MujocoCpuPhysicsCfg:
     impratio: float | None = None
     """MuJoCo's ratio of frictional to normal constraint impedance; None keeps the model's (1)."""
     fused_managers: bool = True
-    """Run the reward and termination managers as one compiled call each (``mdp.fused_forms``) where every term
+    """Run the reward and termination managers as one compiled call each (``mdp.fused``) where every term
     has a fused form; False runs the readable term functions (the same values to float32 rounding)."""
 
 

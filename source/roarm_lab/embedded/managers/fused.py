@@ -1,4 +1,4 @@
-"""A manager's terms as one compiled call: their fused forms (``mdp.fused_forms``) composed by numba.
+"""A manager's terms as one compiled call: their fused forms (``mdp.fused``) composed by numba.
 
 The manager's row buffer (one row per term) is filled by one call that runs each term's kernel in turn, then a
 finishing kernel (the reward weights, the termination ORs). The call is a small generated function: its source
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from roarm_lab.mdp.fused_forms import FusedTerm
+    from roarm_lab.mdp.fused import FusedTerm
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def bind_terms(env: Any, manager: str, terms: Sequence[tuple[str, Any, Any]]) ->
     is off (``env.sim.physics.fused_managers``) or a term has no form (named in the log)."""
     if not getattr(env, "fused_managers", False):
         return None
-    from roarm_lab.mdp.fused_forms import fused_form  # the terms import the runtime's API, which imports this
+    from roarm_lab.mdp.fused import fused_form  # the terms import the runtime's API, which imports this
 
     bound = []
     for name, cfg, term in terms:

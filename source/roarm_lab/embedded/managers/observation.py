@@ -76,7 +76,8 @@ class ObservationManager:
                     return None
                 noisy.append((cfg.noise, dim[0], col))
             col += dim[0]
-        from roarm_lab.mdp.fused_forms import FusedTerm, uniform_noise_kernel
+        from roarm_lab.mdp.fused import FusedTerm
+        from roarm_lab.mdp.fused.observations import uniform_noise_kernel
 
         for noise, dim, start in noisy:
             draws.append(torch.empty(self._env.num_envs, dim, device=self._env.device))
