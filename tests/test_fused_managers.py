@@ -223,3 +223,40 @@ def test_a_term_without_a_fused_form_keeps_its_manager_readable():
     assert env.reward_manager._fused is None and env.termination_manager._fused is not None
     _, reward, _, _, _ = env.step(torch.zeros(8, env.action_manager.total_action_dim))
     assert torch.isfinite(reward).all()
+
+
+def _reset_state(env) -> dict[str, torch.Tensor]:
+    """What the reset events change: the articulation's buffers, the servo model's, and the engine's fields."""
+    data, servo, sim = env.scene["robot"].data, env.action_manager.get_term("arm_action"), env.sim
+    state = {name: getattr(data, name).torch.clone() for name in (
+        "joint_pos", "joint_vel", "body_pos_w", "joint_stiffness", "joint_damping", "joint_armature",
+        "joint_friction_coeff", "joint_viscous_friction_coeff")}
+    state.update(calibration=servo.calibration_offset.clone(), latency=servo._latency.clone(),
+                 speed=servo._speed.clone())
+    for name in ("qpos", "qvel", "_gainprm", "_biasprm", "_armature", "_damping", "friction", "_xpos"):
+        state[f"engine {name}"] = torch.from_numpy(np.array(getattr(sim, name)))
+    return state
+
+
+def test_a_fused_reset_draws_and_writes_what_the_readable_events_do():
+    """The reset events: the same random numbers (the same stream), into the same buffers and engine fields."""
+    fused = _env("RoArm-Reach-v0", 16)
+    readable = _env("RoArm-Reach-v0", 16, ["env.sim.physics.fused_managers=false"])
+    assert fused.event_manager._fused_reset is not None and readable.event_manager._fused_reset is None
+    ids = torch.tensor([1, 4, 5, 11])
+    before, after, next_draw = {}, {}, {}
+    for env in (fused, readable):
+        torch.manual_seed(9)
+        env.event_manager.apply("reset", ids)  # both start from the same state: reset with the same seed first
+        before[env] = _reset_state(env)
+        torch.manual_seed(10)
+        env.event_manager.apply("reset", ids)
+        after[env] = _reset_state(env)
+        next_draw[env] = torch.rand(1).item()  # both consumed the same count of the stream
+    assert next_draw[fused] == next_draw[readable]
+    others = [i for i in range(16) if i not in ids.tolist()]
+    for key, value in after[readable].items():  # the two envs began apart: the reset rows are compared
+        assert torch.equal(after[fused][key][ids], value[ids]), key
+        assert torch.equal(after[fused][key][others], before[fused][key][others]), key  # the others untouched
+    for key in ("joint_pos", "joint_stiffness", "joint_armature", "calibration", "engine _gainprm"):
+        assert not torch.equal(after[fused][key][ids], before[fused][key][ids]), key  # drawn anew

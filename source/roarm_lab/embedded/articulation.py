@@ -183,6 +183,30 @@ class Articulation:
         self.backend.set_targets(self.data.joint_pos_target.torch.cpu().numpy())
         self.backend.apply_joint_friction()
 
+    def write_rows_to_sim(self, rows: np.ndarray, fields: Sequence[str]) -> None:
+        """Push whole rows of the data buffers into the engine: what the writers below do one field at a time,
+        for fields already stored in ``data`` (the fused reset events write them there). Fields: ``gains``,
+        ``armature``, ``friction``, ``viscous_friction``, ``joint_vel``, ``joint_pos`` (then the kinematics)."""
+        b, d, cols = self.backend, self.data, np.arange(self.num_joints)
+        at = torch.from_numpy(rows)
+
+        def values(buffer: TorchArray) -> np.ndarray:
+            return buffer.torch[at].double().numpy()
+
+        if "gains" in fields:
+            b.set_gains(rows, cols, values(d.joint_stiffness), values(d.joint_damping))
+        if "armature" in fields:
+            b.set_armature(rows, cols, values(d.joint_armature))
+        if "friction" in fields:
+            b.set_friction(rows, cols, values(d.joint_friction_coeff))
+        if "viscous_friction" in fields:
+            b.set_damping(rows, cols, values(d.joint_viscous_friction_coeff))
+        if "joint_vel" in fields:
+            b.write_joint_velocities(rows, values(d.joint_vel))
+        if "joint_pos" in fields:
+            b.write_joint_positions(rows, values(d.joint_pos))
+            d.body_pos_w.torch[at] = torch.from_numpy(b.frame_positions(rows)).float()
+
     def write_joint_position_to_sim_index(self, *, position: torch.Tensor, joint_ids: Ids = None,
                                           env_ids: Ids = None) -> None:
         rows, _ = self._write(self.data.joint_pos, position, env_ids, joint_ids, self.num_joints)

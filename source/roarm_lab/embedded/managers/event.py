@@ -1,4 +1,9 @@
-"""Event manager: domain randomization and resets, by mode ("startup", "reset", "interval")."""
+"""Event manager: domain randomization and resets, by mode ("startup", "reset", "interval").
+
+Where every reset term has a fused form (``mdp.fused.events``), a reset draws each term's numbers as the term
+would, runs one compiled call that writes them all, and pushes the changed fields of the articulation into the
+engine once (one forward pass); otherwise each term runs in turn. Start-up and interval terms always run readable.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 import torch
 
 from roarm_lab.embedded.managers.base import iter_terms, resolve_term
+from roarm_lab.embedded.managers.fused import FusedRows, bind_terms, no_finish, view
 
 MODES = ("startup", "reset", "interval")
 
@@ -22,6 +28,32 @@ class EventManager:
         self._interval_left = {
             name: self._sample_interval(cfg_) for name, cfg_, _ in self._terms["interval"]
         }
+        self._fused_reset: Any = False  # built at the first reset: the action and command terms exist by then
+
+    def _fuse_reset(self) -> tuple[FusedRows, list, dict[str, set[str]]] | None:
+        """The reset terms as one call: (the call, each term's draw, the fields written per asset); or None."""
+        bound = bind_terms(self._env, "reset event", self._terms["reset"])
+        if not bound:
+            return None
+        from roarm_lab.mdp.fused.common import Slot
+
+        forms, draws, writes, first = [], [], {}, 0
+        for event in bound:
+            arrays = tuple(Slot(first + a.index) if isinstance(a, Slot) else a for a in event.term.arrays)
+            first += sum(isinstance(a, Slot) for a in event.term.arrays)
+            forms.append(type(event.term)(event.term.kernel, arrays, event.term.ints, event.term.floats))
+            draws.append(event.draw)
+            if event.writes:
+                writes.setdefault(event.asset, set()).update(event.writes)
+        return FusedRows(forms, no_finish, 0, whole=True), draws, writes
+
+    def _apply_fused_reset(self, env_ids: torch.Tensor) -> None:
+        run, draws, writes = self._fused_reset
+        rows = view(env_ids.to(torch.int64).contiguous())
+        n = len(rows)
+        run(rows, *(view(value) for draw in draws for value in draw(n)))  # drawn in the terms' order
+        for asset, fields in writes.items():
+            self._env.scene[asset].write_rows_to_sim(rows, fields)
 
     @property
     def active_terms(self) -> dict[str, list[str]]:
@@ -32,6 +64,12 @@ class EventManager:
         return torch.empty(self._env.num_envs, device=self._env.device).uniform_(lo, hi)
 
     def apply(self, mode: str, env_ids: torch.Tensor | None = None, dt: float | None = None) -> None:
+        if mode == "reset" and isinstance(env_ids, torch.Tensor):
+            if self._fused_reset is False:
+                self._fused_reset = self._fuse_reset()
+            if self._fused_reset is not None:
+                self._apply_fused_reset(env_ids)
+                return
         for name, term_cfg, fn in self._terms[mode]:
             if mode == "interval":
                 left = self._interval_left[name]

@@ -68,17 +68,25 @@ def no_finish(rows):  # pragma: no cover - compiled
 def _compile(terms: Sequence[FusedTerm], finish: Callable[..., None], finish_args: int, whole: bool,
              arrays: list[np.ndarray]) -> tuple[Callable[..., None], np.ndarray, np.ndarray]:
     """The composed function, its int and float parameters; ``arrays`` receives the distinct arrays in order.
-    Each kernel gets its row of the buffer, or with ``whole`` the buffer (observation kernels write columns)."""
+    Each kernel gets its row of the buffer, or with ``whole`` the buffer (observation kernels write columns; event
+    kernels get the reset's environment ids). A ``Slot`` argument is given at each call, after the finishing ones."""
+    from roarm_lab.mdp.fused.common import Slot
+
     kernels: list[Callable[..., None]] = []
     ints: list[int] = []
     floats: list[float] = []
     slots: dict[tuple, int] = {}
+    draws = 0
     body = []
     for row, term in enumerate(terms):
         if term.kernel not in kernels:
             kernels.append(term.kernel)
         args = ["rows" if whole else f"rows[{row}]"]
         for array in term.arrays:
+            if isinstance(array, Slot):
+                args.append(f"d{array.index}")
+                draws = max(draws, array.index + 1)
+                continue
             memory = _memory(array)
             if memory not in slots:
                 slots[memory] = len(arrays)
@@ -91,7 +99,8 @@ def _compile(terms: Sequence[FusedTerm], finish: Callable[..., None], finish_arg
         body.append(f"    k{kernels.index(term.kernel)}({', '.join(args)})")
     extra = [f"c{i}" for i in range(finish_args)]
     body.append(f"    finish({', '.join(['rows', *extra])})")
-    params = ", ".join(["rows", "pi", "pf", *extra, *(f"a{i}" for i in range(len(arrays)))])
+    params = ", ".join(["rows", "pi", "pf", *extra, *(f"d{i}" for i in range(draws)),
+                        *(f"a{i}" for i in range(len(arrays)))])
     source = "def fused(" + params + "):\n" + "\n".join(body) + "\n"
     key = (source, tuple(kernels), finish)
     if key not in _COMPILED:
@@ -111,8 +120,9 @@ class FusedRows:
         self._arrays: list[np.ndarray] = []
         self._run, self._ints, self._floats = _compile(terms, finish, finish_args, whole, self._arrays)
 
-    def __call__(self, rows: np.ndarray, *finish_args: Any) -> None:
-        self._run(rows, self._ints, self._floats, *finish_args, *self._arrays)
+    def __call__(self, rows: np.ndarray, *args: Any) -> None:
+        """``args``: the finishing kernel's, then the slots' arrays in order."""
+        self._run(rows, self._ints, self._floats, *args, *self._arrays)
 
 
 def bind_terms(env: Any, manager: str, terms: Sequence[tuple[str, Any, Any]]) -> list[FusedTerm] | None:
@@ -125,8 +135,9 @@ def bind_terms(env: Any, manager: str, terms: Sequence[tuple[str, Any, Any]]) ->
     bound = []
     for name, cfg, term in terms:
         form = fused_form(term)
-        if form is None:
-            log.info("%s term '%s' has no fused form: the %s run their readable path", manager, name, manager)
+        value = None if form is None else form(env, term, cfg.params)  # a form may decline its parameters
+        if value is None:
+            log.info("%s term '%s' has no fused form: the %s terms run their readable path", manager, name, manager)
             return None
-        bound.append(form(env, term, cfg.params))
+        bound.append(value)
     return bound

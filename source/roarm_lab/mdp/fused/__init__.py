@@ -1,7 +1,7 @@
 """Fused forms of the manager terms: each term's arithmetic as a numba loop over the buffers the term reads.
 
-The readable term functions (``mdp.rewards``, ``terminations``, ``observations``) stay the source of truth; each
-form here restates one of them over numpy views of the buffers that function reads, and
+The readable term functions (``mdp.rewards``, ``terminations``, ``observations``, reset ``events``) stay the source
+of truth; each form here restates one of them over numpy views of the buffers that function reads, and
 ``tests/test_fused_managers.py`` holds every form to its function term by term, on reach's and lift's states, so a
 form that drifts fails there. The embedded runtime's managers (``embedded/managers/fused.py``) compose a task's
 forms into one compiled call per manager: the managers' cost is some 60 small torch operations a step, each a few
@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from roarm_lab.mdp.fused import observations, rewards, terminations
+from roarm_lab.mdp.fused import events, observations, rewards, terminations
 from roarm_lab.mdp.fused.common import FusedTerm, Slot
 
 
-FUSED_FORMS: dict[Any, Callable[[Any, Any, dict], Any]] = {**rewards.FORMS, **terminations.FORMS, **observations.FORMS}
+FUSED_FORMS: dict[Any, Callable[[Any, Any, dict], Any]] = {**rewards.FORMS, **terminations.FORMS, **observations.FORMS,
+                                                     **events.FORMS}
 """The readable term (a function, or a term class) -> its fused form's binder."""
 
 
