@@ -122,6 +122,7 @@ def test_every_term_of_the_task_has_a_fused_form_and_the_managers_use_them(task)
     observations = env.observation_manager
     assert [name for _, terms in observations._groups.values() for name, _, fn in terms if fused_form(fn) is None] == []
     assert all(observations._fused[group] is not None for group in observations._groups)
+    assert env.action_manager._fused is not None
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -260,3 +261,36 @@ def test_a_fused_reset_draws_and_writes_what_the_readable_events_do():
         assert torch.equal(after[fused][key][others], before[fused][key][others]), key  # the others untouched
     for key in ("joint_pos", "joint_stiffness", "joint_armature", "calibration", "engine _gainprm"):
         assert not torch.equal(after[fused][key][ids], before[fused][key][ids]), key  # drawn anew
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_fused_servo_model_moves_the_targets_as_the_readable_one(task):
+    """Process and apply on both paths from the same state: large actions (the box and the step limit bind), the
+    gripper's sign, every latency; the ring, the delayed targets, the setpoints and the drives' targets agree."""
+    envs = {"fused": _env(task, 16), "readable": _env(task, 16, ["env.sim.physics.fused_managers=false"])}
+    assert envs["fused"].action_manager._fused is not None and envs["readable"].action_manager._fused is None
+    gen = torch.Generator().manual_seed(4)
+    dim = envs["fused"].action_manager.total_action_dim
+    latencies = {name: torch.randint(0, term.cfg.max_latency_steps + 1, (16,), generator=gen)
+                 for name, term in envs["fused"].action_manager._terms.items()}
+    for env in envs.values():  # the same start on both
+        env.action_manager.reset(torch.arange(16))
+        for name, term in env.action_manager._terms.items():
+            term.set_latency(latencies[name], torch.arange(16))
+            source = envs["fused"].action_manager._terms[name]
+            for field in ("_setpoint", "_history", "_processed", "_raw", "_calibration", "_speed"):
+                getattr(term, field).copy_(getattr(source, field))
+            term._head_slot[:] = source._head_slot
+    for _ in range(12):
+        action = 30 * torch.randn(16, dim, generator=gen)
+        for env in envs.values():
+            env.action_manager.process_action(action)
+            env.action_manager.apply_action()
+        for name in envs["fused"].action_manager._terms:
+            fused, readable = (env.action_manager.get_term(name) for env in envs.values())
+            assert fused._head == readable._head
+            for field in ("_raw", "_history", "_processed", "_setpoint"):
+                torch.testing.assert_close(getattr(fused, field), getattr(readable, field), rtol=RTOL, atol=ATOL,
+                                           msg=f"{name}.{field}")
+        torch.testing.assert_close(*(env.scene["robot"].data.joint_pos_target.torch for env in envs.values()),
+                                   rtol=RTOL, atol=ATOL)

@@ -163,7 +163,7 @@ class ServoJointPositionAction(ActionTerm):
         head = (self._head + 1) % slots
         self._head_slot[0] = head
         self._history[:, head] = target
-        self._processed = self._history[self._rows, (head - self._latency) % slots]
+        self._processed.copy_(self._history[self._rows, (head - self._latency) % slots])
 
     def apply_actions(self) -> None:
         # the servo's setpoint slews toward the (delayed) target; inside the deadband it does not move

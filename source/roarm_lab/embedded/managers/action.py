@@ -1,12 +1,20 @@
-"""Action manager: splits the policy's action vector among action terms and applies them."""
+"""Action manager: splits the policy's action vector among action terms and applies them.
+
+Where every term has a fused form (``mdp.fused.actions``: the servo terms), processing is one compiled call over
+the action and applying another over the articulation's joint targets.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 
 from roarm_lab.embedded.managers.base import iter_terms
+from roarm_lab.embedded.managers.fused import FusedRows, no_finish, view
+
+log = logging.getLogger(__name__)
 
 
 class ActionTerm:
@@ -48,6 +56,29 @@ class ActionManager:
         self.total_action_dim = sum(t.action_dim for t in self._terms.values())
         self._action = torch.zeros(env.num_envs, self.total_action_dim, device=env.device)
         self._prev_action = torch.zeros_like(self._action)
+        self._fused = self._fuse(env)
+
+    def _fuse(self, env: Any) -> tuple[FusedRows, FusedRows, Any, Any] | None:
+        """(process, apply, the action's view, the joint targets' view) or None: the readable path."""
+        if not getattr(env, "fused_managers", False):
+            return None
+        from roarm_lab.mdp.fused.actions import bind_servo
+
+        process, apply, assets, start = [], [], set(), 0
+        for name, term in self._terms.items():
+            forms = bind_servo(env, term, start)
+            if forms is None:
+                log.info("action term '%s' has no fused form: the action terms run their readable path", name)
+                return None
+            process.append(forms[0])
+            apply.append(forms[1])
+            assets.add(term.cfg.asset_name)
+            start += term.action_dim
+        if len(assets) != 1:
+            return None  # the apply call writes one articulation's targets
+        targets = env.scene[assets.pop()].data.joint_pos_target.torch
+        return (FusedRows(process, no_finish, 0, whole=True), FusedRows(apply, no_finish, 0, whole=True),
+                view(self._action), view(targets))
 
     @property
     def active_terms(self) -> list[str]:
@@ -69,12 +100,20 @@ class ActionManager:
             raise ValueError(f"action has shape {tuple(action.shape)}, expected {tuple(self._action.shape)}")
         self._prev_action.copy_(self._action)
         self._action.copy_(action)
+        if self._fused is not None:
+            process, _, action_rows, _ = self._fused
+            process(action_rows)
+            return
         start = 0
         for term in self._terms.values():
             term.process_actions(self._action[:, start: start + term.action_dim])
             start += term.action_dim
 
     def apply_action(self) -> None:
+        if self._fused is not None:
+            _, apply, _, targets = self._fused
+            apply(targets)
+            return
         for term in self._terms.values():
             term.apply_actions()
 
