@@ -150,8 +150,8 @@ def _joint_offset(env: Any, term: Any, params: dict) -> FusedEvent:
     return FusedEvent(lambda n: (pos(n), vel(n)),
                       FusedTerm(_joint_offset_kernel,
                                 (Slot(0), Slot(1), view(data.default_joint_pos.torch),
-                                 view(data.default_joint_vel.torch), view(data.soft_joint_pos_limits.torch), view(data.joint_pos.torch),
-                                 view(data.joint_vel.torch), cols)),
+                                 view(data.default_joint_vel.torch), view(data.soft_joint_pos_limits.torch),
+                                 view(data.joint_pos.torch), view(data.joint_vel.torch), cols)),
                       frozenset({"joint_pos", "joint_vel"}), cfg.name)
 
 
