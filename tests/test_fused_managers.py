@@ -294,3 +294,32 @@ def test_the_fused_servo_model_moves_the_targets_as_the_readable_one(task):
                                            msg=f"{name}.{field}")
         torch.testing.assert_close(*(env.scene["robot"].data.joint_pos_target.torch for env in envs.values()),
                                    rtol=RTOL, atol=ATOL)
+
+
+def test_the_engine_kernels_copy_and_write_what_the_backend_methods_do():
+    """MuJoCo's compiled state copy and reset-row write against the backend contract's plain numpy versions."""
+    from roarm_lab.embedded.backends.base import PhysicsBackend
+
+    envs = [_env("RoArm-Reach-v0", 8, ["env.seed=5"]) for _ in range(2)]
+    for _ in range(5):
+        action = torch.randn(8, envs[0].action_manager.total_action_dim, generator=torch.Generator().manual_seed(6))
+        for env in envs:
+            env.step(action)
+    sim = envs[0].sim
+    shapes = [(8, len(sim.joint_names)), (8, len(sim.joint_names)), (8, len(sim.body_names), 3)]
+    compiled, plain = ([np.zeros(s, np.float32) for s in shapes] for _ in range(2))
+    sim.read_articulation(*compiled)
+    PhysicsBackend.read_articulation(sim, *plain)
+    for a, b in zip(compiled, plain):
+        assert np.array_equal(a, b) and np.abs(a).sum() > 0
+
+    gen = np.random.default_rng(2)
+    values = [gen.uniform(0.1, 2.0, (8, len(sim.joint_names))).astype(np.float32) for _ in range(7)]
+    rows = np.array([0, 3, 6])
+    fields = {"gains", "armature", "friction", "viscous_friction", "joint_vel", "joint_pos"}
+    envs[0].sim.write_joint_rows(rows, fields, *values)
+    PhysicsBackend.write_joint_rows(envs[1].sim, rows, fields, *values)
+    for name in ("qpos", "qvel", "_gainprm", "_biasprm", "_armature", "_damping", "friction", "_xpos"):
+        a, b = (np.array(getattr(env.sim, name)) for env in envs)
+        assert np.array_equal(a, b), name
+    assert np.array_equal(envs[0].sim.qpos[rows], values[5][rows].astype(np.float64))

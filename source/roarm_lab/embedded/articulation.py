@@ -130,6 +130,12 @@ class Articulation:
         self.device = device
         self.num_instances = backend.num_envs
         self.data = ArticulationData(backend, device, default_joint_pos, root_pos, velocity_limits)
+        d = self.data
+        # numpy views of the buffers the engine reads and writes: one call copies the state, one writes reset rows
+        self._state_views = tuple(b.torch.numpy() for b in (d.joint_pos, d.joint_vel, d.body_pos_w))
+        self._joint_views = tuple(b.torch.numpy() for b in (
+            d.joint_stiffness, d.joint_damping, d.joint_armature, d.joint_friction_coeff,
+            d.joint_viscous_friction_coeff, d.joint_pos, d.joint_vel))
         self.actuators = Actuators(TargetCommand(
             self.data.joint_pos_target, lambda buf, v, env_ids, ids: self._write(buf, v, env_ids, ids, self.num_joints)))
         self.update(0.0)
@@ -160,10 +166,7 @@ class Articulation:
     # ------------------------------------------------------------------ state
     def update(self, dt: float) -> None:
         """Copy the engine state into the torch buffers."""
-        b = self.backend
-        self.data.joint_pos.torch.copy_(torch.from_numpy(b.qpos))
-        self.data.joint_vel.torch.copy_(torch.from_numpy(b.qvel))
-        self.data.body_pos_w.torch.copy_(torch.from_numpy(b.frame_positions()))
+        self.backend.read_articulation(*self._state_views)
 
     def reset(self, env_ids: Ids = None) -> None:
         pass
@@ -187,25 +190,10 @@ class Articulation:
         """Push whole rows of the data buffers into the engine: what the writers below do one field at a time,
         for fields already stored in ``data`` (the fused reset events write them there). Fields: ``gains``,
         ``armature``, ``friction``, ``viscous_friction``, ``joint_vel``, ``joint_pos`` (then the kinematics)."""
-        b, d, cols = self.backend, self.data, np.arange(self.num_joints)
-        at = torch.from_numpy(rows)
-
-        def values(buffer: TorchArray) -> np.ndarray:
-            return buffer.torch[at].double().numpy()
-
-        if "gains" in fields:
-            b.set_gains(rows, cols, values(d.joint_stiffness), values(d.joint_damping))
-        if "armature" in fields:
-            b.set_armature(rows, cols, values(d.joint_armature))
-        if "friction" in fields:
-            b.set_friction(rows, cols, values(d.joint_friction_coeff))
-        if "viscous_friction" in fields:
-            b.set_damping(rows, cols, values(d.joint_viscous_friction_coeff))
-        if "joint_vel" in fields:
-            b.write_joint_velocities(rows, values(d.joint_vel))
+        self.backend.write_joint_rows(rows, set(fields), *self._joint_views)
         if "joint_pos" in fields:
-            b.write_joint_positions(rows, values(d.joint_pos))
-            d.body_pos_w.torch[at] = torch.from_numpy(b.frame_positions(rows)).float()
+            at = torch.from_numpy(rows)
+            self.data.body_pos_w.torch[at] = torch.from_numpy(self.backend.frame_positions(rows)).float()
 
     def write_joint_position_to_sim_index(self, *, position: torch.Tensor, joint_ids: Ids = None,
                                           env_ids: Ids = None) -> None:

@@ -52,6 +52,31 @@ class PhysicsBackend(ABC):
     @abstractmethod
     def set_targets(self, targets: np.ndarray) -> None: ...
 
+    def read_articulation(self, joint_pos: np.ndarray, joint_vel: np.ndarray, frames: np.ndarray) -> None:
+        """Copy the articulation's state into (float32) buffers: joints, then link and frame positions."""
+        joint_pos[:] = self.qpos
+        joint_vel[:] = self.qvel
+        frames[:] = self.frame_positions()
+
+    def write_joint_rows(self, rows: np.ndarray, fields: set[str], stiffness: np.ndarray, damping: np.ndarray,
+                         armature: np.ndarray, friction: np.ndarray, viscous: np.ndarray, joint_pos: np.ndarray,
+                         joint_vel: np.ndarray) -> None:
+        """Write whole rows (every joint) of some simulations from (N, joints) buffers: ``fields`` of ``gains``,
+        ``armature``, ``friction``, ``viscous_friction``, ``joint_vel``, ``joint_pos`` (then the kinematics)."""
+        cols = np.arange(len(self.joint_names))
+        if "gains" in fields:
+            self.set_gains(rows, cols, stiffness[rows], damping[rows])
+        if "armature" in fields:
+            self.set_armature(rows, cols, armature[rows])
+        if "friction" in fields:
+            self.set_friction(rows, cols, friction[rows])
+        if "viscous_friction" in fields:
+            self.set_damping(rows, cols, viscous[rows])
+        if "joint_vel" in fields:
+            self.write_joint_velocities(rows, joint_vel[rows])
+        if "joint_pos" in fields:
+            self.write_joint_positions(rows, joint_pos[rows])
+
     @abstractmethod
     def apply_joint_friction(self) -> None: ...
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import mujoco
+import numba
 import numpy as np
 from mujoco import batch as mjbatch
 
@@ -20,6 +21,49 @@ from roarm_lab.embedded.scene_model import SceneModel
 
 _DIVERGENCE_SLICE = slice(mujoco.mjtWarning.mjWARN_BADQPOS.value, mujoco.mjtWarning.mjWARN_BADQACC.value + 1)
 assert _DIVERGENCE_SLICE.stop - _DIVERGENCE_SLICE.start == 3  # BADQPOS, BADQVEL, BADQACC are contiguous
+
+
+_FIELD_BITS = {"gains": 1, "armature": 2, "friction": 4, "viscous_friction": 8, "joint_vel": 16, "joint_pos": 32}
+
+
+@numba.njit(cache=True)
+def _read_articulation(qpos, qvel, xpos, site_xpos, links, sites, joint_pos, joint_vel,
+                       frames):  # pragma: no cover - compiled
+    """The state copies of ``read_articulation`` in one pass (float64 engine arrays into float32 buffers)."""
+    for e in range(joint_pos.shape[0]):
+        for j in range(joint_pos.shape[1]):
+            joint_pos[e, j] = qpos[e, j]
+            joint_vel[e, j] = qvel[e, j]
+        for b in range(links):
+            for k in range(3):
+                frames[e, b, k] = xpos[e, 1 + b, k]
+        for s in range(sites.shape[0]):
+            for k in range(3):
+                frames[e, links + s, k] = site_xpos[e, sites[s], k]
+
+
+@numba.njit(cache=True)
+def _write_joint_rows(rows, bits, stiffness, damping, armature, friction, viscous, joint_pos, joint_vel, gainprm,
+                      biasprm, dof_armature, dof_damping, coulomb, qpos, qvel):  # pragma: no cover - compiled
+    """``write_joint_rows`` for the MuJoCo batch: what ``set_gains`` ... ``write_joint_positions`` write, row by row."""
+    for r in range(rows.shape[0]):
+        e = rows[r]
+        for j in range(stiffness.shape[1]):
+            if bits & 1:
+                kp = np.float64(stiffness[e, j])
+                gainprm[e, j, 0] = kp
+                biasprm[e, j, 1] = -kp
+                biasprm[e, j, 2] = -np.float64(damping[e, j])
+            if bits & 2:
+                dof_armature[e, j] = armature[e, j]
+            if bits & 4:
+                coulomb[e, j] = friction[e, j]
+            if bits & 8:
+                dof_damping[e, j] = viscous[e, j]
+            if bits & 16:
+                qvel[e, j] = joint_vel[e, j]
+            if bits & 32:
+                qpos[e, j] = joint_pos[e, j]
 
 
 @dataclass(frozen=True)
@@ -68,6 +112,7 @@ class MujocoCpuBackend(PhysicsBackend):
         self.body_names = list(scene.link_names) + list(scene.frame_names)
         self.num_mass_bodies = len(scene.link_names)
         self._sites = [m.site(n).id for n in scene.frame_names]
+        self._site_ids = np.asarray(self._sites, dtype=np.int64)
         self.objects: dict[str, FreeBody] = {}
         for name, body in scene.objects.items():
             joint = int(m.body(body).jntadr[0])
@@ -143,6 +188,20 @@ class MujocoCpuBackend(PhysicsBackend):
         self.batch.forward(env_ids, stage=mujoco.mjtStage.mjSTAGE_POS.value)
 
     # ------------------------------------------------------------------ articulation state
+    def read_articulation(self, joint_pos: np.ndarray, joint_vel: np.ndarray, frames: np.ndarray) -> None:
+        _read_articulation(self.full_qpos, self.full_qvel, self._xpos, self._site_xpos, self.num_mass_bodies,
+                           self._site_ids, joint_pos, joint_vel, frames)
+
+    def write_joint_rows(self, rows: np.ndarray, fields: set[str], stiffness: np.ndarray, damping: np.ndarray,
+                         armature: np.ndarray, friction: np.ndarray, viscous: np.ndarray, joint_pos: np.ndarray,
+                         joint_vel: np.ndarray) -> None:
+        bits = sum(_FIELD_BITS[f] for f in fields)
+        _write_joint_rows(rows, bits, stiffness, damping, armature, friction, viscous, joint_pos, joint_vel,
+                          self._gainprm, self._biasprm, self._armature, self._damping, self.friction, self.full_qpos,
+                          self.full_qvel)
+        if bits & _FIELD_BITS["joint_pos"]:
+            self.forward(rows)
+
     def frame_positions(self, env_ids: np.ndarray | None = None) -> np.ndarray:
         """(N, links + frames, 3): world positions of the articulation's links, then of its sites."""
         rows = slice(None) if env_ids is None else env_ids
