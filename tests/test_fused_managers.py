@@ -323,3 +323,30 @@ def test_the_engine_kernels_copy_and_write_what_the_backend_methods_do():
         a, b = (np.array(getattr(env.sim, name)) for env in envs)
         assert np.array_equal(a, b), name
     assert np.array_equal(envs[0].sim.qpos[rows], values[5][rows].astype(np.float64))
+
+
+def test_the_fused_reach_command_scores_and_draws_as_the_readable_one():
+    """Timers running out mid-episode and resets: the same targets drawn, segments scored, metrics logged."""
+    envs = [_env("RoArm-Reach-v0", 16, ["env.seed=8"] + extra)
+            for extra in ([], ["env.sim.physics.fused_managers=false"])]
+    assert "ee_target" in envs[0].command_manager._fused and not envs[1].command_manager._fused
+    start = torch.randint(0, int(envs[0].max_episode_length), (16,), generator=torch.Generator().manual_seed(3))
+    actions = torch.randn(200, 16, envs[0].action_manager.total_action_dim, generator=torch.Generator().manual_seed(4))
+    for env in envs:
+        env.episode_length_buf = start
+    timer_draws = 0
+    for action in actions:
+        states = []
+        for env in envs:
+            torch.manual_seed(int(env.common_step_counter))
+            env.step(0.3 * action)
+            term = env.command_manager.get_term("ee_target")
+            states.append((term.pos_command_b.clone(), term.time_left.clone(), term.command_counter.clone(),
+                           term._segments.clone(), term.metrics["success_rate"].clone(),
+                           term.metrics["position_error"].clone(), dict(env.extras["log"])))
+        for a, b in zip(states[0][:-1], states[1][:-1]):
+            torch.testing.assert_close(a, b, rtol=RTOL, atol=ATOL)
+        for key, value in states[1][-1].items():
+            assert float(states[0][-1][key]) == pytest.approx(float(value), rel=1e-5, abs=1e-6), key
+        timer_draws += int((states[0][2] > 1).sum())
+    assert timer_draws > 0  # targets were redrawn by their timers, not only at resets

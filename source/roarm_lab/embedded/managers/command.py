@@ -65,10 +65,18 @@ class CommandTerm:
 
 
 class CommandManager:
+    """The command terms; a term with a fused form (``mdp.fused.commands``) computes and resets through it."""
+
     def __init__(self, cfg: Any, env: Any):
         self._terms: dict[str, CommandTerm] = {}
         for name, term_cfg in iter_terms(cfg):
             self._terms[name] = term_cfg.class_type(term_cfg, env)
+        self._fused: dict[str, Any] = {}
+        if getattr(env, "fused_managers", False):
+            from roarm_lab.mdp.fused.commands import bind_command
+
+            self._fused = {name: form for name, term in self._terms.items()
+                           if (form := bind_command(env, term)) is not None}
 
     @property
     def active_terms(self) -> list[str]:
@@ -83,12 +91,13 @@ class CommandManager:
         return self.get_term(name).command
 
     def compute(self, dt: float) -> None:
-        for term in self._terms.values():
-            term.compute(dt)
+        for name, term in self._terms.items():
+            (self._fused.get(name) or term).compute(dt)
 
     def reset(self, env_ids: Any = None) -> dict[str, torch.Tensor]:
         extras: dict[str, torch.Tensor] = {}
         for name, term in self._terms.items():
-            for key, value in term.reset(env_ids).items():
+            fused = self._fused.get(name) if isinstance(env_ids, torch.Tensor) else None
+            for key, value in (fused or term).reset(env_ids).items():
                 extras[f"Metrics/{name}/{key}"] = value
         return extras
