@@ -226,8 +226,8 @@ class ManagerBasedRLEnv(gym.Env):
         diverged = torch.from_numpy(self.sim.step(self.cfg.decimation)).to(self.device)
         self.scene.update(self.step_dt)
 
-        self.episode_length_buf += 1
-        self.common_step_counter += 1
+        self._episode_length_buf += 1  # the buffers themselves: the properties' setters copy
+        self._step_counter[0] += 1
         self.termination_manager.compute()
         reset_terminated = self.termination_manager.terminated | diverged
         self.reset_buf = reset_terminated | self.termination_manager.time_outs

@@ -19,6 +19,12 @@ largest so far) and ``--plot PNG`` draws env-steps/s and resident memory against
 ``--split N`` profiles N training iterations of the default task and prints where an iteration goes:
 
     python scripts/benchmark.py --split 15
+
+``--managers readable`` measures the readable term functions instead of the fused managers (the default, see
+``embedded/managers/fused.py``); ``--compare-managers`` measures both in one process, round by round, with the
+phases of a step on each path:
+
+    python scripts/benchmark.py --num_envs 512 2048 --compare-managers
 """
 
 from __future__ import annotations
@@ -240,11 +246,38 @@ def split_iteration(env, agent, iterations: int) -> list[tuple[str, float]]:
     return rows
 
 
+READABLE = ["env.sim.physics.fused_managers=false"]
+"""The override that runs the managers' readable term functions instead of their fused forms."""
+
+
+def compare_managers(n: int, seconds: float, rounds: int = 3) -> dict[str, dict[str, Any]]:
+    """Full / engine of the fused and the readable managers at ``num_envs`` ``n``, in one process, alternating
+    rounds so that machine noise hits both alike; with each path's step phases (ms)."""
+    from roarm_lab.registry import make_env
+
+    envs = {}
+    for label, overrides in (("readable", READABLE), ("fused", [])):
+        cfg, _, _ = load_task_configs(TASK, overrides)
+        cfg.scene.num_envs = n
+        envs[label] = make_env(TASK, cfg)
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label in envs}
+    for _ in range(rounds):
+        for label, env in envs.items():
+            runs[label].append(bench_env(env, seconds / rounds, 3))
+    result = {}
+    for label, env in envs.items():
+        result[label] = {key: statistics.median(r[key] for r in runs[label]) for key in ("full", "engine",
+                                                                                         "ratio_engine")}
+        result[label]["phases"] = step_phases(env, 300)
+        env.close()
+    return result
+
+
 def measure(n: int, args: argparse.Namespace) -> dict[str, float]:
     """One ``num_envs``: raw, full and training rates and this process's peak resident memory."""
     from roarm_lab.registry import make_env
 
-    cfg, agent, _ = load_task_configs(TASK, [])
+    cfg, agent, _ = load_task_configs(TASK, READABLE if args.managers == "readable" else [])
     set_device(cfg, agent, args.device)
     cfg.scene.num_envs = n
     env = make_env(TASK, cfg)
@@ -332,16 +365,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="write the rows as JSON")
     p.add_argument("--split", type=int, metavar="N", help="instead: profile N training iterations at the task's "
                    "default num_envs and print where an iteration goes")
+    p.add_argument("--managers", choices=["fused", "readable"], default="fused",
+                   help="the embedded runtime's managers: fused forms (default) or the readable term functions")
+    p.add_argument("--compare-managers", action="store_true", help="instead: full / engine of both managers at "
+                   "each num_envs, in one process, with each path's step phases")
     p.add_argument("--row", action="store_true", help=argparse.SUPPRESS)  # --isolate's child: one JSON row
     args = p.parse_args(argv)
     runtime = choose_runtime(args)
     if args.split:
         return _print_split(args)
+    if args.compare_managers:
+        return _print_comparison(args)
     if args.row:
         print(json.dumps(measure(args.num_envs[0], args)))
         return 0
     child_argv = ["--seconds", str(args.seconds), "--repeats", str(args.repeats), "--train_iterations",
-                  str(args.train_iterations), "--device", args.device, "--runtime", runtime]
+                  str(args.train_iterations), "--device", args.device, "--runtime", runtime, "--managers",
+                  args.managers]
     print(f"runtime: {runtime}, device: {args.device}")
     print(f"{'num_envs':>8} {'raw env-steps/s':>16} {'engine env-steps/s':>19} {'full env-steps/s':>17} "
           f"{'full/raw time':>14} {'full/engine time':>17} {'train env-steps/s':>18} {'max RSS MB':>11}")
@@ -373,6 +413,17 @@ def task_split(iterations: int, overrides: list[str] = (), device: str = "cpu") 
         return split_iteration(env, agent, iterations), agent
     finally:
         env.close()
+
+
+def _print_comparison(args: argparse.Namespace) -> int:
+    for n in args.num_envs:
+        result = compare_managers(n, args.seconds)
+        print(f"num_envs {n}: full / engine, readable {result['readable']['ratio_engine']:.3f}, "
+              f"fused {result['fused']['ratio_engine']:.3f}")
+        print(f"  {'phase (ms per step)':<46} {'readable':>9} {'fused':>9}")
+        for (label, ms_r), (_, ms_f) in zip(result["readable"]["phases"], result["fused"]["phases"]):
+            print(f"  {label:<46} {ms_r:>9.3f} {ms_f:>9.3f}")
+    return 0
 
 
 def _print_split(args: argparse.Namespace) -> int:

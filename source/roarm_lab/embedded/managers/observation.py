@@ -79,10 +79,18 @@ class ObservationManager:
         from roarm_lab.mdp.fused import FusedTerm
         from roarm_lab.mdp.fused.observations import uniform_noise_kernel
 
+        # one draw for the group: torch's CPU generator fills a tensor in order, so consecutive (N, dim) blocks of one
+        # uniform_ call hold what one rand_like per term would (the parity tests hold this)
+        n = self._env.num_envs
+        flat = torch.empty(n * sum(dim for _, dim, _ in noisy), device=self._env.device)
+        first = 0
         for noise, dim, start in noisy:
-            draws.append(torch.empty(self._env.num_envs, dim, device=self._env.device))
-            forms.append(FusedTerm(uniform_noise_kernel, (view(draws[-1]),), (start,),
+            block = flat[first:first + n * dim].view(n, dim)
+            first += n * dim
+            forms.append(FusedTerm(uniform_noise_kernel, (view(block),), (start,),
                                    (noise.n_max - noise.n_min, noise.n_min)))
+        if noisy:
+            draws.append(flat)
         return corrupt, FusedRows(forms, no_finish, 0, whole=True), draws
 
     def _compute_fused(self, group: str, corrupt: bool) -> torch.Tensor | None:
@@ -93,7 +101,7 @@ class ObservationManager:
             return None
         _, run, draws = fused
         for draw in draws:
-            draw.uniform_()  # the draws of torch.rand_like, in the terms' order
+            draw.uniform_()  # the draws of the terms' torch.rand_like, in their order
         out = torch.empty(self._env.num_envs, self.group_obs_dim[group][0], device=self._env.device)
         run(out.numpy())
         return out
