@@ -58,13 +58,13 @@ class ActionManager:
         self._prev_action = torch.zeros_like(self._action)
         self._fused = self._fuse(env)
 
-    def _fuse(self, env: Any) -> tuple[FusedRows, FusedRows, Any, Any] | None:
-        """(process, apply, the action's view, the joint targets' view) or None: the readable path."""
+    def _fuse(self, env: Any) -> tuple[FusedRows, FusedRows, FusedRows, Any, Any] | None:
+        """(process, apply, reset, the action's view, the joint targets' view) or None: the readable path."""
         if not getattr(env, "fused_managers", False):
             return None
         from roarm_lab.mdp.fused.actions import bind_servo
 
-        process, apply, assets, start = [], [], set(), 0
+        process, apply, reset, assets, start = [], [], [], set(), 0
         for name, term in self._terms.items():
             forms = bind_servo(env, term, start)
             if forms is None:
@@ -72,13 +72,15 @@ class ActionManager:
                 return None
             process.append(forms[0])
             apply.append(forms[1])
+            reset.append(forms[2])
             assets.add(term.cfg.asset_name)
             start += term.action_dim
         if len(assets) != 1:
             return None  # the apply call writes one articulation's targets
         targets = env.scene[assets.pop()].data.joint_pos_target.torch
+        self._actions_view, self._prev_view = view(self._action), view(self._prev_action)
         return (FusedRows(process, no_finish, 0, whole=True), FusedRows(apply, no_finish, 0, whole=True),
-                view(self._action), view(targets))
+                FusedRows(reset, no_finish, 0, whole=True), self._actions_view, view(targets))
 
     @property
     def active_terms(self) -> list[str]:
@@ -101,7 +103,7 @@ class ActionManager:
         self._prev_action.copy_(self._action)
         self._action.copy_(action)
         if self._fused is not None:
-            process, _, action_rows, _ = self._fused
+            process, _, _, action_rows, _ = self._fused
             process(action_rows)
             return
         start = 0
@@ -111,7 +113,7 @@ class ActionManager:
 
     def apply_action(self) -> None:
         if self._fused is not None:
-            _, apply, _, targets = self._fused
+            _, apply, _, _, targets = self._fused
             apply(targets)
             return
         for term in self._terms.values():
@@ -120,6 +122,9 @@ class ActionManager:
     def reset(self, env_ids: torch.Tensor) -> dict[str, float]:
         self._prev_action[env_ids] = 0.0
         self._action[env_ids] = 0.0
+        if self._fused is not None and isinstance(env_ids, torch.Tensor):
+            self._fused[2](view(env_ids.to(torch.int64).contiguous()))
+            return {}
         for term in self._terms.values():
             term.reset(env_ids)
         return {}

@@ -41,6 +41,27 @@ def scale_rows(rows, scales):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
+def close_episode_sums(sums, ids, means):  # pragma: no cover - compiled
+    """The reward manager's reset: each row's mean over ``ids`` into ``means``, then those entries zeroed."""
+    for i in range(sums.shape[0]):
+        total = 0.0
+        for r in range(ids.shape[0]):
+            total += sums[i, ids[r]]
+            sums[i, ids[r]] = 0.0
+        means[i] = total / ids.shape[0]
+
+
+@numba.njit(cache=True)
+def count_rows(rows, ids, counts):  # pragma: no cover - compiled
+    """The termination manager's reset: how many of ``ids`` each row holds true."""
+    for i in range(rows.shape[0]):
+        counts[i] = 0
+        for r in range(ids.shape[0]):
+            if rows[i, ids[r]]:
+                counts[i] += 1
+
+
+@numba.njit(cache=True)
 def or_rows(rows, is_time_out, terminated, time_outs):  # pragma: no cover - compiled
     """The termination manager's ORs: time-out rows into ``time_outs``, the others into ``terminated``."""
     for n in range(rows.shape[1]):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from roarm_lab.embedded.managers.base import ManagerTermBase, iter_terms, resolve_term
-from roarm_lab.embedded.managers.fused import FusedRows, bind_terms, scale_rows, view
+from roarm_lab.embedded.managers.fused import FusedRows, bind_terms, close_episode_sums, scale_rows, view
 
 
 class RewardManager:
@@ -23,7 +23,7 @@ class RewardManager:
         self._step_values = torch.zeros(k, n, device=env.device)
         self._sums = torch.zeros(k, n, device=env.device)
         self._episode_sums = {name: self._sums[i] for i, (name, _, _) in enumerate(self._terms)}
-        self._step_rows = view(self._step_values)
+        self._step_rows, self._sums_view = view(self._step_values), view(self._sums)
         self._fused = self._fuse()
 
     def _fuse(self) -> FusedRows | None:
@@ -60,8 +60,13 @@ class RewardManager:
         return torch.sum(values, dim=0, out=self._reward_buf)
 
     def reset(self, env_ids: torch.Tensor) -> dict[str, float]:
-        means = (self._sums[:, env_ids].mean(dim=1) / self._env.max_episode_length_s).tolist()
-        self._sums[:, env_ids] = 0.0
+        if self._fused is not None and isinstance(env_ids, torch.Tensor):
+            sums = np.empty(len(self._terms))
+            close_episode_sums(self._sums_view, view(env_ids.to(torch.int64).contiguous()), sums)
+            means = (sums / self._env.max_episode_length_s).tolist()
+        else:
+            means = (self._sums[:, env_ids].mean(dim=1) / self._env.max_episode_length_s).tolist()
+            self._sums[:, env_ids] = 0.0
         for _, _, fn in self._terms:
             if isinstance(fn, ManagerTermBase):
                 fn.reset(env_ids)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from roarm_lab.embedded.managers.base import iter_terms, resolve_term
-from roarm_lab.embedded.managers.fused import FusedRows, bind_terms, or_rows, view
+from roarm_lab.embedded.managers.fused import FusedRows, bind_terms, count_rows, or_rows, view
 
 
 class TerminationManager:
@@ -55,5 +55,9 @@ class TerminationManager:
         return self._term_dones[name]
 
     def reset(self, env_ids: torch.Tensor) -> dict[str, float]:
+        if self._fused is not None and isinstance(env_ids, torch.Tensor):
+            counts = np.empty(len(self._terms), dtype=np.int64)
+            count_rows(self._fused_args[0], view(env_ids.to(torch.int64).contiguous()), counts)
+            return {f"Episode_Termination/{name}": count for (name, _, _), count in zip(self._terms, counts.tolist())}
         return {f"Episode_Termination/{name}": self._term_dones[name][env_ids].sum().item()
                 for name in self._term_dones}

@@ -1,8 +1,8 @@
 """Fused forms of the servo action terms (``mdp.actions``): the policy's action to delayed, slewed servo targets.
 
-Two kernels per term, as the term has two methods: ``process`` (the action convention of ``policy.targets``: the
-desired target, the safe box, the step limit; then the latency ring) once per policy step, and ``apply`` (the
-servo's setpoint slewing toward the delayed target, its deadband, the calibration error) before the engine steps.
+A kernel per method of the term: ``process`` (the action convention of ``policy.targets``: the desired target, the
+safe box, the step limit; then the latency ring) once per policy step, ``apply`` (the servo's setpoint slewing
+toward the delayed target, its deadband, the calibration error) before the engine steps, and ``reset``.
 Both work on the term's own buffers, in place, so the readable methods and these can take turns on one term.
 """
 
@@ -61,9 +61,27 @@ def apply_kernel(targets, processed, setpoint, speed, calibration, cols, deadban
             targets[e, cols[j]] = setpoint[e, j] + calibration[e, j]
 
 
-def bind_servo(env: Any, term: Any, start: int) -> tuple[FusedTerm, FusedTerm] | None:
-    """The term's (process, apply) forms, the first over the action manager's whole action (its columns from
-    ``start``), the second over the articulation's joint targets; None for a term of another kind."""
+@numba.njit(cache=True)
+def reset_kernel(ids, raw, history, processed, setpoint, joint_pos, calibration, offset, cols,
+                 relative):  # pragma: no cover - compiled
+    """``ServoJointPositionAction.reset``: no action, and every target (the ring, the delayed one, the setpoint)
+    where the servos read the arm (relative mode) or at the offset (absolute)."""
+    for r in range(ids.shape[0]):
+        e = ids[r]
+        for j in range(raw.shape[1]):
+            raw[e, j] = 0.0
+        for j in range(cols.shape[0]):
+            start = joint_pos[e, cols[j]] - calibration[e, j] if relative else offset[e, j]
+            for s in range(history.shape[1]):
+                history[e, s, j] = start
+            processed[e, j] = start
+            setpoint[e, j] = start
+
+
+def bind_servo(env: Any, term: Any, start: int) -> tuple[FusedTerm, FusedTerm, FusedTerm] | None:
+    """The term's (process, apply, reset) forms: the first over the action manager's whole action (its columns
+    from ``start``), the second over the articulation's joint targets, the third over the reset's environment ids;
+    None for a term of another kind."""
     if type(term) not in (actions.ServoJointPositionAction, actions.BinaryServoGripperAction):
         return None
     cfg = term.cfg
@@ -82,4 +100,9 @@ def bind_servo(env: Any, term: Any, start: int) -> tuple[FusedTerm, FusedTerm] |
                       (view(term.processed_actions), view(term._setpoint), view(term._speed),
                        view(term.calibration_offset), np.asarray(term.joint_ids, dtype=np.int64)),
                       (), (cfg.servo_deadband, term._apply_dt))
-    return process, apply
+    joint_pos = env.scene[cfg.asset_name].data.joint_pos.torch
+    reset = FusedTerm(reset_kernel,
+                      (view(term.raw_actions), view(term._history), view(term.processed_actions),
+                       view(term._setpoint), view(joint_pos), view(term.calibration_offset), view(term._offset),
+                       np.asarray(term.joint_ids, dtype=np.int64)), (int(cfg.mode == "relative"),))
+    return process, apply, reset
