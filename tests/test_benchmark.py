@@ -107,3 +107,15 @@ def test_the_step_phases_add_up_to_the_step_and_leave_the_env_as_it_was(make_rea
     assert rows["the rest of the step"] >= 0  # no phase is counted inside another
     assert rows["engine (mujoco.batch, all substeps)"] > 0 and rows["partial resets (events, managers' resets)"] > 0
     assert "_reset_idx" not in vars(env) and "step" not in vars(env.sim)  # the timers are gone
+
+
+def test_the_managers_comparison_measures_both_paths_in_one_process():
+    from roarm_lab.rl.benchmark import compare_managers
+
+    result = compare_managers(16, seconds=0.6, rounds=1)
+    assert set(result) == {"readable", "fused"}
+    for path in result.values():
+        assert path["ratio_engine"] > 1.0 and path["full"] > 0  # the managers cost something on top of the engine
+        labels = [label for label, _ in path["phases"]]
+        assert labels[0].startswith("engine") and labels[-1] == "one step"
+    assert [label for label, _ in result["readable"]["phases"]] == [label for label, _ in result["fused"]["phases"]]

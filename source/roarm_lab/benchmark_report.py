@@ -130,35 +130,24 @@ def scaling_section(num_envs: list[int], docs: Path) -> tuple[str, dict[str, flo
                               "full_engine_2048": by_n.get(2048, float("nan"))}
 
 
-def phases_section(num_envs: tuple[int, ...] = (512, 2048), steps: int = 300) -> str:
-    """Milliseconds per step by phase, and what full / engine would be with every phase but the engine and the
-    partial resets free: the floor that fusing the per-step managers alone could reach."""
-    from roarm_lab import DEFAULT_TASK
-    from roarm_lab.registry import make_env
-    from roarm_lab.rl.benchmark import step_phases
-    from roarm_lab.rl.run_setup import load_task_configs
+def phases_section(num_envs: tuple[int, ...] = (512, 2048), seconds: float = 12.0) -> str:
+    """The fused managers against the readable term functions: full / engine of each (one process per
+    ``num_envs``, rounds alternating) and the milliseconds per step of each phase on each path."""
+    from roarm_lab.rl.benchmark import compare_managers
 
-    columns = []
+    results = {}
     for n in num_envs:
-        print(f"step phases: num_envs {n}", flush=True)
-        cfg, _, _ = load_task_configs(DEFAULT_TASK, [])
-        cfg.scene.num_envs = n
-        env = make_env(DEFAULT_TASK, cfg)
-        columns.append(step_phases(env, steps))
-        env.close()
-    lines = ["| phase | " + " | ".join(f"{n} envs: ms / step | share" for n in num_envs) + " |",
-             "|---|" + "---:|---:|" * len(num_envs)]
-    for i, (label, _) in enumerate(columns[0]):
-        cells = " | ".join(f"{col[i][1]:.3f} | {100 * col[i][1] / col[-1][1]:.0f} %" for col in columns)
+        print(f"managers, fused and readable: num_envs {n}", flush=True)
+        results[n] = compare_managers(n, seconds)
+    header = " | ".join(f"{n} envs: readable | {n} envs: fused" for n in num_envs)
+    lines = [f"| phase (ms per step) | {header} |", "|---|" + "---:|---:|" * len(num_envs)]
+    for i, (label, _) in enumerate(results[num_envs[0]]["readable"]["phases"]):
+        cells = " | ".join(f"{results[n]['readable']['phases'][i][1]:.3f} | {results[n]['fused']['phases'][i][1]:.3f}"
+                           for n in num_envs)
         lines.append(f"| {label} | {cells} |")
-    floors = []
-    for n, col in zip(num_envs, columns):
-        ms = dict(col)
-        engine, resets = ms["engine (mujoco.batch, all substeps)"], ms["partial resets (events, managers' resets)"]
-        floors.append(f"{n} envs: {col[-1][1] / engine:.2f} now, {(engine + resets) / engine:.2f} with only the "
-                      f"engine and the resets left")
-    lines += ["", "full / engine if every phase but the engine and the partial resets cost nothing: " +
-              "; ".join(floors) + "."]
+    ratios = " | ".join(f"{results[n]['readable']['ratio_engine']:.2f} | **{results[n]['fused']['ratio_engine']:.2f}**"
+                        for n in num_envs)
+    lines.append(f"| **full / engine** (median of the alternating rounds) | {ratios} |")
     return "\n".join(lines)
 
 
@@ -279,9 +268,13 @@ physics. Raw data: [scaling_envs.json](scaling_envs.json).
 
 {parts['scaling']}
 
-### Where an environment step goes
+### Where an environment step goes: fused managers against the readable terms
 
-Each phase's method timed in place during the full step (random actions, episodes ending as in training):
+The embedded runtime runs each manager's terms as one compiled call (their fused forms, `mdp/fused/`; the readable
+term functions stay the source of truth, and `tests/test_fused_managers.py` holds each form to its function).
+*readable* is the same environment with `env.sim.physics.fused_managers=false`; both are built in one process and
+measured in alternating rounds (`python scripts/benchmark.py --num_envs 512 2048 --compare-managers`). Each phase's
+method is timed in place during the full step (random actions, episodes ending as in training):
 
 {parts['phases']}
 
