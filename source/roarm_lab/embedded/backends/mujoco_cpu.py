@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import mujoco
-import numba
 import numpy as np
 from mujoco import batch as mjbatch
 
 from roarm_lab.embedded.backends.base import PhysicsBackend
 from roarm_lab.embedded.scene_model import SceneModel
+from roarm_lab.utils.jit import compiled
 
 _DIVERGENCE_SLICE = slice(mujoco.mjtWarning.mjWARN_BADQPOS.value, mujoco.mjtWarning.mjWARN_BADQACC.value + 1)
 assert _DIVERGENCE_SLICE.stop - _DIVERGENCE_SLICE.start == 3  # BADQPOS, BADQVEL, BADQACC are contiguous
@@ -26,7 +26,7 @@ assert _DIVERGENCE_SLICE.stop - _DIVERGENCE_SLICE.start == 3  # BADQPOS, BADQVEL
 _FIELD_BITS = {"gains": 1, "armature": 2, "friction": 4, "viscous_friction": 8, "joint_vel": 16, "joint_pos": 32}
 
 
-@numba.njit(cache=True)
+@compiled
 def _read_articulation(qpos, qvel, xpos, site_xpos, links, sites, joint_pos, joint_vel,
                        frames):  # pragma: no cover - compiled
     """The state copies of ``read_articulation`` in one pass (float64 engine arrays into float32 buffers)."""
@@ -42,7 +42,7 @@ def _read_articulation(qpos, qvel, xpos, site_xpos, links, sites, joint_pos, joi
                 frames[e, links + s, k] = site_xpos[e, sites[s], k]
 
 
-@numba.njit(cache=True)
+@compiled
 def _write_joint_rows(rows, bits, stiffness, damping, armature, friction, viscous, joint_pos, joint_vel, gainprm,
                       biasprm, dof_armature, dof_damping, coulomb, qpos, qvel):  # pragma: no cover - compiled
     """``write_joint_rows`` for the MuJoCo batch: what ``set_gains`` ... ``write_joint_positions`` write, row by row."""

@@ -14,6 +14,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numba
+
+from roarm_lab.utils.jit import compiled
 import numpy as np
 import torch
 
@@ -32,7 +34,7 @@ def view(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().numpy()
 
 
-@numba.njit(cache=True)
+@compiled
 def scale_rows(rows, scales):  # pragma: no cover - compiled
     """Each row times its scale; a zero scale zeroes the row (a disabled term, NaN or not)."""
     for i in range(rows.shape[0]):
@@ -40,7 +42,7 @@ def scale_rows(rows, scales):  # pragma: no cover - compiled
             rows[i, n] = rows[i, n] * scales[i] if scales[i] != 0 else np.float32(0.0)
 
 
-@numba.njit(cache=True)
+@compiled
 def close_episode_sums(sums, ids, means):  # pragma: no cover - compiled
     """The reward manager's reset: each row's mean over ``ids`` into ``means``, then those entries zeroed."""
     for i in range(sums.shape[0]):
@@ -51,7 +53,7 @@ def close_episode_sums(sums, ids, means):  # pragma: no cover - compiled
         means[i] = total / ids.shape[0]
 
 
-@numba.njit(cache=True)
+@compiled
 def count_rows(rows, ids, counts):  # pragma: no cover - compiled
     """The termination manager's reset: how many of ``ids`` each row holds true."""
     for i in range(rows.shape[0]):
@@ -61,7 +63,7 @@ def count_rows(rows, ids, counts):  # pragma: no cover - compiled
                 counts[i] += 1
 
 
-@numba.njit(cache=True)
+@compiled
 def or_rows(rows, is_time_out, terminated, time_outs):  # pragma: no cover - compiled
     """The termination manager's ORs: time-out rows into ``time_outs``, the others into ``terminated``."""
     for n in range(rows.shape[1]):
@@ -81,7 +83,7 @@ def _memory(array: np.ndarray) -> tuple:
     return array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str
 
 
-@numba.njit(cache=True)
+@compiled
 def no_finish(rows):  # pragma: no cover - compiled
     """Observation groups need no finishing pass."""
 

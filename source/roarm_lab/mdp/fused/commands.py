@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 import torch
 
 from roarm_lab.embedded.managers.fused import view
 from roarm_lab.mdp import commands
 from roarm_lab.mdp.fused.common import command_error
+from roarm_lab.utils.jit import compiled
 
 
-@numba.njit(cache=True)
+@compiled
 def _metric_and_timers(cmd, body_pos, root, body, error, time_left, dt, due):  # pragma: no cover - compiled
     """``_update_metrics`` (the hand's distance to its target), then ``time_left -= dt``; the ids whose timer ran
     out go to ``due``; returns their count."""
@@ -36,7 +36,7 @@ def _metric_and_timers(cmd, body_pos, root, body, error, time_left, dt, due):  #
     return count
 
 
-@numba.njit(cache=True)
+@compiled
 def _score(ids, counter, error, segments, success_rate, threshold):  # pragma: no cover - compiled
     """``ReachableTargetCommand._score_segments`` (uniform sampler): the ending segments of ``ids`` with a target."""
     for r in range(ids.shape[0]):
@@ -47,7 +47,7 @@ def _score(ids, counter, error, segments, success_rate, threshold):  # pragma: n
             success_rate[e] = segments[1, e] / segments[0, e]
 
 
-@numba.njit(cache=True)
+@compiled
 def _reset(ids, counter, error, segments, success_rate, threshold, means):  # pragma: no cover - compiled
     """The reset's bookkeeping: score the last segment, the metrics' means over ``ids`` (``means``: error, success
     rate), then zero the metrics, the counters and the segments of ``ids``."""

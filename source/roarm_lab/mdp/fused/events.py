@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numba
 import numpy as np
 import torch
 
 from roarm_lab.embedded.managers.fused import view
 from roarm_lab.mdp import events
 from roarm_lab.mdp.fused.common import FusedTerm, Slot, joint_index, servo_term
+from roarm_lab.utils.jit import compiled
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class FusedEvent:
 
 
 # ----------------------------------------------------------------------------- kernels: ids first, then the draws
-@numba.njit(cache=True)
+@compiled
 def _scaled_pair_kernel(ids, u_a, u_b, nominal_a, nominal_b, out_a, out_b, cols):  # pragma: no cover - compiled
     """``randomize_actuator_gains``: out[e, cols[j]] = nominal[e, j] * u[r, j] for kp and kv."""
     for r in range(ids.shape[0]):
@@ -47,7 +47,7 @@ def _scaled_pair_kernel(ids, u_a, u_b, nominal_a, nominal_b, out_a, out_b, cols)
             out_b[e, cols[j]] = nominal_b[e, j] * u_b[r, j]
 
 
-@numba.njit(cache=True)
+@compiled
 def _joint_dynamics_kernel(ids, u_armature, u_friction, u_damping, armature_nominal, damping_nominal, armature,
                            friction, damping, cols):  # pragma: no cover - compiled
     """``randomize_joint_dynamics``: armature and passive damping scale their nominal values; friction is drawn."""
@@ -59,7 +59,7 @@ def _joint_dynamics_kernel(ids, u_armature, u_friction, u_damping, armature_nomi
             damping[e, cols[j]] = damping_nominal[e, j] * u_damping[r, j]
 
 
-@numba.njit(cache=True)
+@compiled
 def _rows_kernel(ids, u, out):  # pragma: no cover - compiled
     """out[e] = u[r]: a per-environment draw of every column (calibration, servo speed)."""
     for r in range(ids.shape[0]):
@@ -67,14 +67,14 @@ def _rows_kernel(ids, u, out):  # pragma: no cover - compiled
             out[ids[r], j] = u[r, j]
 
 
-@numba.njit(cache=True)
+@compiled
 def _entries_kernel(ids, u, out):  # pragma: no cover - compiled
     """out[e] = u[r] for a per-environment value (latency)."""
     for r in range(ids.shape[0]):
         out[ids[r]] = u[r]
 
 
-@numba.njit(cache=True)
+@compiled
 def _joint_offset_kernel(ids, u_pos, u_vel, default_pos, default_vel, limits, joint_pos, joint_vel,
                          cols):  # pragma: no cover - compiled
     """``reset_joints_by_offset``: home plus the offset, clamped to the soft limits; the velocity likewise."""
