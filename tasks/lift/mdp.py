@@ -52,6 +52,9 @@ class reset_grasp_ready(ManagerTermBase):
     learnt. Evaluation drops this term (``evaluation_mode``): success is measured from the normal start.
     """
 
+    fused_form = "roarm_lab.tasks.lift.fused:grasp_ready"
+    """Its compiled form for the embedded runtime's reset (``roarm_lab.mdp.fused``), imported only there."""
+
     def __init__(self, cfg: Any, env: Any):
         super().__init__(cfg, env)
         p = cfg.params

@@ -186,11 +186,12 @@ class Articulation:
         self.backend.set_targets(self.data.joint_pos_target.torch.cpu().numpy())
         self.backend.apply_joint_friction()
 
-    def write_rows_to_sim(self, rows: np.ndarray, fields: Sequence[str]) -> None:
-        """Push whole rows of the data buffers into the engine: what the writers below do one field at a time,
-        for fields already stored in ``data`` (the fused reset events write them there). Fields: ``gains``,
-        ``armature``, ``friction``, ``viscous_friction``, ``joint_vel``, ``joint_pos`` (then the kinematics)."""
-        self.backend.write_joint_rows(rows, set(fields), *self._joint_views)
+    def write_rows_to_sim(self, rows: np.ndarray, fields: dict[str, Any]) -> None:
+        """Push some environments' data buffers into the engine: what the writers below do one field at a time,
+        for values already stored in ``data`` (the fused reset events write them there). ``fields`` maps
+        ``gains``, ``armature``, ``friction``, ``viscous_friction`` to the joints written (None: all), and
+        ``joint_vel``, ``joint_pos`` (whole rows, as the writers write them; then the kinematics) to None."""
+        self.backend.write_joint_rows(rows, fields, *self._joint_views)
         if "joint_pos" in fields:
             at = torch.from_numpy(rows)
             self.data.body_pos_w.torch[at] = torch.from_numpy(self.backend.frame_positions(rows)).float()

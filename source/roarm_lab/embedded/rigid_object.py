@@ -63,6 +63,13 @@ class RigidObject:
         self.num_instances = backend.num_envs
         mass, inertia = backend.object_mass(name)
         self.data = RigidObjectData(backend.num_envs, device, init_state, mass, inertia)
+        n = backend.num_envs
+        self.pending_pose = torch.zeros(n, 7, device=device)
+        """Poses (x y z, quaternion x y z w) the fused reset events stage for ``write_rows_to_sim``."""
+        self.pending_velocity = torch.zeros(n, 6, device=device)
+        """Velocities (linear, angular, world frame) staged likewise."""
+        self.pending_rows = torch.zeros(n, dtype=torch.bool, device=device)
+        """The environments whose pose and velocity are staged (``write_rows_to_sim`` sends those, and clears)."""
         self.update(0.0)
 
     @property
@@ -90,6 +97,25 @@ class RigidObject:
 
     def _rows(self, env_ids: Ids) -> np.ndarray:
         return index_array(env_ids, self.num_instances)
+
+    def write_rows_to_sim(self, rows: np.ndarray, fields: Sequence[str]) -> None:
+        """Send some environments' staged values to the engine, as the writers below do: ``pose`` and ``velocity``
+        from ``pending_pose`` / ``pending_velocity``, ``mass`` (and inertia) from ``data``."""
+        if "mass" in fields:
+            self._write_mass(rows)
+        staged = rows[self.pending_rows.numpy()[rows]]
+        if len(staged) == 0 or not ("pose" in fields or "velocity" in fields):
+            return
+        at = torch.from_numpy(staged)
+        if "pose" in fields:
+            pose = self.pending_pose[at].double().numpy()
+            quat = pose[:, 3:] / np.linalg.norm(pose[:, 3:], axis=1, keepdims=True)
+            self.backend.write_object_pose(self.name, staged, pose[:, :3], _wxyz(quat))
+        if "velocity" in fields:
+            velocity = self.pending_velocity[at].double().numpy()
+            self.backend.write_object_velocity(self.name, staged, velocity[:, :3], velocity[:, 3:])
+        self.pending_rows[at] = False
+        self.update(0.0)
 
     def write_root_pose_to_sim_index(self, *, root_pose: Any, env_ids: Ids = None, skip_forward: bool = False) -> None:
         """Position and quaternion (x, y, z, w) in the world frame, (len(env_ids), 7)."""

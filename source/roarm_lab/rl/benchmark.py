@@ -427,9 +427,10 @@ def _print_comparison(args: argparse.Namespace) -> int:
 
 
 def _print_split(args: argparse.Namespace) -> int:
-    rows, agent = task_split(args.split, device=args.device)
+    rows, agent = task_split(args.split, READABLE if args.managers == "readable" else [], device=args.device)
     total = rows[-1][1]
-    print(f"{TASK}: {agent.num_steps_per_env} steps per env, {args.split} iterations profiled")
+    print(f"{TASK}: {agent.num_steps_per_env} steps per env, {args.split} iterations profiled, {args.managers} "
+          "managers")
     print(f"{'part':<62} {'s / iteration':>13} {'share':>6}")
     for label, seconds in rows:
         print(f"{label:<62} {seconds:>13.3f} {100 * seconds / total:>5.0f}%")

@@ -58,20 +58,26 @@ class PhysicsBackend(ABC):
         joint_vel[:] = self.qvel
         frames[:] = self.frame_positions()
 
-    def write_joint_rows(self, rows: np.ndarray, fields: set[str], stiffness: np.ndarray, damping: np.ndarray,
-                         armature: np.ndarray, friction: np.ndarray, viscous: np.ndarray, joint_pos: np.ndarray,
-                         joint_vel: np.ndarray) -> None:
-        """Write whole rows (every joint) of some simulations from (N, joints) buffers: ``fields`` of ``gains``,
-        ``armature``, ``friction``, ``viscous_friction``, ``joint_vel``, ``joint_pos`` (then the kinematics)."""
-        cols = np.arange(len(self.joint_names))
+    def write_joint_rows(self, rows: np.ndarray, fields: dict[str, np.ndarray | None], stiffness: np.ndarray,
+                         damping: np.ndarray, armature: np.ndarray, friction: np.ndarray, viscous: np.ndarray,
+                         joint_pos: np.ndarray, joint_vel: np.ndarray) -> None:
+        """Write some simulations' joint fields from (N, joints) buffers: ``fields`` maps ``gains``, ``armature``,
+        ``friction``, ``viscous_friction``, ``joint_vel``, ``joint_pos`` to their joints (None: all); positions
+        are written whole rows, then the kinematics recomputed."""
+        every = np.arange(len(self.joint_names))
+
+        def cols(field: str) -> np.ndarray:
+            return every if fields[field] is None else np.asarray(fields[field])
+
         if "gains" in fields:
-            self.set_gains(rows, cols, stiffness[rows], damping[rows])
+            c = cols("gains")
+            self.set_gains(rows, c, stiffness[np.ix_(rows, c)], damping[np.ix_(rows, c)])
         if "armature" in fields:
-            self.set_armature(rows, cols, armature[rows])
+            self.set_armature(rows, cols("armature"), armature[np.ix_(rows, cols("armature"))])
         if "friction" in fields:
-            self.set_friction(rows, cols, friction[rows])
+            self.set_friction(rows, cols("friction"), friction[np.ix_(rows, cols("friction"))])
         if "viscous_friction" in fields:
-            self.set_damping(rows, cols, viscous[rows])
+            self.set_damping(rows, cols("viscous_friction"), viscous[np.ix_(rows, cols("viscous_friction"))])
         if "joint_vel" in fields:
             self.write_joint_velocities(rows, joint_vel[rows])
         if "joint_pos" in fields:

@@ -23,7 +23,7 @@ _DIVERGENCE_SLICE = slice(mujoco.mjtWarning.mjWARN_BADQPOS.value, mujoco.mjtWarn
 assert _DIVERGENCE_SLICE.stop - _DIVERGENCE_SLICE.start == 3  # BADQPOS, BADQVEL, BADQACC are contiguous
 
 
-_FIELD_BITS = {"gains": 1, "armature": 2, "friction": 4, "viscous_friction": 8, "joint_vel": 16, "joint_pos": 32}
+_ROW_FIELDS = ("gains", "armature", "friction", "viscous_friction", "joint_vel", "joint_pos")
 
 
 @compiled
@@ -43,26 +43,27 @@ def _read_articulation(qpos, qvel, xpos, site_xpos, links, sites, joint_pos, joi
 
 
 @compiled
-def _write_joint_rows(rows, bits, stiffness, damping, armature, friction, viscous, joint_pos, joint_vel, gainprm,
+def _write_joint_rows(rows, mask, stiffness, damping, armature, friction, viscous, joint_pos, joint_vel, gainprm,
                       biasprm, dof_armature, dof_damping, coulomb, qpos, qvel):  # pragma: no cover - compiled
-    """``write_joint_rows`` for the MuJoCo batch: what ``set_gains`` ... ``write_joint_positions`` write, row by row."""
+    """``write_joint_rows`` for the MuJoCo batch: what ``set_gains`` ... ``write_joint_positions`` write, row by row;
+    ``mask[f, j]``: field ``_ROW_FIELDS[f]`` of joint ``j`` is written."""
     for r in range(rows.shape[0]):
         e = rows[r]
         for j in range(stiffness.shape[1]):
-            if bits & 1:
+            if mask[0, j]:
                 kp = np.float64(stiffness[e, j])
                 gainprm[e, j, 0] = kp
                 biasprm[e, j, 1] = -kp
                 biasprm[e, j, 2] = -np.float64(damping[e, j])
-            if bits & 2:
+            if mask[1, j]:
                 dof_armature[e, j] = armature[e, j]
-            if bits & 4:
+            if mask[2, j]:
                 coulomb[e, j] = friction[e, j]
-            if bits & 8:
+            if mask[3, j]:
                 dof_damping[e, j] = viscous[e, j]
-            if bits & 16:
+            if mask[4, j]:
                 qvel[e, j] = joint_vel[e, j]
-            if bits & 32:
+            if mask[5, j]:
                 qpos[e, j] = joint_pos[e, j]
 
 
@@ -192,14 +193,16 @@ class MujocoCpuBackend(PhysicsBackend):
         _read_articulation(self.full_qpos, self.full_qvel, self._xpos, self._site_xpos, self.num_mass_bodies,
                            self._site_ids, joint_pos, joint_vel, frames)
 
-    def write_joint_rows(self, rows: np.ndarray, fields: set[str], stiffness: np.ndarray, damping: np.ndarray,
-                         armature: np.ndarray, friction: np.ndarray, viscous: np.ndarray, joint_pos: np.ndarray,
-                         joint_vel: np.ndarray) -> None:
-        bits = sum(_FIELD_BITS[f] for f in fields)
-        _write_joint_rows(rows, bits, stiffness, damping, armature, friction, viscous, joint_pos, joint_vel,
+    def write_joint_rows(self, rows: np.ndarray, fields: dict[str, np.ndarray | None], stiffness: np.ndarray,
+                         damping: np.ndarray, armature: np.ndarray, friction: np.ndarray, viscous: np.ndarray,
+                         joint_pos: np.ndarray, joint_vel: np.ndarray) -> None:
+        mask = np.zeros((len(_ROW_FIELDS), len(self.joint_names)), dtype=np.bool_)
+        for f, cols in fields.items():
+            mask[_ROW_FIELDS.index(f), slice(None) if cols is None else cols] = True
+        _write_joint_rows(rows, mask, stiffness, damping, armature, friction, viscous, joint_pos, joint_vel,
                           self._gainprm, self._biasprm, self._armature, self._damping, self.friction, self.full_qpos,
                           self.full_qvel)
-        if bits & _FIELD_BITS["joint_pos"]:
+        if "joint_pos" in fields:
             self.forward(rows)
 
     def frame_positions(self, env_ids: np.ndarray | None = None) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from roarm_lab.embedded.managers.base import iter_terms, resolve_term
@@ -30,28 +31,38 @@ class EventManager:
         }
         self._fused_reset: Any = False  # built at the first reset: the action and command terms exist by then
 
-    def _fuse_reset(self) -> tuple[FusedRows, list, dict[str, set[str]]] | None:
-        """The reset terms as one call: (the call, each term's draw, the fields written per asset); or None."""
+    def _fuse_reset(self) -> tuple[FusedRows, list, dict[str, dict[str, Any]], list] | None:
+        """The reset terms as one call: (the call, each term's draw, the fields written per asset, each term's
+        engine write after the call); or None."""
         bound = bind_terms(self._env, "reset event", self._terms["reset"])
         if not bound:
             return None
         from roarm_lab.mdp.fused.common import Slot
 
-        forms, draws, writes, first = [], [], {}, 0
+        forms, draws, writes, after, first = [], [], {}, [], 0
         for event in bound:
             arrays = tuple(Slot(first + a.index) if isinstance(a, Slot) else a for a in event.term.arrays)
-            first += sum(isinstance(a, Slot) for a in event.term.arrays)
+            slots = sum(isinstance(a, Slot) for a in event.term.arrays)  # the first draws go to the kernel
+            first += slots
             forms.append(type(event.term)(event.term.kernel, arrays, event.term.ints, event.term.floats))
-            draws.append(event.draw)
-            if event.writes:
-                writes.setdefault(event.asset, set()).update(event.writes)
-        return FusedRows(forms, no_finish, 0, whole=True), draws, writes
+            draws.append((event.draw, slots))
+            after.append(event.after)
+            for asset, fields in event.writes.items():
+                merged = writes.setdefault(asset, {})
+                for name, cols in fields.items():  # the union of the joints written (None: all)
+                    old = merged.get(name, ())
+                    merged[name] = None if cols is None or old is None else np.union1d(old, cols).astype(np.int64)
+        return FusedRows(forms, no_finish, 0, whole=True), draws, writes, after
 
     def _apply_fused_reset(self, env_ids: torch.Tensor) -> None:
-        run, draws, writes = self._fused_reset
+        run, draws, writes, after = self._fused_reset
         rows = view(env_ids.to(torch.int64).contiguous())
         n = len(rows)
-        run(rows, *(view(value) for draw in draws for value in draw(n)))  # drawn in the terms' order
+        drawn = [draw(n) for draw, _ in draws]  # in the terms' order, as the terms draw
+        run(rows, *(view(value.contiguous()) for values, (_, slots) in zip(drawn, draws) for value in values[:slots]))
+        for write, values in zip(after, drawn):
+            if write is not None:
+                write(rows, values)
         for asset, fields in writes.items():
             self._env.scene[asset].write_rows_to_sim(rows, fields)
 

@@ -17,6 +17,7 @@ The kernels are cached by numba beside these files, as ``policy.numba_kernels`` 
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable
 
 from roarm_lab.mdp.fused import events, observations, rewards, terminations
@@ -28,9 +29,20 @@ FUSED_FORMS: dict[Any, Callable[[Any, Any, dict], Any]] = {**rewards.FORMS, **te
 """The readable term (a function, or a term class) -> its fused form's binder."""
 
 
-def fused_form(term: Any) -> Callable[[Any, Any, dict], FusedTerm] | None:
-    """The binder of a resolved term (a function, or an instance of a term class); None where it has none."""
-    return FUSED_FORMS.get(term) or FUSED_FORMS.get(type(term))
+def fused_form(term: Any) -> Callable[[Any, Any, dict], Any] | None:
+    """The binder of a resolved term (a function, or an instance of a term class); None where it has none.
+
+    A task's own term names its form in its code (``fused_form = "roarm_lab.tasks.<task>.fused:<binder>"``, a class
+    or function attribute), imported here, by the embedded runtime's managers only, so the task's module needs no
+    numba where Isaac Lab runs it. Only references into the package are followed."""
+    found = FUSED_FORMS.get(term) or FUSED_FORMS.get(type(term))
+    if found is not None:
+        return found
+    reference = getattr(term, "fused_form", None)
+    if not isinstance(reference, str) or not reference.startswith("roarm_lab.") or ":" not in reference:
+        return None
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name, None)
 
 
 __all__ = ["FUSED_FORMS", "FusedTerm", "Slot", "fused_form"]

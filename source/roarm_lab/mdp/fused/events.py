@@ -13,27 +13,30 @@ the readable term runs and refuses it as before.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from roarm_lab.embedded import backend_events
 from roarm_lab.embedded.managers.fused import view
 from roarm_lab.mdp import events
-from roarm_lab.mdp.fused.common import FusedTerm, Slot, joint_index, servo_term
+from roarm_lab.mdp.fused.common import ZERO, FusedTerm, Slot, joint_index, servo_term
 from roarm_lab.utils.jit import compiled
 
 
 @dataclass(frozen=True)
 class FusedEvent:
     """A reset term's fused form: its draws for ``n`` environments, the kernel (``Slot`` s 0.. are the draws, in
-    order), and the articulation fields it changes (``Articulation.write_rows_to_sim``) of the asset named."""
+    order), and what it changes, per asset, for the asset's ``write_rows_to_sim``: field -> the joints (None: all,
+    or not per joint)."""
 
     draw: Callable[[int], tuple[torch.Tensor, ...]]
     term: FusedTerm
-    writes: frozenset[str] = frozenset()
-    asset: str | None = None
+    writes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    after: Callable[[np.ndarray, tuple[torch.Tensor, ...]], None] | None = None
+    """Run with the reset's ids and this term's draws after the kernels: an engine write no buffer holds."""
 
 
 # ----------------------------------------------------------------------------- kernels: ids first, then the draws
@@ -100,7 +103,7 @@ def _gains(env: Any, term: Any, params: dict) -> FusedEvent:
                       FusedTerm(_scaled_pair_kernel, (Slot(0), Slot(1), view(term._kp), view(term._kv),
                                                       view(data.joint_stiffness.torch), view(data.joint_damping.torch),
                                                       cols)),
-                      frozenset({"gains"}), params["asset_cfg"].name)
+                      {params["asset_cfg"].name: {"gains": cols}})
 
 
 def _joint_dynamics(env: Any, term: Any, params: dict) -> FusedEvent:
@@ -115,7 +118,7 @@ def _joint_dynamics(env: Any, term: Any, params: dict) -> FusedEvent:
                                 (Slot(0), Slot(1), Slot(2), view(term._armature), view(term._damping),
                                  view(data.joint_armature.torch), view(data.joint_friction_coeff.torch),
                                  view(data.joint_viscous_friction_coeff.torch), cols)),
-                      frozenset({"armature", "friction", "viscous_friction"}), params["asset_cfg"].name)
+                      {params["asset_cfg"].name: {"armature": cols, "friction": cols, "viscous_friction": cols}})
 
 
 def _calibration(env: Any, term: Any, params: dict) -> FusedEvent:
@@ -152,7 +155,90 @@ def _joint_offset(env: Any, term: Any, params: dict) -> FusedEvent:
                                 (Slot(0), Slot(1), view(data.default_joint_pos.torch),
                                  view(data.default_joint_vel.torch), view(data.soft_joint_pos_limits.torch),
                                  view(data.joint_pos.torch), view(data.joint_vel.torch), cols)),
-                      frozenset({"joint_pos", "joint_vel"}), cfg.name)
+                      {cfg.name: {"joint_pos": None, "joint_vel": None}})
+
+
+@compiled
+def _object_pose_kernel(ids, xyz, sin_half, cos_half, velocity, default_pose, default_velocity, origins, pose_out,
+                        velocity_out, staged):  # pragma: no cover - compiled
+    """``reset_root_state_uniform``: the default pose moved by the draws and turned about z (``_quat_mul_xyzw``
+    with (0, 0, sin, cos), the sines the readable term's own), the default velocity plus its draws; staged."""
+    for r in range(ids.shape[0]):
+        e = ids[r]
+        for j in range(3):
+            pose_out[e, j] = default_pose[e, j] + (xyz[r, j] + origins[e, j])
+        ax, ay, az, aw = default_pose[e, 3], default_pose[e, 4], default_pose[e, 5], default_pose[e, 6]
+        bz, bw = sin_half[r], cos_half[r]
+        pose_out[e, 3] = aw * ZERO + ax * bw + ay * bz - az * ZERO
+        pose_out[e, 4] = aw * ZERO - ax * bz + ay * bw + az * ZERO
+        pose_out[e, 5] = aw * bz + ax * ZERO - ay * ZERO + az * bw
+        pose_out[e, 6] = aw * bw - ax * ZERO - ay * ZERO - az * bz
+        for j in range(6):
+            velocity_out[e, j] = default_velocity[e, j] + velocity[r, j]
+        staged[e] = True
+
+
+@compiled
+def _scaled_mass_kernel(ids, u, mass_nominal, inertia_nominal, mass, inertia):  # pragma: no cover - compiled
+    """``randomize_rigid_body_mass`` of a rigid object: mass and inertia times one factor per environment."""
+    for r in range(ids.shape[0]):
+        e = ids[r]
+        mass[e, 0] = mass_nominal[e, 0] * u[r, 0]
+        for k in range(9):
+            inertia[e, 0, k] = inertia_nominal[e, 0, k] * u[r, 0]
+
+
+@compiled
+def _nothing_kernel(ids):  # pragma: no cover - compiled
+    """A term whose draws go to the engine in ``after``."""
+
+
+def _root_state(env: Any, term: Any, params: dict) -> FusedEvent | None:
+    asset = env.scene[params["asset_cfg"].name]
+    if not hasattr(asset, "pending_pose"):
+        return None
+    pose_range, velocity_range = params["pose_range"], params["velocity_range"]
+    if (set(pose_range) - {"x", "y", "z", "yaw"}) | (set(velocity_range) - {"x", "y", "z", "roll", "pitch", "yaw"}):
+        return None  # the readable term refuses them
+
+    def draw(n: int) -> tuple[torch.Tensor, ...]:  # the readable term's draws, in its order
+        def stacked(ranges: dict, keys: tuple[str, ...]) -> torch.Tensor:
+            return torch.stack([events._uniform(*ranges.get(k, (0.0, 0.0)), (n,), env.device) for k in keys], dim=1)
+
+        xyz = stacked(pose_range, ("x", "y", "z"))
+        half_yaw = stacked(pose_range, ("yaw",))[:, 0] / 2
+        velocity = stacked(velocity_range, ("x", "y", "z", "roll", "pitch", "yaw"))
+        return xyz, half_yaw.sin(), half_yaw.cos(), velocity
+
+    data = asset.data
+    return FusedEvent(draw, FusedTerm(_object_pose_kernel,
+                                      (Slot(0), Slot(1), Slot(2), Slot(3), view(data.default_root_pose.torch),
+                                       view(data.default_root_vel.torch), view(env.scene.env_origins),
+                                       view(asset.pending_pose), view(asset.pending_velocity),
+                                       view(asset.pending_rows))),
+                      {params["asset_cfg"].name: {"pose": None, "velocity": None}})
+
+
+def _object_mass(env: Any, term: Any, params: dict) -> FusedEvent | None:
+    asset = term._asset
+    if not hasattr(asset, "pending_pose") or term._bodies != [0]:
+        return None  # an articulation's links: randomized at start-up, readable
+    draw = _uniform(params["mass_distribution_params"], 1, env.device)
+    data = asset.data
+    return FusedEvent(lambda n: (draw(n),),
+                      FusedTerm(_scaled_mass_kernel, (Slot(0), view(term._mass), view(term._inertia),
+                                                      view(data.body_mass.torch), view(data.body_inertia.torch))),
+                      {params["asset_cfg"].name: {"mass": None}})
+
+
+def _object_friction(env: Any, term: Any, params: dict) -> FusedEvent:
+    asset = term._asset
+    low_high = params["static_friction_range"]
+
+    def after(rows: np.ndarray, draws: tuple[torch.Tensor, ...]) -> None:
+        asset.backend.set_object_friction(asset.name, rows, draws[0].double().numpy())
+
+    return FusedEvent(lambda n: (torch.empty(n).uniform_(*low_high),), FusedTerm(_nothing_kernel, ()), after=after)
 
 
 FORMS = {
@@ -162,4 +248,7 @@ FORMS = {
     events.randomize_action_latency: _latency,
     events.randomize_servo_speed: _servo_speed,
     events.reset_joints_by_offset: _joint_offset,
+    events.reset_root_state_uniform: _root_state,
+    events.randomize_rigid_body_mass: _object_mass,
+    backend_events.randomize_rigid_body_material: _object_friction,
 }
