@@ -362,3 +362,19 @@ def test_the_fused_reach_command_scores_and_draws_as_the_readable_one():
             assert float(states[0][-1][key]) == pytest.approx(float(value), rel=1e-5, abs=1e-6), key
         timer_draws += int((states[0][2] > 1).sum())
     assert timer_draws > 0  # targets were redrawn by their timers, not only at resets
+
+
+def test_a_term_names_its_form_only_inside_the_package():
+    """A term class's ``fused_form`` reference is followed into ``roarm_lab`` only: anything else is no form."""
+    from roarm_lab.tasks.lift import fused as lift_fused
+    from roarm_lab.tasks.lift.mdp import reset_grasp_ready
+
+    assert fused_form(reset_grasp_ready.__new__(reset_grasp_ready)) is lift_fused.grasp_ready
+
+    class Elsewhere:
+        fused_form = "os:system"
+
+    class Unqualified:
+        fused_form = "roarm_lab.tasks.lift.fused"
+
+    assert fused_form(Elsewhere()) is None and fused_form(Unqualified()) is None
