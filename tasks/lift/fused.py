@@ -15,10 +15,10 @@ import torch
 from roarm_lab.embedded.managers.fused import view
 from roarm_lab.mdp.fused.common import FusedTerm, Slot, joint_index
 from roarm_lab.mdp.fused.events import FusedEvent
-from roarm_lab.utils.jit import compiled
+from roarm_lab.utils.jit import kernel
 
 
-@compiled
+@kernel
 def _grasp_ready_kernel(ids, chosen, joints, pose, joint_pos, joint_vel, cols, cube_pose, cube_velocity,
                         staged):  # pragma: no cover - compiled
     """``chosen``: positions in ``ids`` of the grasp-ready resets, ``joints`` and ``pose`` theirs."""

@@ -17,7 +17,7 @@ from mujoco import batch as mjbatch
 
 from roarm_lab.embedded.backends.base import PhysicsBackend
 from roarm_lab.embedded.scene_model import SceneModel
-from roarm_lab.utils.jit import compiled
+from roarm_lab.utils.jit import entry, kernel
 
 _DIVERGENCE_SLICE = slice(mujoco.mjtWarning.mjWARN_BADQPOS.value, mujoco.mjtWarning.mjWARN_BADQACC.value + 1)
 assert _DIVERGENCE_SLICE.stop - _DIVERGENCE_SLICE.start == 3  # BADQPOS, BADQVEL, BADQACC are contiguous
@@ -26,7 +26,8 @@ assert _DIVERGENCE_SLICE.stop - _DIVERGENCE_SLICE.start == 3  # BADQPOS, BADQVEL
 _ROW_FIELDS = ("gains", "armature", "friction", "viscous_friction", "joint_vel", "joint_pos")
 
 
-@compiled
+@entry
+@kernel
 def _read_articulation(qpos, qvel, xpos, site_xpos, links, sites, joint_pos, joint_vel,
                        frames):  # pragma: no cover - compiled
     """The state copies of ``read_articulation`` in one pass (float64 engine arrays into float32 buffers)."""
@@ -42,7 +43,8 @@ def _read_articulation(qpos, qvel, xpos, site_xpos, links, sites, joint_pos, joi
                 frames[e, links + s, k] = site_xpos[e, sites[s], k]
 
 
-@compiled
+@entry
+@kernel
 def _write_joint_rows(rows, mask, stiffness, damping, armature, friction, viscous, joint_pos, joint_vel, gainprm,
                       biasprm, dof_armature, dof_damping, coulomb, qpos, qvel):  # pragma: no cover - compiled
     """``write_joint_rows`` for the MuJoCo batch: what ``set_gains`` ... ``write_joint_positions`` write, row by row;

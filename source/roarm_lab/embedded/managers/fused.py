@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import numba
 
-from roarm_lab.utils.jit import compiled
+from roarm_lab.utils.jit import compose, entry, kernel
 import numpy as np
 import torch
 
@@ -34,7 +33,7 @@ def view(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().numpy()
 
 
-@compiled
+@kernel
 def scale_rows(rows, scales):  # pragma: no cover - compiled
     """Each row times its scale; a zero scale zeroes the row (a disabled term, NaN or not)."""
     for i in range(rows.shape[0]):
@@ -42,7 +41,8 @@ def scale_rows(rows, scales):  # pragma: no cover - compiled
             rows[i, n] = rows[i, n] * scales[i] if scales[i] != 0 else np.float32(0.0)
 
 
-@compiled
+@entry
+@kernel
 def close_episode_sums(sums, ids, means):  # pragma: no cover - compiled
     """The reward manager's reset: each row's mean over ``ids`` into ``means``, then those entries zeroed."""
     for i in range(sums.shape[0]):
@@ -53,7 +53,8 @@ def close_episode_sums(sums, ids, means):  # pragma: no cover - compiled
         means[i] = total / ids.shape[0]
 
 
-@compiled
+@entry
+@kernel
 def count_rows(rows, ids, counts):  # pragma: no cover - compiled
     """The termination manager's reset: how many of ``ids`` each row holds true."""
     for i in range(rows.shape[0]):
@@ -63,7 +64,7 @@ def count_rows(rows, ids, counts):  # pragma: no cover - compiled
                 counts[i] += 1
 
 
-@compiled
+@kernel
 def or_rows(rows, is_time_out, terminated, time_outs):  # pragma: no cover - compiled
     """The termination manager's ORs: time-out rows into ``time_outs``, the others into ``terminated``."""
     for n in range(rows.shape[1]):
@@ -83,7 +84,7 @@ def _memory(array: np.ndarray) -> tuple:
     return array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str
 
 
-@compiled
+@kernel
 def no_finish(rows):  # pragma: no cover - compiled
     """Observation groups need no finishing pass."""
 
@@ -127,11 +128,13 @@ def _compile(terms: Sequence[FusedTerm], finish: Callable[..., None], finish_arg
     source = "def fused(" + params + "):\n" + "\n".join(body) + "\n"
     key = (source, tuple(kernels), finish)
     if key not in _COMPILED:
-        namespace: dict[str, Any] = {f"k{i}": k for i, k in enumerate(kernels)}
-        namespace["finish"] = finish
-        exec(compile(source, "<fused manager>", "exec"), namespace)  # noqa: S102 - indices only, see the docstring
-        _COMPILED[key] = numba.njit(namespace["fused"])
+        _COMPILED[key] = _composed(source, [*kernels, finish])
     return _COMPILED[key], np.asarray(ints, dtype=np.int64), np.asarray(floats, dtype=np.float32)
+
+
+def _composed(source: str, callees: list[Callable[..., None]]) -> Callable[..., None]:
+    """The generated function, compiled, with numba's cache keyed on it and its callees (``utils.jit.compose``)."""
+    return compose(source, {**{f"k{i}": c for i, c in enumerate(callees[:-1])}, "finish": callees[-1]}, "fused")
 
 
 class FusedRows:

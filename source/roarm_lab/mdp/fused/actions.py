@@ -15,12 +15,12 @@ import numpy as np
 from roarm_lab.embedded.managers.fused import view
 from roarm_lab.mdp import actions
 from roarm_lab.mdp.fused.common import FusedTerm
-from roarm_lab.utils.jit import compiled
+from roarm_lab.utils.jit import kernel
 
 RELATIVE, ABSOLUTE, BINARY = 0, 1, 2
 
 
-@compiled
+@kernel
 def process_kernel(action, raw, history, head, offset, scale, lower, upper, latency, processed, open_pos, close_pos,
                    start, mode, max_step):  # pragma: no cover - compiled
     """``ServoJointPositionAction.process_actions`` for the term's columns ``start..`` of the action; ``mode``
@@ -48,7 +48,7 @@ def process_kernel(action, raw, history, head, offset, scale, lower, upper, late
     head[0] = nh
 
 
-@compiled
+@kernel
 def apply_kernel(targets, processed, setpoint, speed, calibration, cols, deadband, dt):  # pragma: no cover - compiled
     """``ServoJointPositionAction.apply_actions``: the setpoint moves at most ``speed * dt`` toward the delayed
     target, not at all inside the deadband; the drive's target is the setpoint plus the calibration error."""
@@ -61,7 +61,7 @@ def apply_kernel(targets, processed, setpoint, speed, calibration, cols, deadban
             targets[e, cols[j]] = setpoint[e, j] + calibration[e, j]
 
 
-@compiled
+@kernel
 def reset_kernel(ids, raw, history, processed, setpoint, joint_pos, calibration, offset, cols,
                  relative):  # pragma: no cover - compiled
     """``ServoJointPositionAction.reset``: no action, and every target (the ring, the delayed one, the setpoint)

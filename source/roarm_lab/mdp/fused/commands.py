@@ -19,10 +19,10 @@ import torch
 from roarm_lab.embedded.managers.fused import view
 from roarm_lab.mdp import commands
 from roarm_lab.mdp.fused.common import command_error
-from roarm_lab.utils.jit import compiled
+from roarm_lab.utils.jit import entry, kernel
 
 
-@compiled
+@kernel
 def _metric_and_timers(cmd, body_pos, root, body, error, time_left, dt, due):  # pragma: no cover - compiled
     """``_update_metrics`` (the hand's distance to its target), then ``time_left -= dt``; the ids whose timer ran
     out go to ``due``; returns their count."""
@@ -36,7 +36,7 @@ def _metric_and_timers(cmd, body_pos, root, body, error, time_left, dt, due):  #
     return count
 
 
-@compiled
+@kernel
 def _score(ids, counter, error, segments, success_rate, threshold):  # pragma: no cover - compiled
     """``ReachableTargetCommand._score_segments`` (uniform sampler): the ending segments of ``ids`` with a target."""
     for r in range(ids.shape[0]):
@@ -47,7 +47,7 @@ def _score(ids, counter, error, segments, success_rate, threshold):  # pragma: n
             success_rate[e] = segments[1, e] / segments[0, e]
 
 
-@compiled
+@kernel
 def _reset(ids, counter, error, segments, success_rate, threshold, means):  # pragma: no cover - compiled
     """The reset's bookkeeping: score the last segment, the metrics' means over ``ids`` (``means``: error, success
     rate), then zero the metrics, the counters and the segments of ``ids``."""
@@ -67,6 +67,10 @@ def _reset(ids, counter, error, segments, success_rate, threshold, means):  # pr
         counter[e] = 0
         segments[0, e] = 0.0
         segments[1, e] = 0.0
+
+
+_metric_and_timers_call, _score_call, _reset_call = entry(_metric_and_timers), entry(_score), entry(_reset)
+"""Called from Python: compiled through ``utils.jit``'s cache (``_reset`` calls ``_score`` inside)."""
 
 
 class FusedReachCommand:
@@ -94,15 +98,15 @@ class FusedReachCommand:
         term.command_counter[ids] += 1
 
     def compute(self, dt: float) -> None:
-        count = _metric_and_timers(*self._metric_args, np.float32(dt), self._due)
+        count = _metric_and_timers_call(*self._metric_args, np.float32(dt), self._due)
         if count:
             due = self._due[:count]
-            _score(due, self._counter, self._error, self._segments, self._success, self._threshold)
+            _score_call(due, self._counter, self._error, self._segments, self._success, self._threshold)
             self._draw_targets(torch.from_numpy(due.copy()))
 
     def reset(self, env_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         ids = env_ids.to(torch.int64).contiguous()
-        _reset(view(ids), self._counter, self._error, self._segments, self._success, self._threshold, self._means)
+        _reset_call(view(ids), self._counter, self._error, self._segments, self._success, self._threshold, self._means)
         self._draw_targets(ids)
         return {"position_error": torch.tensor(self._means[0], dtype=torch.float32),
                 "success_rate": torch.tensor(self._means[1], dtype=torch.float32)}

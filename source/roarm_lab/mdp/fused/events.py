@@ -23,7 +23,7 @@ from roarm_lab.embedded import backend_events
 from roarm_lab.embedded.managers.fused import view
 from roarm_lab.mdp import events
 from roarm_lab.mdp.fused.common import ZERO, FusedTerm, Slot, joint_index, servo_term
-from roarm_lab.utils.jit import compiled
+from roarm_lab.utils.jit import kernel
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class FusedEvent:
 
 
 # ----------------------------------------------------------------------------- kernels: ids first, then the draws
-@compiled
+@kernel
 def _scaled_pair_kernel(ids, u_a, u_b, nominal_a, nominal_b, out_a, out_b, cols):  # pragma: no cover - compiled
     """``randomize_actuator_gains``: out[e, cols[j]] = nominal[e, j] * u[r, j] for kp and kv."""
     for r in range(ids.shape[0]):
@@ -50,7 +50,7 @@ def _scaled_pair_kernel(ids, u_a, u_b, nominal_a, nominal_b, out_a, out_b, cols)
             out_b[e, cols[j]] = nominal_b[e, j] * u_b[r, j]
 
 
-@compiled
+@kernel
 def _joint_dynamics_kernel(ids, u_armature, u_friction, u_damping, armature_nominal, damping_nominal, armature,
                            friction, damping, cols):  # pragma: no cover - compiled
     """``randomize_joint_dynamics``: armature and passive damping scale their nominal values; friction is drawn."""
@@ -62,7 +62,7 @@ def _joint_dynamics_kernel(ids, u_armature, u_friction, u_damping, armature_nomi
             damping[e, cols[j]] = damping_nominal[e, j] * u_damping[r, j]
 
 
-@compiled
+@kernel
 def _rows_kernel(ids, u, out):  # pragma: no cover - compiled
     """out[e] = u[r]: a per-environment draw of every column (calibration, servo speed)."""
     for r in range(ids.shape[0]):
@@ -70,14 +70,14 @@ def _rows_kernel(ids, u, out):  # pragma: no cover - compiled
             out[ids[r], j] = u[r, j]
 
 
-@compiled
+@kernel
 def _entries_kernel(ids, u, out):  # pragma: no cover - compiled
     """out[e] = u[r] for a per-environment value (latency)."""
     for r in range(ids.shape[0]):
         out[ids[r]] = u[r]
 
 
-@compiled
+@kernel
 def _joint_offset_kernel(ids, u_pos, u_vel, default_pos, default_vel, limits, joint_pos, joint_vel,
                          cols):  # pragma: no cover - compiled
     """``reset_joints_by_offset``: home plus the offset, clamped to the soft limits; the velocity likewise."""
@@ -158,7 +158,7 @@ def _joint_offset(env: Any, term: Any, params: dict) -> FusedEvent:
                       {cfg.name: {"joint_pos": None, "joint_vel": None}})
 
 
-@compiled
+@kernel
 def _object_pose_kernel(ids, xyz, sin_half, cos_half, velocity, default_pose, default_velocity, origins, pose_out,
                         velocity_out, staged):  # pragma: no cover - compiled
     """``reset_root_state_uniform``: the default pose moved by the draws and turned about z (``_quat_mul_xyzw``
@@ -178,7 +178,7 @@ def _object_pose_kernel(ids, xyz, sin_half, cos_half, velocity, default_pose, de
         staged[e] = True
 
 
-@compiled
+@kernel
 def _scaled_mass_kernel(ids, u, mass_nominal, inertia_nominal, mass, inertia):  # pragma: no cover - compiled
     """``randomize_rigid_body_mass`` of a rigid object: mass and inertia times one factor per environment."""
     for r in range(ids.shape[0]):
@@ -188,7 +188,7 @@ def _scaled_mass_kernel(ids, u, mass_nominal, inertia_nominal, mass, inertia):  
             inertia[e, 0, k] = inertia_nominal[e, 0, k] * u[r, 0]
 
 
-@compiled
+@kernel
 def _nothing_kernel(ids):  # pragma: no cover - compiled
     """A term whose draws go to the engine in ``after``."""
 

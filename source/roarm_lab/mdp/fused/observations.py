@@ -12,10 +12,10 @@ from roarm_lab.embedded.managers.fused import view
 from roarm_lab.mdp import observations
 from roarm_lab.mdp.fused.common import (FusedTerm, command_buffer, goal_and_root, hand_frame, joint_index,
                                       object_position, scene_asset, servo_term)
-from roarm_lab.utils.jit import compiled
+from roarm_lab.utils.jit import kernel
 
 
-@compiled
+@kernel
 def _joint_difference_kernel(out, a, b, cols, col):  # pragma: no cover - compiled
     """``joint_pos_rel``: a[:, cols] - b[:, cols]."""
     for n in range(out.shape[0]):
@@ -23,7 +23,7 @@ def _joint_difference_kernel(out, a, b, cols, col):  # pragma: no cover - compil
             out[n, col + j] = a[n, cols[j]] - b[n, cols[j]]
 
 
-@compiled
+@kernel
 def _servo_reading_kernel(out, joint_pos, calibration, home, cols, col):  # pragma: no cover - compiled
     """``servo_joint_pos_rel``: (q - calibration) - home over the action's joints."""
     for n in range(out.shape[0]):
@@ -31,7 +31,7 @@ def _servo_reading_kernel(out, joint_pos, calibration, home, cols, col):  # prag
             out[n, col + j] = (joint_pos[n, cols[j]] - calibration[n, j]) - home[n, j]
 
 
-@compiled
+@kernel
 def _servo_velocity_kernel(out, joint_pos, calibration, home, prev, last, fresh, step, counter, cols, col,
                            step_dt):  # pragma: no cover - compiled
     """``servo_joint_vel_finite_difference.__call__`` on the term's own state buffers."""
@@ -48,7 +48,7 @@ def _servo_velocity_kernel(out, joint_pos, calibration, home, prev, last, fresh,
         fresh[n] = False
 
 
-@compiled
+@kernel
 def _ring_slot_kernel(out, history, home, head, col):  # pragma: no cover - compiled
     """``joint_target_rel``: the newest slot of the action term's target ring, less home."""
     h = head[0]
@@ -57,14 +57,14 @@ def _ring_slot_kernel(out, history, home, head, col):  # pragma: no cover - comp
             out[n, col + j] = history[n, h, j] - home[n, j]
 
 
-@compiled
+@kernel
 def _copy_kernel(out, a, col):  # pragma: no cover - compiled
     for n in range(out.shape[0]):
         for j in range(a.shape[1]):
             out[n, col + j] = a[n, j]
 
 
-@compiled
+@kernel
 def _difference_kernel(out, a, b, col):  # pragma: no cover - compiled
     """a - b for (N, 3) points (``object_position_b``)."""
     for n in range(out.shape[0]):
@@ -72,7 +72,7 @@ def _difference_kernel(out, a, b, col):  # pragma: no cover - compiled
             out[n, col + j] = a[n, j] - b[n, j]
 
 
-@compiled
+@kernel
 def _hand_in_base_kernel(out, body_pos, root, body, col):  # pragma: no cover - compiled
     """``ee_position_b``: body - root."""
     for n in range(out.shape[0]):
@@ -80,7 +80,7 @@ def _hand_in_base_kernel(out, body_pos, root, body, col):  # pragma: no cover - 
             out[n, col + j] = body_pos[n, body, j] - root[n, j]
 
 
-@compiled
+@kernel
 def _command_minus_point_kernel(out, cmd, point, root, body, col):  # pragma: no cover - compiled
     """cmd[:, :3] - (point - root): ``ee_position_error_b`` (point: a body of (N, B, 3), ``body`` >= 0)."""
     for n in range(out.shape[0]):
@@ -88,7 +88,7 @@ def _command_minus_point_kernel(out, cmd, point, root, body, col):  # pragma: no
             out[n, col + j] = cmd[n, j] - (point[n, body, j] - root[n, j])
 
 
-@compiled
+@kernel
 def _command_minus_object_kernel(out, cmd, obj, root, col):  # pragma: no cover - compiled
     """``object_goal_vector_b``: cmd[:, :3] - (object - root)."""
     for n in range(out.shape[0]):
@@ -96,7 +96,7 @@ def _command_minus_object_kernel(out, cmd, obj, root, col):  # pragma: no cover 
             out[n, col + j] = cmd[n, j] - (obj[n, j] - root[n, j])
 
 
-@compiled
+@kernel
 def _object_minus_hand_kernel(out, obj, body_pos, body, col):  # pragma: no cover - compiled
     """``object_ee_vector_b``: object - hand."""
     for n in range(out.shape[0]):
@@ -104,14 +104,14 @@ def _object_minus_hand_kernel(out, obj, body_pos, body, col):  # pragma: no cove
             out[n, col + j] = obj[n, j] - body_pos[n, body, j]
 
 
-@compiled
+@kernel
 def _height_kernel(out, obj, col, rest):  # pragma: no cover - compiled
     """``object_height_above``."""
     for n in range(out.shape[0]):
         out[n, col] = obj[n, 2] - rest
 
 
-@compiled
+@kernel
 def uniform_noise_kernel(out, u, col, span, low):  # pragma: no cover - compiled
     """``noise.uniform_noise`` (operation add) with the draws ``u`` made as it makes them: + (u * span + low)."""
     for n in range(out.shape[0]):

@@ -11,10 +11,10 @@ from roarm_lab.mdp import rewards
 from roarm_lab.mdp.fused.common import (ONE, ZERO, FusedTerm, above_goal, command_buffer, command_error, goal_and_root,
                                       hand_frame, hand_or_none, held_up, jaw_state, joint_index, object_hand_distance,
                                       object_position, scene_asset)
-from roarm_lab.utils.jit import compiled
+from roarm_lab.utils.jit import kernel
 
 
-@compiled
+@kernel
 def _position_error_kernel(out, cmd, body_pos, root_pos, body, mode, param):  # pragma: no cover - compiled
     """mode 0: the distance; 1: 1 - tanh(d / param); 2: d < param."""
     for n in range(out.shape[0]):
@@ -27,7 +27,7 @@ def _position_error_kernel(out, cmd, body_pos, root_pos, body, mode, param):  # 
             out[n] = ONE if d < param else ZERO
 
 
-@compiled
+@kernel
 def _squared_difference_kernel(out, a, b):  # pragma: no cover - compiled
     for n in range(out.shape[0]):
         s = ZERO
@@ -37,7 +37,7 @@ def _squared_difference_kernel(out, a, b):  # pragma: no cover - compiled
         out[n] = s
 
 
-@compiled
+@kernel
 def _squared_kernel(out, values, cols):  # pragma: no cover - compiled
     for n in range(out.shape[0]):
         s = ZERO
@@ -46,7 +46,7 @@ def _squared_kernel(out, values, cols):  # pragma: no cover - compiled
         out[n] = s
 
 
-@compiled
+@kernel
 def _deviation_kernel(out, q, home, cols):  # pragma: no cover - compiled
     for n in range(out.shape[0]):
         s = ZERO
@@ -55,7 +55,7 @@ def _deviation_kernel(out, q, home, cols):  # pragma: no cover - compiled
         out[n] = s
 
 
-@compiled
+@kernel
 def _outside_box_kernel(out, q, cols, low, high):  # pragma: no cover - compiled
     """Sum of |q - clamp(q, low, high)| over ``cols``; ``low``/``high`` are (N, k) (``_outside_box_l1``)."""
     for n in range(out.shape[0]):
@@ -67,13 +67,13 @@ def _outside_box_kernel(out, q, cols, low, high):  # pragma: no cover - compiled
         out[n] = s
 
 
-@compiled
+@kernel
 def _object_ee_distance_kernel(out, obj_pos, body_pos, body, std):  # pragma: no cover - compiled
     for n in range(out.shape[0]):
         out[n] = ONE - np.tanh(object_hand_distance(obj_pos, body_pos, n, body) / std)
 
 
-@compiled
+@kernel
 def _object_grasped_kernel(out, joint_pos, calibration, raw, obj_pos, body_pos, jaw, body, min_opening,
                            max_ee_distance):  # pragma: no cover - compiled
     for n in range(out.shape[0]):
@@ -82,7 +82,7 @@ def _object_grasped_kernel(out, joint_pos, calibration, raw, obj_pos, body_pos, 
         out[n] = ONE if (raw[n, 0] < ZERO and opening > min_opening and held) else ZERO
 
 
-@compiled
+@kernel
 def _object_is_lifted_kernel(out, obj_pos, body_pos, cmd, root_pos, body, use_hand, use_goal, minimal_height,
                              max_ee_distance, max_above_goal):  # pragma: no cover - compiled
     for n in range(out.shape[0]):
@@ -92,7 +92,7 @@ def _object_is_lifted_kernel(out, obj_pos, body_pos, cmd, root_pos, body, use_ha
         out[n] = ONE if lifted else ZERO
 
 
-@compiled
+@kernel
 def _object_goal_distance_kernel(out, obj_pos, body_pos, cmd, root_pos, body, use_hand, std, minimal_height,
                                  max_ee_distance):  # pragma: no cover - compiled
     for n in range(out.shape[0]):
@@ -104,7 +104,7 @@ def _object_goal_distance_kernel(out, obj_pos, body_pos, cmd, root_pos, body, us
         out[n] = (ONE if held else ZERO) * (ONE - np.tanh(np.sqrt(s) / std))
 
 
-@compiled
+@kernel
 def _object_lift_progress_kernel(out, obj_pos, body_pos, cmd, root_pos, joint_pos, calibration, raw, body, jaw,
                                  rest_height, min_opening, max_ee_distance,
                                  max_above_goal):  # pragma: no cover - compiled

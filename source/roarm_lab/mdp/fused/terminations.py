@@ -9,16 +9,16 @@ import numpy as np
 from roarm_lab.embedded.managers.fused import view
 from roarm_lab.mdp import terminations
 from roarm_lab.mdp.fused.common import FusedTerm, joint_index, scene_asset
-from roarm_lab.utils.jit import compiled
+from roarm_lab.utils.jit import kernel
 
 
-@compiled
+@kernel
 def _time_out_kernel(out, episode_length, max_length):  # pragma: no cover - compiled
     for n in range(out.shape[0]):
         out[n] = episode_length[n] >= max_length
 
 
-@compiled
+@kernel
 def _velocity_diverged_kernel(out, joint_vel, cols, max_velocity):  # pragma: no cover - compiled
     for n in range(out.shape[0]):
         bad = False
@@ -28,13 +28,13 @@ def _velocity_diverged_kernel(out, joint_vel, cols, max_velocity):  # pragma: no
         out[n] = bad
 
 
-@compiled
+@kernel
 def _height_below_kernel(out, pos, minimum):  # pragma: no cover - compiled
     for n in range(out.shape[0]):
         out[n] = pos[n, 2] < minimum
 
 
-@compiled
+@kernel
 def _off_table_kernel(out, pos, origins, half_x, half_y):  # pragma: no cover - compiled
     for n in range(out.shape[0]):
         x, y, z = pos[n, 0] - origins[n, 0], pos[n, 1] - origins[n, 1], pos[n, 2] - origins[n, 2]
