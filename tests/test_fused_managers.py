@@ -378,3 +378,10 @@ def test_a_term_names_its_form_only_inside_the_package():
         fused_form = "roarm_lab.tasks.lift.fused"
 
     assert fused_form(Elsewhere()) is None and fused_form(Unqualified()) is None
+
+
+def test_a_zero_in_a_term_parameter_gives_what_torch_gives():
+    """IEEE arithmetic in the kernels: an override of std to 0 divides by zero on both paths alike (no exception)."""
+    env = _env("RoArm-Reach-v0", 8, ["env.rewards.tracking_fine.params.std=0.0"])
+    scramble(env, torch.Generator().manual_seed(2))
+    assert mismatches(env, env.reward_manager) == []

@@ -27,8 +27,9 @@ from typing import Any, Callable
 
 import numba
 
-kernel = numba.njit
-"""A compiled loop, compiled in memory in each process where it is first used (see the module docstring)."""
+kernel = numba.njit(error_model="numpy")
+"""A compiled loop, compiled in memory in each process where it is first used (see the module docstring). Float
+arithmetic is IEEE's, as torch's: a division by zero gives inf or NaN, where numba's Python model would raise."""
 
 CACHE_DIR = Path(__file__).resolve().parents[1] / "embedded" / "managers" / "_fused_cache"
 """Where the composed functions' source files key numba's cache."""
@@ -73,11 +74,11 @@ def compose(source: str, callees: dict[str, Any], entry: str) -> Callable[..., A
     if path is not None:
         sys.modules[name] = module
         try:
-            compiled = numba.njit(cache=True)(function)
+            compiled = numba.njit(cache=True, error_model="numpy")(function)
         except RuntimeError:  # numba found nowhere to cache after all
             compiled = None
     if compiled is None:
-        compiled = numba.njit(function)
+        compiled = numba.njit(error_model="numpy")(function)
     setattr(module, "compiled_" + entry, compiled)
     sys.modules[name] = module
     return compiled
