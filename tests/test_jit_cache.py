@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 
 import numpy as np
@@ -14,6 +15,7 @@ def _kernel_module(tmp_path, name: str, factor: float):
     (tmp_path / f"{name}.py").write_text(
         "from roarm_lab.utils.jit import kernel\n\n@kernel\ndef scale(out, x):\n"
         f"    for i in range(x.shape[0]):\n        out[i] = x[i] * {factor}\n")
+    shutil.rmtree(tmp_path / "__pycache__", ignore_errors=True)  # same size, same second: a .pyc would pass as fresh
     sys.path.insert(0, str(tmp_path))
     try:
         importlib.invalidate_caches()
@@ -45,11 +47,13 @@ def test_the_cached_source_file_is_never_what_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(jit, "CACHE_DIR", tmp_path / "cache")
     jit._file_digest.cache_clear()
     module = _kernel_module(tmp_path, "jit_cache_poison", 5.0)
+    before = set(sys.modules)
     _run(module)
     (cached,) = (tmp_path / "cache").glob("fused_*.py")
     cached.write_text("raise SystemExit('a poisoned cache file ran')\n")
-    for name in [n for n in sys.modules if n.startswith("roarm_lab_fused_")]:
-        sys.modules.pop(name)  # as a fresh process would start
+    for name in set(sys.modules) - before:  # this test's composed module only: as a fresh process would start
+        if name.startswith("roarm_lab_fused_"):
+            sys.modules.pop(name)
     assert list(_run(module)) == [5.0, 10.0, 15.0]
     assert "SystemExit" not in cached.read_text()  # rewritten from the source in memory
 
