@@ -4,8 +4,9 @@ The manager's row buffer (one row per term) is filled by one call that runs each
 finishing kernel (the reward weights, the termination ORs). The call is a small generated function: its source
 names only the kernels by position (``k0``, ``k1``, ...) and the arguments by index (``a0``, ``pi[2]``,
 ``pf[1]``), never a term's name or a configured string, so nothing a config or an override holds becomes code.
-Arrays shared by several terms are passed once. The compiled function is kept per source and kernels, so every
-environment of a task in one process compiles it once (about a second; the term kernels are cached on disk).
+Arrays shared by several terms are passed once. The compiled function is kept per source and kernels in the
+process, and on disk by ``utils.jit.compose`` (keyed on everything its code comes from), so a task's managers
+compile once per checkout, not once per process.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-
-from roarm_lab.utils.jit import compose, entry, kernel
 import numpy as np
 import torch
+
+from roarm_lab.utils.jit import compose, entry, kernel
 
 if TYPE_CHECKING:
     from roarm_lab.mdp.fused import FusedTerm

@@ -87,7 +87,7 @@ def servo_term(env: Any, action_name: str) -> Any:
 
 
 # ----------------------------------------------------------------------------- shared arithmetic
-@numba.njit(inline="always")
+@numba.njit(inline="always", error_model="numpy")
 def command_error(cmd, body_pos, root_pos, n, body):  # pragma: no cover - compiled
     """|command[:3] - (body - root)| for environment n, as ``rewards._position_error``."""
     s = ZERO
@@ -97,7 +97,7 @@ def command_error(cmd, body_pos, root_pos, n, body):  # pragma: no cover - compi
     return np.sqrt(s)
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", error_model="numpy")
 def object_hand_distance(obj_pos, body_pos, n, body):  # pragma: no cover - compiled
     """|object - hand| for environment n, as ``rewards._hand_distance``."""
     s = ZERO
@@ -107,7 +107,7 @@ def object_hand_distance(obj_pos, body_pos, n, body):  # pragma: no cover - comp
     return np.sqrt(s)
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", error_model="numpy")
 def held_up(obj_pos, body_pos, n, body, use_hand, minimal_height, max_ee_distance):  # pragma: no cover - compiled
     """``rewards._held_up`` for environment n (``use_hand`` 0: the height alone)."""
     up = obj_pos[n, 2] > minimal_height
@@ -116,7 +116,7 @@ def held_up(obj_pos, body_pos, n, body, use_hand, minimal_height, max_ee_distanc
     return up
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", error_model="numpy")
 def above_goal(cmd, obj_pos, root_pos, n):  # pragma: no cover - compiled
     """``rewards._height_above_goal``: -(goal z - (object z - root z))."""
     return -(cmd[n, 2] - (obj_pos[n, 2] - root_pos[n, 2]))
