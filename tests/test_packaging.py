@@ -94,6 +94,7 @@ def test_every_console_script_starts_outside_the_checkout(installed, script):
     assert "usage" in out.stdout.lower() and "Traceback" not in out.stderr
 
 
+@pytest.mark.long
 def test_train_play_and_serve_a_policy_from_the_installed_wheel(installed):
     bin_dir, _, work = installed
     out = run(bin_dir, ["roarm-train", "--task", "RoArm-Reach-v0", "--num_envs", "16", "--max_iterations", "2",
