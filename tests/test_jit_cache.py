@@ -26,7 +26,7 @@ def _kernel_module(tmp_path, name: str, factor: float):
 
 
 def _run(module) -> np.ndarray:
-    composed = jit.compose("def fused(out, x):\n    k0(out, x)\n", {"k0": module.scale}, "fused")
+    composed = jit.compose("def fused(a0, a1):\n    k0(a0, a1)\n", {"k0": module.scale}, "fused")
     out = np.zeros(3)
     composed(out, np.array([1.0, 2.0, 3.0]))
     return out
@@ -64,3 +64,19 @@ def test_an_unwritable_cache_compiles_in_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(jit, "CACHE_DIR", blocker / "cache")  # a directory under a file cannot be made
     jit._file_digest.cache_clear()
     assert list(_run(_kernel_module(tmp_path, "jit_cache_nowhere", 4.0))) == [4.0, 8.0, 12.0]
+
+
+def test_compose_refuses_anything_but_generated_calls_of_numbered_kernels(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.setattr(jit, "CACHE_DIR", tmp_path / "cache")
+    module = _kernel_module(tmp_path, "jit_cache_refuse", 1.0)
+    for source in ("def fused(a0, a1):\n    __import__(a0)\n",         # a word that is no generated name
+                   "def fused(a0, a1):\n    k0(a0, a1); k0(a0, 'x')\n",  # a string and a semicolon
+                   "def fused(a0, a1):\n    k0(a0.base, a1)\n"):        # an attribute
+
+        with pytest.raises(ValueError, match="numbered kernels only"):
+            jit.compose(source, {"k0": module.scale}, "fused")
+    with pytest.raises(ValueError, match="numbered kernels only"):
+        jit.compose("def fused(a0, a1):\n    system(a0, a1)\n", {"system": module.scale}, "fused")
+    assert not (tmp_path / "cache").exists()  # refused before anything was written

@@ -20,6 +20,7 @@ import functools
 import hashlib
 import inspect
 import os
+import re
 import sys
 import types
 from pathlib import Path
@@ -56,8 +57,25 @@ def _origins(callees: list[Any]) -> list[str]:
     return sorted(files)
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_GENERATED_NAMES = re.compile(r"(def|return|rows|pi|pf|finish|fused|trampoline|[kacdp][0-9]+)")
+_GENERATED_TEXT = re.compile(r"[A-Za-z0-9_()\[\], :\n]*")
+
+
+def check_generated(source: str, callees: dict[str, Any]) -> None:
+    """Refuse anything but the generated shape: ``def`` and calls of positional names (``k0``, ``a3``,
+    ``pf[1]``, ``finish``) with no other words, operators, strings or dots, so whatever reached ``compose``,
+    the compiled text can do nothing but call the given kernels."""
+    words = set(_NAME.findall(source)) | set(callees)
+    if not _GENERATED_TEXT.fullmatch(source) or any(not _GENERATED_NAMES.fullmatch(w) for w in words):
+        raise ValueError("utils.jit.compose takes generated calls of numbered kernels only; refused: "
+                         f"{sorted(w for w in words if not _GENERATED_NAMES.fullmatch(w))[:5]}")
+
+
 def compose(source: str, callees: dict[str, Any], entry: str) -> Callable[..., Any]:
-    """Compile ``source`` (a generated function named ``entry`` calling ``callees`` by their names), cached."""
+    """Compile ``source`` (a generated function named ``entry`` calling ``callees`` by their names), cached.
+    ``check_generated`` refuses any other text before it is compiled."""
+    check_generated(source, {**callees, entry: None})
     refs = [f"{n}={c.py_func.__module__}:{c.py_func.__qualname__}" for n, c in sorted(callees.items())]
     texts = [f"{path}:{_file_digest(path)}" for path in _origins(list(callees.values()))]
     digest = hashlib.sha256("\n".join([source, *refs, *texts, numba.__version__]).encode()).hexdigest()[:32]
@@ -68,7 +86,8 @@ def compose(source: str, callees: dict[str, Any], entry: str) -> Callable[..., A
     module.__dict__.update(callees)
     path = _source_file(digest, source)
     module.__file__ = str(path) if path else "<generated>"
-    exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102 - our generated source, see above
+    # only the checked, generated text runs, from memory; nothing read from the cache file is ever compiled
+    exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102
     function = module.__dict__[entry]
     compiled = None
     if path is not None:
